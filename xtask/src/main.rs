@@ -1,0 +1,84 @@
+//! `cargo xtask`: the project's own automation.
+//!
+//! It builds nothing of the other crates itself: every step shells out to `cargo`,
+//! `python3` or `apt-get`, so this binary compiles in seconds and depends on neither
+//! tch nor the image stack.
+//!
+//! Commands:
+//! - `setup`: install torch==2.13.0 into `.venv/` and link `.libtorch` to it.
+//! - `ci`: formatting, clippy and the tests crate by crate (the README's test command).
+//! - `train-all`: train every config under `configs/` whose dataset is present.
+
+mod ci;
+mod setup;
+mod train_all;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::{bail, Context, Result};
+
+const USAGE: &str = "usage: cargo xtask <command> [args]
+
+commands:
+  setup                 install torch==2.13.0 into .venv/ and point the build at it
+  ci                    fmt, clippy, then the tests crate by crate (installs what it needs)
+  train-all [options]   train every config under configs/ whose dataset is present
+      --only GLOB       only configs whose <group>/<stem> matches GLOB (e.g. 'cifar10/*')
+      --epochs N        override every config's epoch count
+      --data-dir DIR    where datasets live (default: $CNNLAB_DATA or ./data)
+      --force           retrain runs that already finished
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("setup") => setup::run(&workspace_root()).map(|_| ()),
+        Some("ci") => ci::run(&workspace_root()),
+        Some("train-all") => train_all::run(&workspace_root(), &args[1..]),
+        Some("help" | "-h" | "--help") | None => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => Err(anyhow::anyhow!("unknown command `{other}`\n\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("xtask: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root: xtask lives one level below it.
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask has a parent folder")
+        .to_path_buf()
+}
+
+/// Runs a command in `dir`, inheriting stdio, and fails naming the command if it fails.
+fn run_cmd(dir: &Path, cmd: &mut Command) -> Result<()> {
+    let shown = show(cmd);
+    eprintln!("$ {shown}");
+    let status = cmd
+        .current_dir(dir)
+        .status()
+        .with_context(|| format!("could not start `{shown}`"))?;
+    if !status.success() {
+        bail!("`{shown}` failed ({status})");
+    }
+    Ok(())
+}
+
+fn show(cmd: &Command) -> String {
+    let mut parts = vec![cmd.get_program().to_string_lossy().into_owned()];
+    parts.extend(cmd.get_args().map(|a| a.to_string_lossy().into_owned()));
+    parts.join(" ")
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}

@@ -1,0 +1,127 @@
+//! `cargo xtask setup`: libtorch as project code.
+//!
+//! tch 0.26 needs PyTorch 2.13.0 exactly. The Python registry ships it as the
+//! `torch==2.13.0` wheel, which holds libtorch (`lib/` + `include/`) built with CUDA,
+//! so one install serves CPU machines and NVIDIA GPUs. We install it into a
+//! project-local `.venv/` and make `.libtorch` (git-ignored) a relative link to the
+//! wheel's `torch/` folder; `.cargo/config.toml` points `LIBTORCH` there, and the
+//! shared `crates/models/build.rs` adds an rpath so binaries run without
+//! `LD_LIBRARY_PATH`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+use crate::run_cmd;
+
+/// The PyTorch release tch 0.26 is built against.
+pub(crate) const TORCH_VERSION: &str = "2.13.0";
+
+/// Makes sure `.venv/` holds torch==2.13.0 and `.libtorch` points at it.
+/// Idempotent: when everything is in place it only reads two small files.
+/// Returns the libtorch folder.
+pub(crate) fn run(root: &Path) -> Result<PathBuf> {
+    let venv = root.join(".venv");
+    let python = venv.join("bin").join("python");
+    if !python.exists() {
+        let host = std::env::var("CNNLAB_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+        run_cmd(root, Command::new(&host).args(["-m", "venv"]).arg(&venv)).with_context(
+            || format!("creating the virtual environment {} (is `{host}` with venv installed?)", venv.display()),
+        )?;
+    }
+
+    let torch_dir = match installed_torch(&venv)? {
+        Some((dir, version)) if version_matches(&version) => dir,
+        found => {
+            if let Some((_, version)) = found {
+                eprintln!("xtask: .venv has torch {version}; tch 0.26 needs {TORCH_VERSION}, reinstalling");
+            }
+            run_cmd(
+                root,
+                Command::new(&python)
+                    .args(["-m", "pip", "install", "--disable-pip-version-check"])
+                    .arg(format!("torch=={TORCH_VERSION}")),
+            )
+            .context("installing torch with pip (needs the Python package registry and ~5 GB of disk)")?;
+            match installed_torch(&venv)? {
+                Some((dir, version)) if version_matches(&version) => dir,
+                Some((_, version)) => bail!("pip installed torch {version}, expected {TORCH_VERSION}"),
+                None => bail!("pip reported success but no torch package is in {}", venv.display()),
+            }
+        }
+    };
+
+    // torch-sys checks `build-version` when it exists; the wheel has none, so write one
+    // and a later mismatch fails the build with torch-sys' own one-line message.
+    let build_version = torch_dir.join("build-version");
+    if fs::read_to_string(&build_version).ok().as_deref() != Some(TORCH_VERSION) {
+        fs::write(&build_version, TORCH_VERSION)
+            .with_context(|| format!("writing {}", build_version.display()))?;
+    }
+
+    let link = root.join(".libtorch");
+    let target = torch_dir
+        .strip_prefix(root)
+        .context("torch is expected inside the workspace's .venv")?
+        .to_path_buf();
+    if fs::read_link(&link).ok().as_ref() != Some(&target) {
+        if link.symlink_metadata().is_ok() {
+            fs::remove_file(&link).with_context(|| format!("removing stale {}", link.display()))?;
+        }
+        std::os::unix::fs::symlink(&target, &link)
+            .with_context(|| format!("linking {} -> {}", link.display(), target.display()))?;
+    }
+    eprintln!("xtask: libtorch {TORCH_VERSION} ready ({} -> {})", link.display(), target.display());
+    Ok(link)
+}
+
+/// True when the wheel's version string (e.g. `2.13.0+cu130`) is the one tch needs.
+fn version_matches(version: &str) -> bool {
+    version.split('+').next() == Some(TORCH_VERSION)
+}
+
+/// Finds `site-packages/torch` in the venv and reads its version without starting
+/// Python (importing torch takes seconds; reading `version.py` takes microseconds).
+fn installed_torch(venv: &Path) -> Result<Option<(PathBuf, String)>> {
+    let lib = venv.join("lib");
+    let Ok(entries) = fs::read_dir(&lib) else {
+        return Ok(None);
+    };
+    for entry in entries {
+        let torch = entry?.path().join("site-packages").join("torch");
+        let version_py = torch.join("version.py");
+        if let Ok(text) = fs::read_to_string(&version_py) {
+            let version = parse_version_py(&text)
+                .with_context(|| format!("no __version__ in {}", version_py.display()))?;
+            return Ok(Some((torch, version)));
+        }
+    }
+    Ok(None)
+}
+
+fn parse_version_py(text: &str) -> Option<String> {
+    text.lines().find_map(|line| {
+        let rest = line.trim().strip_prefix("__version__")?;
+        let value = rest.split_once('=')?.1.trim();
+        let value = value.split('#').next()?.trim();
+        Some(value.trim_matches(|c| c == '\'' || c == '"').to_owned())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_version_py_as_torch_writes_it() {
+        let text = "from typing import Optional\n__version__ = '2.13.0+cu130'\ndebug = False\n";
+        assert_eq!(parse_version_py(text).as_deref(), Some("2.13.0+cu130"));
+        assert!(version_matches("2.13.0+cu130"));
+        assert!(version_matches("2.13.0"));
+        assert!(!version_matches("2.1.0"));
+        assert!(!version_matches("2.13.01"));
+        assert_eq!(parse_version_py("x = 1\n"), None);
+    }
+}

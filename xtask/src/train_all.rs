@@ -1,0 +1,157 @@
+//! `cargo xtask train-all`: every experiment under `configs/`, one after another.
+//!
+//! A config is `configs/<group>/<stem>.toml`; its run lands in `runs/<group>/<stem>/`.
+//! Files whose stem starts with `base` or `_` are shared bases, not experiments.
+//! A run whose dataset is absent is skipped with the one-line reason cnnlab gives
+//! (exit code 3); a run that already wrote `metrics.json` is not redone without
+//! `--force`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+use crate::{cargo, run_cmd, setup};
+
+/// Exit code of `cnnlab train` when the config's dataset is not on disk.
+const EXIT_DATASET_MISSING: i32 = 3;
+
+struct Options {
+    only: Option<glob::Pattern>,
+    force: bool,
+    passthrough: Vec<String>,
+}
+
+fn parse(args: &[String]) -> Result<Options> {
+    let mut opts = Options { only: None, force: false, passthrough: Vec::new() };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| {
+            it.next().cloned().with_context(|| format!("{name} needs a value"))
+        };
+        match arg.as_str() {
+            "--only" => {
+                let pattern = value("--only")?;
+                opts.only = Some(
+                    glob::Pattern::new(&pattern).with_context(|| format!("bad --only pattern `{pattern}`"))?,
+                );
+            }
+            "--force" => opts.force = true,
+            "--epochs" | "--data-dir" => {
+                let v = value(arg)?;
+                opts.passthrough.extend([arg.clone(), v]);
+            }
+            other => bail!("unknown train-all option `{other}` (see `cargo xtask help`)"),
+        }
+    }
+    Ok(opts)
+}
+
+/// `configs/<group>/<stem>.toml` files that are experiments, sorted, with their
+/// `<group>/<stem>` names.
+fn experiments(root: &Path) -> Result<Vec<(String, PathBuf)>> {
+    let pattern = root.join("configs").join("*").join("*.toml");
+    let mut found = Vec::new();
+    for path in glob::glob(&pattern.to_string_lossy()).context("listing configs/")? {
+        let path = path?;
+        let stem = path.file_stem().unwrap_or_default().to_string_lossy().into_owned();
+        if stem.starts_with("base") || stem.starts_with('_') {
+            continue;
+        }
+        let group = path
+            .parent()
+            .and_then(Path::file_name)
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        found.push((format!("{group}/{stem}"), path));
+    }
+    found.sort();
+    Ok(found)
+}
+
+pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
+    let opts = parse(args)?;
+    setup::run(root)?;
+    run_cmd(root, cargo().args(["build", "--release", "-p", "cnnlab-cli"]))?;
+    let cnnlab = root.join("target").join("release").join("cnnlab");
+
+    let mut summary = Vec::new();
+    for (name, config) in experiments(root)? {
+        if opts.only.as_ref().is_some_and(|p| !p.matches(&name)) {
+            continue;
+        }
+        let metrics = root.join("runs").join(&name).join("metrics.json");
+        if metrics.exists() && !opts.force {
+            summary.push((name, format!("done earlier: {}", accuracy_of(&metrics))));
+            continue;
+        }
+        eprintln!("\nxtask: training {name}");
+        let status = Command::new(&cnnlab)
+            .arg("train")
+            .arg(&config)
+            .args(&opts.passthrough)
+            .current_dir(root)
+            .status()
+            .with_context(|| format!("starting {}", cnnlab.display()))?;
+        let outcome = match status.code() {
+            Some(0) => format!("trained: {}", accuracy_of(&metrics)),
+            Some(EXIT_DATASET_MISSING) => "skipped: dataset not present (see the message above)".to_owned(),
+            _ => format!("FAILED ({status})"),
+        };
+        summary.push((name, outcome));
+    }
+    if summary.is_empty() {
+        bail!("no config under configs/ matched");
+    }
+    eprintln!("\ntrain-all summary:");
+    let width = summary.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+    for (name, outcome) in &summary {
+        eprintln!("  {name:width$}  {outcome}");
+    }
+    let failed = summary.iter().filter(|(_, o)| o.starts_with("FAILED")).count();
+    if failed > 0 {
+        bail!("{failed} run(s) failed");
+    }
+    Ok(())
+}
+
+fn accuracy_of(metrics: &Path) -> String {
+    let parsed = std::fs::read_to_string(metrics)
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok());
+    match parsed.as_ref().and_then(|v| v["accuracy"].as_f64()) {
+        Some(acc) => format!("test accuracy {acc:.4}"),
+        None => format!("no accuracy in {}", metrics.display()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_experiments_but_not_bases() {
+        let dir = std::env::temp_dir().join(format!("xtask-configs-{}", std::process::id()));
+        let configs = dir.join("configs");
+        std::fs::create_dir_all(configs.join("cifar10")).unwrap();
+        std::fs::create_dir_all(configs.join("pets")).unwrap();
+        for f in ["cifar10/seed3-final.toml", "cifar10/base.toml", "pets/_shared.toml", "pets/m1.toml"] {
+            std::fs::write(configs.join(f), "").unwrap();
+        }
+        let names: Vec<String> = experiments(&dir).unwrap().into_iter().map(|(n, _)| n).collect();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(names, ["cifar10/seed3-final", "pets/m1"]);
+        let only = glob::Pattern::new("cifar10/*").unwrap();
+        assert!(only.matches("cifar10/seed3-final") && !only.matches("pets/m1"));
+    }
+
+    #[test]
+    fn rejects_unknown_options() {
+        let err = parse(&["--epoch".to_owned(), "3".to_owned()]).err().unwrap();
+        assert!(err.to_string().contains("--epoch"), "{err}");
+        let opts = parse(&["--epochs".to_owned(), "3".to_owned(), "--force".to_owned()]).unwrap();
+        assert!(opts.force);
+        assert_eq!(opts.passthrough, ["--epochs", "3"]);
+    }
+}
