@@ -1,1 +1,28 @@
-//! x
+//! cnnlab-models: layer specs from the experiment file, built into tch modules.
+//!
+//! A network is an ordered list of [`LayerSpec`]s (`[model] layers = [...]` in TOML).
+//! [`plan`] checks it against the data's input shape and class count before any
+//! tensor exists, so a shape that cannot work is an error naming the layer index;
+//! [`build`] turns it into a module implementing `tch::nn::ModuleT`.
+//!
+//! ```no_run
+//! use cnnlab_models::{build, ModelConfig, Shape};
+//! use tch::nn::{self, ModuleT};
+//! let cfg: ModelConfig = toml::from_str(r#"layers = [
+//!     { type = "conv", out = 8, kernel = 3, padding = 1 }, { type = "relu" },
+//!     { type = "flatten" }, { type = "linear" } ]"#).unwrap();
+//! let vs = nn::VarStore::new(tch::Device::Cpu);
+//! let net = build(&vs.root(), &cfg, Shape::Map(1, 28, 28), 10).unwrap();
+//! let logits = net.forward_t(&tch::Tensor::zeros([2, 1, 28, 28], tch::kind::FLOAT_CPU), false);
+//! assert_eq!(logits.size(), [2, 10]);
+//! ```
+//!
+//! Only this crate and `cnnlab-train` use `tch` (see ARCHITECTURE.md).
+
+mod error;
+mod network;
+mod spec;
+
+pub use error::{Error, Result};
+pub use network::{build, plan, LayerRow, Network, Shape};
+pub use spec::{LayerSpec, ModelConfig};

@@ -1,0 +1,14 @@
+/// Errors building a network from its layer specs.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A layer cannot work on the shape it receives; `index` counts from 0 in the
+    /// config's `layers` list.
+    #[error("model.layers[{index}] ({kind}): {reason}")]
+    Layer { index: usize, kind: &'static str, reason: String },
+    #[error("model: {0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Tch(#[from] tch::TchError),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

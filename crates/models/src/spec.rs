@@ -1,0 +1,87 @@
+//! The `[model]` section of an experiment file: an ordered list of layers.
+
+use serde::{Deserialize, Serialize};
+
+/// The `[model]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// A short name shown in reports (e.g. `seed3-final`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    /// Layers in order. The input shape and class count come from the data; a final
+    /// `linear` without `out` gets one output per class.
+    pub layers: Vec<LayerSpec>,
+}
+
+fn one() -> i64 {
+    1
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// One layer. In TOML: `{ type = "conv", out = 16, kernel = 3, padding = 1 }`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum LayerSpec {
+    /// 2-D convolution; `in` channels follow from the previous layer.
+    Conv {
+        out: i64,
+        kernel: i64,
+        #[serde(default = "one")]
+        stride: i64,
+        #[serde(default)]
+        padding: i64,
+        #[serde(default = "yes")]
+        bias: bool,
+    },
+    /// Batch normalization over channels (2-D maps) or features (flat vectors).
+    Batchnorm,
+    Relu,
+    Elu,
+    LeakyRelu,
+    Gelu,
+    /// Max pooling; `stride` defaults to `kernel`.
+    Maxpool {
+        kernel: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stride: Option<i64>,
+    },
+    /// Average pooling; `stride` defaults to `kernel`.
+    Avgpool {
+        kernel: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stride: Option<i64>,
+    },
+    /// Global average pooling to one value per channel (a flat vector, as in Keras).
+    GlobalAvgPool,
+    Dropout { p: f64 },
+    Flatten,
+    /// Fully connected; `out` defaults to the number of classes.
+    Linear {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        out: Option<i64>,
+    },
+}
+
+impl LayerSpec {
+    /// The layer's `type` as written in the config.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LayerSpec::Conv { .. } => "conv",
+            LayerSpec::Batchnorm => "batchnorm",
+            LayerSpec::Relu => "relu",
+            LayerSpec::Elu => "elu",
+            LayerSpec::LeakyRelu => "leaky_relu",
+            LayerSpec::Gelu => "gelu",
+            LayerSpec::Maxpool { .. } => "maxpool",
+            LayerSpec::Avgpool { .. } => "avgpool",
+            LayerSpec::GlobalAvgPool => "global_avg_pool",
+            LayerSpec::Dropout { .. } => "dropout",
+            LayerSpec::Flatten => "flatten",
+            LayerSpec::Linear { .. } => "linear",
+        }
+    }
+}
