@@ -1,1 +1,29 @@
-//! x
+//! cnnlab-train: batches to tensors, the training loop and evaluation.
+//!
+//! [`train`] takes the data crate's in-memory [`cnnlab_data::Splits`], the augment
+//! ops, a model config and a [`TrainConfig`], and writes the run folder:
+//! `history.csv` (one row per epoch), `last.safetensors` / `best.safetensors`
+//! (written to a temporary file, then renamed) and `metrics.json`.
+//!
+//! ```no_run
+//! # fn demo(splits: &cnnlab_data::Splits, model: &cnnlab_models::ModelConfig) {
+//! use cnnlab_train::{train, RunOptions, TrainConfig};
+//! let opts = RunOptions { out_dir: "runs/demo".into(), quiet: true };
+//! let metrics = train(splits, &[], model, &TrainConfig::default(), &opts).unwrap();
+//! println!("test accuracy {:.4}", metrics.accuracy);
+//! # }
+//! ```
+//!
+//! With `cnnlab-models`, the only crate that touches tensors (ARCHITECTURE.md).
+
+mod batch;
+mod config;
+mod error;
+mod trainer;
+
+pub use batch::{gather, HostBatch, Normalizer};
+pub use config::{DeviceChoice, OptimizerKind, TrainConfig};
+pub use error::{Error, Result};
+pub use trainer::{
+    evaluate, resolve_device, train, write_json, EpochRecord, Evaluation, FinalMetrics, RunOptions, HISTORY_HEADER,
+};
