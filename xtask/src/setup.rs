@@ -27,9 +27,12 @@ pub(crate) fn run(root: &Path) -> Result<PathBuf> {
     let python = venv.join("bin").join("python");
     if !python.exists() {
         let host = std::env::var("CNNLAB_PYTHON").unwrap_or_else(|_| "python3".to_owned());
-        run_cmd(root, Command::new(&host).args(["-m", "venv"]).arg(&venv)).with_context(
-            || format!("creating the virtual environment {} (is `{host}` with venv installed?)", venv.display()),
-        )?;
+        run_cmd(root, Command::new(&host).args(["-m", "venv"]).arg(&venv)).with_context(|| {
+            format!(
+                "creating the virtual environment {} (is `{host}` with venv installed?)",
+                venv.display()
+            )
+        })?;
     }
 
     let torch_dir = match installed_torch(&venv)? {
@@ -44,11 +47,18 @@ pub(crate) fn run(root: &Path) -> Result<PathBuf> {
                     .args(["-m", "pip", "install", "--disable-pip-version-check"])
                     .arg(format!("torch=={TORCH_VERSION}")),
             )
-            .context("installing torch with pip (needs the Python package registry and ~5 GB of disk)")?;
+            .context(
+                "installing torch with pip (needs the Python package registry and ~5 GB of disk)",
+            )?;
             match installed_torch(&venv)? {
                 Some((dir, version)) if version_matches(&version) => dir,
-                Some((_, version)) => bail!("pip installed torch {version}, expected {TORCH_VERSION}"),
-                None => bail!("pip reported success but no torch package is in {}", venv.display()),
+                Some((_, version)) => {
+                    bail!("pip installed torch {version}, expected {TORCH_VERSION}")
+                }
+                None => bail!(
+                    "pip reported success but no torch package is in {}",
+                    venv.display()
+                ),
             }
         }
     };
@@ -73,7 +83,11 @@ pub(crate) fn run(root: &Path) -> Result<PathBuf> {
         std::os::unix::fs::symlink(&target, &link)
             .with_context(|| format!("linking {} -> {}", link.display(), target.display()))?;
     }
-    eprintln!("xtask: libtorch {TORCH_VERSION} ready ({} -> {})", link.display(), target.display());
+    eprintln!(
+        "xtask: libtorch {TORCH_VERSION} ready ({} -> {})",
+        link.display(),
+        target.display()
+    );
     Ok(link)
 }
 

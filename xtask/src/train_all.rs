@@ -23,17 +23,24 @@ struct Options {
 }
 
 fn parse(args: &[String]) -> Result<Options> {
-    let mut opts = Options { only: None, force: false, passthrough: Vec::new() };
+    let mut opts = Options {
+        only: None,
+        force: false,
+        passthrough: Vec::new(),
+    };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let mut value = |name: &str| {
-            it.next().cloned().with_context(|| format!("{name} needs a value"))
+            it.next()
+                .cloned()
+                .with_context(|| format!("{name} needs a value"))
         };
         match arg.as_str() {
             "--only" => {
                 let pattern = value("--only")?;
                 opts.only = Some(
-                    glob::Pattern::new(&pattern).with_context(|| format!("bad --only pattern `{pattern}`"))?,
+                    glob::Pattern::new(&pattern)
+                        .with_context(|| format!("bad --only pattern `{pattern}`"))?,
                 );
             }
             "--force" => opts.force = true,
@@ -54,7 +61,11 @@ fn experiments(root: &Path) -> Result<Vec<(String, PathBuf)>> {
     let mut found = Vec::new();
     for path in glob::glob(&pattern.to_string_lossy()).context("listing configs/")? {
         let path = path?;
-        let stem = path.file_stem().unwrap_or_default().to_string_lossy().into_owned();
+        let stem = path
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         if stem.starts_with("base") || stem.starts_with('_') {
             continue;
         }
@@ -73,7 +84,10 @@ fn experiments(root: &Path) -> Result<Vec<(String, PathBuf)>> {
 pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     let opts = parse(args)?;
     setup::run(root)?;
-    run_cmd(root, cargo().args(["build", "--release", "-p", "cnnlab-cli"]))?;
+    run_cmd(
+        root,
+        cargo().args(["build", "--release", "-p", "cnnlab-cli"]),
+    )?;
     let cnnlab = root.join("target").join("release").join("cnnlab");
 
     let mut summary = Vec::new();
@@ -96,7 +110,9 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
             .with_context(|| format!("starting {}", cnnlab.display()))?;
         let outcome = match status.code() {
             Some(0) => format!("trained: {}", accuracy_of(&metrics)),
-            Some(EXIT_DATASET_MISSING) => "skipped: dataset not present (see the message above)".to_owned(),
+            Some(EXIT_DATASET_MISSING) => {
+                "skipped: dataset not present (see the message above)".to_owned()
+            }
             _ => format!("FAILED ({status})"),
         };
         summary.push((name, outcome));
@@ -109,7 +125,10 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     for (name, outcome) in &summary {
         eprintln!("  {name:width$}  {outcome}");
     }
-    let failed = summary.iter().filter(|(_, o)| o.starts_with("FAILED")).count();
+    let failed = summary
+        .iter()
+        .filter(|(_, o)| o.starts_with("FAILED"))
+        .count();
     if failed > 0 {
         bail!("{failed} run(s) failed");
     }
@@ -136,10 +155,19 @@ mod tests {
         let configs = dir.join("configs");
         std::fs::create_dir_all(configs.join("cifar10")).unwrap();
         std::fs::create_dir_all(configs.join("pets")).unwrap();
-        for f in ["cifar10/seed3-final.toml", "cifar10/base.toml", "pets/_shared.toml", "pets/m1.toml"] {
+        for f in [
+            "cifar10/seed3-final.toml",
+            "cifar10/base.toml",
+            "pets/_shared.toml",
+            "pets/m1.toml",
+        ] {
             std::fs::write(configs.join(f), "").unwrap();
         }
-        let names: Vec<String> = experiments(&dir).unwrap().into_iter().map(|(n, _)| n).collect();
+        let names: Vec<String> = experiments(&dir)
+            .unwrap()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(names, ["cifar10/seed3-final", "pets/m1"]);
         let only = glob::Pattern::new("cifar10/*").unwrap();
@@ -148,7 +176,9 @@ mod tests {
 
     #[test]
     fn rejects_unknown_options() {
-        let err = parse(&["--epoch".to_owned(), "3".to_owned()]).err().unwrap();
+        let err = parse(&["--epoch".to_owned(), "3".to_owned()])
+            .err()
+            .unwrap();
         assert!(err.to_string().contains("--epoch"), "{err}");
         let opts = parse(&["--epochs".to_owned(), "3".to_owned(), "--force".to_owned()]).unwrap();
         assert!(opts.force);

@@ -1,1 +1,142 @@
-fn main(){}
+//! `cnnlab`: train and evaluate convolutional image classifiers from experiment files.
+//!
+//! Exit codes: 0 success, 1 error, 2 bad command line, 3 the config's dataset is not
+//! on disk (so `cargo xtask train-all` can skip it with the reason).
+
+mod experiment;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use cnnlab_train::{train, write_json, RunOptions};
+
+use crate::experiment::{default_run_dir, Experiment};
+
+const EXIT_DATASET_MISSING: u8 = 3;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cnnlab",
+    version,
+    about = "Train and compare CNN image classifiers on libtorch"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// More log output (debug level); RUST_LOG overrides.
+    #[arg(short, long, global = true)]
+    verbose: bool,
+    /// Only warnings and errors, no progress bars.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Train the experiment described by CONFIG and evaluate it on the test split.
+    Train(TrainArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct TrainArgs {
+    /// Experiment file, e.g. configs/fashion-mnist/seed3-final.toml.
+    config: PathBuf,
+    /// Override `train.epochs`.
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Where datasets live.
+    #[arg(long, env = "CNNLAB_DATA", default_value = "data")]
+    data_dir: PathBuf,
+    /// Run folder (default: runs/<config folder>/<config stem>/).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose, cli.quiet);
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            let missing = err.chain().any(|e| {
+                matches!(
+                    e.downcast_ref::<cnnlab_data::Error>(),
+                    Some(cnnlab_data::Error::NotFound { .. })
+                )
+            });
+            ExitCode::from(if missing { EXIT_DATASET_MISSING } else { 1 })
+        }
+    }
+}
+
+fn init_logging(verbose: bool, quiet: bool) {
+    let default = if quiet {
+        "warn"
+    } else if verbose {
+        "debug"
+    } else {
+        "info"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .without_time()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn run(cli: &Cli) -> Result<()> {
+    match &cli.command {
+        Command::Train(args) => train_command(args, cli.quiet),
+    }
+}
+
+fn train_command(args: &TrainArgs, quiet: bool) -> Result<()> {
+    let mut exp = Experiment::load(&args.config)?;
+    if let Some(epochs) = args.epochs {
+        anyhow::ensure!(epochs > 0, "--epochs must be at least 1");
+        exp.train.epochs = epochs;
+    }
+    let out_dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| default_run_dir(&args.config));
+
+    let started = std::time::Instant::now();
+    let splits = cnnlab_data::load(&exp.data, &args.data_dir)?;
+    tracing::info!(
+        "loaded {}: {} train / {} test images in {:.1?} ({} MB in memory)",
+        exp.data.dataset,
+        splits.train.len(),
+        splits.test.len(),
+        started.elapsed(),
+        (splits.train.pixels.len() + splits.test.pixels.len()) / 1_000_000
+    );
+
+    std::fs::create_dir_all(&out_dir)
+        .with_context(|| format!("creating run folder {}", out_dir.display()))?;
+    let resolved = out_dir.join("config.toml");
+    let text = toml::to_string(&exp).context("serializing the resolved config")?;
+    std::fs::write(&resolved, text).with_context(|| format!("writing {}", resolved.display()))?;
+    write_json(&out_dir.join("classes.json"), &splits.train.classes)?;
+
+    let opts = RunOptions {
+        out_dir: out_dir.clone(),
+        quiet,
+    };
+    let metrics = train(&splits, &exp.augment.ops, &exp.model, &exp.train, &opts)?;
+    tracing::info!(
+        "test accuracy {:.4}, loss {:.4} on {} images; run folder {}",
+        metrics.accuracy,
+        metrics.loss,
+        metrics.n_samples,
+        out_dir.display()
+    );
+    Ok(())
+}

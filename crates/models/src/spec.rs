@@ -57,7 +57,9 @@ pub enum LayerSpec {
     },
     /// Global average pooling to one value per channel (a flat vector, as in Keras).
     GlobalAvgPool,
-    Dropout { p: f64 },
+    Dropout {
+        p: f64,
+    },
     Flatten,
     /// Fully connected; `out` defaults to the number of classes.
     Linear {

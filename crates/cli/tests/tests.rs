@@ -1,0 +1,150 @@
+//! The `cnnlab` binary as a user runs it: bad input gives one-line errors, and one
+//! short run on the real Fashion-MNIST learns.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn cnnlab(args: &[&str], data_dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cnnlab"))
+        .args(args)
+        .env("CNNLAB_DATA", data_dir)
+        .env_remove("LD_LIBRARY_PATH")
+        .env_remove("RUST_LOG")
+        .current_dir(workspace())
+        .output()
+        .expect("cnnlab runs")
+}
+
+/// Asserts a failed run with this exit code and a single-line error containing `needle`.
+fn assert_one_line_error(out: &Output, code: i32, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "stderr: {stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected one line, got: {stderr}");
+    assert!(
+        lines[0].starts_with("error: ") && lines[0].contains(needle),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
+}
+
+/// The real Fashion-MNIST config with extra `[data]` keys, written to `dir`.
+fn fashion_config(dir: &Path, extra_data: &str) -> PathBuf {
+    let text = std::fs::read_to_string(workspace().join("configs/fashion-mnist/seed3-final.toml"))
+        .unwrap();
+    let text = text.replace(
+        "dataset = \"fashion-mnist\"",
+        &format!("dataset = \"fashion-mnist\"\n{extra_data}"),
+    );
+    let path = dir.join("seed3-final.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn unknown_config_key_names_file_line_and_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = fashion_config(tmp.path(), "max_trian = 10");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("max_trian"))
+        .unwrap()
+        + 1;
+    let out = cnnlab(&["train", config.to_str().unwrap()], tmp.path());
+    assert_one_line_error(
+        &out,
+        1,
+        &format!("{}:{line}: unknown field `max_trian`", config.display()),
+    );
+}
+
+#[test]
+fn missing_config_and_missing_dataset() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = cnnlab(&["train", "configs/nope.toml"], tmp.path());
+    assert_one_line_error(&out, 1, "reading config configs/nope.toml");
+
+    let out = cnnlab(
+        &["-q", "train", "configs/cifar10/seed3-final.toml"],
+        &tmp.path().join("no-such-dir"),
+    );
+    assert_one_line_error(&out, 3, "dataset `cifar10` not found");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no-such-dir/cifar10/cifar-10-batches-bin")
+    );
+}
+
+#[test]
+fn truncated_batch_file_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cifar10/cifar-10-batches-bin");
+    std::fs::create_dir_all(&dir).unwrap();
+    let img = vec![9u8; 3072];
+    let batch = cnnlab_data::encode_cifar_batch(&[(1, &img[..]), (2, &img[..])]);
+    for i in 1..=5 {
+        std::fs::write(dir.join(format!("data_batch_{i}.bin")), &batch).unwrap();
+    }
+    std::fs::write(dir.join("test_batch.bin"), &batch[..5000]).unwrap();
+    let out = cnnlab(
+        &["-q", "train", "configs/cifar10/seed3-final.toml"],
+        tmp.path(),
+    );
+    assert_one_line_error(
+        &out,
+        1,
+        "test_batch.bin: 5000 bytes is not a whole number of 3073-byte CIFAR-10 records",
+    );
+}
+
+/// End to end on real data: one epoch on 10,000 Fashion-MNIST images (Debian's
+/// `dataset-fashion-mnist`, which `cargo xtask ci` installs) must pass 0.75.
+#[test]
+fn one_epoch_on_real_fashion_mnist_learns() {
+    assert!(
+        Path::new(cnnlab_data::FASHION_MNIST_SYSTEM_DIR).exists(),
+        "this test needs the real Fashion-MNIST: apt-get install dataset-fashion-mnist (cargo xtask ci does it)"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let config = fashion_config(tmp.path(), "max_train = 10000");
+    let run = tmp.path().join("run");
+    let out = cnnlab(
+        &[
+            "-q",
+            "train",
+            config.to_str().unwrap(),
+            "--epochs",
+            "1",
+            "--out",
+            run.to_str().unwrap(),
+        ],
+        tmp.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("metrics.json")).unwrap()).unwrap();
+    let accuracy = metrics["accuracy"].as_f64().unwrap();
+    assert!(accuracy > 0.75, "test accuracy {accuracy}");
+    assert_eq!(metrics["n_samples"], 10_000);
+
+    let history = std::fs::read_to_string(run.join("history.csv")).unwrap();
+    assert!(history
+        .starts_with("epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds,images_per_sec\n1,"));
+    let resolved = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    assert!(
+        resolved.contains("max_train = 10000") && resolved.contains("epochs = 1"),
+        "{resolved}"
+    );
+}
