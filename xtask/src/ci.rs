@@ -48,20 +48,9 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     // Phase 2: libtorch and the real dataset for the integration test.
     setup::run(root)?;
     ensure_fashion_mnist(root)?;
-    run_cmd(
-        root,
-        cargo().args([
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ]),
-    )?;
+    run_cmd(root, cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     for krate in TORCH_CRATES {
-        run_cmd(root, cargo().args(["test", "-p", krate]))
-            .with_context(|| format!("tests of {krate} failed"))?;
+        run_cmd(root, cargo().args(["test", "-p", krate])).with_context(|| format!("tests of {krate} failed"))?;
     }
     eprintln!("xtask: ci passed in {:.0?}", started.elapsed());
     Ok(())
@@ -69,26 +58,15 @@ pub(crate) fn run(root: &Path) -> Result<()> {
 
 /// The cli's integration test trains on the real Fashion-MNIST, which Debian packages.
 fn ensure_fashion_mnist(root: &Path) -> Result<()> {
-    if Path::new(FASHION_MNIST_DEB)
-        .join("train-images-idx3-ubyte.gz")
-        .exists()
-    {
+    if Path::new(FASHION_MNIST_DEB).join("train-images-idx3-ubyte.gz").exists() {
         return Ok(());
     }
-    eprintln!(
-        "xtask: installing Debian's dataset-fashion-mnist (real data for the integration test)"
-    );
-    let install = run_cmd(
-        root,
-        Command::new("apt-get").args(["install", "-y", "-q", "dataset-fashion-mnist"]),
-    )
-    .or_else(|_| {
-        run_cmd(root, Command::new("apt-get").args(["update", "-q"]))?;
-        run_cmd(
-            root,
-            Command::new("apt-get").args(["install", "-y", "-q", "dataset-fashion-mnist"]),
-        )
-    });
+    eprintln!("xtask: installing Debian's dataset-fashion-mnist (real data for the integration test)");
+    let install = run_cmd(root, Command::new("apt-get").args(["install", "-y", "-q", "dataset-fashion-mnist"]))
+        .or_else(|_| {
+            run_cmd(root, Command::new("apt-get").args(["update", "-q"]))?;
+            run_cmd(root, Command::new("apt-get").args(["install", "-y", "-q", "dataset-fashion-mnist"]))
+        });
     if install.is_err() || !Path::new(FASHION_MNIST_DEB).exists() {
         bail!("Fashion-MNIST is missing: run `apt-get install dataset-fashion-mnist` as root, or set CNNLAB_DATA to a folder holding fashion-mnist/");
     }
@@ -105,38 +83,18 @@ mod tests {
         let root = crate::workspace_root();
         for krate in TORCH_FREE {
             let out = cargo()
-                .args([
-                    "tree",
-                    "-q",
-                    "-e",
-                    "normal,build",
-                    "--prefix",
-                    "none",
-                    "-p",
-                    krate,
-                ])
+                .args(["tree", "-q", "-e", "normal,build", "--prefix", "none", "-p", krate])
                 .current_dir(&root)
                 .output()
                 .expect("cargo tree runs");
-            assert!(
-                out.status.success(),
-                "cargo tree -p {krate}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            assert!(out.status.success(), "cargo tree -p {krate}: {}", String::from_utf8_lossy(&out.stderr));
             let tree = String::from_utf8(out.stdout).expect("utf-8");
-            assert!(
-                tree.lines().any(|l| l.starts_with(krate)),
-                "{krate} missing from its own tree:\n{tree}"
-            );
+            assert!(tree.lines().any(|l| l.starts_with(krate)), "{krate} missing from its own tree:\n{tree}");
             for line in tree.lines() {
                 let name = line.split_whitespace().next().unwrap_or("");
                 // metrics is plain slices in, numbers out: not even the image stack.
-                let forbidden = matches!(name, "tch" | "torch-sys")
-                    || (krate == "cnnlab-metrics" && name == "image");
-                assert!(
-                    !forbidden,
-                    "{krate} depends on {name}, which the design forbids:\n{tree}"
-                );
+                let forbidden = matches!(name, "tch" | "torch-sys") || (krate == "cnnlab-metrics" && name == "image");
+                assert!(!forbidden, "{krate} depends on {name}, which the design forbids:\n{tree}");
             }
         }
     }

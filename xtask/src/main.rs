@@ -53,20 +53,14 @@ fn main() -> ExitCode {
 
 /// The workspace root: xtask lives one level below it.
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask has a parent folder")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask has a parent folder").to_path_buf()
 }
 
 /// Runs a command in `dir`, inheriting stdio, and fails naming the command if it fails.
 fn run_cmd(dir: &Path, cmd: &mut Command) -> Result<()> {
     let shown = show(cmd);
     eprintln!("$ {shown}");
-    let status = cmd
-        .current_dir(dir)
-        .status()
-        .with_context(|| format!("could not start `{shown}`"))?;
+    let status = cmd.current_dir(dir).status().with_context(|| format!("could not start `{shown}`"))?;
     if !status.success() {
         bail!("`{shown}` failed ({status})");
     }

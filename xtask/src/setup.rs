@@ -28,10 +28,7 @@ pub(crate) fn run(root: &Path) -> Result<PathBuf> {
     if !python.exists() {
         let host = std::env::var("CNNLAB_PYTHON").unwrap_or_else(|_| "python3".to_owned());
         run_cmd(root, Command::new(&host).args(["-m", "venv"]).arg(&venv)).with_context(|| {
-            format!(
-                "creating the virtual environment {} (is `{host}` with venv installed?)",
-                venv.display()
-            )
+            format!("creating the virtual environment {} (is `{host}` with venv installed?)", venv.display())
         })?;
     }
 
@@ -47,18 +44,13 @@ pub(crate) fn run(root: &Path) -> Result<PathBuf> {
                     .args(["-m", "pip", "install", "--disable-pip-version-check"])
                     .arg(format!("torch=={TORCH_VERSION}")),
             )
-            .context(
-                "installing torch with pip (needs the Python package registry and ~5 GB of disk)",
-            )?;
+            .context("installing torch with pip (needs the Python package registry and ~5 GB of disk)")?;
             match installed_torch(&venv)? {
                 Some((dir, version)) if version_matches(&version) => dir,
                 Some((_, version)) => {
                     bail!("pip installed torch {version}, expected {TORCH_VERSION}")
                 }
-                None => bail!(
-                    "pip reported success but no torch package is in {}",
-                    venv.display()
-                ),
+                None => bail!("pip reported success but no torch package is in {}", venv.display()),
             }
         }
     };
@@ -67,15 +59,11 @@ pub(crate) fn run(root: &Path) -> Result<PathBuf> {
     // and a later mismatch fails the build with torch-sys' own one-line message.
     let build_version = torch_dir.join("build-version");
     if fs::read_to_string(&build_version).ok().as_deref() != Some(TORCH_VERSION) {
-        fs::write(&build_version, TORCH_VERSION)
-            .with_context(|| format!("writing {}", build_version.display()))?;
+        fs::write(&build_version, TORCH_VERSION).with_context(|| format!("writing {}", build_version.display()))?;
     }
 
     let link = root.join(".libtorch");
-    let target = torch_dir
-        .strip_prefix(root)
-        .context("torch is expected inside the workspace's .venv")?
-        .to_path_buf();
+    let target = torch_dir.strip_prefix(root).context("torch is expected inside the workspace's .venv")?.to_path_buf();
     if fs::read_link(&link).ok().as_ref() != Some(&target) {
         if link.symlink_metadata().is_ok() {
             fs::remove_file(&link).with_context(|| format!("removing stale {}", link.display()))?;
@@ -83,11 +71,7 @@ pub(crate) fn run(root: &Path) -> Result<PathBuf> {
         std::os::unix::fs::symlink(&target, &link)
             .with_context(|| format!("linking {} -> {}", link.display(), target.display()))?;
     }
-    eprintln!(
-        "xtask: libtorch {TORCH_VERSION} ready ({} -> {})",
-        link.display(),
-        target.display()
-    );
+    eprintln!("xtask: libtorch {TORCH_VERSION} ready ({} -> {})", link.display(), target.display());
     Ok(link)
 }
 
@@ -107,8 +91,8 @@ fn installed_torch(venv: &Path) -> Result<Option<(PathBuf, String)>> {
         let torch = entry?.path().join("site-packages").join("torch");
         let version_py = torch.join("version.py");
         if let Ok(text) = fs::read_to_string(&version_py) {
-            let version = parse_version_py(&text)
-                .with_context(|| format!("no __version__ in {}", version_py.display()))?;
+            let version =
+                parse_version_py(&text).with_context(|| format!("no __version__ in {}", version_py.display()))?;
             return Ok(Some((torch, version)));
         }
     }

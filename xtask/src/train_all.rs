@@ -23,25 +23,15 @@ struct Options {
 }
 
 fn parse(args: &[String]) -> Result<Options> {
-    let mut opts = Options {
-        only: None,
-        force: false,
-        passthrough: Vec::new(),
-    };
+    let mut opts = Options { only: None, force: false, passthrough: Vec::new() };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .cloned()
-                .with_context(|| format!("{name} needs a value"))
-        };
+        let mut value = |name: &str| it.next().cloned().with_context(|| format!("{name} needs a value"));
         match arg.as_str() {
             "--only" => {
                 let pattern = value("--only")?;
-                opts.only = Some(
-                    glob::Pattern::new(&pattern)
-                        .with_context(|| format!("bad --only pattern `{pattern}`"))?,
-                );
+                opts.only =
+                    Some(glob::Pattern::new(&pattern).with_context(|| format!("bad --only pattern `{pattern}`"))?);
             }
             "--force" => opts.force = true,
             "--epochs" | "--data-dir" => {
@@ -61,20 +51,11 @@ fn experiments(root: &Path) -> Result<Vec<(String, PathBuf)>> {
     let mut found = Vec::new();
     for path in glob::glob(&pattern.to_string_lossy()).context("listing configs/")? {
         let path = path?;
-        let stem = path
-            .file_stem()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned();
+        let stem = path.file_stem().unwrap_or_default().to_string_lossy().into_owned();
         if stem.starts_with("base") || stem.starts_with('_') {
             continue;
         }
-        let group = path
-            .parent()
-            .and_then(Path::file_name)
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned();
+        let group = path.parent().and_then(Path::file_name).unwrap_or_default().to_string_lossy().into_owned();
         found.push((format!("{group}/{stem}"), path));
     }
     found.sort();
@@ -84,10 +65,7 @@ fn experiments(root: &Path) -> Result<Vec<(String, PathBuf)>> {
 pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     let opts = parse(args)?;
     setup::run(root)?;
-    run_cmd(
-        root,
-        cargo().args(["build", "--release", "-p", "cnnlab-cli"]),
-    )?;
+    run_cmd(root, cargo().args(["build", "--release", "-p", "cnnlab-cli"]))?;
     let cnnlab = root.join("target").join("release").join("cnnlab");
 
     let mut summary = Vec::new();
@@ -110,9 +88,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
             .with_context(|| format!("starting {}", cnnlab.display()))?;
         let outcome = match status.code() {
             Some(0) => format!("trained: {}", accuracy_of(&metrics)),
-            Some(EXIT_DATASET_MISSING) => {
-                "skipped: dataset not present (see the message above)".to_owned()
-            }
+            Some(EXIT_DATASET_MISSING) => "skipped: dataset not present (see the message above)".to_owned(),
             _ => format!("FAILED ({status})"),
         };
         summary.push((name, outcome));
@@ -125,10 +101,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     for (name, outcome) in &summary {
         eprintln!("  {name:width$}  {outcome}");
     }
-    let failed = summary
-        .iter()
-        .filter(|(_, o)| o.starts_with("FAILED"))
-        .count();
+    let failed = summary.iter().filter(|(_, o)| o.starts_with("FAILED")).count();
     if failed > 0 {
         bail!("{failed} run(s) failed");
     }
@@ -136,9 +109,8 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
 }
 
 fn accuracy_of(metrics: &Path) -> String {
-    let parsed = std::fs::read_to_string(metrics)
-        .ok()
-        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok());
+    let parsed =
+        std::fs::read_to_string(metrics).ok().and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok());
     match parsed.as_ref().and_then(|v| v["accuracy"].as_f64()) {
         Some(acc) => format!("test accuracy {acc:.4}"),
         None => format!("no accuracy in {}", metrics.display()),
@@ -155,19 +127,10 @@ mod tests {
         let configs = dir.join("configs");
         std::fs::create_dir_all(configs.join("cifar10")).unwrap();
         std::fs::create_dir_all(configs.join("pets")).unwrap();
-        for f in [
-            "cifar10/seed3-final.toml",
-            "cifar10/base.toml",
-            "pets/_shared.toml",
-            "pets/m1.toml",
-        ] {
+        for f in ["cifar10/seed3-final.toml", "cifar10/base.toml", "pets/_shared.toml", "pets/m1.toml"] {
             std::fs::write(configs.join(f), "").unwrap();
         }
-        let names: Vec<String> = experiments(&dir)
-            .unwrap()
-            .into_iter()
-            .map(|(n, _)| n)
-            .collect();
+        let names: Vec<String> = experiments(&dir).unwrap().into_iter().map(|(n, _)| n).collect();
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(names, ["cifar10/seed3-final", "pets/m1"]);
         let only = glob::Pattern::new("cifar10/*").unwrap();
@@ -176,9 +139,7 @@ mod tests {
 
     #[test]
     fn rejects_unknown_options() {
-        let err = parse(&["--epoch".to_owned(), "3".to_owned()])
-            .err()
-            .unwrap();
+        let err = parse(&["--epoch".to_owned(), "3".to_owned()]).err().unwrap();
         assert!(err.to_string().contains("--epoch"), "{err}");
         let opts = parse(&["--epochs".to_owned(), "3".to_owned(), "--force".to_owned()]).unwrap();
         assert!(opts.force);

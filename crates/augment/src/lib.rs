@@ -91,11 +91,7 @@ impl Pipeline {
     /// Augments `img` (HWC, `shape`) in place, deterministically for
     /// `(seed, epoch, index)`.
     pub fn apply(&self, img: &mut [u8], shape: Shape, epoch: u64, index: u64) {
-        assert_eq!(
-            img.len(),
-            shape.len(),
-            "image buffer does not match its shape"
-        );
+        assert_eq!(img.len(), shape.len(), "image buffer does not match its shape");
         if self.ops.is_empty() {
             return;
         }

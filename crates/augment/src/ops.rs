@@ -49,11 +49,7 @@ pub fn translate(img: &mut [u8], s: Shape, dx: i64, dy: i64) {
 mod tests {
     use super::*;
 
-    const S: Shape = Shape {
-        height: 2,
-        width: 3,
-        channels: 1,
-    };
+    const S: Shape = Shape { height: 2, width: 3, channels: 1 };
 
     #[test]
     fn flips_by_hand() {
@@ -64,14 +60,7 @@ mod tests {
         assert_eq!(img, [6, 5, 4, 3, 2, 1]);
         // Two channels: pixels move, channel order within a pixel stays.
         let mut rgb = [1, 10, 2, 20];
-        hflip(
-            &mut rgb,
-            Shape {
-                height: 1,
-                width: 2,
-                channels: 2,
-            },
-        );
+        hflip(&mut rgb, Shape { height: 1, width: 2, channels: 2 });
         assert_eq!(rgb, [2, 20, 1, 10]);
     }
 

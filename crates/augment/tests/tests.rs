@@ -3,16 +3,10 @@
 use cnnlab_augment::{hflip, translate, vflip, AugmentConfig, Op, Pipeline, Shape};
 use proptest::prelude::*;
 
-const S: Shape = Shape {
-    height: 8,
-    width: 6,
-    channels: 3,
-};
+const S: Shape = Shape { height: 8, width: 6, channels: 3 };
 
 fn image(seed: u8) -> Vec<u8> {
-    (0..S.len())
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
-        .collect()
+    (0..S.len()).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
 }
 
 proptest! {
@@ -62,8 +56,7 @@ fn same_seed_epoch_index_same_image() {
 #[test]
 fn probability_extremes_and_zero_shift() {
     let mut img = image(0);
-    Pipeline::new(vec![Op::Hflip { p: 0.0 }, Op::RandomCrop { padding: 0 }], 1)
-        .apply(&mut img, S, 0, 0);
+    Pipeline::new(vec![Op::Hflip { p: 0.0 }, Op::RandomCrop { padding: 0 }], 1).apply(&mut img, S, 0, 0);
     assert_eq!(img, image(0));
     Pipeline::new(vec![Op::Hflip { p: 1.0 }], 1).apply(&mut img, S, 0, 0);
     let mut expected = image(0);
@@ -77,23 +70,10 @@ fn probability_extremes_and_zero_shift() {
 #[test]
 fn config_parses_and_rejects_typos() {
     let cfg: AugmentConfig =
-        toml::from_str("ops = [{ op = \"random_crop\", padding = 4 }, { op = \"hflip\" }]")
-            .unwrap();
-    assert_eq!(
-        cfg.ops,
-        [Op::RandomCrop { padding: 4 }, Op::Hflip { p: 0.5 }]
-    );
-    let err =
-        toml::from_str::<AugmentConfig>("ops = [{ op = \"hflip\", prob = 0.5 }]").unwrap_err();
-    assert!(
-        err.message().contains("unknown field `prob`"),
-        "{}",
-        err.message()
-    );
+        toml::from_str("ops = [{ op = \"random_crop\", padding = 4 }, { op = \"hflip\" }]").unwrap();
+    assert_eq!(cfg.ops, [Op::RandomCrop { padding: 4 }, Op::Hflip { p: 0.5 }]);
+    let err = toml::from_str::<AugmentConfig>("ops = [{ op = \"hflip\", prob = 0.5 }]").unwrap_err();
+    assert!(err.message().contains("unknown field `prob`"), "{}", err.message());
     let err = toml::from_str::<AugmentConfig>("ops = [{ op = \"rotate\" }]").unwrap_err();
-    assert!(
-        err.message().contains("unknown variant `rotate`"),
-        "{}",
-        err.message()
-    );
+    assert!(err.message().contains("unknown variant `rotate`"), "{}", err.message());
 }

@@ -17,11 +17,7 @@ use crate::experiment::{default_run_dir, Experiment};
 const EXIT_DATASET_MISSING: u8 = 3;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "cnnlab",
-    version,
-    about = "Train and compare CNN image classifiers on libtorch"
-)]
+#[command(name = "cnnlab", version, about = "Train and compare CNN image classifiers on libtorch")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -61,12 +57,9 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
-            let missing = err.chain().any(|e| {
-                matches!(
-                    e.downcast_ref::<cnnlab_data::Error>(),
-                    Some(cnnlab_data::Error::NotFound { .. })
-                )
-            });
+            let missing = err
+                .chain()
+                .any(|e| matches!(e.downcast_ref::<cnnlab_data::Error>(), Some(cnnlab_data::Error::NotFound { .. })));
             ExitCode::from(if missing { EXIT_DATASET_MISSING } else { 1 })
         }
     }
@@ -103,10 +96,7 @@ fn train_command(args: &TrainArgs, quiet: bool) -> Result<()> {
         anyhow::ensure!(epochs > 0, "--epochs must be at least 1");
         exp.train.epochs = epochs;
     }
-    let out_dir = args
-        .out
-        .clone()
-        .unwrap_or_else(|| default_run_dir(&args.config));
+    let out_dir = args.out.clone().unwrap_or_else(|| default_run_dir(&args.config));
 
     let started = std::time::Instant::now();
     let splits = cnnlab_data::load(&exp.data, &args.data_dir)?;
@@ -119,17 +109,13 @@ fn train_command(args: &TrainArgs, quiet: bool) -> Result<()> {
         (splits.train.pixels.len() + splits.test.pixels.len()) / 1_000_000
     );
 
-    std::fs::create_dir_all(&out_dir)
-        .with_context(|| format!("creating run folder {}", out_dir.display()))?;
+    std::fs::create_dir_all(&out_dir).with_context(|| format!("creating run folder {}", out_dir.display()))?;
     let resolved = out_dir.join("config.toml");
     let text = toml::to_string(&exp).context("serializing the resolved config")?;
     std::fs::write(&resolved, text).with_context(|| format!("writing {}", resolved.display()))?;
     write_json(&out_dir.join("classes.json"), &splits.train.classes)?;
 
-    let opts = RunOptions {
-        out_dir: out_dir.clone(),
-        quiet,
-    };
+    let opts = RunOptions { out_dir: out_dir.clone(), quiet };
     let metrics = train(&splits, &exp.augment.ops, &exp.model, &exp.train, &opts)?;
     tracing::info!(
         "test accuracy {:.4}, loss {:.4} on {} images; run folder {}",

@@ -25,24 +25,14 @@ fn assert_one_line_error(out: &Output, code: i32, needle: &str) {
     assert_eq!(out.status.code(), Some(code), "stderr: {stderr}");
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "expected one line, got: {stderr}");
-    assert!(
-        lines[0].starts_with("error: ") && lines[0].contains(needle),
-        "{stderr}"
-    );
-    assert!(
-        !stderr.contains("panicked") && !stderr.contains("backtrace"),
-        "{stderr}"
-    );
+    assert!(lines[0].starts_with("error: ") && lines[0].contains(needle), "{stderr}");
+    assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"), "{stderr}");
 }
 
 /// The real Fashion-MNIST config with extra `[data]` keys, written to `dir`.
 fn fashion_config(dir: &Path, extra_data: &str) -> PathBuf {
-    let text = std::fs::read_to_string(workspace().join("configs/fashion-mnist/seed3-final.toml"))
-        .unwrap();
-    let text = text.replace(
-        "dataset = \"fashion-mnist\"",
-        &format!("dataset = \"fashion-mnist\"\n{extra_data}"),
-    );
+    let text = std::fs::read_to_string(workspace().join("configs/fashion-mnist/seed3-final.toml")).unwrap();
+    let text = text.replace("dataset = \"fashion-mnist\"", &format!("dataset = \"fashion-mnist\"\n{extra_data}"));
     let path = dir.join("seed3-final.toml");
     std::fs::write(&path, text).unwrap();
     path
@@ -53,17 +43,9 @@ fn unknown_config_key_names_file_line_and_key() {
     let tmp = tempfile::tempdir().unwrap();
     let config = fashion_config(tmp.path(), "max_trian = 10");
     let text = std::fs::read_to_string(&config).unwrap();
-    let line = text
-        .lines()
-        .position(|l| l.starts_with("max_trian"))
-        .unwrap()
-        + 1;
+    let line = text.lines().position(|l| l.starts_with("max_trian")).unwrap() + 1;
     let out = cnnlab(&["train", config.to_str().unwrap()], tmp.path());
-    assert_one_line_error(
-        &out,
-        1,
-        &format!("{}:{line}: unknown field `max_trian`", config.display()),
-    );
+    assert_one_line_error(&out, 1, &format!("{}:{line}: unknown field `max_trian`", config.display()));
 }
 
 #[test]
@@ -72,14 +54,9 @@ fn missing_config_and_missing_dataset() {
     let out = cnnlab(&["train", "configs/nope.toml"], tmp.path());
     assert_one_line_error(&out, 1, "reading config configs/nope.toml");
 
-    let out = cnnlab(
-        &["-q", "train", "configs/cifar10/seed3-final.toml"],
-        &tmp.path().join("no-such-dir"),
-    );
+    let out = cnnlab(&["-q", "train", "configs/cifar10/seed3-final.toml"], &tmp.path().join("no-such-dir"));
     assert_one_line_error(&out, 3, "dataset `cifar10` not found");
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("no-such-dir/cifar10/cifar-10-batches-bin")
-    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-dir/cifar10/cifar-10-batches-bin"));
 }
 
 #[test]
@@ -93,15 +70,8 @@ fn truncated_batch_file_is_named() {
         std::fs::write(dir.join(format!("data_batch_{i}.bin")), &batch).unwrap();
     }
     std::fs::write(dir.join("test_batch.bin"), &batch[..5000]).unwrap();
-    let out = cnnlab(
-        &["-q", "train", "configs/cifar10/seed3-final.toml"],
-        tmp.path(),
-    );
-    assert_one_line_error(
-        &out,
-        1,
-        "test_batch.bin: 5000 bytes is not a whole number of 3073-byte CIFAR-10 records",
-    );
+    let out = cnnlab(&["-q", "train", "configs/cifar10/seed3-final.toml"], tmp.path());
+    assert_one_line_error(&out, 1, "test_batch.bin: 5000 bytes is not a whole number of 3073-byte CIFAR-10 records");
 }
 
 /// End to end on real data: one epoch on 10,000 Fashion-MNIST images (Debian's
@@ -115,23 +85,9 @@ fn one_epoch_on_real_fashion_mnist_learns() {
     let tmp = tempfile::tempdir().unwrap();
     let config = fashion_config(tmp.path(), "max_train = 10000");
     let run = tmp.path().join("run");
-    let out = cnnlab(
-        &[
-            "-q",
-            "train",
-            config.to_str().unwrap(),
-            "--epochs",
-            "1",
-            "--out",
-            run.to_str().unwrap(),
-        ],
-        tmp.path(),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out =
+        cnnlab(&["-q", "train", config.to_str().unwrap(), "--epochs", "1", "--out", run.to_str().unwrap()], tmp.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     let metrics: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("metrics.json")).unwrap()).unwrap();
@@ -140,11 +96,7 @@ fn one_epoch_on_real_fashion_mnist_learns() {
     assert_eq!(metrics["n_samples"], 10_000);
 
     let history = std::fs::read_to_string(run.join("history.csv")).unwrap();
-    assert!(history
-        .starts_with("epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds,images_per_sec\n1,"));
+    assert!(history.starts_with("epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds,images_per_sec\n1,"));
     let resolved = std::fs::read_to_string(run.join("config.toml")).unwrap();
-    assert!(
-        resolved.contains("max_train = 10000") && resolved.contains("epochs = 1"),
-        "{resolved}"
-    );
+    assert!(resolved.contains("max_train = 10000") && resolved.contains("epochs = 1"), "{resolved}");
 }

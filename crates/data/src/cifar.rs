@@ -15,12 +15,7 @@ pub(crate) fn read_batch(path: &Path, images: &mut Vec<u8>, labels: &mut Vec<u8>
     parse_batch(path, &bytes, images, labels)
 }
 
-pub(crate) fn parse_batch(
-    path: &Path,
-    bytes: &[u8],
-    images: &mut Vec<u8>,
-    labels: &mut Vec<u8>,
-) -> Result<()> {
+pub(crate) fn parse_batch(path: &Path, bytes: &[u8], images: &mut Vec<u8>, labels: &mut Vec<u8>) -> Result<()> {
     if bytes.is_empty() || !bytes.len().is_multiple_of(RECORD) {
         return Err(Error::format(
             path,
@@ -34,10 +29,7 @@ pub(crate) fn parse_batch(
     for (i, record) in bytes.chunks_exact(RECORD).enumerate() {
         let label = record[0];
         if label >= 10 {
-            return Err(Error::format(
-                path,
-                format!("record {i} has label {label}, CIFAR-10 labels are 0..9"),
-            ));
+            return Err(Error::format(path, format!("record {i} has label {label}, CIFAR-10 labels are 0..9")));
         }
         labels.push(label);
         let (r, rest) = record[1..].split_at(PIXELS);
@@ -76,25 +68,13 @@ mod tests {
 
         // Planes on disk (all red, then green, then blue) become interleaved HWC.
         let mut planes = vec![7u8];
-        planes.extend(
-            [10u8, 20, 30]
-                .iter()
-                .flat_map(|&v| std::iter::repeat_n(v, PIXELS)),
-        );
+        planes.extend([10u8, 20, 30].iter().flat_map(|&v| std::iter::repeat_n(v, PIXELS)));
         let (mut hwc, mut l) = (Vec::new(), Vec::new());
         parse_batch(Path::new("p.bin"), &planes, &mut hwc, &mut l).unwrap();
-        assert_eq!(
-            (l[0], &hwc[..6], hwc.len()),
-            (7, &[10, 20, 30, 10, 20, 30][..], 3 * PIXELS)
-        );
+        assert_eq!((l[0], &hwc[..6], hwc.len()), (7, &[10, 20, 30, 10, 20, 30][..], 3 * PIXELS));
 
-        let err =
-            parse_batch(Path::new("b.bin"), &bytes[..100], &mut images, &mut labels).unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with("b.bin: 100 bytes is not a whole number"),
-            "{err}"
-        );
+        let err = parse_batch(Path::new("b.bin"), &bytes[..100], &mut images, &mut labels).unwrap_err();
+        assert!(err.to_string().starts_with("b.bin: 100 bytes is not a whole number"), "{err}");
         let mut bad = bytes.clone();
         bad[RECORD] = 10;
         let err = parse_batch(Path::new("b.bin"), &bad, &mut images, &mut labels).unwrap_err();

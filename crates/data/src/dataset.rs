@@ -40,16 +40,9 @@ pub struct Dataset {
 
 impl Dataset {
     /// Checks that pixels, labels and classes agree.
-    pub fn new(
-        shape: ImageShape,
-        pixels: Vec<u8>,
-        labels: Vec<u8>,
-        classes: Vec<String>,
-    ) -> Result<Self> {
+    pub fn new(shape: ImageShape, pixels: Vec<u8>, labels: Vec<u8>, classes: Vec<String>) -> Result<Self> {
         if shape.is_empty() {
-            return Err(Error::Invalid(format!(
-                "image shape {shape:?} has no pixels"
-            )));
+            return Err(Error::Invalid(format!("image shape {shape:?} has no pixels")));
         }
         if pixels.len() != labels.len() * shape.len() {
             return Err(Error::Invalid(format!(
@@ -60,17 +53,9 @@ impl Dataset {
             )));
         }
         if let Some(&bad) = labels.iter().find(|&&l| l as usize >= classes.len()) {
-            return Err(Error::Invalid(format!(
-                "label {bad} but only {} classes",
-                classes.len()
-            )));
+            return Err(Error::Invalid(format!("label {bad} but only {} classes", classes.len())));
         }
-        Ok(Self {
-            shape,
-            pixels,
-            labels,
-            classes,
-        })
+        Ok(Self { shape, pixels, labels, classes })
     }
 
     pub fn len(&self) -> usize {
@@ -107,12 +92,7 @@ impl Dataset {
             pixels.extend_from_slice(self.image(i));
         }
         let labels = indices.iter().map(|&i| self.labels[i]).collect();
-        Dataset {
-            shape: self.shape,
-            pixels,
-            labels,
-            classes: self.classes.clone(),
-        }
+        Dataset { shape: self.shape, pixels, labels, classes: self.classes.clone() }
     }
 
     /// A seeded random subset of at most `n` images (all of them, reordered, if `n >= len`).
@@ -141,12 +121,7 @@ impl Dataset {
         let std = sum_sq
             .iter()
             .zip(&mean)
-            .map(|(&s, &m)| {
-                ((s as f64 / n / (255.0 * 255.0) - m * m)
-                    .max(0.0)
-                    .sqrt()
-                    .max(1e-6)) as f32
-            })
+            .map(|(&s, &m)| ((s as f64 / n / (255.0 * 255.0) - m * m).max(0.0).sqrt().max(1e-6)) as f32)
             .collect();
         (mean.into_iter().map(|m| m as f32).collect(), std)
     }
@@ -164,18 +139,8 @@ mod tests {
     use super::*;
 
     fn tiny() -> Dataset {
-        let shape = ImageShape {
-            channels: 1,
-            height: 1,
-            width: 2,
-        };
-        Dataset::new(
-            shape,
-            vec![0, 255, 10, 20, 30, 40],
-            vec![0, 1, 1],
-            vec!["a".into(), "b".into()],
-        )
-        .unwrap()
+        let shape = ImageShape { channels: 1, height: 1, width: 2 };
+        Dataset::new(shape, vec![0, 255, 10, 20, 30, 40], vec![0, 1, 1], vec!["a".into(), "b".into()]).unwrap()
     }
 
     #[test]
@@ -197,11 +162,7 @@ mod tests {
 
     #[test]
     fn rejects_inconsistent_parts() {
-        let shape = ImageShape {
-            channels: 1,
-            height: 1,
-            width: 2,
-        };
+        let shape = ImageShape { channels: 1, height: 1, width: 2 };
         let err = Dataset::new(shape, vec![0; 5], vec![0, 0, 0], vec!["a".into()]).unwrap_err();
         assert_eq!(err.to_string(), "5 pixel bytes for 3 images of 2 bytes");
         let err = Dataset::new(shape, vec![0; 2], vec![4], vec!["a".into()]).unwrap_err();

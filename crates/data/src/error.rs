@@ -5,18 +5,11 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{}: {reason}", path.display())]
     Format { path: PathBuf, reason: String },
     #[error("dataset `{name}` not found (looked in {tried}); {hint}")]
-    NotFound {
-        name: String,
-        tried: String,
-        hint: String,
-    },
+    NotFound { name: String, tried: String, hint: String },
     #[error("unknown dataset `{0}` (known: fashion-mnist, mnist, cifar10)")]
     UnknownDataset(String),
     #[error("{0}")]
@@ -27,16 +20,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub(crate) fn format(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
-        Error::Format {
-            path: path.into(),
-            reason: reason.into(),
-        }
+        Error::Format { path: path.into(), reason: reason.into() }
     }
 
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            path: path.into(),
-            source,
-        }
+        Error::Io { path: path.into(), source }
     }
 }

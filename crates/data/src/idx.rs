@@ -23,16 +23,9 @@ pub(crate) fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
 }
 
 /// Parses an IDX u8 tensor and returns its dimensions and data.
-pub(crate) fn parse(
-    path: &Path,
-    bytes: &[u8],
-    expected_dims: usize,
-) -> Result<(Vec<usize>, Vec<u8>)> {
+pub(crate) fn parse(path: &Path, bytes: &[u8], expected_dims: usize) -> Result<(Vec<usize>, Vec<u8>)> {
     if bytes.len() < 4 {
-        return Err(Error::format(
-            path,
-            format!("only {} bytes, too short for an IDX header", bytes.len()),
-        ));
+        return Err(Error::format(path, format!("only {} bytes, too short for an IDX header", bytes.len())));
     }
     if bytes[0] != 0 || bytes[1] != 0 || bytes[2] != 0x08 {
         return Err(Error::format(
@@ -45,27 +38,19 @@ pub(crate) fn parse(
     }
     let ndims = bytes[3] as usize;
     if ndims != expected_dims {
-        return Err(Error::format(
-            path,
-            format!("IDX has {ndims} dimensions, expected {expected_dims}"),
-        ));
+        return Err(Error::format(path, format!("IDX has {ndims} dimensions, expected {expected_dims}")));
     }
     let header = 4 + 4 * ndims;
     if bytes.len() < header {
         return Err(Error::format(path, "truncated IDX header"));
     }
     let dims: Vec<usize> = (0..ndims)
-        .map(|i| {
-            u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize
-        })
+        .map(|i| u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize)
         .collect();
     let want = dims.iter().product::<usize>();
     let have = bytes.len() - header;
     if have != want {
-        return Err(Error::format(
-            path,
-            format!("IDX header {dims:?} announces {want} data bytes, file has {have}"),
-        ));
+        return Err(Error::format(path, format!("IDX header {dims:?} announces {want} data bytes, file has {have}")));
     }
     Ok((dims, bytes[header..].to_vec()))
 }
@@ -77,12 +62,7 @@ pub(crate) fn read_pair(images: &Path, labels: &Path) -> Result<(usize, usize, V
     if idims[0] != ldims[0] {
         return Err(Error::format(
             labels,
-            format!(
-                "{} labels for {} images in {}",
-                ldims[0],
-                idims[0],
-                images.display()
-            ),
+            format!("{} labels for {} images in {}", ldims[0], idims[0], images.display()),
         ));
     }
     Ok((idims[1], idims[2], pixels, labs))
@@ -103,9 +83,7 @@ mod tests {
     use super::*;
 
     fn check_err(bytes: &[u8], dims: usize, needle: &str) {
-        let err = parse(Path::new("x.idx"), bytes, dims)
-            .unwrap_err()
-            .to_string();
+        let err = parse(Path::new("x.idx"), bytes, dims).unwrap_err().to_string();
         assert!(err.starts_with("x.idx: ") && err.contains(needle), "{err}");
     }
 
@@ -116,11 +94,7 @@ mod tests {
         assert_eq!(dims, [2, 2, 3]);
         assert_eq!(data[11], 12);
 
-        check_err(
-            &file[..file.len() - 1],
-            3,
-            "announces 12 data bytes, file has 11",
-        );
+        check_err(&file[..file.len() - 1], 3, "announces 12 data bytes, file has 11");
         check_err(&[0, 0], 3, "too short");
         check_err(&[0, 0, 0x0d, 3, 0, 0, 0, 1], 3, "bad IDX magic");
         check_err(&encode(&[3], &[1, 2, 3]), 3, "1 dimensions, expected 3");

@@ -11,30 +11,10 @@ use crate::{cifar, idx};
 /// Where Debian's `dataset-fashion-mnist` package installs the real dataset.
 pub const FASHION_MNIST_SYSTEM_DIR: &str = "/usr/share/datasets/fashion-mnist";
 
-const FASHION_CLASSES: [&str; 10] = [
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-];
-const CIFAR10_CLASSES: [&str; 10] = [
-    "airplane",
-    "automobile",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
-    "truck",
-];
+const FASHION_CLASSES: [&str; 10] =
+    ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
+const CIFAR10_CLASSES: [&str; 10] =
+    ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
 
 /// The `[data]` section of an experiment file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -100,27 +80,13 @@ pub fn locate(name: &str, data_dir: &Path) -> Result<Located> {
         other => return Err(Error::UnknownDataset(other.to_owned())),
     };
     for dir in &candidates {
-        let present = [marker.to_owned(), format!("{marker}.gz")]
-            .iter()
-            .any(|f| dir.join(f).is_file());
+        let present = [marker.to_owned(), format!("{marker}.gz")].iter().any(|f| dir.join(f).is_file());
         if present {
-            return Ok(Located {
-                name: name.to_owned(),
-                dir: dir.clone(),
-                kind,
-            });
+            return Ok(Located { name: name.to_owned(), dir: dir.clone(), kind });
         }
     }
-    let tried = candidates
-        .iter()
-        .map(|d| d.display().to_string())
-        .collect::<Vec<_>>()
-        .join(", ");
-    Err(Error::NotFound {
-        name: name.to_owned(),
-        tried,
-        hint,
-    })
+    let tried = candidates.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ");
+    Err(Error::NotFound { name: name.to_owned(), tried, hint })
 }
 
 /// Locates and reads the dataset `cfg` names, applying its subsets.
@@ -162,22 +128,13 @@ fn read_idx_split(dir: &Path, prefix: &str, classes: &[String]) -> Result<Datase
     let images = pick(format!("{prefix}-images-idx3-ubyte"));
     let labels = pick(format!("{prefix}-labels-idx1-ubyte"));
     let (height, width, pixels, labs) = idx::read_pair(&images, &labels)?;
-    let shape = ImageShape {
-        channels: 1,
-        height,
-        width,
-    };
-    Dataset::new(shape, pixels, labs, classes.to_vec())
-        .map_err(|e| Error::format(&labels, e.to_string()))
+    let shape = ImageShape { channels: 1, height, width };
+    Dataset::new(shape, pixels, labs, classes.to_vec()).map_err(|e| Error::format(&labels, e.to_string()))
 }
 
 fn read_cifar(dir: &Path) -> Result<Splits> {
     let classes = cifar_classes(dir)?;
-    let shape = ImageShape {
-        channels: 3,
-        height: cifar::SIDE,
-        width: cifar::SIDE,
-    };
+    let shape = ImageShape { channels: 3, height: cifar::SIDE, width: cifar::SIDE };
     let read = |files: &[String]| -> Result<Dataset> {
         let (mut pixels, mut labels) = (Vec::new(), Vec::new());
         for f in files {
@@ -186,29 +143,18 @@ fn read_cifar(dir: &Path) -> Result<Splits> {
         Dataset::new(shape, pixels, labels, classes.clone())
     };
     let train: Vec<String> = (1..=5).map(|i| format!("data_batch_{i}.bin")).collect();
-    Ok(Splits {
-        train: read(&train)?,
-        test: read(&["test_batch.bin".to_owned()])?,
-    })
+    Ok(Splits { train: read(&train)?, test: read(&["test_batch.bin".to_owned()])? })
 }
 
 /// Class names from `batches.meta.txt` when present (one per line), else CIFAR-10's.
 fn cifar_classes(dir: &Path) -> Result<Vec<String>> {
     let meta = dir.join("batches.meta.txt");
     let names: Vec<String> = match std::fs::read_to_string(&meta) {
-        Ok(text) => text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map(str::to_owned)
-            .collect(),
+        Ok(text) => text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect(),
         Err(_) => CIFAR10_CLASSES.iter().map(|s| s.to_string()).collect(),
     };
     if names.len() != 10 {
-        return Err(Error::format(
-            meta,
-            format!("{} class names, CIFAR-10 has 10", names.len()),
-        ));
+        return Err(Error::format(meta, format!("{} class names, CIFAR-10 has 10", names.len())));
     }
     Ok(names)
 }

@@ -18,14 +18,8 @@ fn write_idx(dir: &Path, n: u32, gzipped: bool) {
         let pixels: Vec<u8> = (0..n * 12).map(|i| (i * 7 % 256) as u8).collect();
         let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
         let files = [
-            (
-                format!("{prefix}-images-idx3-ubyte"),
-                idx::encode(&[n, 4, 3], &pixels),
-            ),
-            (
-                format!("{prefix}-labels-idx1-ubyte"),
-                idx::encode(&[n], &labels),
-            ),
+            (format!("{prefix}-images-idx3-ubyte"), idx::encode(&[n, 4, 3], &pixels)),
+            (format!("{prefix}-labels-idx1-ubyte"), idx::encode(&[n], &labels)),
         ];
         for (name, bytes) in files {
             if gzipped {
@@ -38,10 +32,7 @@ fn write_idx(dir: &Path, n: u32, gzipped: bool) {
 }
 
 fn cfg(name: &str) -> DataConfig {
-    DataConfig {
-        dataset: name.into(),
-        ..Default::default()
-    }
+    DataConfig { dataset: name.into(), ..Default::default() }
 }
 
 #[test]
@@ -51,14 +42,7 @@ fn reads_idx_gzipped_and_plain() {
         write_idx(&tmp.path().join("mnist"), 20, gzipped);
         let splits = load(&cfg("mnist"), tmp.path()).unwrap();
         assert_eq!(splits.train.len(), 20);
-        assert_eq!(
-            (
-                splits.train.shape.height,
-                splits.train.shape.width,
-                splits.train.shape.channels
-            ),
-            (4, 3, 1)
-        );
+        assert_eq!((splits.train.shape.height, splits.train.shape.width, splits.train.shape.channels), (4, 3, 1));
         assert_eq!(splits.train.labels[13], 3);
         assert_eq!(splits.train.image(1)[0], 84);
         assert_eq!(splits.test.num_classes(), 10);
@@ -90,9 +74,7 @@ fn truncated_idx_names_the_file() {
     std::fs::write(&f, &bytes[..bytes.len() - 5]).unwrap();
     let err = load(&cfg("mnist"), tmp.path()).unwrap_err().to_string();
     assert!(
-        err.contains(
-            "train-images-idx3-ubyte: IDX header [20, 4, 3] announces 240 data bytes, file has 235"
-        ),
+        err.contains("train-images-idx3-ubyte: IDX header [20, 4, 3] announces 240 data bytes, file has 235"),
         "{err}"
     );
 
@@ -103,10 +85,7 @@ fn truncated_idx_names_the_file() {
     let bytes = std::fs::read(&gzf).unwrap();
     std::fs::write(&gzf, &bytes[..bytes.len() / 2]).unwrap();
     let err = load(&cfg("mnist"), tmp.path()).unwrap_err().to_string();
-    assert!(
-        err.contains("train-images-idx3-ubyte.gz: corrupt gzip stream"),
-        "{err}"
-    );
+    assert!(err.contains("train-images-idx3-ubyte.gz: corrupt gzip stream"), "{err}");
 }
 
 #[test]
@@ -114,11 +93,7 @@ fn label_count_must_match_image_count() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("mnist");
     write_idx(&dir, 20, false);
-    std::fs::write(
-        dir.join("train-labels-idx1-ubyte"),
-        idx::encode(&[19], &[0; 19]),
-    )
-    .unwrap();
+    std::fs::write(dir.join("train-labels-idx1-ubyte"), idx::encode(&[19], &[0; 19])).unwrap();
     let err = load(&cfg("mnist"), tmp.path()).unwrap_err().to_string();
     assert!(err.contains("19 labels for 20 images"), "{err}");
 }
@@ -156,12 +131,7 @@ fn truncated_cifar_batch_names_the_file() {
     let bytes = std::fs::read(&f).unwrap();
     std::fs::write(&f, &bytes[..bytes.len() - 1000]).unwrap();
     let err = load(&cfg("cifar10"), tmp.path()).unwrap_err().to_string();
-    assert!(
-        err.contains(
-            "data_batch_3.bin: 11292 bytes is not a whole number of 3073-byte CIFAR-10 records"
-        ),
-        "{err}"
-    );
+    assert!(err.contains("data_batch_3.bin: 11292 bytes is not a whole number of 3073-byte CIFAR-10 records"), "{err}");
     std::fs::remove_file(dir.join("test_batch.bin")).unwrap();
     std::fs::write(&f, &bytes).unwrap();
     let err = load(&cfg("cifar10"), tmp.path()).unwrap_err().to_string();
@@ -174,24 +144,14 @@ fn missing_and_unknown_datasets() {
     let err = locate("cifar10", tmp.path()).unwrap_err();
     assert!(matches!(err, Error::NotFound { .. }));
     let msg = err.to_string();
-    assert!(
-        msg.contains("dataset `cifar10` not found") && msg.contains("cifar-10-batches-bin"),
-        "{msg}"
-    );
+    assert!(msg.contains("dataset `cifar10` not found") && msg.contains("cifar-10-batches-bin"), "{msg}");
     assert!(!msg.contains('\n'));
     let err = locate("cifar100", tmp.path()).unwrap_err().to_string();
-    assert_eq!(
-        err,
-        "unknown dataset `cifar100` (known: fashion-mnist, mnist, cifar10)"
-    );
+    assert_eq!(err, "unknown dataset `cifar100` (known: fashion-mnist, mnist, cifar10)");
 }
 
 #[test]
 fn config_rejects_unknown_keys() {
     let err = toml::from_str::<DataConfig>("dataset = \"mnist\"\nmax_trian = 5\n").unwrap_err();
-    assert!(
-        err.message().contains("unknown field `max_trian`"),
-        "{}",
-        err.message()
-    );
+    assert!(err.message().contains("unknown field `max_trian`"), "{}", err.message());
 }

@@ -1,53 +1,37 @@
 //! cnnlab-metrics: classification metrics over plain slices, identical to
-//! scikit-learn's.
+//! scikit-learn's (golden tests compare to 1e-9).
 //!
-//! Labels in, numbers out: this crate depends on neither `tch` nor the image stack,
-//! so anyone can use it alone (ARCHITECTURE.md).
+//! Labels are `usize` class indices below `n_classes`; scores are row-major
+//! `n_samples x n_classes` slices of `f32` or `f64`. Bad input is a typed [`Error`]
+//! (length mismatch, label out of range, NaN score, empty input, zero classes),
+//! never a panic.
+//!
+//! ROC AUC comes in two flavours: [`roc_auc_ovr`] is strict like scikit-learn (a class
+//! with no positive or no negative sample is an error naming the class), while
+//! [`roc_auc_ovr_per_class`] gives `None` for such a class and
+//! [`roc_auc_ovr_lenient`] averages over the defined ones; [`Report`] uses the lenient
+//! form so one rare class does not hide every other number.
 //!
 //! ```
-//! let y_true = [0, 1, 1, 2];
-//! let y_pred = [0, 1, 2, 2];
-//! assert_eq!(cnnlab_metrics::accuracy(&y_true, &y_pred).unwrap(), 0.75);
+//! use cnnlab_metrics::{Average, ConfusionMatrix, ZeroDivision};
+//! let cm = ConfusionMatrix::from_labels(&[0, 1, 1, 2], &[0, 1, 2, 2], 3).unwrap();
+//! assert_eq!(cm.accuracy(), 0.75);
+//! let (_p, _r, f1) = cm.averaged(Average::Macro, 1.0, ZeroDivision::Zero);
+//! assert!((f1 - 7.0 / 9.0).abs() < 1e-12);
 //! ```
+//!
+//! This crate depends on neither `tch` nor the image stack, so it can be used alone
+//! (ARCHITECTURE.md).
 
+mod confusion;
 mod error;
+mod report;
+mod scores;
 
+pub use confusion::{Average, ConfusionMatrix, PerClass, ZeroDivision};
 pub use error::{Error, Result};
-
-/// Fraction of predictions equal to the truth (`sklearn.metrics.accuracy_score`).
-pub fn accuracy(y_true: &[usize], y_pred: &[usize]) -> Result<f64> {
-    check_lengths(y_true, y_pred)?;
-    let hits = y_true.iter().zip(y_pred).filter(|(t, p)| t == p).count();
-    Ok(hits as f64 / y_true.len() as f64)
-}
-
-fn check_lengths(y_true: &[usize], y_pred: &[usize]) -> Result<()> {
-    if y_true.len() != y_pred.len() {
-        return Err(Error::LengthMismatch {
-            y_true: y_true.len(),
-            other: y_pred.len(),
-        });
-    }
-    if y_true.is_empty() {
-        return Err(Error::Empty);
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn accuracy_and_errors() {
-        assert_eq!(accuracy(&[1, 2, 3], &[1, 2, 0]).unwrap(), 2.0 / 3.0);
-        assert!(matches!(accuracy(&[], &[]), Err(Error::Empty)));
-        assert!(matches!(
-            accuracy(&[1], &[1, 2]),
-            Err(Error::LengthMismatch {
-                y_true: 1,
-                other: 2
-            })
-        ));
-    }
-}
+pub use report::{Accumulator, ClassRow, Report};
+pub use scores::{
+    argmax_rows, log_loss, roc_auc, roc_auc_ovr, roc_auc_ovr_lenient, roc_auc_ovr_per_class, roc_curve, top_k_accuracy,
+    RocCurve,
+};

@@ -4,11 +4,7 @@ pub enum Error {
     /// A layer cannot work on the shape it receives; `index` counts from 0 in the
     /// config's `layers` list.
     #[error("model.layers[{index}] ({kind}): {reason}")]
-    Layer {
-        index: usize,
-        kind: &'static str,
-        reason: String,
-    },
+    Layer { index: usize, kind: &'static str, reason: String },
     #[error("model: {0}")]
     Invalid(String),
     #[error(transparent)]

@@ -52,101 +52,62 @@ pub fn plan(cfg: &ModelConfig, input: Shape, classes: i64) -> Result<Vec<LayerRo
     let mut shape = input;
     let mut rows = Vec::with_capacity(cfg.layers.len());
     for (index, layer) in cfg.layers.iter().enumerate() {
-        let fail = |reason: String| Error::Layer {
-            index,
-            kind: layer.kind(),
-            reason,
-        };
-        let (name, out, trainable, non_trainable) =
-            match (*layer, shape) {
-                (
-                    LayerSpec::Conv {
-                        out,
-                        kernel,
-                        stride,
-                        padding,
-                        bias,
-                    },
-                    Shape::Map(c, h, w),
-                ) => {
-                    if out < 1 || kernel < 1 || stride < 1 || padding < 0 {
-                        return Err(fail(format!(
-                            "needs out, kernel, stride >= 1 and padding >= 0, got {layer:?}"
-                        )));
-                    }
-                    let side = |x: i64| (x + 2 * padding - kernel) / stride + 1;
-                    if h + 2 * padding < kernel || w + 2 * padding < kernel {
-                        return Err(fail(format!(
-                            "kernel {kernel} is larger than the padded {h}x{w} input"
-                        )));
-                    }
-                    let params = out * c * kernel * kernel + if bias { out } else { 0 };
-                    ("Conv2d", Shape::Map(out, side(h), side(w)), params, 0)
+        let fail = |reason: String| Error::Layer { index, kind: layer.kind(), reason };
+        let (name, out, trainable, non_trainable) = match (*layer, shape) {
+            (LayerSpec::Conv { out, kernel, stride, padding, bias }, Shape::Map(c, h, w)) => {
+                if out < 1 || kernel < 1 || stride < 1 || padding < 0 {
+                    return Err(fail(format!("needs out, kernel, stride >= 1 and padding >= 0, got {layer:?}")));
                 }
-                (LayerSpec::Batchnorm, Shape::Map(c, ..)) => ("BatchNorm2d", shape, 2 * c, 2 * c),
-                (LayerSpec::Batchnorm, Shape::Flat(n)) => ("BatchNorm1d", shape, 2 * n, 2 * n),
-                (LayerSpec::Relu, _) => ("ReLU", shape, 0, 0),
-                (LayerSpec::Elu, _) => ("ELU", shape, 0, 0),
-                (LayerSpec::LeakyRelu, _) => ("LeakyReLU", shape, 0, 0),
-                (LayerSpec::Gelu, _) => ("GELU", shape, 0, 0),
-                (
-                    LayerSpec::Maxpool { kernel, stride } | LayerSpec::Avgpool { kernel, stride },
-                    Shape::Map(c, h, w),
-                ) => {
-                    let stride = stride.unwrap_or(kernel);
-                    if kernel < 1 || stride < 1 {
-                        return Err(fail(format!("needs kernel and stride >= 1, got {layer:?}")));
-                    }
-                    if h < kernel || w < kernel {
-                        return Err(fail(format!(
-                            "cannot pool a {h}x{w} map with kernel {kernel}"
-                        )));
-                    }
-                    let name = if matches!(layer, LayerSpec::Maxpool { .. }) {
-                        "MaxPool2d"
-                    } else {
-                        "AvgPool2d"
-                    };
-                    (
-                        name,
-                        Shape::Map(c, (h - kernel) / stride + 1, (w - kernel) / stride + 1),
-                        0,
-                        0,
-                    )
+                let side = |x: i64| (x + 2 * padding - kernel) / stride + 1;
+                if h + 2 * padding < kernel || w + 2 * padding < kernel {
+                    return Err(fail(format!("kernel {kernel} is larger than the padded {h}x{w} input")));
                 }
-                (LayerSpec::GlobalAvgPool, Shape::Map(c, ..)) => {
-                    ("GlobalAvgPool2d", Shape::Flat(c), 0, 0)
+                let params = out * c * kernel * kernel + if bias { out } else { 0 };
+                ("Conv2d", Shape::Map(out, side(h), side(w)), params, 0)
+            }
+            (LayerSpec::Batchnorm, Shape::Map(c, ..)) => ("BatchNorm2d", shape, 2 * c, 2 * c),
+            (LayerSpec::Batchnorm, Shape::Flat(n)) => ("BatchNorm1d", shape, 2 * n, 2 * n),
+            (LayerSpec::Relu, _) => ("ReLU", shape, 0, 0),
+            (LayerSpec::Elu, _) => ("ELU", shape, 0, 0),
+            (LayerSpec::LeakyRelu, _) => ("LeakyReLU", shape, 0, 0),
+            (LayerSpec::Gelu, _) => ("GELU", shape, 0, 0),
+            (LayerSpec::Maxpool { kernel, stride } | LayerSpec::Avgpool { kernel, stride }, Shape::Map(c, h, w)) => {
+                let stride = stride.unwrap_or(kernel);
+                if kernel < 1 || stride < 1 {
+                    return Err(fail(format!("needs kernel and stride >= 1, got {layer:?}")));
                 }
-                (LayerSpec::Dropout { p }, _) => {
-                    if !(0.0..1.0).contains(&p) {
-                        return Err(fail(format!("p = {p} is outside [0, 1)")));
-                    }
-                    ("Dropout", shape, 0, 0)
+                if h < kernel || w < kernel {
+                    return Err(fail(format!("cannot pool a {h}x{w} map with kernel {kernel}")));
                 }
-                (LayerSpec::Flatten, _) => ("Flatten", Shape::Flat(shape.numel()), 0, 0),
-                (LayerSpec::Linear { out }, Shape::Flat(n)) => {
-                    let out = out.unwrap_or(classes);
-                    if out < 1 {
-                        return Err(fail(format!("out = {out} must be >= 1")));
-                    }
-                    ("Linear", Shape::Flat(out), n * out + out, 0)
+                let name = if matches!(layer, LayerSpec::Maxpool { .. }) { "MaxPool2d" } else { "AvgPool2d" };
+                (name, Shape::Map(c, (h - kernel) / stride + 1, (w - kernel) / stride + 1), 0, 0)
+            }
+            (LayerSpec::GlobalAvgPool, Shape::Map(c, ..)) => ("GlobalAvgPool2d", Shape::Flat(c), 0, 0),
+            (LayerSpec::Dropout { p }, _) => {
+                if !(0.0..1.0).contains(&p) {
+                    return Err(fail(format!("p = {p} is outside [0, 1)")));
                 }
-                (_, Shape::Flat(n)) => {
-                    return Err(fail(format!(
-                        "needs a channels x height x width map but gets {n} flat features"
-                    )))
+                ("Dropout", shape, 0, 0)
+            }
+            (LayerSpec::Flatten, _) => ("Flatten", Shape::Flat(shape.numel()), 0, 0),
+            (LayerSpec::Linear { out }, Shape::Flat(n)) => {
+                let out = out.unwrap_or(classes);
+                if out < 1 {
+                    return Err(fail(format!("out = {out} must be >= 1")));
                 }
-                (_, Shape::Map(c, h, w)) => return Err(fail(format!(
+                ("Linear", Shape::Flat(out), n * out + out, 0)
+            }
+            (_, Shape::Flat(n)) => {
+                return Err(fail(format!("needs a channels x height x width map but gets {n} flat features")))
+            }
+            (_, Shape::Map(c, h, w)) => {
+                return Err(fail(format!(
                     "needs flat features but gets a {c}x{h}x{w} map: add a flatten layer before it"
-                ))),
-            };
+                )))
+            }
+        };
         shape = out;
-        rows.push(LayerRow {
-            name: format!("{name}-{}", index + 1),
-            output: out,
-            trainable,
-            non_trainable,
-        });
+        rows.push(LayerRow { name: format!("{name}-{}", index + 1), output: out, trainable, non_trainable });
     }
     if shape != Shape::Flat(classes) {
         return Err(Error::Invalid(format!(
@@ -191,72 +152,40 @@ pub fn build(p: &nn::Path, cfg: &ModelConfig, input: Shape, classes: i64) -> Res
         let name = format!("{}{index}", layer.kind());
         let lp = p / name.as_str();
         module = match (*layer, shape) {
-            (
-                LayerSpec::Conv {
-                    out,
-                    kernel,
-                    stride,
-                    padding,
-                    bias,
-                },
-                Shape::Map(c, ..),
-            ) => {
-                let cfg = nn::ConvConfig {
-                    stride,
-                    padding,
-                    bias,
-                    ..Default::default()
-                };
+            (LayerSpec::Conv { out, kernel, stride, padding, bias }, Shape::Map(c, ..)) => {
+                let cfg = nn::ConvConfig { stride, padding, bias, ..Default::default() };
                 module.add(nn::conv2d(&lp, c, out, kernel, cfg))
             }
-            (LayerSpec::Batchnorm, Shape::Map(c, ..)) => {
-                module.add(nn::batch_norm2d(&lp, c, bn_config()))
-            }
-            (LayerSpec::Batchnorm, Shape::Flat(n)) => {
-                module.add(nn::batch_norm1d(&lp, n, bn_config()))
-            }
+            (LayerSpec::Batchnorm, Shape::Map(c, ..)) => module.add(nn::batch_norm2d(&lp, c, bn_config())),
+            (LayerSpec::Batchnorm, Shape::Flat(n)) => module.add(nn::batch_norm1d(&lp, n, bn_config())),
             (LayerSpec::Relu, _) => module.add_fn(|x| x.relu()),
             (LayerSpec::Elu, _) => module.add_fn(|x| x.elu()),
             (LayerSpec::LeakyRelu, _) => module.add_fn(|x| x.leaky_relu()),
             (LayerSpec::Gelu, _) => module.add_fn(|x| x.gelu("none")),
             (LayerSpec::Maxpool { kernel, stride }, _) => {
                 let s = stride.unwrap_or(kernel);
-                module
-                    .add_fn(move |x| x.max_pool2d([kernel, kernel], [s, s], [0, 0], [1, 1], false))
+                module.add_fn(move |x| x.max_pool2d([kernel, kernel], [s, s], [0, 0], [1, 1], false))
             }
             (LayerSpec::Avgpool { kernel, stride }, _) => {
                 let s = stride.unwrap_or(kernel);
-                module.add_fn(move |x| {
-                    x.avg_pool2d([kernel, kernel], [s, s], [0, 0], false, true, None)
-                })
+                module.add_fn(move |x| x.avg_pool2d([kernel, kernel], [s, s], [0, 0], false, true, None))
             }
-            (LayerSpec::GlobalAvgPool, _) => {
-                module.add_fn(|x| x.adaptive_avg_pool2d([1, 1]).flatten(1, -1))
-            }
+            (LayerSpec::GlobalAvgPool, _) => module.add_fn(|x| x.adaptive_avg_pool2d([1, 1]).flatten(1, -1)),
             (LayerSpec::Dropout { p }, _) => module.add_fn_t(move |x, train| x.dropout(p, train)),
             (LayerSpec::Flatten, _) => module.add_fn(|x| x.flatten(1, -1)),
             (LayerSpec::Linear { .. }, _) => {
-                let Shape::Flat(out) = row.output else {
-                    unreachable!("plan checked linear outputs")
-                };
+                let Shape::Flat(out) = row.output else { unreachable!("plan checked linear outputs") };
                 module.add(nn::linear(&lp, shape.numel(), out, Default::default()))
             }
             _ => unreachable!("plan rejected layer {index} on {shape:?}"),
         };
         shape = row.output;
     }
-    Ok(Network {
-        rows,
-        input,
-        module,
-    })
+    Ok(Network { rows, input, module })
 }
 
 /// PyTorch's BatchNorm defaults: weight 1, bias 0 (tch's own default draws the weight
 /// uniformly from [0, 1]).
 fn bn_config() -> nn::BatchNormConfig {
-    nn::BatchNormConfig {
-        ws_init: nn::Init::Const(1.0),
-        ..Default::default()
-    }
+    nn::BatchNormConfig { ws_init: nn::Init::Const(1.0), ..Default::default() }
 }

@@ -17,41 +17,22 @@ fn check_counts(config: &str, input: Shape, trainable: i64) {
     let vs = nn::VarStore::new(Device::Cpu);
     let net = build(&vs.root(), &cfg, input, 10).unwrap();
     assert_eq!(net.trainable_params(), trainable, "{config} planned");
-    let counted: i64 = vs
-        .trainable_variables()
-        .iter()
-        .map(Tensor::numel)
-        .map(|n| n as i64)
-        .sum();
+    let counted: i64 = vs.trainable_variables().iter().map(Tensor::numel).map(|n| n as i64).sum();
     assert_eq!(counted, trainable, "{config} in the VarStore");
-    let Shape::Map(c, h, w) = input else {
-        unreachable!()
-    };
-    let out = net.forward_t(
-        &Tensor::zeros([3, c, h, w], (Kind::Float, Device::Cpu)),
-        true,
-    );
+    let Shape::Map(c, h, w) = input else { unreachable!() };
+    let out = net.forward_t(&Tensor::zeros([3, c, h, w], (Kind::Float, Device::Cpu)), true);
     assert_eq!(out.size(), [3, 10]);
 }
 
 #[test]
 fn seed3_final_has_the_seeds_parameter_counts() {
     check_counts("cifar10/seed3-final.toml", Shape::Map(3, 32, 32), 288_778);
-    check_counts(
-        "fashion-mnist/seed3-final.toml",
-        Shape::Map(1, 28, 28),
-        173_802,
-    );
+    check_counts("fashion-mnist/seed3-final.toml", Shape::Map(1, 28, 28), 173_802);
 }
 
 #[test]
 fn layer_table_matches_torchsummary() {
-    let rows = plan(
-        &model_of("cifar10/seed3-final.toml"),
-        Shape::Map(3, 32, 32),
-        10,
-    )
-    .unwrap();
+    let rows = plan(&model_of("cifar10/seed3-final.toml"), Shape::Map(3, 32, 32), 10).unwrap();
     // Seed 003's torchsummary table (ReLUs are rows of their own here).
     let expected = [
         ("Conv2d-1", vec![-1, 16, 32, 32], 448),
@@ -64,10 +45,7 @@ fn layer_table_matches_torchsummary() {
         ("Linear-16", vec![-1, 10], 2_570),
     ];
     for (name, dims, params) in expected {
-        let row = rows
-            .iter()
-            .find(|r| r.name == name)
-            .unwrap_or_else(|| panic!("no row {name}"));
+        let row = rows.iter().find(|r| r.name == name).unwrap_or_else(|| panic!("no row {name}"));
         assert_eq!((row.output.dims(), row.trainable), (dims, params), "{name}");
     }
     let bn = rows.iter().find(|r| r.name == "BatchNorm2d-2").unwrap();
@@ -88,43 +66,19 @@ fn impossible_shapes_name_the_layer() {
         r#"{ type = "maxpool", kernel = 2 }, { type = "maxpool", kernel = 2 }, { type = "flatten" }, { type = "linear" }"#,
         Shape::Map(1, 2, 2),
     );
-    assert_eq!(
-        err,
-        "model.layers[1] (maxpool): cannot pool a 1x1 map with kernel 2"
-    );
+    assert_eq!(err, "model.layers[1] (maxpool): cannot pool a 1x1 map with kernel 2");
     let err = plan_err(r#"{ type = "linear" }"#, Shape::Map(1, 4, 4));
-    assert!(
-        err.starts_with("model.layers[0] (linear): needs flat features but gets a 1x4x4 map"),
-        "{err}"
-    );
-    let err = plan_err(
-        r#"{ type = "conv", out = 4, kernel = 7 }"#,
-        Shape::Map(1, 4, 4),
-    );
-    assert_eq!(
-        err,
-        "model.layers[0] (conv): kernel 7 is larger than the padded 4x4 input"
-    );
-    let err = plan_err(
-        r#"{ type = "flatten" }, { type = "linear", out = 3 }"#,
-        Shape::Map(1, 4, 4),
-    );
-    assert!(
-        err.contains("the last layer gives [-1, 3] per sample, the data has 10 classes"),
-        "{err}"
-    );
+    assert!(err.starts_with("model.layers[0] (linear): needs flat features, gets a 1x4x4 map"), "{err}");
+    let err = plan_err(r#"{ type = "conv", out = 4, kernel = 7 }"#, Shape::Map(1, 4, 4));
+    assert_eq!(err, "model.layers[0] (conv): kernel 7 is larger than the padded 4x4 input");
+    let err = plan_err(r#"{ type = "flatten" }, { type = "linear", out = 3 }"#, Shape::Map(1, 4, 4));
+    assert!(err.contains("the last layer gives [-1, 3] per sample, the data has 10 classes"), "{err}");
 }
 
 #[test]
 fn unknown_layer_types_and_keys_are_rejected() {
-    let err =
-        toml::from_str::<ModelConfig>(r#"layers = [{ type = "conv3d", out = 2 }]"#).unwrap_err();
-    assert!(
-        err.message().contains("unknown variant `conv3d`"),
-        "{}",
-        err.message()
-    );
-    let err = toml::from_str::<ModelConfig>(r#"layers = [{ type = "conv", out = 2, kernal = 3 }]"#)
-        .unwrap_err();
+    let err = toml::from_str::<ModelConfig>(r#"layers = [{ type = "conv3d", out = 2 }]"#).unwrap_err();
+    assert!(err.message().contains("unknown variant `conv3d`"), "{}", err.message());
+    let err = toml::from_str::<ModelConfig>(r#"layers = [{ type = "conv", out = 2, kernal = 3 }]"#).unwrap_err();
     assert!(err.message().contains("kernal"), "{}", err.message());
 }

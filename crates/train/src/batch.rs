@@ -19,16 +19,9 @@ pub struct Normalizer {
 impl Normalizer {
     pub fn new(mean: &[f32], std: &[f32], shape: ImageShape, device: Device) -> Self {
         let c = shape.channels as i64;
-        let mean = Tensor::from_slice(mean)
-            .view([1, c, 1, 1])
-            .to_device(device);
+        let mean = Tensor::from_slice(mean).view([1, c, 1, 1]).to_device(device);
         let std = Tensor::from_slice(std).view([1, c, 1, 1]).to_device(device);
-        Self {
-            mean,
-            std,
-            shape,
-            device,
-        }
+        Self { mean, std, shape, device }
     }
 
     /// From the training split's per-channel statistics.
@@ -63,11 +56,7 @@ pub struct HostBatch {
 /// Gathers the images at `indices` into one buffer, augmenting each copy.
 pub fn gather(data: &Dataset, indices: &[usize], augment: Option<(&Pipeline, u64)>) -> HostBatch {
     let s = data.shape;
-    let ashape = cnnlab_augment::Shape {
-        height: s.height,
-        width: s.width,
-        channels: s.channels,
-    };
+    let ashape = cnnlab_augment::Shape { height: s.height, width: s.width, channels: s.channels };
     let mut pixels = Vec::with_capacity(indices.len() * s.len());
     for &i in indices {
         let start = pixels.len();

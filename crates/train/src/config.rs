@@ -98,22 +98,10 @@ impl TrainConfig {
         let checks = [
             (self.epochs == 0, "train.epochs must be at least 1"),
             (self.batch_size == 0, "train.batch_size must be at least 1"),
-            (
-                self.eval_batch_size == 0,
-                "train.eval_batch_size must be at least 1",
-            ),
-            (
-                !(self.lr > 0.0 && self.lr < f32::MAX as f64),
-                "train.lr must be a positive number",
-            ),
-            (
-                !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()),
-                "train.weight_decay must be >= 0",
-            ),
-            (
-                !(0.0..1.0).contains(&self.momentum),
-                "train.momentum must be in [0, 1)",
-            ),
+            (self.eval_batch_size == 0, "train.eval_batch_size must be at least 1"),
+            (!(self.lr > 0.0 && self.lr < f32::MAX as f64), "train.lr must be a positive number"),
+            (!(self.weight_decay >= 0.0 && self.weight_decay.is_finite()), "train.weight_decay must be >= 0"),
+            (!(0.0..1.0).contains(&self.momentum), "train.momentum must be in [0, 1)"),
         ];
         match checks.iter().find(|(bad, _)| *bad) {
             Some((_, msg)) => Err(msg.to_string()),

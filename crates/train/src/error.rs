@@ -7,18 +7,11 @@ pub enum Error {
     #[error(transparent)]
     Tch(#[from] tch::TchError),
     #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{}: {source}", path.display())]
     Csv { path: PathBuf, source: csv::Error },
     #[error("loss became {value} at epoch {epoch}, batch {batch}; the last good checkpoint is kept (try a lower lr)")]
-    NonFinite {
-        value: f64,
-        epoch: usize,
-        batch: usize,
-    },
+    NonFinite { value: f64, epoch: usize, batch: usize },
     #[error("{0}")]
     Config(String),
 }
@@ -27,9 +20,6 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            path: path.into(),
-            source,
-        }
+        Error::Io { path: path.into(), source }
     }
 }

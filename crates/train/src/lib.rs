@@ -25,6 +25,5 @@ pub use batch::{gather, HostBatch, Normalizer};
 pub use config::{DeviceChoice, OptimizerKind, TrainConfig};
 pub use error::{Error, Result};
 pub use trainer::{
-    evaluate, resolve_device, train, write_json, EpochRecord, Evaluation, FinalMetrics, RunOptions,
-    HISTORY_HEADER,
+    evaluate, resolve_device, train, write_json, EpochRecord, Evaluation, FinalMetrics, RunOptions, HISTORY_HEADER,
 };

@@ -19,16 +19,8 @@ use crate::config::{DeviceChoice, OptimizerKind, TrainConfig};
 use crate::error::{Error, Result};
 
 /// Header of `history.csv`, one row per epoch.
-pub const HISTORY_HEADER: [&str; 8] = [
-    "epoch",
-    "train_loss",
-    "train_acc",
-    "val_loss",
-    "val_acc",
-    "lr",
-    "seconds",
-    "images_per_sec",
-];
+pub const HISTORY_HEADER: [&str; 8] =
+    ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "images_per_sec"];
 
 /// One row of `history.csv`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -81,9 +73,7 @@ pub fn resolve_device(choice: DeviceChoice) -> Result<Device> {
         DeviceChoice::Cpu => Ok(Device::Cpu),
         DeviceChoice::Auto => Ok(Device::cuda_if_available()),
         DeviceChoice::Cuda if tch::Cuda::is_available() => Ok(Device::Cuda(0)),
-        DeviceChoice::Cuda => Err(Error::Config(
-            "train.device = \"cuda\" but libtorch sees no CUDA device".into(),
-        )),
+        DeviceChoice::Cuda => Err(Error::Config("train.device = \"cuda\" but libtorch sees no CUDA device".into())),
     }
 }
 
@@ -97,64 +87,37 @@ pub fn train(
 ) -> Result<FinalMetrics> {
     cfg.validate().map_err(Error::Config)?;
     if splits.train.is_empty() || splits.test.is_empty() {
-        return Err(Error::Config(
-            "the train and test splits must both hold images".into(),
-        ));
+        return Err(Error::Config("the train and test splits must both hold images".into()));
     }
     let device = resolve_device(cfg.device)?;
     tch::manual_seed(cfg.seed as i64);
     let shape = splits.train.shape;
-    let input = Shape::Map(
-        shape.channels as i64,
-        shape.height as i64,
-        shape.width as i64,
-    );
+    let input = Shape::Map(shape.channels as i64, shape.height as i64, shape.width as i64);
     let classes = splits.train.num_classes() as i64;
 
     let vs = nn::VarStore::new(device);
     let net = build(&vs.root(), model, input, classes)?;
     let mut opt = match cfg.optimizer {
-        OptimizerKind::Adam => nn::Adam {
-            wd: cfg.weight_decay,
-            ..Default::default()
+        OptimizerKind::Adam => nn::Adam { wd: cfg.weight_decay, ..Default::default() }.build(&vs, cfg.lr)?,
+        OptimizerKind::Adamw => nn::AdamW { wd: cfg.weight_decay, ..Default::default() }.build(&vs, cfg.lr)?,
+        OptimizerKind::Sgd => {
+            nn::Sgd { momentum: cfg.momentum, nesterov: cfg.nesterov, wd: cfg.weight_decay, ..Default::default() }
+                .build(&vs, cfg.lr)?
         }
-        .build(&vs, cfg.lr)?,
-        OptimizerKind::Adamw => nn::AdamW {
-            wd: cfg.weight_decay,
-            ..Default::default()
-        }
-        .build(&vs, cfg.lr)?,
-        OptimizerKind::Sgd => nn::Sgd {
-            momentum: cfg.momentum,
-            nesterov: cfg.nesterov,
-            wd: cfg.weight_decay,
-            ..Default::default()
-        }
-        .build(&vs, cfg.lr)?,
     };
     let norm = Normalizer::fit(&splits.train, device);
     let pipeline = Pipeline::new(augment.to_vec(), cfg.seed);
 
     std::fs::create_dir_all(&opts.out_dir).map_err(|e| Error::io(&opts.out_dir, e))?;
     let history_path = opts.out_dir.join("history.csv");
-    let csv_err = |source| Error::Csv {
-        path: history_path.clone(),
-        source,
-    };
-    let mut history = csv::WriterBuilder::new()
-        .has_headers(false)
-        .from_path(&history_path)
-        .map_err(csv_err)?;
+    let csv_err = |source| Error::Csv { path: history_path.clone(), source };
+    let mut history = csv::WriterBuilder::new().has_headers(false).from_path(&history_path).map_err(csv_err)?;
     history.write_record(HISTORY_HEADER).map_err(csv_err)?;
     history.flush().map_err(|e| Error::io(&history_path, e))?;
 
     tracing::info!(
         "training {} ({} trainable params) on {} images of {}x{}x{}, {} classes, device {:?}",
-        if model.name.is_empty() {
-            "model"
-        } else {
-            &model.name
-        },
+        if model.name.is_empty() { "model" } else { &model.name },
         net.trainable_params(),
         splits.train.len(),
         shape.channels,
@@ -171,51 +134,35 @@ pub fn train(
     for epoch in 1..=cfg.epochs {
         let started = Instant::now();
         let mut order: Vec<usize> = (0..n).collect();
-        order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(
-            cfg.seed.wrapping_mul(1_000_003) + epoch as u64,
-        ));
-        let bar = progress(
-            opts.quiet,
-            n as u64,
-            format!("epoch {epoch}/{}", cfg.epochs),
-        );
+        order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_mul(1_000_003) + epoch as u64));
+        let bar = progress(opts.quiet, n as u64, format!("epoch {epoch}/{}", cfg.epochs));
         let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0i64, 0usize);
         let augment = (!pipeline.is_empty()).then_some((&pipeline, epoch as u64));
-        for_each_batch(
-            &splits.train,
-            &order,
-            cfg.batch_size,
-            augment,
-            |batch_idx, batch| {
-                let xs = norm.to_tensor(&batch.pixels);
-                let ys = Tensor::from_slice(&batch.labels).to_device(device);
-                let logits = net.forward_t(&xs, true);
-                let loss = logits.cross_entropy_for_logits(&ys);
-                let value = f64::try_from(&loss)?;
-                if !value.is_finite() {
-                    return Err(Error::NonFinite {
-                        value,
-                        epoch,
-                        batch: batch_idx + 1,
-                    });
-                }
-                opt.backward_step(&loss);
-                let b = batch.labels.len();
-                loss_sum += value * b as f64;
-                correct += i64::try_from(logits.argmax(-1, false).eq_tensor(&ys).sum(Kind::Int64))?;
-                seen += b;
-                bar.set_position(seen as u64);
-                if batch_idx % 20 == 0 {
-                    let rate = seen as f64 / started.elapsed().as_secs_f64();
-                    bar.set_message(format!(
-                        "loss {:.4} acc {:.4} {rate:.0} img/s",
-                        loss_sum / seen as f64,
-                        correct as f64 / seen as f64
-                    ));
-                }
-                Ok::<(), Error>(())
-            },
-        )?;
+        for_each_batch(&splits.train, &order, cfg.batch_size, augment, |batch_idx, batch| {
+            let xs = norm.to_tensor(&batch.pixels);
+            let ys = Tensor::from_slice(&batch.labels).to_device(device);
+            let logits = net.forward_t(&xs, true);
+            let loss = logits.cross_entropy_for_logits(&ys);
+            let value = f64::try_from(&loss)?;
+            if !value.is_finite() {
+                return Err(Error::NonFinite { value, epoch, batch: batch_idx + 1 });
+            }
+            opt.backward_step(&loss);
+            let b = batch.labels.len();
+            loss_sum += value * b as f64;
+            correct += i64::try_from(logits.argmax(-1, false).eq_tensor(&ys).sum(Kind::Int64))?;
+            seen += b;
+            bar.set_position(seen as u64);
+            if batch_idx % 20 == 0 {
+                let rate = seen as f64 / started.elapsed().as_secs_f64();
+                bar.set_message(format!(
+                    "loss {:.4} acc {:.4} {rate:.0} img/s",
+                    loss_sum / seen as f64,
+                    correct as f64 / seen as f64
+                ));
+            }
+            Ok::<(), Error>(())
+        })?;
         bar.finish_and_clear();
         let train_time = started.elapsed().as_secs_f64();
         train_seconds += train_time;
@@ -268,12 +215,7 @@ pub fn train(
 }
 
 /// Loss and accuracy of `net` on `data`, without gradients and in eval mode.
-pub fn evaluate(
-    net: &Network,
-    data: &Dataset,
-    norm: &Normalizer,
-    batch_size: usize,
-) -> Result<Evaluation> {
+pub fn evaluate(net: &Network, data: &Dataset, norm: &Normalizer, batch_size: usize) -> Result<Evaluation> {
     let order: Vec<usize> = (0..data.len()).collect();
     let (mut loss_sum, mut correct) = (0.0f64, 0i64);
     let mut predicted = Vec::with_capacity(data.len());
@@ -291,12 +233,7 @@ pub fn evaluate(
         })
     })?;
     let n = data.len();
-    Ok(Evaluation {
-        loss: loss_sum / n as f64,
-        accuracy: correct as f64 / n as f64,
-        n_samples: n,
-        predicted,
-    })
+    Ok(Evaluation { loss: loss_sum / n as f64, accuracy: correct as f64 / n as f64, n_samples: n, predicted })
 }
 
 fn progress(quiet: bool, len: u64, prefix: String) -> ProgressBar {

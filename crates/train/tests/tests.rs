@@ -9,11 +9,7 @@ use cnnlab_train::{train, DeviceChoice, Error, RunOptions, TrainConfig, HISTORY_
 /// Two classes of 8x8 grey images: a bright vertical bar (class 0) or a bright
 /// horizontal bar (class 1), at random positions, over noise.
 fn bars(n: usize, seed: u32) -> Dataset {
-    let shape = ImageShape {
-        channels: 1,
-        height: 8,
-        width: 8,
-    };
+    let shape = ImageShape { channels: 1, height: 8, width: 8 };
     let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
     let mut next = move || {
         state ^= state << 13;
@@ -28,41 +24,22 @@ fn bars(n: usize, seed: u32) -> Dataset {
         for y in 0..8 {
             for x in 0..8 {
                 let on = if label == 0 { x == pos } else { y == pos };
-                pixels.push(if on {
-                    200 + (next() % 56) as u8
-                } else {
-                    (next() % 60) as u8
-                });
+                pixels.push(if on { 200 + (next() % 56) as u8 } else { (next() % 60) as u8 });
             }
         }
         labels.push(label);
     }
-    Dataset::new(
-        shape,
-        pixels,
-        labels,
-        vec!["vertical".into(), "horizontal".into()],
-    )
-    .unwrap()
+    Dataset::new(shape, pixels, labels, vec!["vertical".into(), "horizontal".into()]).unwrap()
 }
 
 fn model() -> ModelConfig {
     ModelConfig {
         name: "tiny".into(),
         layers: vec![
-            LayerSpec::Conv {
-                out: 8,
-                kernel: 3,
-                stride: 1,
-                padding: 1,
-                bias: true,
-            },
+            LayerSpec::Conv { out: 8, kernel: 3, stride: 1, padding: 1, bias: true },
             LayerSpec::Batchnorm,
             LayerSpec::Relu,
-            LayerSpec::Maxpool {
-                kernel: 2,
-                stride: None,
-            },
+            LayerSpec::Maxpool { kernel: 2, stride: None },
             LayerSpec::Flatten,
             LayerSpec::Linear { out: Some(16) },
             LayerSpec::Relu,
@@ -72,36 +49,21 @@ fn model() -> ModelConfig {
 }
 
 fn config(epochs: usize) -> TrainConfig {
-    TrainConfig {
-        epochs,
-        batch_size: 16,
-        device: DeviceChoice::Cpu,
-        seed: 3,
-        ..Default::default()
-    }
+    TrainConfig { epochs, batch_size: 16, device: DeviceChoice::Cpu, seed: 3, ..Default::default() }
 }
 
 fn splits() -> Splits {
-    Splits {
-        train: bars(256, 1),
-        test: bars(128, 2),
-    }
+    Splits { train: bars(256, 1), test: bars(128, 2) }
 }
 
 #[test]
 fn learns_and_writes_the_run_folder() {
     let dir = tempfile::tempdir().unwrap();
-    let opts = RunOptions {
-        out_dir: dir.path().join("run"),
-        quiet: true,
-    };
+    let opts = RunOptions { out_dir: dir.path().join("run"), quiet: true };
     let augment = [Op::Hflip { p: 0.5 }, Op::RandomCrop { padding: 1 }];
     let metrics = train(&splits(), &augment, &model(), &config(4), &opts).unwrap();
     assert!(metrics.accuracy > 0.9, "test accuracy {}", metrics.accuracy);
-    assert_eq!(
-        (metrics.n_samples, metrics.epochs, metrics.trainable_params),
-        (128, 4, 2_194)
-    );
+    assert_eq!((metrics.n_samples, metrics.epochs, metrics.trainable_params), (128, 4, 2_194));
 
     let history = std::fs::read_to_string(opts.out_dir.join("history.csv")).unwrap();
     let lines: Vec<&str> = history.lines().collect();
@@ -109,22 +71,15 @@ fn learns_and_writes_the_run_folder() {
     assert_eq!(lines.len(), 5);
     let last: Vec<f64> = lines[4].split(',').map(|v| v.parse().unwrap()).collect();
     assert_eq!(last[0], 4.0);
-    assert!(
-        (last[4] - metrics.accuracy).abs() < 1e-12,
-        "val_acc of the last epoch is the final accuracy"
-    );
+    assert!((last[4] - metrics.accuracy).abs() < 1e-12, "val_acc of the last epoch is the final accuracy");
 
     let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(opts.out_dir.join("metrics.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(opts.out_dir.join("metrics.json")).unwrap()).unwrap();
     assert_eq!(json["n_samples"], 128);
     assert!((json["accuracy"].as_f64().unwrap() - metrics.accuracy).abs() < 1e-12);
     assert!(json["loss"].as_f64().unwrap() > 0.0);
     for f in ["last.safetensors", "best.safetensors"] {
-        assert!(
-            opts.out_dir.join(f).metadata().unwrap().len() > 8_000,
-            "{f}"
-        );
+        assert!(opts.out_dir.join(f).metadata().unwrap().len() > 8_000, "{f}");
     }
 }
 
@@ -132,23 +87,11 @@ fn learns_and_writes_the_run_folder() {
 fn same_seed_same_history() {
     let run = |name: &str| {
         let dir = tempfile::tempdir().unwrap();
-        let opts = RunOptions {
-            out_dir: dir.path().join(name),
-            quiet: true,
-        };
-        train(
-            &splits(),
-            &[Op::Hflip { p: 0.5 }],
-            &model(),
-            &config(2),
-            &opts,
-        )
-        .unwrap();
+        let opts = RunOptions { out_dir: dir.path().join(name), quiet: true };
+        train(&splits(), &[Op::Hflip { p: 0.5 }], &model(), &config(2), &opts).unwrap();
         let text = std::fs::read_to_string(opts.out_dir.join("history.csv")).unwrap();
         // Everything but the timing columns.
-        text.lines()
-            .map(|l| l.split(',').take(6).collect::<Vec<_>>().join(","))
-            .collect::<Vec<_>>()
+        text.lines().map(|l| l.split(',').take(6).collect::<Vec<_>>().join(",")).collect::<Vec<_>>()
     };
     assert_eq!(run("a"), run("b"));
 }
@@ -156,16 +99,11 @@ fn same_seed_same_history() {
 #[test]
 fn non_finite_loss_stops_with_epoch_and_batch() {
     let dir = tempfile::tempdir().unwrap();
-    let opts = RunOptions {
-        out_dir: dir.path().join("run"),
-        quiet: true,
-    };
+    let opts = RunOptions { out_dir: dir.path().join("run"), quiet: true };
     let mut cfg = config(2);
     cfg.lr = 1e30;
     match train(&splits(), &[], &model(), &cfg, &opts) {
-        Err(Error::NonFinite {
-            epoch: 1, batch, ..
-        }) => assert!(batch >= 2, "batch {batch}"),
+        Err(Error::NonFinite { epoch: 1, batch, .. }) => assert!(batch >= 2, "batch {batch}"),
         other => panic!("expected a non-finite loss error, got {other:?}"),
     }
 }
@@ -173,10 +111,7 @@ fn non_finite_loss_stops_with_epoch_and_batch() {
 #[test]
 fn bad_settings_name_the_key() {
     let dir = tempfile::tempdir().unwrap();
-    let opts = RunOptions {
-        out_dir: dir.path().join("run"),
-        quiet: true,
-    };
+    let opts = RunOptions { out_dir: dir.path().join("run"), quiet: true };
     let mut cfg = config(1);
     cfg.batch_size = 0;
     let err = train(&splits(), &[], &model(), &cfg, &opts).unwrap_err();
