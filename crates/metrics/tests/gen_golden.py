@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""Golden values for cnnlab-metrics, computed by scikit-learn.
+
+Run by hand (pip install scikit-learn numpy) from the repository root:
+    python3 crates/metrics/tests/gen_golden.py > crates/metrics/tests/golden.json
+The Rust tests read golden.json; no Python runs at test time.
+"""
+import json
+import sys
+
+import numpy as np
+import sklearn
+from sklearn import metrics as M
+
+# Seed 001's per-character counts of the Kaggle Simpsons data (42 classes, 3..2246).
+SIMPSONS = {'abraham_grampa_simpson': 913, 'agnes_skinner': 42, 'apu_nahasapeemapetilon': 623, 'barney_gumble': 106,
+            'bart_simpson': 1342, 'carl_carlson': 98, 'charles_montgomery_burns': 1193, 'chief_wiggum': 986,
+            'cletus_spuckler': 47, 'comic_book_guy': 469, 'disco_stu': 8, 'edna_krabappel': 457, 'fat_tony': 27,
+            'gil': 27, 'groundskeeper_willie': 121, 'homer_simpson': 2246, 'kent_brockman': 498,
+            'krusty_the_clown': 1206, 'lenny_leonard': 310, 'lionel_hutz': 3, 'lisa_simpson': 1354,
+            'maggie_simpson': 128, 'marge_simpson': 1291, 'martin_prince': 71, 'mayor_quimby': 246,
+            'milhouse_van_houten': 1079, 'miss_hoover': 17, 'moe_szyslak': 1452, 'ned_flanders': 1454,
+            'nelson_muntz': 358, 'otto_mann': 32, 'patty_bouvier': 72, 'principal_skinner': 1194,
+            'professor_john_frink': 65, 'rainier_wolfcastle': 45, 'ralph_wiggum': 89, 'selma_bouvier': 103,
+            'sideshow_bob': 877, 'sideshow_mel': 40, 'snake_jailbird': 55, 'troy_mcclure': 8, 'waylon_smithers': 181}
+
+
+def softmax(z):
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def noisy_scores(rng, y, k, skill, decimals=None):
+    logits = rng.normal(size=(len(y), k))
+    logits[np.arange(len(y)), y] += skill
+    p = softmax(logits)
+    if decimals is not None:  # coarse scores: many ties; the last column takes the rest
+        q = 10.0 ** decimals
+        p[:, :-1] = np.floor(p[:, :-1] * q) / q
+        p[:, -1] = 1.0 - p[:, :-1].sum(axis=1)
+    return p
+
+
+def case(name, y_true, y_pred, scores, k):
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    labels = list(range(k))
+    names = [f"class_{i}" for i in labels] if k != 42 else list(SIMPSONS)
+    out = {"name": name, "n_classes": k, "class_names": names,
+           "y_true": y_true.tolist(), "y_pred": y_pred.tolist(),
+           "scores": None if scores is None else scores.ravel().tolist()}
+    e = {}
+    e["confusion_matrix"] = M.confusion_matrix(y_true, y_pred, labels=labels).tolist()
+    e["accuracy"] = M.accuracy_score(y_true, y_pred)
+    e["balanced_accuracy"] = M.balanced_accuracy_score(y_true, y_pred)
+    for zd_name, zd in [("zero", 0.0), ("one", 1.0)]:
+        for avg in ["macro", "micro", "weighted"]:
+            for beta in [1.0, 2.0]:
+                p, r, f, _ = M.precision_recall_fscore_support(
+                    y_true, y_pred, labels=labels, average=avg, beta=beta, zero_division=zd)
+                e[f"{avg}_beta{beta:g}_{zd_name}"] = [p, r, f]
+        p, r, f, s = M.precision_recall_fscore_support(y_true, y_pred, labels=labels, average=None,
+                                                       zero_division=zd)
+        e[f"per_class_{zd_name}"] = {"precision": p.tolist(), "recall": r.tolist(), "f1": f.tolist(),
+                                     "support": s.tolist()}
+    e["mcc"] = M.matthews_corrcoef(y_true, y_pred)
+    e["report_text"] = M.classification_report(y_true, y_pred, labels=labels, target_names=names,
+                                               zero_division=0)
+    if scores is not None:
+        per = []
+        for c in labels:
+            pos = (y_true == c)
+            per.append(M.roc_auc_score(pos, scores[:, c]) if 0 < pos.sum() < len(pos) else None)
+        e["roc_auc_per_class"] = per
+        defined = [(a, (y_true == c).sum()) for c, a in enumerate(per) if a is not None]
+        e["roc_auc_lenient"] = [float(np.mean([a for a, _ in defined])),
+                                float(np.average([a for a, _ in defined], weights=[w for _, w in defined]))]
+        if all(a is not None for a in per):
+            if k == 2:
+                e["roc_auc_strict"] = [M.roc_auc_score(y_true, scores[:, 1])] * 2
+            else:
+                e["roc_auc_strict"] = [M.roc_auc_score(y_true, scores, multi_class="ovr", average="macro",
+                                                       labels=labels),
+                                       M.roc_auc_score(y_true, scores, multi_class="ovr", average="weighted",
+                                                       labels=labels)]
+            fpr, tpr, thr = M.roc_curve(y_true == 0, scores[:, 0])
+            e["roc_curve_class0"] = {"fpr": fpr.tolist(), "tpr": tpr.tolist(), "thresholds": thr[1:].tolist()}
+        if k > 2:
+            e["top2"] = M.top_k_accuracy_score(y_true, scores, k=2, labels=labels)
+        e["log_loss"] = M.log_loss(y_true, scores, labels=labels)
+    out["expected"] = e
+    return out
+
+
+def main():
+    rng = np.random.default_rng(20261123)
+    cases = []
+
+    counts = np.array(list(SIMPSONS.values()))
+    per = np.maximum(1, np.round(counts / counts.sum() * 500)).astype(int)
+    y = np.repeat(np.arange(42), per)
+    s = noisy_scores(rng, y, 42, 3.0)
+    cases.append(case("simpsons_42_imbalanced", y, s.argmax(1), s, 42))
+
+    y = rng.integers(0, 5, 200)
+    s = noisy_scores(rng, y, 5, 1.5, decimals=1)
+    cases.append(case("ties_in_scores", y, s.argmax(1), s, 5))
+
+    y = rng.integers(0, 4, 120)
+    s = noisy_scores(rng, y, 4, 1.0)
+    s[:, 3] *= 0.01  # class 3 is never predicted
+    s = s / s.sum(axis=1, keepdims=True)
+    cases.append(case("class_never_predicted", y, s.argmax(1), s, 4))
+
+    y = rng.integers(0, 3, 90)  # class 3 of 4 never occurs in y_true
+    s = noisy_scores(rng, y, 4, 1.0)
+    cases.append(case("class_absent_from_truth", y, s.argmax(1), s, 4))
+
+    y = rng.integers(0, 6, 60)
+    s = noisy_scores(rng, y, 6, 30.0)
+    cases.append(case("perfect", y, y, s, 6))
+
+    y = rng.integers(0, 3, 50)
+    cases.append(case("constant_predictor", y, np.zeros_like(y), np.tile([0.5, 0.3, 0.2], (50, 1)), 3))
+
+    y = rng.integers(0, 2, 150)
+    s = noisy_scores(rng, y, 2, 1.2, decimals=2)
+    cases.append(case("binary", y, s.argmax(1), s, 2))
+
+    y = rng.integers(0, 3, 40)
+    cases.append(case("labels_only", y, rng.integers(0, 3, 40), None, 3))
+
+    json.dump({"sklearn": sklearn.__version__, "cases": cases}, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
