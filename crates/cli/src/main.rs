@@ -4,6 +4,7 @@
 //! on disk (so `cargo xtask train-all` can skip it with the reason).
 
 mod experiment;
+mod metrics_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,6 +34,14 @@ struct Cli {
 enum Command {
     /// Train the experiment described by CONFIG and evaluate it on the test split.
     Train(TrainArgs),
+    /// Every classification metric of a predictions CSV (y_true, y_pred, p_<class>...).
+    Metrics {
+        /// CSV file with a header.
+        file: PathBuf,
+        /// Print one JSON object instead of the text report.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -87,6 +96,7 @@ fn init_logging(verbose: bool, quiet: bool) {
 fn run(cli: &Cli) -> Result<()> {
     match &cli.command {
         Command::Train(args) => train_command(args, cli.quiet),
+        Command::Metrics { file, json } => metrics_cmd::run(file, *json),
     }
 }
 

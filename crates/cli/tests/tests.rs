@@ -100,3 +100,47 @@ fn one_epoch_on_real_fashion_mnist_learns() {
     let resolved = std::fs::read_to_string(run.join("config.toml")).unwrap();
     assert!(resolved.contains("max_train = 10000") && resolved.contains("epochs = 1"), "{resolved}");
 }
+
+#[test]
+fn metrics_command_reads_names_scores_and_reports_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = tmp.path().join("pred.csv");
+    std::fs::write(
+        &csv,
+        "y_true,p_cat,p_dog,p_fox\ncat,0.7,0.2,0.1\ndog,0.1,0.6,0.3\nfox,0.5,0.1,0.4\ncat,0.2,0.5,0.3\n",
+    )
+    .unwrap();
+    let out = cnnlab(&["metrics", csv.to_str().unwrap(), "--json"], tmp.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // y_pred is the argmax: cat, dog, cat, dog -> 2 of 4 right.
+    assert_eq!(json["accuracy"], 0.5);
+    assert_eq!(json["confusion_matrix"], serde_json::json!([[1, 1, 0], [0, 1, 0], [1, 0, 0]]));
+    assert_eq!(json["per_class"][2]["class"], "fox");
+    let expected = cnnlab_metrics::Report::new(
+        &[0, 1, 2, 0],
+        &[0, 1, 0, 1],
+        Some(&[0.7, 0.2, 0.1, 0.1, 0.6, 0.3, 0.5, 0.1, 0.4, 0.2, 0.5, 0.3][..]),
+        &["cat".into(), "dog".into(), "fox".into()],
+    )
+    .unwrap();
+    assert_eq!(json["roc_auc_ovr_macro"].as_f64().unwrap(), expected.roc_auc_ovr_macro.unwrap());
+    assert_eq!(json["log_loss"].as_f64().unwrap(), expected.log_loss.unwrap());
+
+    std::fs::write(&csv, "y_true,y_pred\n0,1\n1,1\n").unwrap();
+    let out = cnnlab(&["metrics", csv.to_str().unwrap()], tmp.path());
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("    accuracy                           0.50         2"), "{text}");
+
+    for (body, needle) in [
+        ("y_pred\n0\n", "missing column `y_true`"),
+        ("y_true,p_a,p_b\na,0.5,zero\n", "pred.csv:2: p_b: `zero` is not a number"),
+        ("y_true,y_pred,p_a,p_b\na,b,0.1,0.9\nb,c,0.3,0.7\n", "pred.csv:3: unknown class `c` in y_pred"),
+        ("y_true,y_pred\n0,1\n1\n", "pred.csv: malformed CSV"),
+    ] {
+        std::fs::write(&csv, body).unwrap();
+        let out = cnnlab(&["metrics", csv.to_str().unwrap()], tmp.path());
+        assert_one_line_error(&out, 1, needle);
+    }
+}

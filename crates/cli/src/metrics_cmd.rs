@@ -1,0 +1,114 @@
+//! `cnnlab metrics FILE.csv [--json]`: every metric of a predictions file.
+//!
+//! The CSV has a header with `y_true`, optionally `y_pred`, and optionally one score
+//! column per class named `p_<class>` (then ROC AUC and log loss are reported, and a
+//! missing `y_pred` is each row's argmax). Labels are class indices or class names.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Context, Result};
+use cnnlab_metrics::{argmax_rows, Report};
+
+/// Parsed predictions: labels as indices into `classes`, scores row-major.
+#[derive(Debug)]
+pub(crate) struct Predictions {
+    pub(crate) classes: Vec<String>,
+    pub(crate) y_true: Vec<usize>,
+    pub(crate) y_pred: Vec<usize>,
+    pub(crate) scores: Option<Vec<f64>>,
+}
+
+pub(crate) fn read(path: &Path) -> Result<Predictions> {
+    let shown = path.display();
+    let mut reader = csv::Reader::from_path(path).with_context(|| format!("reading {shown}"))?;
+    let header = reader.headers().with_context(|| format!("{shown}: reading the header"))?.clone();
+    let column = |name: &str| header.iter().position(|h| h.trim() == name);
+    let t_col = column("y_true").ok_or_else(|| anyhow!("{shown}: missing column `y_true`"))?;
+    let p_col = column("y_pred");
+    let score_cols: Vec<(usize, String)> =
+        header.iter().enumerate().filter_map(|(i, h)| h.trim().strip_prefix("p_").map(|c| (i, c.to_owned()))).collect();
+    if p_col.is_none() && score_cols.is_empty() {
+        bail!("{shown}: needs a `y_pred` column or one `p_<class>` score column per class");
+    }
+
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let record = record.with_context(|| format!("{shown}: malformed CSV"))?;
+        let line = record.position().map_or(0, |p| p.line());
+        rows.push((line, record));
+    }
+    if rows.is_empty() {
+        bail!("{shown}: no rows after the header");
+    }
+
+    // Class names: from score columns when present, else from the labels themselves.
+    let classes: Vec<String> = if !score_cols.is_empty() {
+        score_cols.iter().map(|(_, c)| c.clone()).collect()
+    } else {
+        let mut seen = BTreeSet::new();
+        for (_, r) in &rows {
+            seen.insert(r[t_col].trim().to_owned());
+            if let Some(p) = p_col {
+                seen.insert(r[p].trim().to_owned());
+            }
+        }
+        let numbers: Option<Vec<usize>> = seen.iter().map(|s| s.parse().ok()).collect();
+        match numbers {
+            Some(n) => (0..=n.into_iter().max().unwrap_or(0)).map(|i| i.to_string()).collect(),
+            None => seen.into_iter().collect(),
+        }
+    };
+    let label = |value: &str, col: &str, line: u64| -> Result<usize> {
+        let value = value.trim();
+        if let Some(i) = classes.iter().position(|c| c == value) {
+            return Ok(i);
+        }
+        match value.parse::<usize>() {
+            Ok(i) if i < classes.len() => Ok(i),
+            _ => Err(anyhow!("{shown}:{line}: unknown class `{value}` in {col} (classes: {})", classes.join(", "))),
+        }
+    };
+
+    let k = classes.len();
+    let (mut y_true, mut y_pred) = (Vec::new(), Vec::new());
+    let mut scores = (!score_cols.is_empty()).then(Vec::new);
+    for (line, r) in &rows {
+        y_true.push(label(&r[t_col], "y_true", *line)?);
+        if let Some(p) = p_col {
+            y_pred.push(label(&r[p], "y_pred", *line)?);
+        }
+        if let Some(s) = scores.as_mut() {
+            for (i, name) in &score_cols {
+                let raw = r.get(*i).unwrap_or("").trim();
+                let v: f64 = raw.parse().map_err(|_| anyhow!("{shown}:{line}: p_{name}: `{raw}` is not a number"))?;
+                if !v.is_finite() {
+                    bail!("{shown}:{line}: p_{name}: `{raw}` is not a finite number");
+                }
+                s.push(v);
+            }
+        }
+    }
+    if p_col.is_none() {
+        y_pred = argmax_rows(scores.as_deref().expect("score columns exist"), k);
+    }
+    Ok(Predictions { classes, y_true, y_pred, scores })
+}
+
+pub(crate) fn run(path: &Path, json: bool) -> Result<()> {
+    let p = read(path)?;
+    let report = Report::new(&p.y_true, &p.y_pred, p.scores.as_deref(), &p.classes)
+        .with_context(|| format!("computing metrics of {}", path.display()))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    print!("{}", report.text());
+    let opt = |v: Option<f64>| v.map_or("n/a (no p_<class> columns)".to_owned(), |v| format!("{v:.4}"));
+    println!();
+    println!("balanced accuracy   {:.4}", report.balanced_accuracy);
+    println!("MCC                 {:.4}", report.mcc);
+    println!("ROC AUC (ovr macro) {}", opt(report.roc_auc_ovr_macro));
+    println!("log loss            {}", opt(report.log_loss));
+    Ok(())
+}
