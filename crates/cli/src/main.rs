@@ -129,7 +129,7 @@ fn train_command(args: &TrainArgs, quiet: bool) -> Result<()> {
     let metrics = train(&splits, &exp.augment.ops, &exp.model, &exp.train, &opts)?;
     tracing::info!(
         "test accuracy {:.4}, loss {:.4} on {} images; run folder {}",
-        metrics.accuracy,
+        metrics.report.accuracy,
         metrics.loss,
         metrics.n_samples,
         out_dir.display()

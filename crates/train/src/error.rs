@@ -6,6 +6,8 @@ pub enum Error {
     Model(#[from] cnnlab_models::Error),
     #[error(transparent)]
     Tch(#[from] tch::TchError),
+    #[error("metrics: {0}")]
+    Metrics(#[from] cnnlab_metrics::Error),
     #[error("{}: {source}", path.display())]
     Io { path: PathBuf, source: std::io::Error },
     #[error("{}: {source}", path.display())]

@@ -10,7 +10,7 @@
 //! use cnnlab_train::{train, RunOptions, TrainConfig};
 //! let opts = RunOptions { out_dir: "runs/demo".into(), quiet: true };
 //! let metrics = train(splits, &[], model, &TrainConfig::default(), &opts).unwrap();
-//! println!("test accuracy {:.4}", metrics.accuracy);
+//! println!("test accuracy {:.4}", metrics.report.accuracy);
 //! # }
 //! ```
 //!

@@ -35,10 +35,13 @@ pub struct EpochRecord {
     pub images_per_sec: f64,
 }
 
-/// What `metrics.json` holds for the final evaluation on the test split.
+/// What `metrics.json` holds for the final evaluation on the test split: the keys of
+/// `cnnlab metrics --json` (from cnnlab-metrics) plus the run's own.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FinalMetrics {
-    pub accuracy: f64,
+    #[serde(flatten)]
+    pub report: cnnlab_metrics::Report,
+    /// Mean cross-entropy on the test split (`accuracy` is in the report).
     pub loss: f64,
     pub n_samples: usize,
     pub epochs: usize,
@@ -56,6 +59,8 @@ pub struct Evaluation {
     pub n_samples: usize,
     /// Predicted class of each sample, in dataset order.
     pub predicted: Vec<i64>,
+    /// Softmax probabilities, row-major `n_samples x n_classes`.
+    pub probabilities: Vec<f32>,
 }
 
 /// How to run, beyond the experiment's own settings.
@@ -200,8 +205,13 @@ pub fn train(
     }
 
     let eval = last_eval.expect("epochs >= 1 was validated");
+    let y_true: Vec<usize> = splits.test.labels.iter().map(|&l| l as usize).collect();
+    let y_pred: Vec<usize> = eval.predicted.iter().map(|&p| p as usize).collect();
+    let report = cnnlab_metrics::Report::new(&y_true, &y_pred, Some(&eval.probabilities[..]), &splits.test.classes)?;
+    let report_path = opts.out_dir.join("classification_report.txt");
+    std::fs::write(&report_path, report.text()).map_err(|e| Error::io(&report_path, e))?;
     let metrics = FinalMetrics {
-        accuracy: eval.accuracy,
+        report,
         loss: eval.loss,
         n_samples: eval.n_samples,
         epochs: cfg.epochs,
@@ -219,6 +229,7 @@ pub fn evaluate(net: &Network, data: &Dataset, norm: &Normalizer, batch_size: us
     let order: Vec<usize> = (0..data.len()).collect();
     let (mut loss_sum, mut correct) = (0.0f64, 0i64);
     let mut predicted = Vec::with_capacity(data.len());
+    let mut probabilities = Vec::with_capacity(data.len() * data.num_classes());
     tch::no_grad(|| {
         for_each_batch(data, &order, batch_size, None, |_, batch| {
             let xs = norm.to_tensor(&batch.pixels);
@@ -229,11 +240,19 @@ pub fn evaluate(net: &Network, data: &Dataset, norm: &Normalizer, batch_size: us
             let pred = logits.argmax(-1, false);
             correct += i64::try_from(pred.eq_tensor(&ys).sum(Kind::Int64))?;
             predicted.extend(Vec::<i64>::try_from(pred.to_device(Device::Cpu))?);
+            let probs = logits.softmax(-1, Kind::Float).to_device(Device::Cpu).flatten(0, -1);
+            probabilities.extend(Vec::<f32>::try_from(probs)?);
             Ok::<(), Error>(())
         })
     })?;
     let n = data.len();
-    Ok(Evaluation { loss: loss_sum / n as f64, accuracy: correct as f64 / n as f64, n_samples: n, predicted })
+    Ok(Evaluation {
+        loss: loss_sum / n as f64,
+        accuracy: correct as f64 / n as f64,
+        n_samples: n,
+        predicted,
+        probabilities,
+    })
 }
 
 fn progress(quiet: bool, len: u64, prefix: String) -> ProgressBar {

@@ -62,7 +62,7 @@ fn learns_and_writes_the_run_folder() {
     let opts = RunOptions { out_dir: dir.path().join("run"), quiet: true };
     let augment = [Op::Hflip { p: 0.5 }, Op::RandomCrop { padding: 1 }];
     let metrics = train(&splits(), &augment, &model(), &config(4), &opts).unwrap();
-    assert!(metrics.accuracy > 0.9, "test accuracy {}", metrics.accuracy);
+    assert!(metrics.report.accuracy > 0.9, "test accuracy {}", metrics.report.accuracy);
     assert_eq!((metrics.n_samples, metrics.epochs, metrics.trainable_params), (128, 4, 2_194));
 
     let history = std::fs::read_to_string(opts.out_dir.join("history.csv")).unwrap();
@@ -71,13 +71,19 @@ fn learns_and_writes_the_run_folder() {
     assert_eq!(lines.len(), 5);
     let last: Vec<f64> = lines[4].split(',').map(|v| v.parse().unwrap()).collect();
     assert_eq!(last[0], 4.0);
-    assert!((last[4] - metrics.accuracy).abs() < 1e-12, "val_acc of the last epoch is the final accuracy");
+    assert!((last[4] - metrics.report.accuracy).abs() < 1e-12, "val_acc of the last epoch is the final accuracy");
 
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(opts.out_dir.join("metrics.json")).unwrap()).unwrap();
     assert_eq!(json["n_samples"], 128);
-    assert!((json["accuracy"].as_f64().unwrap() - metrics.accuracy).abs() < 1e-12);
+    assert!((json["accuracy"].as_f64().unwrap() - metrics.report.accuracy).abs() < 1e-12);
     assert!(json["loss"].as_f64().unwrap() > 0.0);
+    // The keys of `cnnlab metrics --json`, computed by cnnlab-metrics.
+    assert!((json["f1_micro"].as_f64().unwrap() - metrics.report.accuracy).abs() < 1e-12);
+    assert!(json["roc_auc_ovr_macro"].as_f64().unwrap() > 0.9);
+    assert_eq!(json["per_class"][1]["class"], "horizontal");
+    let report = std::fs::read_to_string(opts.out_dir.join("classification_report.txt")).unwrap();
+    assert!(report.contains("  vertical ") && report.contains("weighted avg"), "{report}");
     for f in ["last.safetensors", "best.safetensors"] {
         assert!(opts.out_dir.join(f).metadata().unwrap().len() > 8_000, "{f}");
     }
