@@ -1,6 +1,21 @@
-//! Geometric ops on one HWC u8 image, in place.
+//! The ops themselves, on one HWC u8 image, in place. Every function is public so the
+//! crate can be used without the [`crate::Pipeline`].
+
+use serde::{Deserialize, Serialize};
 
 use crate::Shape;
+
+/// What geometric ops put where the source image does not reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fill {
+    /// Zeros (black), like torchvision's default.
+    #[default]
+    Constant,
+    /// Mirror the image at its border without repeating the edge pixel
+    /// (`numpy.pad(mode="reflect")`, Keras `fill_mode="reflect"`).
+    Reflect,
+}
 
 /// Mirrors left-right.
 pub fn hflip(img: &mut [u8], s: Shape) {
@@ -24,25 +39,161 @@ pub fn vflip(img: &mut [u8], s: Shape) {
     }
 }
 
-/// Shifts the image by `(dx, dy)` pixels (right and down are positive), filling what
-/// comes in from outside with zeros.
-pub fn translate(img: &mut [u8], s: Shape, dx: i64, dy: i64) {
+/// Index `i` folded into `0..n` by reflection at the borders (edge not repeated).
+fn reflect(mut i: i64, n: i64) -> i64 {
+    if n == 1 {
+        return 0;
+    }
+    let period = 2 * (n - 1);
+    i = i.rem_euclid(period);
+    if i >= n {
+        period - i
+    } else {
+        i
+    }
+}
+
+/// Shifts the image by `(dx, dy)` pixels (right and down are positive). With
+/// [`Fill::Constant`] this is exactly torchvision's `RandomCrop(size, padding)` for one
+/// offset: pad, then crop at `(padding - dx, padding - dy)`.
+pub fn translate(img: &mut [u8], s: Shape, dx: i64, dy: i64, fill: Fill) {
     if dx == 0 && dy == 0 {
         return;
     }
     let (w, h, c) = (s.width as i64, s.height as i64, s.channels);
     let src = img.to_vec();
-    img.fill(0);
-    let (x0, x1) = (dx.max(0), (w + dx).min(w));
-    if x0 >= x1 {
+    for y in 0..h {
+        for x in 0..w {
+            let (sx, sy) = (x - dx, y - dy);
+            let to = ((y * w + x) as usize) * c;
+            let inside = (0..w).contains(&sx) && (0..h).contains(&sy);
+            if inside || fill == Fill::Reflect {
+                let from = ((reflect(sy, h) * w + reflect(sx, w)) as usize) * c;
+                img[to..to + c].copy_from_slice(&src[from..from + c]);
+            } else {
+                img[to..to + c].fill(0);
+            }
+        }
+    }
+}
+
+/// Resamples `src` bilinearly: output pixel `(x, y)` takes the source at
+/// `map(x + 0.5, y + 0.5) - 0.5` (pixel centres), with `fill` outside.
+fn resample(img: &mut [u8], s: Shape, fill: Fill, map: impl Fn(f64, f64) -> (f64, f64)) {
+    let src = img.to_vec();
+    let (w, h, c) = (s.width as i64, s.height as i64, s.channels);
+    let at = |x: i64, y: i64, k: usize| -> Option<f64> {
+        let (x, y) = match fill {
+            Fill::Reflect => (reflect(x, w), reflect(y, h)),
+            Fill::Constant if (0..w).contains(&x) && (0..h).contains(&y) => (x, y),
+            Fill::Constant => return None,
+        };
+        Some(src[((y * w + x) as usize) * c + k] as f64)
+    };
+    for y in 0..h {
+        for x in 0..w {
+            let (fx, fy) = map(x as f64 + 0.5, y as f64 + 0.5);
+            let (fx, fy) = (fx - 0.5, fy - 0.5);
+            let (x0, y0) = (fx.floor() as i64, fy.floor() as i64);
+            let (ax, ay) = (fx - x0 as f64, fy - y0 as f64);
+            let to = ((y * w + x) as usize) * c;
+            for k in 0..c {
+                // Outside pixels count as zero with constant fill, so edges fade to
+                // black smoothly instead of stepping.
+                let v = |xx, yy| at(xx, yy, k).unwrap_or(0.0);
+                let value = (1.0 - ay) * ((1.0 - ax) * v(x0, y0) + ax * v(x0 + 1, y0))
+                    + ay * ((1.0 - ax) * v(x0, y0 + 1) + ax * v(x0 + 1, y0 + 1));
+                img[to + k] = value.round().clamp(0.0, 255.0) as u8;
+            }
+        }
+    }
+}
+
+/// Rotates by `degrees` (counter-clockwise) and scales by `scale` (> 1 zooms in)
+/// about the centre, bilinearly.
+pub fn rotate_zoom(img: &mut [u8], s: Shape, degrees: f64, scale: f64, fill: Fill) {
+    if degrees == 0.0 && scale == 1.0 {
         return;
     }
-    let run = (x1 - x0) as usize * c;
-    for y in dy.max(0)..(h + dy).min(h) {
-        let from = (((y - dy) * w + (x0 - dx)) as usize) * c;
-        let to = ((y * w + x0) as usize) * c;
-        img[to..to + run].copy_from_slice(&src[from..from + run]);
+    let (cx, cy) = (s.width as f64 / 2.0, s.height as f64 / 2.0);
+    let (sin, cos) = degrees.to_radians().sin_cos();
+    // Inverse map: output -> source. Image y grows downwards, so a counter-clockwise
+    // turn on screen is clockwise in these coordinates.
+    resample(img, s, fill, |x, y| {
+        let (dx, dy) = ((x - cx) / scale, (y - cy) / scale);
+        (cx + cos * dx - sin * dy, cy + sin * dx + cos * dy)
+    });
+}
+
+/// Crops the rectangle `(left, top, width, height)` and resizes it back to the full
+/// image bilinearly (the second half of torchvision's `RandomResizedCrop`).
+pub fn crop_resize(img: &mut [u8], s: Shape, left: f64, top: f64, width: f64, height: f64) {
+    let (sx, sy) = (width / s.width as f64, height / s.height as f64);
+    resample(img, s, Fill::Reflect, |x, y| (left + x * sx, top + y * sy));
+}
+
+/// Multiplies every value by `factor` (torchvision `adjust_brightness`).
+pub fn brightness(img: &mut [u8], factor: f64) {
+    for v in img.iter_mut() {
+        *v = (*v as f64 * factor).round().clamp(0.0, 255.0) as u8;
     }
+}
+
+fn gray(px: &[u8]) -> f64 {
+    if px.len() >= 3 {
+        0.299 * px[0] as f64 + 0.587 * px[1] as f64 + 0.114 * px[2] as f64
+    } else {
+        px[0] as f64
+    }
+}
+
+/// Blends with the mean grey level of the image (torchvision `adjust_contrast`).
+pub fn contrast(img: &mut [u8], s: Shape, factor: f64) {
+    let n = (s.width * s.height).max(1) as f64;
+    let mean = img.chunks_exact(s.channels).map(gray).sum::<f64>() / n;
+    for v in img.iter_mut() {
+        *v = (factor * *v as f64 + (1.0 - factor) * mean).round().clamp(0.0, 255.0) as u8;
+    }
+}
+
+/// Blends each pixel with its own grey level (torchvision `adjust_saturation`);
+/// a no-op on single-channel images.
+pub fn saturation(img: &mut [u8], s: Shape, factor: f64) {
+    if s.channels < 3 {
+        return;
+    }
+    for px in img.chunks_exact_mut(s.channels) {
+        let g = gray(px);
+        for v in px.iter_mut().take(3) {
+            *v = (factor * *v as f64 + (1.0 - factor) * g).round().clamp(0.0, 255.0) as u8;
+        }
+    }
+}
+
+/// Zeros a `size x size` square centred at `(cx, cy)` (clipped at the borders).
+pub fn cutout(img: &mut [u8], s: Shape, cx: i64, cy: i64, size: usize) {
+    let half = size as i64 / 2;
+    let (x0, x1) = ((cx - half).max(0), (cx - half + size as i64).min(s.width as i64));
+    let (y0, y1) = ((cy - half).max(0), (cy - half + size as i64).min(s.height as i64));
+    for y in y0..y1 {
+        for x in x0..x1 {
+            let at = ((y as usize) * s.width + x as usize) * s.channels;
+            img[at..at + s.channels].fill(0);
+        }
+    }
+}
+
+/// HWC u8 to CHW f32: `(v / 255 - mean[c]) / std[c]` (torchvision `ToTensor` +
+/// `Normalize`).
+pub fn normalize_to_chw(img: &[u8], s: Shape, mean: &[f32], std: &[f32]) -> Vec<f32> {
+    let plane = s.width * s.height;
+    let mut out = vec![0.0f32; plane * s.channels];
+    for (p, px) in img.chunks_exact(s.channels).enumerate() {
+        for (c, &v) in px.iter().enumerate() {
+            out[c * plane + p] = (v as f32 / 255.0 - mean[c]) / std[c];
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -58,7 +209,6 @@ mod tests {
         assert_eq!(img, [3, 2, 1, 6, 5, 4]);
         vflip(&mut img, S);
         assert_eq!(img, [6, 5, 4, 3, 2, 1]);
-        // Two channels: pixels move, channel order within a pixel stays.
         let mut rgb = [1, 10, 2, 20];
         hflip(&mut rgb, Shape { height: 1, width: 2, channels: 2 });
         assert_eq!(rgb, [2, 20, 1, 10]);
@@ -67,13 +217,63 @@ mod tests {
     #[test]
     fn translates_by_hand() {
         let mut img = [1, 2, 3, 4, 5, 6];
-        translate(&mut img, S, 1, 0);
+        translate(&mut img, S, 1, 0, Fill::Constant);
         assert_eq!(img, [0, 1, 2, 0, 4, 5]);
         let mut img = [1, 2, 3, 4, 5, 6];
-        translate(&mut img, S, -2, 1);
+        translate(&mut img, S, -2, 1, Fill::Constant);
         assert_eq!(img, [0, 0, 0, 3, 0, 0]);
         let mut img = [1, 2, 3, 4, 5, 6];
-        translate(&mut img, S, 3, 0);
+        translate(&mut img, S, 3, 0, Fill::Constant);
         assert_eq!(img, [0; 6]);
+        // Reflect: a shift right by 1 mirrors column 1 into column 0.
+        let mut img = [1, 2, 3, 4, 5, 6];
+        translate(&mut img, S, 1, 0, Fill::Reflect);
+        assert_eq!(img, [2, 1, 2, 5, 4, 5]);
+    }
+
+    #[test]
+    fn reflect_indices() {
+        let got: Vec<i64> = (-3..7).map(|i| reflect(i, 4)).collect();
+        assert_eq!(got, [3, 2, 1, 0, 1, 2, 3, 2, 1, 0]);
+        assert_eq!(reflect(5, 1), 0);
+    }
+
+    #[test]
+    fn rotations_by_hand() {
+        let s = Shape { height: 3, width: 3, channels: 1 };
+        let orig = [1, 2, 3, 4, 5, 6, 7, 8, 9];
+        let mut img = orig;
+        rotate_zoom(&mut img, s, 90.0, 1.0, Fill::Constant);
+        // Counter-clockwise on screen: the top row becomes the left column.
+        assert_eq!(img, [3, 6, 9, 2, 5, 8, 1, 4, 7]);
+        let mut img = orig;
+        rotate_zoom(&mut img, s, 0.0, 1.0, Fill::Reflect);
+        assert_eq!(img, orig);
+        let mut img = orig;
+        rotate_zoom(&mut img, s, 360.0, 1.0, Fill::Constant);
+        assert_eq!(img, orig);
+    }
+
+    #[test]
+    fn colour_ops_by_hand() {
+        let mut img = [100, 200, 50];
+        brightness(&mut img, 1.0);
+        assert_eq!(img, [100, 200, 50]);
+        brightness(&mut img, 1.5);
+        assert_eq!(img, [150, 255, 75]);
+        let s = Shape { height: 1, width: 2, channels: 1 };
+        let mut img = [100, 200];
+        contrast(&mut img, s, 0.5);
+        assert_eq!(img, [125, 175]);
+        let rgb = Shape { height: 1, width: 1, channels: 3 };
+        let mut px = [255, 0, 0];
+        saturation(&mut px, rgb, 0.0);
+        assert_eq!(px, [76, 76, 76]);
+        let mut img = [9u8; 16];
+        cutout(&mut img, Shape { height: 4, width: 4, channels: 1 }, 0, 0, 2);
+        assert_eq!(img.iter().filter(|&&v| v == 0).count(), 1);
+        let chw =
+            normalize_to_chw(&[0, 255, 255, 0], Shape { height: 1, width: 2, channels: 2 }, &[0.5, 0.0], &[0.5, 1.0]);
+        assert_eq!(chw, [-1.0, 1.0, 1.0, 0.0]);
     }
 }

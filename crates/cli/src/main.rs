@@ -126,7 +126,7 @@ fn train_command(args: &TrainArgs, quiet: bool) -> Result<()> {
     write_json(&out_dir.join("classes.json"), &splits.train.classes)?;
 
     let opts = RunOptions { out_dir: out_dir.clone(), quiet };
-    let metrics = train(&splits, &exp.augment.ops, &exp.model, &exp.train, &opts)?;
+    let metrics = train(&splits, &exp.data.imbalance, &exp.augment.ops, &exp.model, &exp.train, &opts)?;
     tracing::info!(
         "test accuracy {:.4}, loss {:.4} on {} images; run folder {}",
         metrics.report.accuracy,

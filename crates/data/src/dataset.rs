@@ -127,11 +127,35 @@ impl Dataset {
     }
 }
 
-/// A dataset's train and test splits.
+/// The files behind each split, when the dataset came from image files (saved with
+/// every run so a split can be audited and reproduced).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SplitFiles {
+    pub train: Vec<std::path::PathBuf>,
+    pub val: Vec<std::path::PathBuf>,
+    pub test: Vec<std::path::PathBuf>,
+}
+
+/// A dataset's splits. Without a validation split, per-epoch evaluation uses test.
 #[derive(Debug, Clone)]
 pub struct Splits {
     pub train: Dataset,
+    pub val: Option<Dataset>,
     pub test: Dataset,
+    pub files: Option<SplitFiles>,
+    /// Files skipped or filtered while loading.
+    pub report: crate::folder::LoadReport,
+}
+
+impl Splits {
+    pub fn new(train: Dataset, test: Dataset) -> Self {
+        Self { train, val: None, test, files: None, report: Default::default() }
+    }
+
+    /// The split evaluated after every epoch: validation if there is one, else test.
+    pub fn eval(&self) -> &Dataset {
+        self.val.as_ref().unwrap_or(&self.test)
+    }
 }
 
 #[cfg(test)]

@@ -1,9 +1,17 @@
 //! cnnlab-data: datasets on disk to in-memory samples (image bytes + label).
 //!
 //! Every dataset is decoded once into a [`Dataset`]: one contiguous `n x H x W x C`
-//! u8 buffer plus labels and class names, so epochs after the first do no decoding.
-//! Readers validate everything: a short, wrong-sized or wrong-magic file is an
-//! [`Error`] naming the file, never a panic.
+//! u8 buffer (exactly `n * H * W * C` bytes) plus labels and class names, so epochs
+//! after the first do no decoding. Image files are decoded and resized in parallel
+//! (rayon) with a progress bar.
+//!
+//! Layouts: MNIST/Fashion-MNIST IDX files, CIFAR-10 binary batches (or the JPEG copy,
+//! `cifar10-jpg/{train,test}/<class>/`), image folders (`root/<class>/*.jpg`, split
+//! by fraction, or `root/{train,test}/<class>/`), the Simpsons data and Oxford-IIIT
+//! Pet (`images/` + `annotations/{trainval,test}.txt`). Readers validate everything:
+//! a short, wrong-sized or wrong-magic file is an [`Error`] naming the file; a
+//! zero-byte, truncated or non-image file inside a folder is skipped and listed in
+//! [`LoadReport`]. Nothing panics on bad input.
 //!
 //! ```no_run
 //! use cnnlab_data::{load, DataConfig};
@@ -13,15 +21,25 @@
 //! ```
 //!
 //! This crate never depends on `tch`: turning samples into tensors is the train
-//! crate's job (see ARCHITECTURE.md).
+//! crate's job (see ARCHITECTURE.md). It may use `cnnlab-augment`.
 
 mod cifar;
 mod dataset;
 mod error;
+mod export;
+pub mod folder;
 pub mod idx;
+mod imbalance;
 mod source;
+mod split;
+mod stats;
 
 pub use cifar::encode as encode_cifar_batch;
-pub use dataset::{Dataset, ImageShape, Splits};
+pub use dataset::{Dataset, ImageShape, SplitFiles, Splits};
 pub use error::{Error, Result};
-pub use source::{load, locate, DataConfig, Located, FASHION_MNIST_SYSTEM_DIR};
+pub use export::{export_image_folder, read_unlabeled};
+pub use folder::{LoadReport, Skipped};
+pub use imbalance::{plan_counts, Imbalance, Variant, WeightScheme};
+pub use source::{load, load_with_progress, locate, DataConfig, Located, FASHION_MNIST_SYSTEM_DIR};
+pub use split::{stratified, SplitIndices};
+pub use stats::{folder_stats, FolderStats};

@@ -6,6 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::dataset::{Dataset, ImageShape, Splits};
 use crate::error::{Error, Result};
+use crate::folder::{self, FileSample, LoadReport, Skipped};
+use crate::imbalance::Imbalance;
+use crate::split::stratified;
 use crate::{cifar, idx};
 
 /// Where Debian's `dataset-fashion-mnist` package installs the real dataset.
@@ -16,21 +19,100 @@ const FASHION_CLASSES: [&str; 10] =
 const CIFAR10_CLASSES: [&str; 10] =
     ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
 
+fn default_test_fraction() -> f64 {
+    0.2
+}
+
 /// The `[data]` section of an experiment file.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
-    /// `fashion-mnist`, `mnist` or `cifar10`.
+    /// `fashion-mnist`, `mnist`, `cifar10`, `simpsons`, `pets` or `image-folder`.
     pub dataset: String,
+    /// `image-folder`: the root (`root/<class>/*.jpg`, or `root/train/<class>` and
+    /// `root/test/<class>`), relative to the data dir unless absolute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+    /// Side of the square images decoded files are resized to (folder layouts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_size: Option<usize>,
+    /// 1 (grey) or 3 (RGB) for decoded files; default 3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channels: Option<usize>,
+    /// Fraction of each class's training images held out for validation (0: the
+    /// test split is used for per-epoch evaluation).
+    #[serde(default)]
+    pub val_fraction: f64,
+    /// Fraction held out for testing when the layout has no test split of its own.
+    #[serde(default = "default_test_fraction")]
+    pub test_fraction: f64,
+    /// Drop images whose width or height is below this (before resizing; seed 001).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_side: Option<u32>,
+    /// Drop images whose width or height is above this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_side: Option<u32>,
+    /// Class-imbalance strategy for the training split.
+    #[serde(default)]
+    pub imbalance: Imbalance,
     /// Train on a seeded random subset of at most this many images.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_train: Option<usize>,
     /// Evaluate on a seeded random subset of at most this many test images.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_test: Option<usize>,
-    /// Seed of the subsets above.
+    /// Seed of the splits and subsets.
     #[serde(default)]
     pub seed: u64,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            dataset: String::new(),
+            path: None,
+            image_size: None,
+            channels: None,
+            val_fraction: 0.0,
+            test_fraction: default_test_fraction(),
+            min_side: None,
+            max_side: None,
+            imbalance: Imbalance::None,
+            max_train: None,
+            max_test: None,
+            seed: 0,
+        }
+    }
+}
+
+impl DataConfig {
+    /// Rejects settings that cannot work, naming the key.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |msg: &str| Err(Error::Invalid(msg.to_owned()));
+        if !(0.0..1.0).contains(&self.val_fraction) || !(0.0..1.0).contains(&self.test_fraction) {
+            return bad("data.val_fraction and data.test_fraction must be in [0, 1)");
+        }
+        if self.val_fraction + self.test_fraction >= 1.0 {
+            return bad("data.val_fraction + data.test_fraction must leave images for training");
+        }
+        if !matches!(self.channels, None | Some(1) | Some(3)) {
+            return bad("data.channels must be 1 or 3");
+        }
+        if self.image_size == Some(0) {
+            return bad("data.image_size must be at least 1");
+        }
+        if let (Some(lo), Some(hi)) = (self.min_side, self.max_side) {
+            if lo > hi {
+                return bad("data.min_side is larger than data.max_side");
+            }
+        }
+        self.imbalance.validate().map_err(Error::Invalid)
+    }
+
+    fn shape(&self, default_size: usize) -> ImageShape {
+        let side = self.image_size.unwrap_or(default_size);
+        ImageShape { channels: self.channels.unwrap_or(3), height: side, width: side }
+    }
 }
 
 /// Dataset layouts this crate reads.
@@ -40,6 +122,10 @@ enum Kind {
     Idx,
     /// CIFAR-10 binary batches.
     CifarBin,
+    /// `root/<class>/*` (split by fraction) or `root/{train,test}/<class>/*`.
+    Folder,
+    /// Oxford-IIIT Pet: `images/*.jpg` + `annotations/{trainval,test}.txt`.
+    Pets,
 }
 
 /// A dataset found on disk.
@@ -50,48 +136,89 @@ pub struct Located {
     kind: Kind,
 }
 
-/// Finds dataset `name` under `data_dir` (and, for Fashion-MNIST, where Debian puts it).
+/// Finds dataset `name` under `data_dir` (for Fashion-MNIST also where Debian puts
+/// it; for `image-folder`, at `path`).
 pub fn locate(name: &str, data_dir: &Path) -> Result<Located> {
-    let (kind, candidates, marker, hint): (Kind, Vec<PathBuf>, &str, String) = match name {
+    locate_with(name, data_dir, None)
+}
+
+fn locate_with(name: &str, data_dir: &Path, path: Option<&Path>) -> Result<Located> {
+    let d = |p: &str| data_dir.join(p);
+    // (kind, folder, file or folder that must exist inside it)
+    let (candidates, hint): (Vec<(Kind, PathBuf, &str)>, String) = match name {
         "fashion-mnist" => (
-            Kind::Idx,
-            vec![data_dir.join("fashion-mnist"), PathBuf::from(FASHION_MNIST_SYSTEM_DIR)],
-            "train-images-idx3-ubyte",
+            vec![
+                (Kind::Idx, d("fashion-mnist"), "train-images-idx3-ubyte"),
+                (Kind::Idx, PathBuf::from(FASHION_MNIST_SYSTEM_DIR), "train-images-idx3-ubyte"),
+            ],
             format!(
                 "install Debian's package (`apt-get install dataset-fashion-mnist`) or put the four IDX files in {}",
-                data_dir.join("fashion-mnist").display()
+                d("fashion-mnist").display()
             ),
         ),
         "mnist" => (
-            Kind::Idx,
-            vec![data_dir.join("mnist")],
-            "train-images-idx3-ubyte",
-            format!("put the four MNIST IDX files in {}", data_dir.join("mnist").display()),
+            vec![(Kind::Idx, d("mnist"), "train-images-idx3-ubyte")],
+            format!("put the four MNIST IDX files in {}", d("mnist").display()),
         ),
         "cifar10" => (
-            Kind::CifarBin,
-            vec![data_dir.join("cifar10").join("cifar-10-batches-bin")],
-            "data_batch_1.bin",
+            vec![
+                (Kind::CifarBin, d("cifar10/cifar-10-batches-bin"), "data_batch_1.bin"),
+                (Kind::Folder, d("cifar10-jpg"), "train"),
+            ],
             format!(
-                "extract the CIFAR-10 binary version (cifar-10-binary.tar.gz) so that {} exists",
-                data_dir.join("cifar10/cifar-10-batches-bin/data_batch_1.bin").display()
+                "extract the CIFAR-10 binary version so that {} exists, or the JPEG copy as {}",
+                d("cifar10/cifar-10-batches-bin/data_batch_1.bin").display(),
+                d("cifar10-jpg/train").display()
             ),
         ),
+        "simpsons" => (
+            vec![(Kind::Folder, d("simpsons/simpsons_dataset"), ""), (Kind::Folder, d("simpsons-mnist-rgb/train"), "")],
+            format!(
+                "unzip Kaggle's journey-springfield into {} (or the Simpsons-MNIST copy as {})",
+                d("simpsons").display(),
+                d("simpsons-mnist-rgb/train").display()
+            ),
+        ),
+        "pets" => (
+            vec![
+                (Kind::Pets, d("oxford-iiit-pet"), "annotations/trainval.txt"),
+                (Kind::Pets, d("oxford-pets-sample"), "annotations/trainval.txt"),
+            ],
+            format!("extract images.tar.gz and annotations.tar.gz into {}", d("oxford-iiit-pet").display()),
+        ),
+        "image-folder" => {
+            let Some(path) = path else {
+                return Err(Error::Invalid("data.path is required for dataset = \"image-folder\"".into()));
+            };
+            let root = if path.is_absolute() { path.to_path_buf() } else { data_dir.join(path) };
+            (vec![(Kind::Folder, root.clone(), "")], format!("no folder {}", root.display()))
+        }
         other => return Err(Error::UnknownDataset(other.to_owned())),
     };
-    for dir in &candidates {
-        let present = [marker.to_owned(), format!("{marker}.gz")].iter().any(|f| dir.join(f).is_file());
+    for (kind, dir, marker) in &candidates {
+        let present = if marker.is_empty() {
+            dir.is_dir()
+        } else {
+            [marker.to_string(), format!("{marker}.gz")].iter().any(|f| dir.join(f).exists())
+        };
         if present {
-            return Ok(Located { name: name.to_owned(), dir: dir.clone(), kind });
+            return Ok(Located { name: name.to_owned(), dir: dir.clone(), kind: *kind });
         }
     }
-    let tried = candidates.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ");
+    let tried = candidates.iter().map(|(_, d, _)| d.display().to_string()).collect::<Vec<_>>().join(", ");
     Err(Error::NotFound { name: name.to_owned(), tried, hint })
 }
 
-/// Locates and reads the dataset `cfg` names, applying its subsets.
+/// Locates and reads the dataset `cfg` names, quietly.
 pub fn load(cfg: &DataConfig, data_dir: &Path) -> Result<Splits> {
-    let found = locate(&cfg.dataset, data_dir)?;
+    load_with_progress(cfg, data_dir, true)
+}
+
+/// Locates and reads the dataset `cfg` names; decoding shows a progress bar unless
+/// `quiet`. Unusable files are skipped and listed in [`Splits::report`].
+pub fn load_with_progress(cfg: &DataConfig, data_dir: &Path, quiet: bool) -> Result<Splits> {
+    cfg.validate()?;
+    let found = locate_with(&cfg.dataset, data_dir, cfg.path.as_deref())?;
     let mut splits = match found.kind {
         Kind::Idx => {
             let classes: Vec<String> = if found.name == "fashion-mnist" {
@@ -99,18 +226,31 @@ pub fn load(cfg: &DataConfig, data_dir: &Path) -> Result<Splits> {
             } else {
                 (0..10).map(|d| d.to_string()).collect()
             };
-            Splits {
-                train: read_idx_split(&found.dir, "train", &classes)?,
-                test: read_idx_split(&found.dir, "t10k", &classes)?,
-            }
+            Splits::new(read_idx_split(&found.dir, "train", &classes)?, read_idx_split(&found.dir, "t10k", &classes)?)
         }
         Kind::CifarBin => read_cifar(&found.dir)?,
+        Kind::Folder => read_folder(cfg, &found.dir, quiet)?,
+        Kind::Pets => read_pets(cfg, &found.dir, quiet)?,
     };
+    if cfg.val_fraction > 0.0 {
+        let s = stratified(&splits.train.labels, splits.train.num_classes(), cfg.val_fraction, 0.0, cfg.seed);
+        let val = splits.train.select(&s.val);
+        splits.train = splits.train.select(&s.train);
+        if let Some(files) = splits.files.as_mut() {
+            let pick = |idx: &[usize]| idx.iter().map(|&i| files.train[i].clone()).collect::<Vec<_>>();
+            let (tr, va) = (pick(&s.train), pick(&s.val));
+            files.train = tr;
+            files.val = va;
+        }
+        splits.val = Some(val);
+    }
     if let Some(n) = cfg.max_train {
         splits.train = splits.train.subsample(n, cfg.seed);
+        splits.files = None; // subsets are reproducible from the seed, not listed
     }
     if let Some(n) = cfg.max_test {
         splits.test = splits.test.subsample(n, cfg.seed.wrapping_add(1));
+        splits.files = None;
     }
     Ok(splits)
 }
@@ -143,7 +283,7 @@ fn read_cifar(dir: &Path) -> Result<Splits> {
         Dataset::new(shape, pixels, labels, classes.clone())
     };
     let train: Vec<String> = (1..=5).map(|i| format!("data_batch_{i}.bin")).collect();
-    Ok(Splits { train: read(&train)?, test: read(&["test_batch.bin".to_owned()])? })
+    Ok(Splits::new(read(&train)?, read(&["test_batch.bin".to_owned()])?))
 }
 
 /// Class names from `batches.meta.txt` when present (one per line), else CIFAR-10's.
@@ -157,4 +297,134 @@ fn cifar_classes(dir: &Path) -> Result<Vec<String>> {
         return Err(Error::format(meta, format!("{} class names, CIFAR-10 has 10", names.len())));
     }
     Ok(names)
+}
+
+/// Keeps the files whose sides are within `[min_side, max_side]`; the others are
+/// counted per class, and files whose header cannot be read are reported.
+fn size_filter(
+    cfg: &DataConfig,
+    files: Vec<FileSample>,
+    classes: &[String],
+    report: &mut LoadReport,
+) -> Vec<FileSample> {
+    if cfg.min_side.is_none() && cfg.max_side.is_none() {
+        return files;
+    }
+    use rayon::prelude::*;
+    let dims: Vec<_> = files.par_iter().map(|f| folder::dimensions(&f.path)).collect();
+    let (lo, hi) = (cfg.min_side.unwrap_or(0), cfg.max_side.unwrap_or(u32::MAX));
+    let mut dropped = vec![0usize; classes.len()];
+    let mut kept = Vec::with_capacity(files.len());
+    for (f, d) in files.into_iter().zip(dims) {
+        match d {
+            Ok((w, h)) if w.min(h) >= lo && w.max(h) <= hi => kept.push(f),
+            Ok(_) => dropped[f.label as usize] += 1,
+            Err(reason) => report.skipped.push(Skipped { path: f.path, reason }),
+        }
+    }
+    report.filtered_by_size = classes.iter().cloned().zip(dropped).filter(|(_, n)| *n > 0).collect();
+    kept
+}
+
+fn read_folder(cfg: &DataConfig, root: &Path, quiet: bool) -> Result<Splits> {
+    let mut report = LoadReport::default();
+    let default_size = if cfg.dataset == "cifar10" { 32 } else { 64 };
+    let shape = cfg.shape(default_size);
+    let (train_root, test_root) = (root.join("train"), root.join("test"));
+    let presplit = train_root.is_dir() && test_root.is_dir();
+    let (classes, train_files, test_files) = if presplit {
+        let (classes, train) = folder::list_class_folders(&train_root, &mut report)?;
+        let (test_classes, test) = folder::list_class_folders(&test_root, &mut report)?;
+        if let Some(extra) = test_classes.iter().find(|c| !classes.contains(c)) {
+            return Err(Error::format(test_root.join(extra), "class is in the test split but not in train"));
+        }
+        // Test labels index the test folder's classes; map them to train's.
+        let test = test
+            .into_iter()
+            .map(|f| {
+                let name = &test_classes[f.label as usize];
+                let label = classes.iter().position(|c| c == name).expect("checked above") as u8;
+                FileSample { path: f.path, label }
+            })
+            .collect();
+        (classes, train, test)
+    } else {
+        let (classes, files) = folder::list_class_folders(root, &mut report)?;
+        let labels: Vec<u8> = files.iter().map(|f| f.label).collect();
+        let s = stratified(&labels, classes.len(), 0.0, cfg.test_fraction, cfg.seed);
+        let pick = |idx: &[usize]| idx.iter().map(|&i| files[i].clone()).collect::<Vec<_>>();
+        let (train, test) = (pick(&s.train), pick(&s.test));
+        (classes, train, test)
+    };
+    let train_files = size_filter(cfg, train_files, &classes, &mut report);
+    let test_files = size_filter(cfg, test_files, &classes, &mut report);
+    decode_splits(&classes, train_files, test_files, shape, quiet, report)
+}
+
+fn decode_splits(
+    classes: &[String],
+    train_files: Vec<FileSample>,
+    test_files: Vec<FileSample>,
+    shape: ImageShape,
+    quiet: bool,
+    mut report: LoadReport,
+) -> Result<Splits> {
+    let (train, train_paths) = folder::decode_all(&train_files, classes, shape, quiet, &mut report)?;
+    let (test, test_paths) = folder::decode_all(&test_files, classes, shape, quiet, &mut report)?;
+    if train.is_empty() {
+        return Err(Error::Invalid("no usable training image".into()));
+    }
+    let mut splits = Splits::new(train, test);
+    splits.files = Some(crate::dataset::SplitFiles { train: train_paths, val: Vec::new(), test: test_paths });
+    splits.report = report;
+    Ok(splits)
+}
+
+/// Oxford-IIIT Pet: `annotations/trainval.txt` and `test.txt` list `Name_123 id
+/// species breed`; the image is `images/Name_123.jpg` and the class is `Name`.
+fn read_pets(cfg: &DataConfig, root: &Path, quiet: bool) -> Result<Splits> {
+    let mut report = LoadReport::default();
+    let read_list = |file: &str| -> Result<Vec<(String, PathBuf)>> {
+        let path = root.join("annotations").join(file);
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let mut out = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let stem = line.split_whitespace().next().expect("non-empty line");
+            let Some((breed, number)) = stem.rsplit_once('_') else {
+                return Err(Error::format(&path, format!("line {}: `{stem}` is not Breed_Number", n + 1)));
+            };
+            if number.parse::<u32>().is_err() {
+                return Err(Error::format(&path, format!("line {}: `{stem}` is not Breed_Number", n + 1)));
+            }
+            out.push((breed.to_owned(), root.join("images").join(format!("{stem}.jpg"))));
+        }
+        Ok(out)
+    };
+    let (trainval, test) = (read_list("trainval.txt")?, read_list("test.txt")?);
+    let mut classes: Vec<String> = trainval.iter().map(|(b, _)| b.clone()).collect();
+    classes.sort();
+    classes.dedup();
+    let to_samples = |list: Vec<(String, PathBuf)>, report: &mut LoadReport| -> Result<Vec<FileSample>> {
+        let mut out = Vec::new();
+        for (breed, path) in list {
+            let Some(label) = classes.iter().position(|c| *c == breed) else {
+                return Err(Error::format(&path, format!("breed `{breed}` is in test.txt but not in trainval.txt")));
+            };
+            if path.is_file() {
+                out.push(FileSample { path, label: label as u8 });
+            } else {
+                report.skipped.push(Skipped { path, reason: "listed in the annotations but missing".into() });
+            }
+        }
+        Ok(out)
+    };
+    let train_files = to_samples(trainval, &mut report)?;
+    let test_files = to_samples(test, &mut report)?;
+    let train_files = size_filter(cfg, train_files, &classes, &mut report);
+    let test_files = size_filter(cfg, test_files, &classes, &mut report);
+    decode_splits(&classes, train_files, test_files, cfg.shape(224), quiet, report)
 }

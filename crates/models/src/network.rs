@@ -101,9 +101,7 @@ pub fn plan(cfg: &ModelConfig, input: Shape, classes: i64) -> Result<Vec<LayerRo
                 return Err(fail(format!("needs a channels x height x width map but gets {n} flat features")))
             }
             (_, Shape::Map(c, h, w)) => {
-                return Err(fail(format!(
-                    "needs flat features but gets a {c}x{h}x{w} map: add a flatten layer before it"
-                )))
+                return Err(fail(format!("needs flat features, gets a {c}x{h}x{w} map (add a flatten layer)")))
             }
         };
         shape = out;

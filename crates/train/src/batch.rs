@@ -3,7 +3,7 @@
 use std::sync::mpsc;
 
 use cnnlab_augment::Pipeline;
-use cnnlab_data::{Dataset, ImageShape};
+use cnnlab_data::{Dataset, ImageShape, Variant};
 use tch::{Device, Kind, Tensor};
 
 /// Pixels scaled to 0..1, then `(x - mean) / std` per channel, like torchvision's
@@ -53,37 +53,63 @@ pub struct HostBatch {
     pub labels: Vec<i64>,
 }
 
-/// Gathers the images at `indices` into one buffer, augmenting each copy.
-pub fn gather(data: &Dataset, indices: &[usize], augment: Option<(&Pipeline, u64)>) -> HostBatch {
+/// Augmentation for one epoch: the regular pipeline, and the one that makes the
+/// "augmented copies" imbalance strategies ask for.
+#[derive(Debug, Clone, Copy)]
+pub struct EpochAugment<'a> {
+    pub regular: &'a Pipeline,
+    pub copies: &'a Pipeline,
+    pub epoch: u64,
+}
+
+/// Gathers the planned samples into one buffer. `first` is the position of
+/// `items[0]` in the epoch's plan: copies of one image at different positions get
+/// different random augmentations.
+pub fn gather(
+    data: &Dataset,
+    items: &[(usize, Variant)],
+    first: usize,
+    augment: Option<EpochAugment<'_>>,
+) -> HostBatch {
     let s = data.shape;
     let ashape = cnnlab_augment::Shape { height: s.height, width: s.width, channels: s.channels };
-    let mut pixels = Vec::with_capacity(indices.len() * s.len());
-    for &i in indices {
+    let mut pixels = Vec::with_capacity(items.len() * s.len());
+    for (k, &(i, variant)) in items.iter().enumerate() {
         let start = pixels.len();
         pixels.extend_from_slice(data.image(i));
-        if let Some((pipe, epoch)) = augment {
-            pipe.apply(&mut pixels[start..], ashape, epoch, i as u64);
+        let img = &mut pixels[start..];
+        let position = (first + k) as u64;
+        match (variant, augment) {
+            (Variant::Original, _) => {}
+            (Variant::Hflip, _) => cnnlab_augment::hflip(img, ashape),
+            (Variant::Vflip, _) => cnnlab_augment::vflip(img, ashape),
+            (Variant::Augmented, Some(a)) => a.copies.apply(img, ashape, a.epoch, position),
+            // Evaluation never plans augmented copies; without pipelines, keep as is.
+            (Variant::Augmented, None) => {}
+        }
+        if let Some(a) = augment {
+            a.regular.apply(img, ashape, a.epoch, position);
         }
     }
-    let labels = indices.iter().map(|&i| data.labels[i] as i64).collect();
+    let labels = items.iter().map(|&(i, _)| data.labels[i] as i64).collect();
     HostBatch { pixels, labels }
 }
 
-/// Runs `consume` on every batch of `order`, while a second thread assembles the
+/// Runs `consume` on every batch of `items`, while a second thread assembles the
 /// next batches (a bounded queue of 4), so the model does not wait on gathering and
 /// augmentation.
 pub(crate) fn for_each_batch<E>(
     data: &Dataset,
-    order: &[usize],
+    items: &[(usize, Variant)],
     batch_size: usize,
-    augment: Option<(&Pipeline, u64)>,
+    augment: Option<EpochAugment<'_>>,
     mut consume: impl FnMut(usize, HostBatch) -> Result<(), E>,
 ) -> Result<(), E> {
     std::thread::scope(|scope| {
         let (tx, rx) = mpsc::sync_channel(4);
         scope.spawn(move || {
-            for chunk in order.chunks(batch_size) {
-                if tx.send(gather(data, chunk, augment)).is_err() {
+            for (b, chunk) in items.chunks(batch_size).enumerate() {
+                if tx.send(gather(data, chunk, b * batch_size, augment)).is_err() {
                     break; // the consumer stopped early (an error); stop producing
                 }
             }

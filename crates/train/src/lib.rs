@@ -9,7 +9,7 @@
 //! # fn demo(splits: &cnnlab_data::Splits, model: &cnnlab_models::ModelConfig) {
 //! use cnnlab_train::{train, RunOptions, TrainConfig};
 //! let opts = RunOptions { out_dir: "runs/demo".into(), quiet: true };
-//! let metrics = train(splits, &[], model, &TrainConfig::default(), &opts).unwrap();
+//! let metrics = train(splits, &Default::default(), &[], model, &TrainConfig::default(), &opts).unwrap();
 //! println!("test accuracy {:.4}", metrics.report.accuracy);
 //! # }
 //! ```
@@ -21,7 +21,7 @@ mod config;
 mod error;
 mod trainer;
 
-pub use batch::{gather, HostBatch, Normalizer};
+pub use batch::{gather, EpochAugment, HostBatch, Normalizer};
 pub use config::{DeviceChoice, OptimizerKind, TrainConfig};
 pub use error::{Error, Result};
 pub use trainer::{

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use cnnlab_augment::{Op, Pipeline};
-use cnnlab_data::{Dataset, Splits};
+use cnnlab_augment::{Fill, Op, Pipeline};
+use cnnlab_data::{plan_counts, Dataset, Imbalance, Splits, Variant};
 use cnnlab_models::{build, ModelConfig, Network, Shape};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::seq::SliceRandom;
@@ -14,7 +14,7 @@ use serde::Serialize;
 use tch::nn::{self, ModuleT, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
 
-use crate::batch::{for_each_batch, Normalizer};
+use crate::batch::{for_each_batch, EpochAugment, Normalizer};
 use crate::config::{DeviceChoice, OptimizerKind, TrainConfig};
 use crate::error::{Error, Result};
 
@@ -82,9 +82,22 @@ pub fn resolve_device(choice: DeviceChoice) -> Result<Device> {
     }
 }
 
-/// Trains `model` on `splits.train`, evaluating on `splits.test` after every epoch.
+/// What an "augmented copy" of the imbalance strategies gets: a moderate random
+/// rotation, zoom, flip and brightness change, so copies of a rare image differ.
+fn copy_augmentation() -> Vec<Op> {
+    vec![
+        Op::Rotate { degrees: 15.0, fill: Fill::Reflect, p: 1.0 },
+        Op::Zoom { range: 0.1, fill: Fill::Reflect, p: 1.0 },
+        Op::Hflip { p: 0.5 },
+        Op::Brightness { min: 0.8, max: 1.2, p: 1.0 },
+    ]
+}
+
+/// Trains `model` on `splits.train` with the `imbalance` strategy, evaluating on the
+/// validation split (or test, without one) after every epoch, and on test at the end.
 pub fn train(
     splits: &Splits,
+    imbalance: &Imbalance,
     augment: &[Op],
     model: &ModelConfig,
     cfg: &TrainConfig,
@@ -112,6 +125,9 @@ pub fn train(
     };
     let norm = Normalizer::fit(&splits.train, device);
     let pipeline = Pipeline::new(augment.to_vec(), cfg.seed);
+    let copies = Pipeline::new(copy_augmentation(), cfg.seed ^ 0xC0FF_EE00);
+    let class_weights =
+        imbalance.class_weights(&splits.train.class_counts()).map(|w| Tensor::from_slice(&w).to_device(device));
 
     std::fs::create_dir_all(&opts.out_dir).map_err(|e| Error::io(&opts.out_dir, e))?;
     let history_path = opts.out_dir.join("history.csv");
@@ -132,22 +148,30 @@ pub fn train(
         device
     );
 
-    let n = splits.train.len();
+    let labels = &splits.train.labels;
     let mut best_acc = f64::NEG_INFINITY;
     let mut last_eval = None;
     let (mut train_seconds, mut images_seen) = (0.0, 0usize);
     for epoch in 1..=cfg.epochs {
         let started = Instant::now();
-        let mut order: Vec<usize> = (0..n).collect();
-        order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_mul(1_000_003) + epoch as u64));
-        let bar = progress(opts.quiet, n as u64, format!("epoch {epoch}/{}", cfg.epochs));
+        let mut plan = imbalance.plan(labels, classes as usize, epoch as u64, cfg.seed);
+        if epoch == 1 || !matches!(imbalance, Imbalance::None | Imbalance::ClassWeights { .. }) {
+            tracing::info!(
+                "epoch {epoch}: imbalance strategy {} gives {} samples, per class {:?}",
+                imbalance.name(),
+                plan.len(),
+                plan_counts(&plan, labels, classes as usize)
+            );
+        }
+        plan.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_mul(1_000_003) + epoch as u64));
+        let bar = progress(opts.quiet, plan.len() as u64, format!("epoch {epoch}/{}", cfg.epochs));
         let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0i64, 0usize);
-        let augment = (!pipeline.is_empty()).then_some((&pipeline, epoch as u64));
-        for_each_batch(&splits.train, &order, cfg.batch_size, augment, |batch_idx, batch| {
+        let augment = EpochAugment { regular: &pipeline, copies: &copies, epoch: epoch as u64 };
+        for_each_batch(&splits.train, &plan, cfg.batch_size, Some(augment), |batch_idx, batch| {
             let xs = norm.to_tensor(&batch.pixels);
             let ys = Tensor::from_slice(&batch.labels).to_device(device);
             let logits = net.forward_t(&xs, true);
-            let loss = logits.cross_entropy_for_logits(&ys);
+            let loss = logits.cross_entropy_loss(&ys, class_weights.as_ref(), tch::Reduction::Mean, -100, 0.0);
             let value = f64::try_from(&loss)?;
             if !value.is_finite() {
                 return Err(Error::NonFinite { value, epoch, batch: batch_idx + 1 });
@@ -173,7 +197,7 @@ pub fn train(
         train_seconds += train_time;
         images_seen += seen;
 
-        let eval = evaluate(&net, &splits.test, &norm, cfg.eval_batch_size)?;
+        let eval = evaluate(&net, splits.eval(), &norm, cfg.eval_batch_size)?;
         let record = EpochRecord {
             epoch,
             train_loss: loss_sum / seen as f64,
@@ -204,7 +228,10 @@ pub fn train(
         last_eval = Some(eval);
     }
 
-    let eval = last_eval.expect("epochs >= 1 was validated");
+    let last_eval = last_eval.expect("epochs >= 1 was validated");
+    // Per-epoch numbers came from the validation split when there is one; the final
+    // metrics are always on test.
+    let eval = if splits.val.is_some() { evaluate(&net, &splits.test, &norm, cfg.eval_batch_size)? } else { last_eval };
     let y_true: Vec<usize> = splits.test.labels.iter().map(|&l| l as usize).collect();
     let y_pred: Vec<usize> = eval.predicted.iter().map(|&p| p as usize).collect();
     let report = cnnlab_metrics::Report::new(&y_true, &y_pred, Some(&eval.probabilities[..]), &splits.test.classes)?;
@@ -226,12 +253,12 @@ pub fn train(
 
 /// Loss and accuracy of `net` on `data`, without gradients and in eval mode.
 pub fn evaluate(net: &Network, data: &Dataset, norm: &Normalizer, batch_size: usize) -> Result<Evaluation> {
-    let order: Vec<usize> = (0..data.len()).collect();
+    let items: Vec<(usize, Variant)> = (0..data.len()).map(|i| (i, Variant::Original)).collect();
     let (mut loss_sum, mut correct) = (0.0f64, 0i64);
     let mut predicted = Vec::with_capacity(data.len());
     let mut probabilities = Vec::with_capacity(data.len() * data.num_classes());
     tch::no_grad(|| {
-        for_each_batch(data, &order, batch_size, None, |_, batch| {
+        for_each_batch(data, &items, batch_size, None, |_, batch| {
             let xs = norm.to_tensor(&batch.pixels);
             let ys = Tensor::from_slice(&batch.labels).to_device(xs.device());
             let logits = net.forward_t(&xs, false);

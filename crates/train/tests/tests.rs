@@ -1,8 +1,8 @@
 //! Real training on tiny generated data: it learns, writes its run folder, is
 //! reproducible, and stops cleanly on a non-finite loss.
 
-use cnnlab_augment::Op;
-use cnnlab_data::{Dataset, ImageShape, Splits};
+use cnnlab_augment::{Fill, Op};
+use cnnlab_data::{Dataset, ImageShape, Imbalance, Splits};
 use cnnlab_models::{LayerSpec, ModelConfig};
 use cnnlab_train::{train, DeviceChoice, Error, RunOptions, TrainConfig, HISTORY_HEADER};
 
@@ -53,15 +53,15 @@ fn config(epochs: usize) -> TrainConfig {
 }
 
 fn splits() -> Splits {
-    Splits { train: bars(256, 1), test: bars(128, 2) }
+    Splits::new(bars(256, 1), bars(128, 2))
 }
 
 #[test]
 fn learns_and_writes_the_run_folder() {
     let dir = tempfile::tempdir().unwrap();
     let opts = RunOptions { out_dir: dir.path().join("run"), quiet: true };
-    let augment = [Op::Hflip { p: 0.5 }, Op::RandomCrop { padding: 1 }];
-    let metrics = train(&splits(), &augment, &model(), &config(4), &opts).unwrap();
+    let augment = [Op::Hflip { p: 0.5 }, Op::RandomCrop { padding: 1, fill: Fill::Constant, p: 1.0 }];
+    let metrics = train(&splits(), &Imbalance::None, &augment, &model(), &config(4), &opts).unwrap();
     assert!(metrics.report.accuracy > 0.9, "test accuracy {}", metrics.report.accuracy);
     assert_eq!((metrics.n_samples, metrics.epochs, metrics.trainable_params), (128, 4, 2_194));
 
@@ -94,7 +94,7 @@ fn same_seed_same_history() {
     let run = |name: &str| {
         let dir = tempfile::tempdir().unwrap();
         let opts = RunOptions { out_dir: dir.path().join(name), quiet: true };
-        train(&splits(), &[Op::Hflip { p: 0.5 }], &model(), &config(2), &opts).unwrap();
+        train(&splits(), &Imbalance::None, &[Op::Hflip { p: 0.5 }], &model(), &config(2), &opts).unwrap();
         let text = std::fs::read_to_string(opts.out_dir.join("history.csv")).unwrap();
         // Everything but the timing columns.
         text.lines().map(|l| l.split(',').take(6).collect::<Vec<_>>().join(",")).collect::<Vec<_>>()
@@ -108,7 +108,7 @@ fn non_finite_loss_stops_with_epoch_and_batch() {
     let opts = RunOptions { out_dir: dir.path().join("run"), quiet: true };
     let mut cfg = config(2);
     cfg.lr = 1e30;
-    match train(&splits(), &[], &model(), &cfg, &opts) {
+    match train(&splits(), &Imbalance::None, &[], &model(), &cfg, &opts) {
         Err(Error::NonFinite { epoch: 1, batch, .. }) => assert!(batch >= 2, "batch {batch}"),
         other => panic!("expected a non-finite loss error, got {other:?}"),
     }
@@ -120,6 +120,36 @@ fn bad_settings_name_the_key() {
     let opts = RunOptions { out_dir: dir.path().join("run"), quiet: true };
     let mut cfg = config(1);
     cfg.batch_size = 0;
-    let err = train(&splits(), &[], &model(), &cfg, &opts).unwrap_err();
+    let err = train(&splits(), &Imbalance::None, &[], &model(), &cfg, &opts).unwrap_err();
     assert_eq!(err.to_string(), "train.batch_size must be at least 1");
+}
+
+#[test]
+fn every_imbalance_strategy_trains_with_a_validation_split() {
+    // 240 vertical bars, 24 horizontal: 10:1.
+    let full = bars(528, 4);
+    let keep: Vec<usize> = (0..full.len()).filter(|&i| full.labels[i] == 0 || i % 20 == 1).collect();
+    let train_set = full.select(&keep);
+    assert_eq!(train_set.class_counts(), [264, 27]);
+    let mut splits = Splits::new(train_set, bars(128, 5));
+    splits.val = Some(bars(64, 6));
+    for strategy in [
+        Imbalance::Oversample { per_class: 200 },
+        Imbalance::CapRotate { per_class: 50 },
+        Imbalance::MinFlip { per_class: 100 },
+        Imbalance::AugmentTo { threshold: 150 },
+        Imbalance::ClassWeights { scheme: Default::default(), beta: 0.999 },
+        Imbalance::WeightedSampler,
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = RunOptions { out_dir: dir.path().join("run"), quiet: true };
+        let metrics = train(&splits, &strategy, &[], &model(), &config(3), &opts).unwrap();
+        assert_eq!(metrics.n_samples, 128, "{}: final metrics are on test", strategy.name());
+        assert!(
+            metrics.report.recall_macro > 0.75,
+            "{}: macro recall {}",
+            strategy.name(),
+            metrics.report.recall_macro
+        );
+    }
 }

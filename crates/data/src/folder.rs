@@ -1,0 +1,212 @@
+//! Image files on disk: listing class folders, reading headers, decoding and resizing
+//! in parallel into the u8 cache, and counting every file that could not be used.
+
+use std::path::{Path, PathBuf};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::dataset::{Dataset, ImageShape};
+use crate::error::{Error, Result};
+
+/// Extensions decoded as images; anything else in a class folder is reported.
+pub const IMAGE_EXTENSIONS: [&str; 4] = ["jpg", "jpeg", "png", "bmp"];
+
+/// One labelled image file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSample {
+    pub path: PathBuf,
+    pub label: u8,
+}
+
+/// Why a file was left out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Skipped {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+/// Files that were skipped while listing, filtering and decoding. Nothing is dropped
+/// silently: each entry names its file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LoadReport {
+    pub skipped: Vec<Skipped>,
+    /// Images left out by the size filter, per class name.
+    pub filtered_by_size: Vec<(String, usize)>,
+}
+
+impl LoadReport {
+    /// One line per skipped file under a count, for a single warning.
+    pub fn summary(&self) -> Option<String> {
+        if self.skipped.is_empty() {
+            return None;
+        }
+        let mut text = format!("skipped {} unusable file(s):", self.skipped.len());
+        for s in &self.skipped {
+            text += &format!("\n  {}: {}", s.path.display(), s.reason);
+        }
+        Some(text)
+    }
+}
+
+fn is_image(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+/// Sorted sub-folder names of `root` (the classes) and the image files in each.
+/// Files with other extensions go to `report`; an empty class folder is an error.
+pub fn list_class_folders(root: &Path, report: &mut LoadReport) -> Result<(Vec<String>, Vec<FileSample>)> {
+    let entries = std::fs::read_dir(root).map_err(|e| Error::io(root, e))?;
+    let mut classes: Vec<String> = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(root, e))?;
+        if entry.path().is_dir() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !name.starts_with('.') {
+                classes.push(name);
+            }
+        }
+    }
+    classes.sort();
+    if classes.is_empty() {
+        return Err(Error::format(root, "no class folders (expected root/<class>/*.jpg)"));
+    }
+    if classes.len() > 256 {
+        return Err(Error::format(root, format!("{} class folders; at most 256 are supported", classes.len())));
+    }
+    let mut samples = Vec::new();
+    for (label, class) in classes.iter().enumerate() {
+        let dir = root.join(class);
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map_err(|e| Error::io(&dir, e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file())
+            .collect();
+        files.sort();
+        let before = samples.len();
+        for path in files {
+            if is_image(&path) {
+                samples.push(FileSample { path, label: label as u8 });
+            } else {
+                report.skipped.push(Skipped { path, reason: "not an image file (unsupported extension)".into() });
+            }
+        }
+        if samples.len() == before {
+            return Err(Error::format(&dir, "class folder holds no image"));
+        }
+    }
+    Ok((classes, samples))
+}
+
+/// Width and height from the file header, without decoding the pixels.
+pub fn dimensions(path: &Path) -> std::result::Result<(u32, u32), String> {
+    image::ImageReader::open(path)
+        .map_err(|e| e.to_string())?
+        .with_guessed_format()
+        .map_err(|e| e.to_string())?
+        .into_dimensions()
+        .map_err(|e| e.to_string())
+}
+
+/// A JPEG must end with its end-of-image marker; decoders otherwise fill a truncated
+/// file's missing rows with grey and report success.
+pub(crate) fn check_complete(bytes: &[u8]) -> std::result::Result<(), String> {
+    if bytes.is_empty() {
+        return Err("empty file".into());
+    }
+    let jpeg = bytes.starts_with(&[0xFF, 0xD8]);
+    if jpeg {
+        let tail = &bytes[bytes.len().saturating_sub(64)..];
+        if !tail.windows(2).any(|w| w == [0xFF, 0xD9]) {
+            return Err("truncated JPEG (no end-of-image marker)".into());
+        }
+    }
+    Ok(())
+}
+
+/// Decodes one file and resizes it to `shape` (bilinear), as HWC bytes; also returns
+/// the original width and height.
+pub fn decode(path: &Path, shape: ImageShape) -> std::result::Result<(Vec<u8>, (u32, u32)), String> {
+    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    check_complete(&bytes)?;
+    let img = image::load_from_memory(&bytes).map_err(|e| e.to_string())?;
+    let dims = (img.width(), img.height());
+    let (w, h) = (shape.width as u32, shape.height as u32);
+    let filter = image::imageops::FilterType::Triangle;
+    let pixels = match shape.channels {
+        1 => {
+            let g = img.to_luma8();
+            if g.dimensions() == (w, h) {
+                g.into_raw()
+            } else {
+                image::imageops::resize(&g, w, h, filter).into_raw()
+            }
+        }
+        _ => {
+            let rgb = img.to_rgb8();
+            if rgb.dimensions() == (w, h) {
+                rgb.into_raw()
+            } else {
+                image::imageops::resize(&rgb, w, h, filter).into_raw()
+            }
+        }
+    };
+    Ok((pixels, dims))
+}
+
+/// Decodes `files` in parallel into one dataset of `shape`; files that fail are
+/// reported and left out. A progress bar shows unless `quiet`.
+pub fn decode_all(
+    files: &[FileSample],
+    classes: &[String],
+    shape: ImageShape,
+    quiet: bool,
+    report: &mut LoadReport,
+) -> Result<(Dataset, Vec<PathBuf>)> {
+    let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(files.len() as u64) };
+    bar.set_style(
+        ProgressStyle::with_template("decoding [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    let decoded: Vec<std::result::Result<Vec<u8>, String>> = files
+        .par_iter()
+        .map(|f| {
+            let r = decode(&f.path, shape).map(|(px, _)| px);
+            bar.inc(1);
+            r
+        })
+        .collect();
+    bar.finish_and_clear();
+    let mut pixels = Vec::with_capacity(files.len() * shape.len());
+    let (mut labels, mut paths) = (Vec::new(), Vec::new());
+    for (f, r) in files.iter().zip(decoded) {
+        match r {
+            Ok(px) => {
+                pixels.extend_from_slice(&px);
+                labels.push(f.label);
+                paths.push(f.path.clone());
+            }
+            Err(reason) => report.skipped.push(Skipped { path: f.path.clone(), reason }),
+        }
+    }
+    Ok((Dataset::new(shape, pixels, labels, classes.to_vec())?, paths))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncated_and_empty_files_are_caught() {
+        assert_eq!(check_complete(&[]).unwrap_err(), "empty file");
+        let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xE0];
+        jpeg.extend([0u8; 100]);
+        assert!(check_complete(&jpeg).unwrap_err().contains("truncated JPEG"));
+        jpeg.extend([0xFF, 0xD9]);
+        assert!(check_complete(&jpeg).is_ok());
+    }
+}
