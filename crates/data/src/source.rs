@@ -232,7 +232,7 @@ pub fn load_with_progress(cfg: &DataConfig, data_dir: &Path, quiet: bool) -> Res
         Kind::Folder => read_folder(cfg, &found.dir, quiet)?,
         Kind::Pets => read_pets(cfg, &found.dir, quiet)?,
     };
-    if cfg.val_fraction > 0.0 {
+    if cfg.val_fraction > 0.0 && splits.val.is_none() {
         let s = stratified(&splits.train.labels, splits.train.num_classes(), cfg.val_fraction, 0.0, cfg.seed);
         let val = splits.train.select(&s.val);
         splits.train = splits.train.select(&s.train);
@@ -322,7 +322,14 @@ fn size_filter(
             Err(reason) => report.skipped.push(Skipped { path: f.path, reason }),
         }
     }
-    report.filtered_by_size = classes.iter().cloned().zip(dropped).filter(|(_, n)| *n > 0).collect();
+    // Each split is filtered by its own call: add to what an earlier call counted.
+    for (class, n) in classes.iter().zip(dropped).filter(|(_, n)| *n > 0) {
+        match report.filtered_by_size.iter_mut().find(|(c, _)| c == class) {
+            Some(entry) => entry.1 += n,
+            None => report.filtered_by_size.push((class.clone(), n)),
+        }
+    }
+    report.filtered_by_size.sort();
     kept
 }
 
@@ -332,7 +339,7 @@ fn read_folder(cfg: &DataConfig, root: &Path, quiet: bool) -> Result<Splits> {
     let shape = cfg.shape(default_size);
     let (train_root, test_root) = (root.join("train"), root.join("test"));
     let presplit = train_root.is_dir() && test_root.is_dir();
-    let (classes, train_files, test_files) = if presplit {
+    let (classes, train_files, val_files, test_files) = if presplit {
         let (classes, train) = folder::list_class_folders(&train_root, &mut report)?;
         let (test_classes, test) = folder::list_class_folders(&test_root, &mut report)?;
         if let Some(extra) = test_classes.iter().find(|c| !classes.contains(c)) {
@@ -347,35 +354,47 @@ fn read_folder(cfg: &DataConfig, root: &Path, quiet: bool) -> Result<Splits> {
                 FileSample { path: f.path, label }
             })
             .collect();
-        (classes, train, test)
+        (classes, train, None, test)
     } else {
+        // One three-way stratified split, so a class with 3 images keeps one in each.
         let (classes, files) = folder::list_class_folders(root, &mut report)?;
         let labels: Vec<u8> = files.iter().map(|f| f.label).collect();
-        let s = stratified(&labels, classes.len(), 0.0, cfg.test_fraction, cfg.seed);
+        let s = stratified(&labels, classes.len(), cfg.val_fraction, cfg.test_fraction, cfg.seed);
         let pick = |idx: &[usize]| idx.iter().map(|&i| files[i].clone()).collect::<Vec<_>>();
-        let (train, test) = (pick(&s.train), pick(&s.test));
-        (classes, train, test)
+        let val = (cfg.val_fraction > 0.0).then(|| pick(&s.val));
+        (classes, pick(&s.train), val, pick(&s.test))
     };
-    let train_files = size_filter(cfg, train_files, &classes, &mut report);
-    let test_files = size_filter(cfg, test_files, &classes, &mut report);
-    decode_splits(&classes, train_files, test_files, shape, quiet, report)
+    decode_splits(cfg, &classes, (train_files, val_files, test_files), shape, quiet, report)
 }
 
+/// Size-filters and decodes each split's files.
 fn decode_splits(
+    cfg: &DataConfig,
     classes: &[String],
-    train_files: Vec<FileSample>,
-    test_files: Vec<FileSample>,
+    (train_files, val_files, test_files): (Vec<FileSample>, Option<Vec<FileSample>>, Vec<FileSample>),
     shape: ImageShape,
     quiet: bool,
     mut report: LoadReport,
 ) -> Result<Splits> {
-    let (train, train_paths) = folder::decode_all(&train_files, classes, shape, quiet, &mut report)?;
-    let (test, test_paths) = folder::decode_all(&test_files, classes, shape, quiet, &mut report)?;
+    let decode = |files: Vec<FileSample>, report: &mut LoadReport| {
+        let files = size_filter(cfg, files, classes, report);
+        folder::decode_all(&files, classes, shape, quiet, report)
+    };
+    let (train, train_paths) = decode(train_files, &mut report)?;
+    let val = val_files.map(|f| decode(f, &mut report)).transpose()?;
+    let (test, test_paths) = decode(test_files, &mut report)?;
     if train.is_empty() {
         return Err(Error::Invalid("no usable training image".into()));
     }
     let mut splits = Splits::new(train, test);
-    splits.files = Some(crate::dataset::SplitFiles { train: train_paths, val: Vec::new(), test: test_paths });
+    let val_paths = match val {
+        Some((val, paths)) => {
+            splits.val = Some(val);
+            paths
+        }
+        None => Vec::new(),
+    };
+    splits.files = Some(crate::dataset::SplitFiles { train: train_paths, val: val_paths, test: test_paths });
     splits.report = report;
     Ok(splits)
 }
@@ -424,7 +443,5 @@ fn read_pets(cfg: &DataConfig, root: &Path, quiet: bool) -> Result<Splits> {
     };
     let train_files = to_samples(trainval, &mut report)?;
     let test_files = to_samples(test, &mut report)?;
-    let train_files = size_filter(cfg, train_files, &classes, &mut report);
-    let test_files = size_filter(cfg, test_files, &classes, &mut report);
-    decode_splits(&classes, train_files, test_files, cfg.shape(224), quiet, report)
+    decode_splits(cfg, &classes, (train_files, None, test_files), cfg.shape(224), quiet, report)
 }

@@ -155,3 +155,179 @@ fn config_rejects_unknown_keys() {
     let err = toml::from_str::<DataConfig>("dataset = \"mnist\"\nmax_trian = 5\n").unwrap_err();
     assert!(err.message().contains("unknown field `max_trian`"), "{}", err.message());
 }
+
+// ---- image folders -------------------------------------------------------------
+
+/// Writes a `w x h` RGB image whose colour encodes `seed`, as JPEG or PNG by extension.
+fn write_image(path: &Path, w: u32, h: u32, seed: u8) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([seed, (x * 7) as u8, (y * 5) as u8]));
+    img.save(path).unwrap();
+}
+
+fn folder_cfg(path: &Path) -> DataConfig {
+    DataConfig {
+        dataset: "image-folder".into(),
+        path: Some(path.to_path_buf()),
+        image_size: Some(16),
+        test_fraction: 0.25,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn bad_files_are_skipped_and_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("pics");
+    for i in 0..4 {
+        write_image(&root.join(format!("cat/{i}.jpg")), 40, 30, 10);
+        write_image(&root.join(format!("dog/{i}.png")), 30, 40, 200);
+    }
+    std::fs::write(root.join("cat/empty.jpg"), b"").unwrap();
+    let good = std::fs::read(root.join("cat/0.jpg")).unwrap();
+    std::fs::write(root.join("cat/truncated.jpg"), &good[..good.len() / 2]).unwrap();
+    std::fs::write(root.join("dog/notes.txt"), b"not an image").unwrap();
+
+    let splits = load(&folder_cfg(&root), tmp.path()).unwrap();
+    assert_eq!(splits.train.len() + splits.test.len(), 8);
+    assert_eq!(splits.train.classes, ["cat", "dog"]);
+    assert_eq!((splits.train.shape.height, splits.train.shape.width, splits.train.shape.channels), (16, 16, 3));
+    let mut bad: Vec<String> =
+        splits.report.skipped.iter().map(|s| s.path.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    bad.sort();
+    assert_eq!(bad, ["empty.jpg", "notes.txt", "truncated.jpg"], "{:?}", splits.report.skipped);
+    let summary = splits.report.summary().unwrap();
+    assert!(summary.starts_with("skipped 3 unusable file(s):") && summary.contains("truncated JPEG"), "{summary}");
+    // The dog images are red = 200 after decoding and resizing.
+    let dog = splits.train.labels.iter().position(|&l| l == 1).unwrap();
+    assert!(splits.train.image(dog)[0].abs_diff(200) <= 2);
+    let files = splits.files.as_ref().unwrap();
+    assert_eq!(files.train.len(), splits.train.len());
+}
+
+#[test]
+fn stratified_split_is_seeded_and_keeps_rare_classes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("pics");
+    for i in 0..12 {
+        write_image(&root.join(format!("many/{i}.png")), 8, 8, i);
+    }
+    for i in 0..3 {
+        write_image(&root.join(format!("rare/{i}.png")), 8, 8, 100 + i);
+    }
+    let mut cfg = folder_cfg(&root);
+    cfg.val_fraction = 0.2;
+    let a = load(&cfg, tmp.path()).unwrap();
+    assert_eq!(a.test.class_counts(), [3, 1]);
+    assert_eq!(a.val.as_ref().unwrap().class_counts()[1], 1, "a rare class keeps one in each split");
+    assert_eq!(a.train.class_counts()[1], 1);
+    let b = load(&cfg, tmp.path()).unwrap();
+    assert_eq!(a.files.as_ref().unwrap().test, b.files.as_ref().unwrap().test);
+}
+
+#[test]
+fn presplit_folders_and_their_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("split");
+    for (split, n) in [("train", 3), ("test", 2)] {
+        for class in ["a", "b"] {
+            for i in 0..n {
+                write_image(&root.join(format!("{split}/{class}/{i}.png")), 8, 8, i);
+            }
+        }
+    }
+    let splits = load(&folder_cfg(&root), tmp.path()).unwrap();
+    assert_eq!((splits.train.len(), splits.test.len()), (6, 4));
+
+    write_image(&root.join("test/zebra/0.png"), 8, 8, 1);
+    let err = load(&folder_cfg(&root), tmp.path()).unwrap_err().to_string();
+    assert!(err.contains("zebra: class is in the test split but not in train"), "{err}");
+    std::fs::remove_dir_all(root.join("test/zebra")).unwrap();
+
+    std::fs::create_dir_all(root.join("train/c")).unwrap();
+    let err = load(&folder_cfg(&root), tmp.path()).unwrap_err().to_string();
+    assert!(err.contains("train/c: class folder holds no image"), "{err}");
+
+    let err = load(&folder_cfg(&tmp.path().join("nope")), tmp.path()).unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err}");
+}
+
+#[test]
+fn size_filter_counts_per_class() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("pics");
+    for i in 0..4 {
+        write_image(&root.join(format!("a/{i}.png")), 20, 20, i);
+        write_image(&root.join(format!("b/{i}.png")), 20, 20, i);
+    }
+    write_image(&root.join("a/tiny.png"), 4, 20, 0);
+    write_image(&root.join("b/huge.png"), 90, 20, 0);
+    write_image(&root.join("b/huge2.png"), 20, 95, 0);
+    let mut cfg = folder_cfg(&root);
+    cfg.min_side = Some(10);
+    cfg.max_side = Some(50);
+    let splits = load(&cfg, tmp.path()).unwrap();
+    assert_eq!(splits.train.len() + splits.test.len(), 8);
+    assert_eq!(splits.report.filtered_by_size, [("a".to_owned(), 1), ("b".to_owned(), 2)]);
+}
+
+#[test]
+fn pets_layout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("oxford-iiit-pet");
+    std::fs::create_dir_all(root.join("annotations")).unwrap();
+    let mut trainval = String::from("#Image CLASS-ID SPECIES BREED ID\n");
+    let mut test = String::new();
+    for (breed, id) in [("Abyssinian", 1), ("american_bulldog", 2)] {
+        for i in 1..=4 {
+            write_image(&root.join(format!("images/{breed}_{i}.jpg")), 50 + i * 10, 40, id);
+            let line = format!("{breed}_{i} {id} 1 1\n");
+            if i <= 3 {
+                trainval += &line
+            } else {
+                test += &line
+            }
+        }
+    }
+    std::fs::write(root.join("images/Abyssinian_1.mat"), b"stray").unwrap();
+    std::fs::write(root.join("annotations/trainval.txt"), trainval).unwrap();
+    std::fs::write(root.join("annotations/test.txt"), test).unwrap();
+    let mut cfg = cfg("pets");
+    cfg.image_size = Some(24);
+    let splits = load(&cfg, tmp.path()).unwrap();
+    assert_eq!(splits.train.classes, ["Abyssinian", "american_bulldog"]);
+    assert_eq!((splits.train.len(), splits.test.len()), (6, 2));
+    assert_eq!(splits.train.shape.width, 24);
+}
+
+#[test]
+fn stats_and_export_round_trip() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_idx(&tmp.path().join("mnist"), 30, true);
+    let splits = load(&cfg("mnist"), tmp.path()).unwrap();
+    let out = tmp.path().join("exported");
+    assert_eq!(cnnlab_data::export_image_folder(&splits.train, &out.join("train")).unwrap(), 30);
+    cnnlab_data::export_image_folder(&splits.test, &out.join("test")).unwrap();
+    std::fs::write(out.join("train/0/junk.jpg"), b"").unwrap();
+
+    let stats = cnnlab_data::folder_stats(&out.join("train")).unwrap();
+    assert_eq!(stats.counts.len(), 10);
+    assert_eq!(stats.counts[0], ("0".to_owned(), 3));
+    assert_eq!((stats.width.0, stats.width.2, stats.height.0), (3, 3, 4));
+    assert_eq!(stats.unreadable.len(), 1);
+    assert_eq!(stats.imbalance_ratio, 1.0);
+
+    // PNG is lossless: exported images read back with the same pixels.
+    let back = image::open(out.join("test/3/000003.png")).unwrap().to_luma8();
+    assert_eq!(splits.test.labels[3], 3);
+    assert_eq!(back.as_raw(), splits.test.image(3));
+}
+
+#[test]
+fn unknown_imbalance_strategy_is_rejected() {
+    let err = toml::from_str::<DataConfig>("dataset = \"mnist\"\n[imbalance]\nstrategy = \"smote\"\n").unwrap_err();
+    assert!(err.message().contains("unknown variant `smote`"), "{}", err.message());
+    let c: DataConfig =
+        toml::from_str("dataset = \"mnist\"\n[imbalance]\nstrategy = \"min_flip\"\nper_class = 100\n").unwrap();
+    assert_eq!(c.imbalance, cnnlab_data::Imbalance::MinFlip { per_class: 100 });
+}
