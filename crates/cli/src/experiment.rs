@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use cnnlab_augment::AugmentConfig;
 use cnnlab_data::DataConfig;
 use cnnlab_models::ModelConfig;
@@ -21,23 +21,86 @@ pub(crate) struct Experiment {
     pub(crate) train: TrainConfig,
 }
 
+/// How deep `extends` chains may go (a cycle would otherwise recurse forever).
+const MAX_EXTENDS: usize = 8;
+
 impl Experiment {
     /// Reads and checks an experiment file; errors are one line, `FILE:LINE: message`.
+    /// A file may start with `extends = "base.toml"` (relative to itself): its tables
+    /// are merged over the base's, key by key.
     pub(crate) fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
-        Self::parse(&text).map_err(|(line, msg)| match line {
+        let at = |line: Option<usize>, msg: String| match line {
             Some(line) => anyhow!("{}:{line}: {msg}", path.display()),
             None => anyhow!("{}: {msg}", path.display()),
-        })
+        };
+        let table: toml::Table = toml::from_str(&text).map_err(|e| at(line_of(&text, &e), clean(&e)))?;
+        if !table.contains_key("extends") {
+            return Self::parse(&text).map_err(|(line, msg)| at(line, msg));
+        }
+        let mut chain = vec![(path.to_path_buf(), text)];
+        let merged = resolve(path, table, &mut chain)?;
+        let exp = Experiment::deserialize(toml::Value::Table(merged)).map_err(|e| {
+            // The merged table has no positions: find the offending key in the files.
+            let msg = clean(&e);
+            let key = msg.split('`').nth(1).unwrap_or("");
+            for (file, text) in &chain {
+                if let Some(line) = text.lines().position(|l| l.trim_start().starts_with(key) && !key.is_empty()) {
+                    return anyhow!("{}:{}: {msg}", file.display(), line + 1);
+                }
+            }
+            anyhow!("{}: {msg}", path.display())
+        })?;
+        exp.train.validate().map_err(|msg| at(None, msg))?;
+        Ok(exp)
     }
 
     fn parse(text: &str) -> Result<Self, (Option<usize>, String)> {
-        let exp: Experiment = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|span| text[..span.start].matches('\n').count() + 1);
-            (line, e.message().trim().replace('\n', " "))
-        })?;
+        let exp: Experiment = toml::from_str(text).map_err(|e| (line_of(text, &e), clean(&e)))?;
         exp.train.validate().map_err(|msg| (None, msg))?;
         Ok(exp)
+    }
+}
+
+fn line_of(text: &str, e: &toml::de::Error) -> Option<usize> {
+    e.span().map(|span| text[..span.start].matches('\n').count() + 1)
+}
+
+fn clean(e: &toml::de::Error) -> String {
+    e.message().trim().replace('\n', " ")
+}
+
+/// Merges `table` over the chain of files it extends.
+fn resolve(path: &Path, mut table: toml::Table, chain: &mut Vec<(PathBuf, String)>) -> Result<toml::Table> {
+    let Some(base) = table.remove("extends") else { return Ok(table) };
+    let Some(base) = base.as_str() else {
+        bail!("{}: `extends` must be a file name", path.display());
+    };
+    if chain.len() > MAX_EXTENDS {
+        bail!("{}: `extends` chain is deeper than {MAX_EXTENDS} (a cycle?)", path.display());
+    }
+    let base_path = path.parent().unwrap_or(Path::new(".")).join(base);
+    let text = std::fs::read_to_string(&base_path)
+        .with_context(|| format!("{}: reading `extends` file {}", path.display(), base_path.display()))?;
+    let base_table: toml::Table = toml::from_str(&text).map_err(|e| match line_of(&text, &e) {
+        Some(line) => anyhow!("{}:{line}: {}", base_path.display(), clean(&e)),
+        None => anyhow!("{}: {}", base_path.display(), clean(&e)),
+    })?;
+    chain.push((base_path.clone(), text));
+    let mut merged = resolve(&base_path, base_table, chain)?;
+    merge(&mut merged, table);
+    Ok(merged)
+}
+
+/// Tables merge key by key; any other value (arrays included) replaces the base's.
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (key, value) in over {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
     }
 }
 
@@ -81,6 +144,33 @@ mod tests {
         check(&format!("{GOOD}[train]\noptimizer = \"adma\"\n"), 6, "unknown variant `adma`");
         let (line, msg) = Experiment::parse(&format!("{GOOD}[train]\nepochs = 0\n")).unwrap_err();
         assert_eq!((line, msg.as_str()), (None, "train.epochs must be at least 1"));
+    }
+
+    #[test]
+    fn extends_merges_tables_and_keeps_error_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("base.toml"), format!("{GOOD}[train]\nepochs = 5\nlr = 0.1\n")).unwrap();
+        let child = dir.path().join("child.toml");
+        std::fs::write(
+            &child,
+            "extends = \"base.toml\"\n[train]\nlr = 0.01\n[data.imbalance]\nstrategy = \"min_flip\"\nper_class = 9\n",
+        )
+        .unwrap();
+        let exp = Experiment::load(&child).unwrap();
+        assert_eq!((exp.train.epochs, exp.train.lr), (5, 0.01));
+        assert_eq!(exp.data.dataset, "mnist");
+        assert_eq!(exp.data.imbalance.name(), "min_flip");
+
+        std::fs::write(&child, "extends = \"base.toml\"\n\n[train]\nlrr = 0.01\n").unwrap();
+        let err = Experiment::load(&child).unwrap_err().to_string();
+        assert_eq!(err, format!("{}:4: unknown field `lrr`, expected one of `epochs`, `batch_size`, `eval_batch_size`, `optimizer`, `lr`, `weight_decay`, `momentum`, `nesterov`, `seed`, `device`", child.display()));
+
+        std::fs::write(&child, "extends = \"child.toml\"\n").unwrap();
+        let err = Experiment::load(&child).unwrap_err().to_string();
+        assert!(err.contains("deeper than 8"), "{err}");
+        std::fs::write(&child, "extends = \"nope.toml\"\n").unwrap();
+        let err = Experiment::load(&child).unwrap_err().to_string();
+        assert!(err.contains("reading `extends` file"), "{err}");
     }
 
     #[test]

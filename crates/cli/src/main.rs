@@ -3,6 +3,7 @@
 //! Exit codes: 0 success, 1 error, 2 bad command line, 3 the config's dataset is not
 //! on disk (so `cargo xtask train-all` can skip it with the reason).
 
+mod data_cmd;
 mod experiment;
 mod metrics_cmd;
 
@@ -34,6 +35,9 @@ struct Cli {
 enum Command {
     /// Train the experiment described by CONFIG and evaluate it on the test split.
     Train(TrainArgs),
+    /// Dataset tools.
+    #[command(subcommand)]
+    Data(DataCommand),
     /// Every classification metric of a predictions CSV (y_true, y_pred, p_<class>...).
     Metrics {
         /// CSV file with a header.
@@ -41,6 +45,25 @@ enum Command {
         /// Print one JSON object instead of the text report.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DataCommand {
+    /// Per-class counts, imbalance ratio, image sizes and unreadable files of a folder.
+    Stats {
+        /// An image folder: DIR/<class>/*.jpg.
+        dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the dataset of CONFIG as image folders OUT/{train,val,test}/<class>/*.png.
+    Export {
+        config: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, env = "CNNLAB_DATA", default_value = "data")]
+        data_dir: PathBuf,
     },
 }
 
@@ -97,6 +120,10 @@ fn run(cli: &Cli) -> Result<()> {
     match &cli.command {
         Command::Train(args) => train_command(args, cli.quiet),
         Command::Metrics { file, json } => metrics_cmd::run(file, *json),
+        Command::Data(DataCommand::Stats { dir, json }) => data_cmd::stats(dir, *json),
+        Command::Data(DataCommand::Export { config, out, data_dir }) => {
+            data_cmd::export(config, data_dir, out, cli.quiet)
+        }
     }
 }
 
@@ -109,11 +136,18 @@ fn train_command(args: &TrainArgs, quiet: bool) -> Result<()> {
     let out_dir = args.out.clone().unwrap_or_else(|| default_run_dir(&args.config));
 
     let started = std::time::Instant::now();
-    let splits = cnnlab_data::load(&exp.data, &args.data_dir)?;
+    let splits = cnnlab_data::load_with_progress(&exp.data, &args.data_dir, quiet)?;
+    if let Some(summary) = splits.report.summary() {
+        tracing::warn!("{summary}");
+    }
+    if !splits.report.filtered_by_size.is_empty() {
+        tracing::info!("size filter dropped, per class: {:?}", splits.report.filtered_by_size);
+    }
     tracing::info!(
-        "loaded {}: {} train / {} test images in {:.1?} ({} MB in memory)",
+        "loaded {}: {} train / {} val / {} test images in {:.1?} ({} MB in memory)",
         exp.data.dataset,
         splits.train.len(),
+        splits.val.as_ref().map_or(0, |v| v.len()),
         splits.test.len(),
         started.elapsed(),
         (splits.train.pixels.len() + splits.test.pixels.len()) / 1_000_000
@@ -124,6 +158,13 @@ fn train_command(args: &TrainArgs, quiet: bool) -> Result<()> {
     let text = toml::to_string(&exp).context("serializing the resolved config")?;
     std::fs::write(&resolved, text).with_context(|| format!("writing {}", resolved.display()))?;
     write_json(&out_dir.join("classes.json"), &splits.train.classes)?;
+    if let Some(files) = &splits.files {
+        // The exact split, so it can be audited and reproduced.
+        write_json(&out_dir.join("split.json"), files)?;
+    }
+    if !splits.report.skipped.is_empty() {
+        write_json(&out_dir.join("skipped.json"), &splits.report.skipped)?;
+    }
 
     let opts = RunOptions { out_dir: out_dir.clone(), quiet };
     let metrics = train(&splits, &exp.data.imbalance, &exp.augment.ops, &exp.model, &exp.train, &opts)?;

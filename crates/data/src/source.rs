@@ -55,6 +55,10 @@ pub struct DataConfig {
     /// Class-imbalance strategy for the training split.
     #[serde(default)]
     pub imbalance: Imbalance,
+    /// Cap named classes of the training split at these counts (a seeded draw), to
+    /// make a balanced dataset imbalanced like a real one: `{ Sandal = 50 }`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub class_counts: std::collections::BTreeMap<String, usize>,
     /// Train on a seeded random subset of at most this many images.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_train: Option<usize>,
@@ -78,6 +82,7 @@ impl Default for DataConfig {
             min_side: None,
             max_side: None,
             imbalance: Imbalance::None,
+            class_counts: Default::default(),
             max_train: None,
             max_test: None,
             seed: 0,
@@ -244,6 +249,13 @@ pub fn load_with_progress(cfg: &DataConfig, data_dir: &Path, quiet: bool) -> Res
         }
         splits.val = Some(val);
     }
+    if !cfg.class_counts.is_empty() {
+        let keep = capped(&splits.train, &cfg.class_counts, cfg.seed)?;
+        if let Some(files) = splits.files.as_mut() {
+            files.train = keep.iter().map(|&i| files.train[i].clone()).collect();
+        }
+        splits.train = splits.train.select(&keep);
+    }
     if let Some(n) = cfg.max_train {
         splits.train = splits.train.subsample(n, cfg.seed);
         splits.files = None; // subsets are reproducible from the seed, not listed
@@ -253,6 +265,35 @@ pub fn load_with_progress(cfg: &DataConfig, data_dir: &Path, quiet: bool) -> Res
         splits.files = None;
     }
     Ok(splits)
+}
+
+/// Indices of `data` with each class in `caps` cut to at most its count (seeded).
+fn capped(data: &Dataset, caps: &std::collections::BTreeMap<String, usize>, seed: u64) -> Result<Vec<usize>> {
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    let mut limit = vec![usize::MAX; data.num_classes()];
+    for (name, &n) in caps {
+        let Some(c) = data.classes.iter().position(|c| c == name) else {
+            return Err(Error::Invalid(format!(
+                "data.class_counts: no class `{name}` (classes: {})",
+                data.classes.join(", ")
+            )));
+        };
+        limit[c] = n;
+    }
+    let mut order: Vec<usize> = (0..data.len()).collect();
+    order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0xCA95));
+    let mut taken = vec![0usize; data.num_classes()];
+    let mut keep: Vec<usize> = order
+        .into_iter()
+        .filter(|&i| {
+            let c = data.labels[i] as usize;
+            taken[c] += 1;
+            taken[c] <= limit[c]
+        })
+        .collect();
+    keep.sort_unstable();
+    Ok(keep)
 }
 
 /// `<prefix>-images-idx3-ubyte[.gz]` and `<prefix>-labels-idx1-ubyte[.gz]` in `dir`.

@@ -324,6 +324,20 @@ fn stats_and_export_round_trip() {
 }
 
 #[test]
+fn class_counts_make_a_dataset_imbalanced() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_idx(&tmp.path().join("mnist"), 100, false);
+    let mut c = cfg("mnist");
+    c.class_counts = [("3".to_owned(), 2), ("7".to_owned(), 5)].into_iter().collect();
+    let splits = load(&c, tmp.path()).unwrap();
+    assert_eq!(splits.train.class_counts(), [10, 10, 10, 2, 10, 10, 10, 5, 10, 10]);
+    assert_eq!(splits.test.len(), 100, "only training is capped");
+    c.class_counts = [("cat".to_owned(), 2)].into_iter().collect();
+    let err = load(&c, tmp.path()).unwrap_err().to_string();
+    assert!(err.starts_with("data.class_counts: no class `cat`"), "{err}");
+}
+
+#[test]
 fn unknown_imbalance_strategy_is_rejected() {
     let err = toml::from_str::<DataConfig>("dataset = \"mnist\"\n[imbalance]\nstrategy = \"smote\"\n").unwrap_err();
     assert!(err.message().contains("unknown variant `smote`"), "{}", err.message());

@@ -31,6 +31,16 @@ fn seed3_final_has_the_seeds_parameter_counts() {
 }
 
 #[test]
+fn seed2_model3_has_keras_total() {
+    let rows = plan(&model_of("pets/seed2-model3.toml"), Shape::Map(3, 224, 224), 37).unwrap();
+    let trainable: i64 = rows.iter().map(|r| r.trainable).sum();
+    let total: i64 = trainable + rows.iter().map(|r| r.non_trainable).sum::<i64>();
+    assert_eq!(total, 1_128_997, "Keras' Total params");
+    assert_eq!(rows[0].output.dims(), [-1, 64, 112, 112]);
+    assert_eq!(rows.last().unwrap().output.dims(), [-1, 37]);
+}
+
+#[test]
 fn layer_table_matches_torchsummary() {
     let rows = plan(&model_of("cifar10/seed3-final.toml"), Shape::Map(3, 32, 32), 10).unwrap();
     // Seed 003's torchsummary table (ReLUs are rows of their own here).

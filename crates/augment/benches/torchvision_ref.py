@@ -1,0 +1,44 @@
+#!/usr/bin/env python3
+"""torchvision reference for benches/augment.rs: the same two recipes, one image at a
+time on one thread, images/s. Uses the project's venv torch plus torchvision:
+
+    .venv/bin/pip install torchvision==0.28.0 --no-deps && .venv/bin/pip install numpy pillow
+    .venv/bin/python crates/augment/benches/torchvision_ref.py
+"""
+import json
+import time
+
+import torch
+from torchvision.transforms import v2
+
+torch.set_num_threads(1)
+
+
+def rate(transform, img, seconds=3.0):
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        transform(img)
+        n += 1
+    return n / (time.perf_counter() - start)
+
+
+def main():
+    g = torch.Generator().manual_seed(1)
+    photo = torch.randint(0, 256, (3, 224, 224), dtype=torch.uint8, generator=g)
+    small = torch.randint(0, 256, (3, 32, 32), dtype=torch.uint8, generator=g)
+    seed002 = v2.Compose([
+        v2.RandomAffine(degrees=10, scale=(0.9, 1.1), interpolation=v2.InterpolationMode.BILINEAR),
+        v2.ColorJitter(brightness=(0.7, 1.3)),
+        v2.RandomHorizontalFlip(0.5),
+    ])
+    cifar = v2.Compose([v2.RandomCrop(32, padding=4), v2.RandomHorizontalFlip(0.5)])
+    out = {
+        "seed002_224x224": rate(seed002, photo),
+        "pad4_crop_flip_32x32": rate(cifar, small),
+        "torch": torch.__version__,
+    }
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
