@@ -241,14 +241,38 @@ impl Pipeline {
             return;
         }
         let mut rng = ChaCha8Rng::seed_from_u64(mix(mix(self.seed, epoch), index));
+        // Rotations and zooms about the centre commute, so a run of them is one warp:
+        // angles add, scales multiply (one resampling pass instead of several).
+        let mut pending: Option<(f64, f64, Fill)> = None;
         for op in &self.ops {
             // Draw the coin even for p = 1 so that changing one op's p does not shift
             // the random stream of the ops after it.
             let coin: f64 = rng.gen();
-            if coin >= op.probability() {
-                continue;
+            let applies = coin < op.probability();
+            match *op {
+                Op::Rotate { degrees, fill, .. } if applies => {
+                    let angle = uniform(&mut rng, -degrees.abs(), degrees.abs());
+                    let (a, z, _) = pending.unwrap_or((0.0, 1.0, fill));
+                    pending = Some((a + angle, z, fill));
+                }
+                Op::Zoom { range, fill, .. } if applies => {
+                    let zoom = uniform(&mut rng, 1.0 - range, 1.0 + range);
+                    let (a, z, _) = pending.unwrap_or((0.0, 1.0, fill));
+                    pending = Some((a, z * zoom, fill));
+                }
+                Op::Rotate { .. } | Op::Zoom { .. } => {}
+                _ => {
+                    if let Some((angle, zoom, fill)) = pending.take() {
+                        rotate_zoom(img, shape, angle, zoom, fill);
+                    }
+                    if applies {
+                        apply_op(op, img, shape, &mut rng);
+                    }
+                }
             }
-            apply_op(op, img, shape, &mut rng);
+        }
+        if let Some((angle, zoom, fill)) = pending {
+            rotate_zoom(img, shape, angle, zoom, fill);
         }
     }
 
@@ -281,11 +305,7 @@ fn apply_op(op: &Op, img: &mut [u8], s: Shape, rng: &mut ChaCha8Rng) {
     match *op {
         Op::Hflip { .. } => hflip(img, s),
         Op::Vflip { .. } => vflip(img, s),
-        Op::Rotate { degrees, fill, .. } => {
-            let angle = uniform(rng, -degrees.abs(), degrees.abs());
-            rotate_zoom(img, s, angle, 1.0, fill);
-        }
-        Op::Zoom { range, fill, .. } => rotate_zoom(img, s, 0.0, uniform(rng, 1.0 - range, 1.0 + range), fill),
+        Op::Rotate { .. } | Op::Zoom { .. } => unreachable!("rotations and zooms are fused in Pipeline::apply"),
         Op::Brightness { min, max, .. } => brightness(img, uniform(rng, min, max)),
         Op::Contrast { min, max, .. } => contrast(img, s, uniform(rng, min, max)),
         Op::Saturation { min, max, .. } => saturation(img, s, uniform(rng, min, max)),

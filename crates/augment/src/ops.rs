@@ -77,34 +77,60 @@ pub fn translate(img: &mut [u8], s: Shape, dx: i64, dy: i64, fill: Fill) {
     }
 }
 
-/// Resamples `src` bilinearly: output pixel `(x, y)` takes the source at
-/// `map(x + 0.5, y + 0.5) - 0.5` (pixel centres), with `fill` outside.
-fn resample(img: &mut [u8], s: Shape, fill: Fill, map: impl Fn(f64, f64) -> (f64, f64)) {
+/// Resamples bilinearly through an affine map: output pixel centre `(x, y)` reads
+/// the source at `(ax*x + bx*y + cx, ay*x + by*y + cy)` (pixel-centre coordinates),
+/// with `fill` outside. Coordinates advance incrementally along each row, and pixels
+/// whose four neighbours are inside take a branch-free path.
+fn warp_affine(img: &mut [u8], s: Shape, fill: Fill, m: [f32; 6]) {
     let src = img.to_vec();
-    let (w, h, c) = (s.width as i64, s.height as i64, s.channels);
-    let at = |x: i64, y: i64, k: usize| -> Option<f64> {
-        let (x, y) = match fill {
-            Fill::Reflect => (reflect(x, w), reflect(y, h)),
-            Fill::Constant if (0..w).contains(&x) && (0..h).contains(&y) => (x, y),
-            Fill::Constant => return None,
-        };
-        Some(src[((y * w + x) as usize) * c + k] as f64)
+    let (w, h, c) = (s.width as i32, s.height as i32, s.channels);
+    let stride = s.width * c;
+    let [ax, bx, cx, ay, by, cy] = m;
+    let fetch = |x: i32, y: i32, k: usize| -> f32 {
+        match fill {
+            Fill::Reflect => {
+                src[(reflect(y as i64, h as i64) as usize) * stride + (reflect(x as i64, w as i64) as usize) * c + k]
+                    as f32
+            }
+            Fill::Constant if x >= 0 && x < w && y >= 0 && y < h => {
+                src[y as usize * stride + x as usize * c + k] as f32
+            }
+            Fill::Constant => 0.0,
+        }
     };
     for y in 0..h {
-        for x in 0..w {
-            let (fx, fy) = map(x as f64 + 0.5, y as f64 + 0.5);
-            let (fx, fy) = (fx - 0.5, fy - 0.5);
-            let (x0, y0) = (fx.floor() as i64, fy.floor() as i64);
-            let (ax, ay) = (fx - x0 as f64, fy - y0 as f64);
-            let to = ((y * w + x) as usize) * c;
-            for k in 0..c {
-                // Outside pixels count as zero with constant fill, so edges fade to
-                // black smoothly instead of stepping.
-                let v = |xx, yy| at(xx, yy, k).unwrap_or(0.0);
-                let value = (1.0 - ay) * ((1.0 - ax) * v(x0, y0) + ax * v(x0 + 1, y0))
-                    + ay * ((1.0 - ax) * v(x0, y0 + 1) + ax * v(x0 + 1, y0 + 1));
-                img[to + k] = value.round().clamp(0.0, 255.0) as u8;
+        // Source position of this row's first pixel centre, minus the half pixel that
+        // turns centres into indices.
+        let yc = y as f32 + 0.5;
+        let mut fx = ax * 0.5 + bx * yc + cx - 0.5;
+        let mut fy = ay * 0.5 + by * yc + cy - 0.5;
+        let row = y as usize * stride;
+        for x in 0..w as usize {
+            // floor() without a libm call: truncate, then step down for negatives.
+            let (tx, ty) = (fx as i32, fy as i32);
+            let x0 = tx - ((tx as f32) > fx) as i32;
+            let y0 = ty - ((ty as f32) > fy) as i32;
+            let (wx, wy) = (fx - x0 as f32, fy - y0 as f32);
+            let to = row + x * c;
+            if x0 >= 0 && y0 >= 0 && x0 + 1 < w && y0 + 1 < h {
+                // Interior: 8-bit fixed-point weights, integer arithmetic only.
+                let (qx, qy) = ((wx * 256.0) as u32, (wy * 256.0) as u32);
+                let p00 = y0 as usize * stride + x0 as usize * c;
+                let p10 = p00 + stride;
+                for k in 0..c {
+                    let top = src[p00 + k] as u32 * (256 - qx) + src[p00 + c + k] as u32 * qx;
+                    let bottom = src[p10 + k] as u32 * (256 - qx) + src[p10 + c + k] as u32 * qx;
+                    img[to + k] = ((top * (256 - qy) + bottom * qy + 32768) >> 16) as u8;
+                }
+            } else {
+                for k in 0..c {
+                    let top = fetch(x0, y0, k) * (1.0 - wx) + fetch(x0 + 1, y0, k) * wx;
+                    let bottom = fetch(x0, y0 + 1, k) * (1.0 - wx) + fetch(x0 + 1, y0 + 1, k) * wx;
+                    img[to + k] = (top * (1.0 - wy) + bottom * wy + 0.5).clamp(0.0, 255.0) as u8;
+                }
             }
+            fx += ax;
+            fy += ay;
         }
     }
 }
@@ -117,25 +143,27 @@ pub fn rotate_zoom(img: &mut [u8], s: Shape, degrees: f64, scale: f64, fill: Fil
     }
     let (cx, cy) = (s.width as f64 / 2.0, s.height as f64 / 2.0);
     let (sin, cos) = degrees.to_radians().sin_cos();
-    // Inverse map: output -> source. Image y grows downwards, so a counter-clockwise
-    // turn on screen is clockwise in these coordinates.
-    resample(img, s, fill, |x, y| {
-        let (dx, dy) = ((x - cx) / scale, (y - cy) / scale);
-        (cx + cos * dx - sin * dy, cy + sin * dx + cos * dy)
-    });
+    // Inverse map, output -> source: src = c + R * (out - c) / scale. Image y grows
+    // downwards, so a counter-clockwise turn on screen is clockwise in these axes.
+    let (a, b, d, e) = (cos / scale, -sin / scale, sin / scale, cos / scale);
+    let m = [a, b, cx - a * cx - b * cy, d, e, cy - d * cx - e * cy];
+    warp_affine(img, s, fill, m.map(|v| v as f32));
 }
 
 /// Crops the rectangle `(left, top, width, height)` and resizes it back to the full
 /// image bilinearly (the second half of torchvision's `RandomResizedCrop`).
 pub fn crop_resize(img: &mut [u8], s: Shape, left: f64, top: f64, width: f64, height: f64) {
     let (sx, sy) = (width / s.width as f64, height / s.height as f64);
-    resample(img, s, Fill::Reflect, |x, y| (left + x * sx, top + y * sy));
+    let m = [sx, 0.0, left, 0.0, sy, top];
+    warp_affine(img, s, Fill::Reflect, m.map(|v| v as f32));
 }
 
 /// Multiplies every value by `factor` (torchvision `adjust_brightness`).
 pub fn brightness(img: &mut [u8], factor: f64) {
+    // 256 products instead of one per byte.
+    let lut: [u8; 256] = std::array::from_fn(|v| (v as f64 * factor).round().clamp(0.0, 255.0) as u8);
     for v in img.iter_mut() {
-        *v = (*v as f64 * factor).round().clamp(0.0, 255.0) as u8;
+        *v = lut[*v as usize];
     }
 }
 
