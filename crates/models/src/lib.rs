@@ -25,4 +25,4 @@ mod spec;
 
 pub use error::{Error, Result};
 pub use network::{build, plan, LayerRow, Network, Shape};
-pub use spec::{LayerSpec, ModelConfig};
+pub use spec::{InitScheme, LayerSpec, ModelConfig};

@@ -4,7 +4,7 @@ use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
 use crate::error::{Error, Result};
-use crate::spec::{LayerSpec, ModelConfig};
+use crate::spec::{InitScheme, LayerSpec, ModelConfig};
 
 /// What flows between layers, per sample (the batch dimension is implicit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,8 +151,9 @@ pub fn build(p: &nn::Path, cfg: &ModelConfig, input: Shape, classes: i64) -> Res
         let lp = p / name.as_str();
         module = match (*layer, shape) {
             (LayerSpec::Conv { out, kernel, stride, padding, bias }, Shape::Map(c, ..)) => {
-                let cfg = nn::ConvConfig { stride, padding, bias, ..Default::default() };
-                module.add(nn::conv2d(&lp, c, out, kernel, cfg))
+                let (ws_init, bs_init) = inits(cfg.init, c * kernel * kernel, out * kernel * kernel);
+                let conv = nn::ConvConfig { stride, padding, bias, ws_init, bs_init, ..Default::default() };
+                module.add(nn::conv2d(&lp, c, out, kernel, conv))
             }
             (LayerSpec::Batchnorm, Shape::Map(c, ..)) => module.add(nn::batch_norm2d(&lp, c, bn_config())),
             (LayerSpec::Batchnorm, Shape::Flat(n)) => module.add(nn::batch_norm1d(&lp, n, bn_config())),
@@ -173,13 +174,28 @@ pub fn build(p: &nn::Path, cfg: &ModelConfig, input: Shape, classes: i64) -> Res
             (LayerSpec::Flatten, _) => module.add_fn(|x| x.flatten(1, -1)),
             (LayerSpec::Linear { .. }, _) => {
                 let Shape::Flat(out) = row.output else { unreachable!("plan checked linear outputs") };
-                module.add(nn::linear(&lp, shape.numel(), out, Default::default()))
+                let (ws_init, bs_init) = inits(cfg.init, shape.numel(), out);
+                let linear = nn::LinearConfig { ws_init, bs_init: Some(bs_init), bias: true };
+                module.add(nn::linear(&lp, shape.numel(), out, linear))
             }
             _ => unreachable!("plan rejected layer {index} on {shape:?}"),
         };
         shape = row.output;
     }
     Ok(Network { rows, input, module })
+}
+
+/// Weight and bias initialisers for a layer with these fans.
+fn inits(scheme: InitScheme, fan_in: i64, fan_out: i64) -> (nn::Init, nn::Init) {
+    let uniform = |bound: f64| nn::Init::Uniform { lo: -bound, up: bound };
+    match scheme {
+        InitScheme::Torch => {
+            let bound = 1.0 / (fan_in as f64).sqrt();
+            (uniform(bound), uniform(bound))
+        }
+        InitScheme::Kaiming => (uniform((6.0 / fan_in as f64).sqrt()), nn::Init::Const(0.0)),
+        InitScheme::Xavier => (uniform((6.0 / (fan_in + fan_out) as f64).sqrt()), nn::Init::Const(0.0)),
+    }
 }
 
 /// PyTorch's BatchNorm defaults: weight 1, bias 0 (tch's own default draws the weight

@@ -9,9 +9,26 @@ pub struct ModelConfig {
     /// A short name shown in reports (e.g. `seed3-final`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
+    /// Weight initialisation of conv and linear layers.
+    #[serde(default)]
+    pub init: InitScheme,
     /// Layers in order. The input shape and class count come from the data; a final
     /// `linear` without `out` gets one output per class.
     pub layers: Vec<LayerSpec>,
+}
+
+/// How conv and linear weights and biases start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InitScheme {
+    /// PyTorch's defaults: weights and biases uniform in +-1/sqrt(fan_in).
+    #[default]
+    Torch,
+    /// He et al.: weights uniform in +-sqrt(6/fan_in) (ReLU gain), zero biases
+    /// (tch's own default).
+    Kaiming,
+    /// Glorot/Xavier uniform, +-sqrt(6/(fan_in+fan_out)), zero biases (Keras' default).
+    Xavier,
 }
 
 fn one() -> i64 {

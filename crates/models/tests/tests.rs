@@ -86,6 +86,24 @@ fn impossible_shapes_name_the_layer() {
 }
 
 #[test]
+fn init_schemes_set_the_documented_bounds() {
+    for (scheme, bound) in
+        [("torch", 1.0 / 27f64.sqrt()), ("kaiming", (6.0 / 27f64).sqrt()), ("xavier", (6.0 / (27.0 + 72.0f64)).sqrt())]
+    {
+        let cfg: ModelConfig = toml::from_str(&format!(
+            "init = \"{scheme}\"\nlayers = [{{ type = \"conv\", out = 8, kernel = 3 }}, {{ type = \"flatten\" }}, {{ type = \"linear\" }}]"
+        ))
+        .unwrap();
+        let vs = nn::VarStore::new(Device::Cpu);
+        build(&vs.root(), &cfg, Shape::Map(3, 5, 5), 10).unwrap();
+        let w = vs.variables()["conv0.weight"].abs().max().double_value(&[]);
+        assert!(w <= bound && w > 0.8 * bound, "{scheme}: max |w| {w}, bound {bound}");
+        let b = vs.variables()["conv0.bias"].abs().max().double_value(&[]);
+        assert_eq!(b == 0.0, scheme != "torch", "{scheme}: bias {b}");
+    }
+}
+
+#[test]
 fn unknown_layer_types_and_keys_are_rejected() {
     let err = toml::from_str::<ModelConfig>(r#"layers = [{ type = "conv3d", out = 2 }]"#).unwrap_err();
     assert!(err.message().contains("unknown variant `conv3d`"), "{}", err.message());

@@ -35,6 +35,7 @@ fn bars(n: usize, seed: u32) -> Dataset {
 fn model() -> ModelConfig {
     ModelConfig {
         name: "tiny".into(),
+        init: Default::default(),
         layers: vec![
             LayerSpec::Conv { out: 8, kernel: 3, stride: 1, padding: 1, bias: true },
             LayerSpec::Batchnorm,
