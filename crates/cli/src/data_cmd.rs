@@ -8,8 +8,11 @@ use crate::experiment::Experiment;
 
 /// Per-class counts sorted by size (as seed 001 listed them), imbalance ratio, image
 /// sizes and unreadable files of an image folder.
-pub(crate) fn stats(dir: &Path, json: bool) -> Result<()> {
+pub(crate) fn stats(dir: &Path, json: bool, plot: Option<&Path>) -> Result<()> {
     let stats = cnnlab_data::folder_stats(dir).with_context(|| format!("reading {}", dir.display()))?;
+    if let Some(png) = plot {
+        crate::plots::class_distribution(png, &format!("class distribution: {}", dir.display()), &stats.counts)?;
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&stats)?);
         return Ok(());

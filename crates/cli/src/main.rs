@@ -6,6 +6,7 @@
 mod data_cmd;
 mod experiment;
 mod metrics_cmd;
+mod plots;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -56,6 +57,9 @@ enum DataCommand {
         dir: PathBuf,
         #[arg(long)]
         json: bool,
+        /// Also draw the class distribution as a bar chart (PNG).
+        #[arg(long)]
+        plot: Option<PathBuf>,
     },
     /// Write the dataset of CONFIG as image folders OUT/{train,val,test}/<class>/*.png.
     Export {
@@ -120,7 +124,7 @@ fn run(cli: &Cli) -> Result<()> {
     match &cli.command {
         Command::Train(args) => train_command(args, cli.quiet),
         Command::Metrics { file, json } => metrics_cmd::run(file, *json),
-        Command::Data(DataCommand::Stats { dir, json }) => data_cmd::stats(dir, *json),
+        Command::Data(DataCommand::Stats { dir, json, plot }) => data_cmd::stats(dir, *json, plot.as_deref()),
         Command::Data(DataCommand::Export { config, out, data_dir }) => {
             data_cmd::export(config, data_dir, out, cli.quiet)
         }
