@@ -98,23 +98,23 @@ fn warp_affine(img: &mut [u8], s: Shape, fill: Fill, m: [f32; 6]) {
             Fill::Constant => 0.0,
         }
     };
+    // Source coordinates advance in 16.16 fixed point: no float-to-int conversion per
+    // pixel, and an arithmetic shift floors negative coordinates correctly.
+    const ONE: f32 = 65536.0;
+    let (step_x, step_y) = ((ax * ONE).round() as i32, (ay * ONE).round() as i32);
     for y in 0..h {
         // Source position of this row's first pixel centre, minus the half pixel that
         // turns centres into indices.
         let yc = y as f32 + 0.5;
-        let mut fx = ax * 0.5 + bx * yc + cx - 0.5;
-        let mut fy = ay * 0.5 + by * yc + cy - 0.5;
+        let mut fx = ((ax * 0.5 + bx * yc + cx - 0.5) * ONE).round() as i32;
+        let mut fy = ((ay * 0.5 + by * yc + cy - 0.5) * ONE).round() as i32;
         let row = y as usize * stride;
         for x in 0..w as usize {
-            // floor() without a libm call: truncate, then step down for negatives.
-            let (tx, ty) = (fx as i32, fy as i32);
-            let x0 = tx - ((tx as f32) > fx) as i32;
-            let y0 = ty - ((ty as f32) > fy) as i32;
-            let (wx, wy) = (fx - x0 as f32, fy - y0 as f32);
+            let (x0, y0) = (fx >> 16, fy >> 16);
             let to = row + x * c;
             if x0 >= 0 && y0 >= 0 && x0 + 1 < w && y0 + 1 < h {
                 // Interior: 8-bit fixed-point weights, integer arithmetic only.
-                let (qx, qy) = ((wx * 256.0) as u32, (wy * 256.0) as u32);
+                let (qx, qy) = (((fx >> 8) & 0xFF) as u32, ((fy >> 8) & 0xFF) as u32);
                 let p00 = y0 as usize * stride + x0 as usize * c;
                 let p10 = p00 + stride;
                 for k in 0..c {
@@ -123,14 +123,15 @@ fn warp_affine(img: &mut [u8], s: Shape, fill: Fill, m: [f32; 6]) {
                     img[to + k] = ((top * (256 - qy) + bottom * qy + 32768) >> 16) as u8;
                 }
             } else {
+                let (wx, wy) = ((fx & 0xFFFF) as f32 / ONE, (fy & 0xFFFF) as f32 / ONE);
                 for k in 0..c {
                     let top = fetch(x0, y0, k) * (1.0 - wx) + fetch(x0 + 1, y0, k) * wx;
                     let bottom = fetch(x0, y0 + 1, k) * (1.0 - wx) + fetch(x0 + 1, y0 + 1, k) * wx;
                     img[to + k] = (top * (1.0 - wy) + bottom * wy + 0.5).clamp(0.0, 255.0) as u8;
                 }
             }
-            fx += ax;
-            fy += ay;
+            fx += step_x;
+            fy += step_y;
         }
     }
 }
