@@ -144,6 +144,9 @@ fn train_command(args: &TrainArgs, quiet: bool) -> Result<()> {
     if let Some(summary) = splits.report.summary() {
         tracing::warn!("{summary}");
     }
+    for line in &splits.report.cache {
+        tracing::info!("decode cache: {line}");
+    }
     if !splits.report.filtered_by_size.is_empty() {
         tracing::info!("size filter dropped, per class: {:?}", splits.report.filtered_by_size);
     }

@@ -34,6 +34,8 @@ pub struct LoadReport {
     pub skipped: Vec<Skipped>,
     /// Images left out by the size filter, per class name.
     pub filtered_by_size: Vec<(String, usize)>,
+    /// What happened with the on-disk decode cache, one line per split.
+    pub cache: Vec<String>,
 }
 
 impl LoadReport {
@@ -166,6 +168,53 @@ pub fn decode_all(
     quiet: bool,
     report: &mut LoadReport,
 ) -> Result<(Dataset, Vec<PathBuf>)> {
+    decode_all_cached(files, classes, shape, quiet, None, report)
+}
+
+/// [`decode_all`], reusing (or writing) a cache file under `cache_dir` when given.
+/// A cache that cannot be written is reported, not an error: training goes on.
+pub fn decode_all_cached(
+    files: &[FileSample],
+    classes: &[String],
+    shape: ImageShape,
+    quiet: bool,
+    cache_dir: Option<&Path>,
+    report: &mut LoadReport,
+) -> Result<(Dataset, Vec<PathBuf>)> {
+    let cache_path = cache_dir.map(|d| crate::cache::path_for(d, files, shape));
+    if let Some(hit) = cache_path.as_deref().and_then(|p| crate::cache::read(p, files.len(), shape)) {
+        let mut is_kept = vec![false; files.len()];
+        hit.kept.iter().for_each(|&i| is_kept[i] = true);
+        for (f, kept) in files.iter().zip(is_kept) {
+            if !kept {
+                report
+                    .skipped
+                    .push(Skipped { path: f.path.clone(), reason: "unusable when the cache was built".into() });
+            }
+        }
+        let paths = hit.kept.iter().map(|&i| files[i].path.clone()).collect();
+        let p = cache_path.as_deref().expect("hit implies a path");
+        report.cache.push(format!("read {} decoded images from {}", hit.kept.len(), p.display()));
+        return Ok((Dataset::new(shape, hit.pixels, hit.labels, classes.to_vec())?, paths));
+    }
+    let (data, paths, kept) = decode_uncached(files, classes, shape, quiet, report)?;
+    if let Some(p) = cache_path {
+        let cached = crate::cache::Cached { kept, labels: data.labels.clone(), pixels: data.pixels.clone() };
+        match crate::cache::write(&p, files.len(), shape, &cached) {
+            Ok(()) => report.cache.push(format!("wrote {} decoded images to {}", data.len(), p.display())),
+            Err(e) => report.cache.push(format!("could not write the cache {}: {e}", p.display())),
+        }
+    }
+    Ok((data, paths))
+}
+
+fn decode_uncached(
+    files: &[FileSample],
+    classes: &[String],
+    shape: ImageShape,
+    quiet: bool,
+    report: &mut LoadReport,
+) -> Result<(Dataset, Vec<PathBuf>, Vec<usize>)> {
     let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(files.len() as u64) };
     bar.set_style(
         ProgressStyle::with_template("decoding [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
@@ -182,18 +231,19 @@ pub fn decode_all(
         .collect();
     bar.finish_and_clear();
     let mut pixels = Vec::with_capacity(files.len() * shape.len());
-    let (mut labels, mut paths) = (Vec::new(), Vec::new());
-    for (f, r) in files.iter().zip(decoded) {
+    let (mut labels, mut paths, mut kept) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, (f, r)) in files.iter().zip(decoded).enumerate() {
         match r {
             Ok(px) => {
                 pixels.extend_from_slice(&px);
                 labels.push(f.label);
                 paths.push(f.path.clone());
+                kept.push(i);
             }
             Err(reason) => report.skipped.push(Skipped { path: f.path.clone(), reason }),
         }
     }
-    Ok((Dataset::new(shape, pixels, labels, classes.to_vec())?, paths))
+    Ok((Dataset::new(shape, pixels, labels, classes.to_vec())?, paths, kept))
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@
 //! This crate never depends on `tch`: turning samples into tensors is the train
 //! crate's job (see ARCHITECTURE.md). It may use `cnnlab-augment`.
 
+mod cache;
 mod cifar;
 mod dataset;
 mod error;

@@ -68,6 +68,10 @@ pub struct DataConfig {
     /// Seed of the splits and subsets.
     #[serde(default)]
     pub seed: u64,
+    /// Keep decoded images under `<data-dir>/.cnnlab-cache/` and reuse them while the
+    /// source files and the image size are unchanged (n x H x W x C bytes per split).
+    #[serde(default)]
+    pub cache: bool,
 }
 
 impl Default for DataConfig {
@@ -86,6 +90,7 @@ impl Default for DataConfig {
             max_train: None,
             max_test: None,
             seed: 0,
+            cache: false,
         }
     }
 }
@@ -224,6 +229,7 @@ pub fn load(cfg: &DataConfig, data_dir: &Path) -> Result<Splits> {
 pub fn load_with_progress(cfg: &DataConfig, data_dir: &Path, quiet: bool) -> Result<Splits> {
     cfg.validate()?;
     let found = locate_with(&cfg.dataset, data_dir, cfg.path.as_deref())?;
+    let cache_dir = cfg.cache.then(|| data_dir.join(".cnnlab-cache"));
     let mut splits = match found.kind {
         Kind::Idx => {
             let classes: Vec<String> = if found.name == "fashion-mnist" {
@@ -234,8 +240,8 @@ pub fn load_with_progress(cfg: &DataConfig, data_dir: &Path, quiet: bool) -> Res
             Splits::new(read_idx_split(&found.dir, "train", &classes)?, read_idx_split(&found.dir, "t10k", &classes)?)
         }
         Kind::CifarBin => read_cifar(&found.dir)?,
-        Kind::Folder => read_folder(cfg, &found.dir, quiet)?,
-        Kind::Pets => read_pets(cfg, &found.dir, quiet)?,
+        Kind::Folder => read_folder(cfg, &found.dir, quiet, cache_dir.as_deref())?,
+        Kind::Pets => read_pets(cfg, &found.dir, quiet, cache_dir.as_deref())?,
     };
     if cfg.val_fraction > 0.0 && splits.val.is_none() {
         let s = stratified(&splits.train.labels, splits.train.num_classes(), cfg.val_fraction, 0.0, cfg.seed);
@@ -374,7 +380,7 @@ fn size_filter(
     kept
 }
 
-fn read_folder(cfg: &DataConfig, root: &Path, quiet: bool) -> Result<Splits> {
+fn read_folder(cfg: &DataConfig, root: &Path, quiet: bool, cache_dir: Option<&Path>) -> Result<Splits> {
     let mut report = LoadReport::default();
     let default_size = if cfg.dataset == "cifar10" { 32 } else { 64 };
     let shape = cfg.shape(default_size);
@@ -405,7 +411,7 @@ fn read_folder(cfg: &DataConfig, root: &Path, quiet: bool) -> Result<Splits> {
         let val = (cfg.val_fraction > 0.0).then(|| pick(&s.val));
         (classes, pick(&s.train), val, pick(&s.test))
     };
-    decode_splits(cfg, &classes, (train_files, val_files, test_files), shape, quiet, report)
+    decode_splits(cfg, &classes, (train_files, val_files, test_files), shape, (quiet, cache_dir), report)
 }
 
 /// Size-filters and decodes each split's files.
@@ -414,12 +420,12 @@ fn decode_splits(
     classes: &[String],
     (train_files, val_files, test_files): (Vec<FileSample>, Option<Vec<FileSample>>, Vec<FileSample>),
     shape: ImageShape,
-    quiet: bool,
+    (quiet, cache_dir): (bool, Option<&Path>),
     mut report: LoadReport,
 ) -> Result<Splits> {
     let decode = |files: Vec<FileSample>, report: &mut LoadReport| {
         let files = size_filter(cfg, files, classes, report);
-        folder::decode_all(&files, classes, shape, quiet, report)
+        folder::decode_all_cached(&files, classes, shape, quiet, cache_dir, report)
     };
     let (train, train_paths) = decode(train_files, &mut report)?;
     let val = val_files.map(|f| decode(f, &mut report)).transpose()?;
@@ -442,7 +448,7 @@ fn decode_splits(
 
 /// Oxford-IIIT Pet: `annotations/trainval.txt` and `test.txt` list `Name_123 id
 /// species breed`; the image is `images/Name_123.jpg` and the class is `Name`.
-fn read_pets(cfg: &DataConfig, root: &Path, quiet: bool) -> Result<Splits> {
+fn read_pets(cfg: &DataConfig, root: &Path, quiet: bool, cache_dir: Option<&Path>) -> Result<Splits> {
     let mut report = LoadReport::default();
     let read_list = |file: &str| -> Result<Vec<(String, PathBuf)>> {
         let path = root.join("annotations").join(file);
@@ -484,5 +490,5 @@ fn read_pets(cfg: &DataConfig, root: &Path, quiet: bool) -> Result<Splits> {
     };
     let train_files = to_samples(trainval, &mut report)?;
     let test_files = to_samples(test, &mut report)?;
-    decode_splits(cfg, &classes, (train_files, None, test_files), cfg.shape(224), quiet, report)
+    decode_splits(cfg, &classes, (train_files, None, test_files), cfg.shape(224), (quiet, cache_dir), report)
 }

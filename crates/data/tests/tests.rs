@@ -206,6 +206,43 @@ fn bad_files_are_skipped_and_reported() {
 }
 
 #[test]
+fn decode_cache_is_reused_and_invalidated() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("pics");
+    for i in 0..6 {
+        write_image(&root.join(format!("a/{i}.png")), 20, 20, 10 * i);
+        write_image(&root.join(format!("b/{i}.png")), 20, 20, 100 + i);
+    }
+    std::fs::write(root.join("a/empty.jpg"), b"").unwrap();
+    let mut cfg = folder_cfg(&root);
+    cfg.cache = true;
+    let first = load(&cfg, tmp.path()).unwrap();
+    assert!(first.report.cache.iter().all(|m| m.starts_with("wrote")), "{:?}", first.report.cache);
+    let second = load(&cfg, tmp.path()).unwrap();
+    assert!(second.report.cache.iter().all(|m| m.starts_with("read")), "{:?}", second.report.cache);
+    assert_eq!((first.train.pixels, first.train.labels), (second.train.pixels.clone(), second.train.labels.clone()));
+    assert_eq!(first.test.pixels, second.test.pixels);
+    assert_eq!(second.report.skipped.len(), 1, "the bad file is still reported");
+    assert_eq!(first.files, second.files);
+
+    // Another size, or a changed file, misses the cache.
+    cfg.image_size = Some(8);
+    assert!(load(&cfg, tmp.path()).unwrap().report.cache.iter().all(|m| m.starts_with("wrote")));
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    write_image(&root.join("b/0.png"), 20, 20, 250);
+    let changed = load(&cfg, tmp.path()).unwrap();
+    assert!(changed.report.cache.iter().any(|m| m.starts_with("wrote")), "{:?}", changed.report.cache);
+
+    // A corrupt cache file is ignored and rewritten, never trusted.
+    for entry in std::fs::read_dir(tmp.path().join(".cnnlab-cache")).unwrap() {
+        std::fs::write(entry.unwrap().path(), b"CNNLABC1garbage").unwrap();
+    }
+    let again = load(&cfg, tmp.path()).unwrap();
+    assert!(again.report.cache.iter().all(|m| m.starts_with("wrote")), "{:?}", again.report.cache);
+    assert_eq!(again.train.pixels, changed.train.pixels);
+}
+
+#[test]
 fn stratified_split_is_seeded_and_keeps_rare_classes() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("pics");
