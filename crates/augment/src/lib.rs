@@ -33,8 +33,8 @@ use rand_distr::{Distribution, Normal};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-/// Size of one HWC image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Size of one HWC image (also the data crate's `ImageShape`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Shape {
     pub height: usize,
     pub width: usize,

@@ -2,28 +2,13 @@
 
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::error::{Error, Result};
 
-/// Shape of one image: channels, height, width. Pixels are stored HWC.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ImageShape {
-    pub channels: usize,
-    pub height: usize,
-    pub width: usize,
-}
-
-impl ImageShape {
-    /// Bytes of one image.
-    pub fn len(&self) -> usize {
-        self.channels * self.height * self.width
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
+/// Shape of one image, stored HWC: the augment crate's, so samples go to the
+/// augmentation ops without conversion.
+pub use cnnlab_augment::Shape as ImageShape;
 
 /// Labelled images, decoded and stored as `n x H x W x C` bytes.
 /// Memory is exactly `n * H * W * C` bytes plus one byte per label.

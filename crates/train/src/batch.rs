@@ -72,7 +72,6 @@ pub fn gather(
     augment: Option<EpochAugment<'_>>,
 ) -> HostBatch {
     let s = data.shape;
-    let ashape = cnnlab_augment::Shape { height: s.height, width: s.width, channels: s.channels };
     let mut pixels = Vec::with_capacity(items.len() * s.len());
     for (k, &(i, variant)) in items.iter().enumerate() {
         let start = pixels.len();
@@ -81,14 +80,14 @@ pub fn gather(
         let position = (first + k) as u64;
         match (variant, augment) {
             (Variant::Original, _) => {}
-            (Variant::Hflip, _) => cnnlab_augment::hflip(img, ashape),
-            (Variant::Vflip, _) => cnnlab_augment::vflip(img, ashape),
-            (Variant::Augmented, Some(a)) => a.copies.apply(img, ashape, a.epoch, position),
+            (Variant::Hflip, _) => cnnlab_augment::hflip(img, s),
+            (Variant::Vflip, _) => cnnlab_augment::vflip(img, s),
+            (Variant::Augmented, Some(a)) => a.copies.apply(img, s, a.epoch, position),
             // Evaluation never plans augmented copies; without pipelines, keep as is.
             (Variant::Augmented, None) => {}
         }
         if let Some(a) = augment {
-            a.regular.apply(img, ashape, a.epoch, position);
+            a.regular.apply(img, s, a.epoch, position);
         }
     }
     let labels = items.iter().map(|&(i, _)| data.labels[i] as i64).collect();
