@@ -137,9 +137,10 @@ impl Splits {
         Self { train, val: None, test, files: None, report: Default::default() }
     }
 
-    /// The split evaluated after every epoch: validation if there is one, else test.
+    /// The split evaluated after every epoch: validation if there is a non-empty one
+    /// (a tiny dataset can leave it empty), else test.
     pub fn eval(&self) -> &Dataset {
-        self.val.as_ref().unwrap_or(&self.test)
+        self.val.as_ref().filter(|v| !v.is_empty()).unwrap_or(&self.test)
     }
 }
 

@@ -231,7 +231,11 @@ pub fn train(
     let last_eval = last_eval.expect("epochs >= 1 was validated");
     // Per-epoch numbers came from the validation split when there is one; the final
     // metrics are always on test.
-    let eval = if splits.val.is_some() { evaluate(&net, &splits.test, &norm, cfg.eval_batch_size)? } else { last_eval };
+    let eval = if !std::ptr::eq(splits.eval(), &splits.test) {
+        evaluate(&net, &splits.test, &norm, cfg.eval_batch_size)?
+    } else {
+        last_eval
+    };
     let y_true: Vec<usize> = splits.test.labels.iter().map(|&l| l as usize).collect();
     let y_pred: Vec<usize> = eval.predicted.iter().map(|&p| p as usize).collect();
     let report = cnnlab_metrics::Report::new(&y_true, &y_pred, Some(&eval.probabilities[..]), &splits.test.classes)?;
