@@ -113,6 +113,15 @@ pub fn dimensions(path: &Path) -> std::result::Result<(u32, u32), String> {
         .map_err(|e| e.to_string())
 }
 
+/// Width and height from a file already in memory (header only).
+pub(crate) fn dimensions_of(bytes: &[u8]) -> std::result::Result<(u32, u32), String> {
+    image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| e.to_string())?
+        .into_dimensions()
+        .map_err(|e| e.to_string())
+}
+
 /// A JPEG must end with its end-of-image marker; decoders otherwise fill a truncated
 /// file's missing rows with grey and report success.
 pub(crate) fn check_complete(bytes: &[u8]) -> std::result::Result<(), String> {

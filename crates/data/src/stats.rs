@@ -30,7 +30,8 @@ pub fn folder_stats(root: &Path) -> Result<FolderStats> {
         .map(|f| {
             let bytes = std::fs::read(&f.path).map_err(|e| e.to_string())?;
             folder::check_complete(&bytes)?;
-            folder::dimensions(&f.path)
+            // The bytes are in memory already: read the header from them, not the file.
+            folder::dimensions_of(&bytes)
         })
         .collect();
     let mut counts = vec![0usize; classes.len()];
