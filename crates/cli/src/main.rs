@@ -157,7 +157,12 @@ fn train_command(args: &TrainArgs, quiet: bool) -> Result<()> {
         splits.val.as_ref().map_or(0, |v| v.len()),
         splits.test.len(),
         started.elapsed(),
-        (splits.train.pixels.len() + splits.test.pixels.len()) / 1_000_000
+        [Some(&splits.train), splits.val.as_ref(), Some(&splits.test)]
+            .into_iter()
+            .flatten()
+            .map(|d| d.pixels.len())
+            .sum::<usize>()
+            / 1_000_000
     );
 
     std::fs::create_dir_all(&out_dir).with_context(|| format!("creating run folder {}", out_dir.display()))?;
