@@ -7,9 +7,12 @@ mod data_cmd;
 mod experiment;
 mod metrics_cmd;
 mod plots;
+mod predict_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -18,6 +21,8 @@ use cnnlab_train::{train, write_json, RunOptions};
 use crate::experiment::{default_run_dir, Experiment};
 
 const EXIT_DATASET_MISSING: u8 = 3;
+/// Stopped by Ctrl-C after saving a resumable checkpoint (128 + SIGINT, as shells do).
+const EXIT_INTERRUPTED: u8 = 130;
 
 #[derive(Debug, Parser)]
 #[command(name = "cnnlab", version, about = "Train and compare CNN image classifiers on libtorch")]
@@ -36,6 +41,34 @@ struct Cli {
 enum Command {
     /// Train the experiment described by CONFIG and evaluate it on the test split.
     Train(TrainArgs),
+    /// Classify images with a trained run: top-k classes per image, or a Kaggle
+    /// submission CSV (Id,Expected) for a folder.
+    Predict {
+        /// The run folder (runs/<group>/<name>).
+        #[arg(long)]
+        run: PathBuf,
+        /// Image files, or with --submission one folder of images.
+        inputs: Vec<PathBuf>,
+        /// How many classes to list per image.
+        #[arg(long, default_value_t = 3)]
+        top: usize,
+        /// Write Kaggle's journey-springfield format (Id,Expected) to this file.
+        #[arg(long)]
+        submission: Option<PathBuf>,
+        /// Use last.safetensors instead of best.safetensors.
+        #[arg(long)]
+        last: bool,
+    },
+    /// The model's layer table (output shape, parameters), parameter totals and
+    /// activation memory, like torchsummary / Keras' model.summary().
+    Summary {
+        config: PathBuf,
+        /// Class count (default: the dataset's, e.g. 37 for pets).
+        #[arg(long)]
+        classes: Option<usize>,
+        #[arg(long, env = "CNNLAB_DATA", default_value = "data")]
+        data_dir: PathBuf,
+    },
     /// Dataset tools.
     #[command(subcommand)]
     Data(DataCommand),
@@ -74,7 +107,12 @@ enum DataCommand {
 #[derive(Debug, clap::Args)]
 struct TrainArgs {
     /// Experiment file, e.g. configs/fashion-mnist/seed3-final.toml.
-    config: PathBuf,
+    #[arg(required_unless_present = "resume")]
+    config: Option<PathBuf>,
+    /// Continue the run in this folder where it stopped (its config.toml and
+    /// resume.safetensors), e.g. after Ctrl-C or a crash.
+    #[arg(long, conflicts_with_all = ["config", "out", "epochs"])]
+    resume: Option<PathBuf>,
     /// Override `train.epochs`.
     #[arg(long)]
     epochs: Option<usize>,
@@ -91,6 +129,10 @@ fn main() -> ExitCode {
     init_logging(cli.verbose, cli.quiet);
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(err) if err.chain().any(|e| matches!(e.downcast_ref(), Some(cnnlab_train::Error::Interrupted { .. }))) => {
+            eprintln!("{err:#}");
+            ExitCode::from(EXIT_INTERRUPTED)
+        }
         Err(err) => {
             eprintln!("error: {err:#}");
             let missing = err
@@ -124,6 +166,16 @@ fn run(cli: &Cli) -> Result<()> {
     match &cli.command {
         Command::Train(args) => train_command(args, cli.quiet),
         Command::Metrics { file, json } => metrics_cmd::run(file, *json),
+        Command::Summary { config, classes, data_dir } => predict_cmd::summary_command(config, data_dir, *classes),
+        Command::Predict { run, inputs, top, submission, last } => {
+            predict_cmd::predict_command(predict_cmd::PredictArgs {
+                run,
+                inputs,
+                top: *top,
+                submission: submission.as_deref(),
+                last: *last,
+            })
+        }
         Command::Data(DataCommand::Stats { dir, json, plot }) => data_cmd::stats(dir, *json, plot.as_deref()),
         Command::Data(DataCommand::Export { config, out, data_dir }) => {
             data_cmd::export(config, data_dir, out, cli.quiet)
@@ -132,12 +184,29 @@ fn run(cli: &Cli) -> Result<()> {
 }
 
 fn train_command(args: &TrainArgs, quiet: bool) -> Result<()> {
-    let mut exp = Experiment::load(&args.config)?;
+    let (config, out_dir) = match (&args.resume, &args.config) {
+        (Some(run), _) => {
+            let config = run.join("config.toml");
+            anyhow::ensure!(
+                config.exists(),
+                "{} is missing: is {} a cnnlab run folder?",
+                config.display(),
+                run.display()
+            );
+            (config, run.clone())
+        }
+        (None, Some(config)) => (config.clone(), args.out.clone().unwrap_or_else(|| default_run_dir(config))),
+        (None, None) => anyhow::bail!("give an experiment file or --resume RUN_DIR"),
+    };
+    let mut exp = Experiment::load(&config)?;
     if let Some(epochs) = args.epochs {
         anyhow::ensure!(epochs > 0, "--epochs must be at least 1");
         exp.train.epochs = epochs;
     }
-    let out_dir = args.out.clone().unwrap_or_else(|| default_run_dir(&args.config));
+    let resume = args.resume.is_some();
+    if resume && !out_dir.join(cnnlab_train::RESUME_FILE).exists() {
+        tracing::warn!("{} has no {}: starting from epoch 1", out_dir.display(), cnnlab_train::RESUME_FILE);
+    }
 
     let started = std::time::Instant::now();
     let splits = cnnlab_data::load_with_progress(&exp.data, &args.data_dir, quiet)?;
@@ -166,10 +235,13 @@ fn train_command(args: &TrainArgs, quiet: bool) -> Result<()> {
     );
 
     std::fs::create_dir_all(&out_dir).with_context(|| format!("creating run folder {}", out_dir.display()))?;
-    let resolved = out_dir.join("config.toml");
-    let text = toml::to_string(&exp).context("serializing the resolved config")?;
-    std::fs::write(&resolved, text).with_context(|| format!("writing {}", resolved.display()))?;
+    if !resume {
+        let resolved = out_dir.join("config.toml");
+        let text = toml::to_string(&exp).context("serializing the resolved config")?;
+        std::fs::write(&resolved, text).with_context(|| format!("writing {}", resolved.display()))?;
+    }
     write_json(&out_dir.join("classes.json"), &splits.train.classes)?;
+    write_json(&out_dir.join("shape.json"), &splits.train.shape)?;
     if let Some(files) = &splits.files {
         // The exact split, so it can be audited and reproduced.
         write_json(&out_dir.join("split.json"), files)?;
@@ -178,8 +250,27 @@ fn train_command(args: &TrainArgs, quiet: bool) -> Result<()> {
         write_json(&out_dir.join("skipped.json"), &splits.report.skipped)?;
     }
 
-    let opts = RunOptions { out_dir: out_dir.clone(), quiet };
-    let metrics = train(&splits, &exp.data.imbalance, &exp.augment.ops, &exp.model, &exp.train, &opts)?;
+    // Ctrl-C asks the trainer to stop after the current batch and save a resumable
+    // checkpoint; a second Ctrl-C exits at once.
+    let interrupt = Arc::new(AtomicBool::new(false));
+    let flag = interrupt.clone();
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(EXIT_INTERRUPTED as i32);
+        }
+        eprintln!("\nstopping after this batch (Ctrl-C again to quit without a checkpoint)...");
+    })
+    .context("installing the Ctrl-C handler")?;
+    let opts = RunOptions { out_dir: out_dir.clone(), quiet, resume, interrupt: Some(interrupt) };
+    let metrics = match train(&splits, &exp.data.imbalance, &exp.augment.ops, &exp.model, &exp.train, &opts) {
+        Err(e @ cnnlab_train::Error::Interrupted { .. }) => {
+            return Err(anyhow::Error::new(e).context(format!(
+                "training stopped by Ctrl-C (resume with: cnnlab train --resume {})",
+                out_dir.display()
+            )));
+        }
+        other => other?,
+    };
     tracing::info!(
         "test accuracy {:.4}, loss {:.4} on {} images; run folder {}",
         metrics.report.accuracy,

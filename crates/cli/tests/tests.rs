@@ -96,7 +96,7 @@ fn one_epoch_on_real_fashion_mnist_learns() {
     assert_eq!(metrics["n_samples"], 10_000);
 
     let history = std::fs::read_to_string(run.join("history.csv")).unwrap();
-    assert!(history.starts_with("epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds,images_per_sec\n1,"));
+    assert!(history.starts_with("epoch,train_loss,train_acc,val_loss,val_acc,val_f1,lr,seconds,images_per_sec\n1,"));
     let resolved = std::fs::read_to_string(run.join("config.toml")).unwrap();
     assert!(resolved.contains("max_train = 10000") && resolved.contains("epochs = 1"), "{resolved}");
 }

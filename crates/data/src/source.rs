@@ -119,6 +119,19 @@ impl DataConfig {
         self.imbalance.validate().map_err(Error::Invalid)
     }
 
+    /// The image shape and class count of the dataset in its full public form, known
+    /// without reading it (for model summaries); `None` for `image-folder`.
+    pub fn nominal(&self) -> Option<(ImageShape, usize)> {
+        match self.dataset.as_str() {
+            "fashion-mnist" | "mnist" => Some((ImageShape { channels: 1, height: 28, width: 28 }, 10)),
+            "cifar10" => Some((self.shape(32), 10)),
+            "pets" => Some((self.shape(224), 37)),
+            // Kaggle's journey-springfield: 42 characters in simpsons_dataset/.
+            "simpsons" => Some((self.shape(64), 42)),
+            _ => None,
+        }
+    }
+
     fn shape(&self, default_size: usize) -> ImageShape {
         let side = self.image_size.unwrap_or(default_size);
         ImageShape { channels: self.channels.unwrap_or(3), height: side, width: side }

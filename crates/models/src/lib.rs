@@ -24,5 +24,5 @@ mod network;
 mod spec;
 
 pub use error::{Error, Result};
-pub use network::{build, plan, LayerRow, Network, Shape};
-pub use spec::{InitScheme, LayerSpec, ModelConfig};
+pub use network::{build, plan, summary, thousands, LayerRow, Network, Shape};
+pub use spec::{InitScheme, LayerSpec, ModelConfig, ModelKind};

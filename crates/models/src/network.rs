@@ -83,6 +83,16 @@ pub fn plan(cfg: &ModelConfig, input: Shape, classes: i64) -> Result<Vec<LayerRo
                 (name, Shape::Map(c, (h - kernel) / stride + 1, (w - kernel) / stride + 1), 0, 0)
             }
             (LayerSpec::GlobalAvgPool, Shape::Map(c, ..)) => ("GlobalAvgPool2d", Shape::Flat(c), 0, 0),
+            (LayerSpec::Residual { out, stride }, Shape::Map(c, h, w)) => {
+                if out < 1 || stride < 1 {
+                    return Err(fail(format!("needs out and stride >= 1, got {layer:?}")));
+                }
+                let side = |x: i64| (x - 1) / stride + 1;
+                let project = stride != 1 || c != out;
+                let convs = out * c * 9 + out * out * 9 + if project { out * c } else { 0 };
+                let bns = if project { 3 } else { 2 } * 2 * out;
+                ("ResidualBlock", Shape::Map(out, side(h), side(w)), convs + bns, bns)
+            }
             (LayerSpec::Dropout { p }, _) => {
                 if !(0.0..1.0).contains(&p) {
                     return Err(fail(format!("p = {p} is outside [0, 1)")));
@@ -170,6 +180,9 @@ pub fn build(p: &nn::Path, cfg: &ModelConfig, input: Shape, classes: i64) -> Res
                 module.add_fn(move |x| x.avg_pool2d([kernel, kernel], [s, s], [0, 0], false, true, None))
             }
             (LayerSpec::GlobalAvgPool, _) => module.add_fn(|x| x.adaptive_avg_pool2d([1, 1]).flatten(1, -1)),
+            (LayerSpec::Residual { out, stride }, Shape::Map(c, ..)) => {
+                module.add(ResidualBlock::new(&lp, c, out, stride, cfg.init))
+            }
             (LayerSpec::Dropout { p }, _) => module.add_fn_t(move |x, train| x.dropout(p, train)),
             (LayerSpec::Flatten, _) => module.add_fn(|x| x.flatten(1, -1)),
             (LayerSpec::Linear { .. }, _) => {
@@ -183,6 +196,90 @@ pub fn build(p: &nn::Path, cfg: &ModelConfig, input: Shape, classes: i64) -> Res
         shape = row.output;
     }
     Ok(Network { rows, input, module })
+}
+
+/// See [`LayerSpec::Residual`].
+#[derive(Debug)]
+struct ResidualBlock {
+    conv1: nn::Conv2D,
+    bn1: nn::BatchNorm,
+    conv2: nn::Conv2D,
+    bn2: nn::BatchNorm,
+    shortcut: Option<(nn::Conv2D, nn::BatchNorm)>,
+}
+
+impl ResidualBlock {
+    fn new(p: &nn::Path, c: i64, out: i64, stride: i64, init: InitScheme) -> Self {
+        let conv = |p: nn::Path, cin: i64, k: i64, stride: i64| {
+            let (ws_init, _) = inits(init, cin * k * k, out * k * k);
+            let cfg = nn::ConvConfig { stride, padding: k / 2, bias: false, ws_init, ..Default::default() };
+            nn::conv2d(p, cin, out, k, cfg)
+        };
+        let shortcut = (stride != 1 || c != out)
+            .then(|| (conv(p / "shortcut", c, 1, stride), nn::batch_norm2d(p / "shortcut_bn", out, bn_config())));
+        ResidualBlock {
+            conv1: conv(p / "conv1", c, 3, stride),
+            bn1: nn::batch_norm2d(p / "bn1", out, bn_config()),
+            conv2: conv(p / "conv2", out, 3, 1),
+            bn2: nn::batch_norm2d(p / "bn2", out, bn_config()),
+            shortcut,
+        }
+    }
+}
+
+impl ModuleT for ResidualBlock {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        let ys = xs.apply(&self.conv1).apply_t(&self.bn1, train).relu().apply(&self.conv2).apply_t(&self.bn2, train);
+        let skip = match &self.shortcut {
+            Some((conv, bn)) => xs.apply(conv).apply_t(bn, train),
+            None => xs.shallow_clone(),
+        };
+        (ys + skip).relu()
+    }
+}
+
+/// The layer table as torchsummary and Keras print it, with the parameter totals
+/// (thousands separators) and the forward activation memory of one sample.
+pub fn summary(rows: &[LayerRow], input: Shape) -> String {
+    use std::fmt::Write;
+    let rule = "-".repeat(64);
+    let double = "=".repeat(64);
+    let mut s = format!("{rule}\n{:>20}  {:>25} {:>15}\n{double}\n", "Layer (type)", "Output Shape", "Param #");
+    for r in rows {
+        let dims = format!("{:?}", r.output.dims());
+        let params = thousands(r.trainable + r.non_trainable);
+        let _ = writeln!(s, "{:>20}  {:>25} {:>15}", r.name, dims, params);
+    }
+    let trainable: i64 = rows.iter().map(|r| r.trainable).sum();
+    let frozen: i64 = rows.iter().map(|r| r.non_trainable).sum();
+    let activations: i64 = rows.iter().map(|r| r.output.numel()).sum();
+    let mb = |floats: i64| floats as f64 * 4.0 / (1024.0 * 1024.0);
+    let _ = writeln!(s, "{double}");
+    let _ = writeln!(s, "Trainable params: {}", thousands(trainable));
+    let _ = writeln!(s, "Non-trainable params: {}", thousands(frozen));
+    let _ = writeln!(s, "Total params: {}", thousands(trainable + frozen));
+    let _ = writeln!(s, "{rule}");
+    let _ = writeln!(s, "Input size per sample (MB): {:.2}", mb(input.numel()));
+    let _ = writeln!(s, "Forward activations per sample (MB): {:.2}", mb(activations));
+    let _ = writeln!(s, "Params size (MB): {:.2}", mb(trainable + frozen));
+    let _ = writeln!(s, "{rule}");
+    s
+}
+
+/// `1128997` -> `1,128,997`.
+pub fn thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    if n < 0 {
+        out.insert(0, '-');
+    }
+    out
 }
 
 /// Weight and bias initialisers for a layer with these fans.

@@ -9,12 +9,25 @@ pub struct ModelConfig {
     /// A short name shown in reports (e.g. `seed3-final`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
+    /// `standard` (one multiclass network) or `one_vs_rest` (one binary network per
+    /// class, predicting by the highest probability, as seed 000 tried).
+    #[serde(default)]
+    pub kind: ModelKind,
     /// Weight initialisation of conv and linear layers.
     #[serde(default)]
     pub init: InitScheme,
     /// Layers in order. The input shape and class count come from the data; a final
     /// `linear` without `out` gets one output per class.
     pub layers: Vec<LayerSpec>,
+}
+
+/// How the layers are used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelKind {
+    #[default]
+    Standard,
+    OneVsRest,
 }
 
 /// How conv and linear weights and biases start.
@@ -78,6 +91,13 @@ pub enum LayerSpec {
         p: f64,
     },
     Flatten,
+    /// A residual basic block (He et al.): conv3x3(stride) + BN + ReLU + conv3x3 + BN,
+    /// added to the input (through a 1x1 conv + BN when the shape changes), then ReLU.
+    Residual {
+        out: i64,
+        #[serde(default = "one")]
+        stride: i64,
+    },
     /// Fully connected; `out` defaults to the number of classes.
     Linear {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -100,6 +120,7 @@ impl LayerSpec {
             LayerSpec::GlobalAvgPool => "global_avg_pool",
             LayerSpec::Dropout { .. } => "dropout",
             LayerSpec::Flatten => "flatten",
+            LayerSpec::Residual { .. } => "residual",
             LayerSpec::Linear { .. } => "linear",
         }
     }

@@ -30,6 +30,32 @@ impl Normalizer {
         Self::new(&mean, &std, train.shape, device)
     }
 
+    /// Saves mean and std as JSON (`cnnlab predict` normalizes new images with them).
+    pub fn save(&self, path: &std::path::Path) -> crate::Result<()> {
+        let (mean, std) = (self.mean_std(&self.mean), self.mean_std(&self.std));
+        crate::write_json(path, &serde_json::json!({ "mean": mean, "std": std }))
+    }
+
+    /// Reads what [`Normalizer::save`] wrote.
+    pub fn load(path: &std::path::Path, shape: ImageShape, device: Device) -> crate::Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| crate::Error::Io { path: path.into(), source: e })?;
+        let bad = |msg: String| crate::Error::Config(format!("{}: {msg}", path.display()));
+        #[derive(serde::Deserialize)]
+        struct Saved {
+            mean: Vec<f32>,
+            std: Vec<f32>,
+        }
+        let s: Saved = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        if s.mean.len() != shape.channels || s.std.len() != shape.channels {
+            return Err(bad(format!("expected {} channels", shape.channels)));
+        }
+        Ok(Self::new(&s.mean, &s.std, shape, device))
+    }
+
+    fn mean_std(&self, t: &Tensor) -> Vec<f32> {
+        Vec::<f32>::try_from(t.to_device(Device::Cpu).flatten(0, -1)).unwrap_or_default()
+    }
+
     /// `n` HWC images, one after another, to an `[n, C, H, W]` float tensor on the
     /// device. The u8 bytes travel to the device before conversion (4x less traffic).
     pub fn to_tensor(&self, pixels: &[u8]) -> Tensor {
@@ -94,27 +120,28 @@ pub fn gather(
     HostBatch { pixels, labels }
 }
 
-/// Runs `consume` on every batch of `items`, while a second thread assembles the
-/// next batches (a bounded queue of 4), so the model does not wait on gathering and
-/// augmentation.
+/// Runs `consume` on every batch of `items` from batch `start` on, while a second
+/// thread assembles the next batches (a bounded queue of 4), so the model does not
+/// wait on gathering and augmentation. `consume` gets the batch's index in `items`.
 pub(crate) fn for_each_batch<E>(
     data: &Dataset,
     items: &[(usize, Variant)],
     batch_size: usize,
+    start: usize,
     augment: Option<EpochAugment<'_>>,
     mut consume: impl FnMut(usize, HostBatch) -> Result<(), E>,
 ) -> Result<(), E> {
     std::thread::scope(|scope| {
         let (tx, rx) = mpsc::sync_channel(4);
         scope.spawn(move || {
-            for (b, chunk) in items.chunks(batch_size).enumerate() {
+            for (b, chunk) in items.chunks(batch_size).enumerate().skip(start) {
                 if tx.send(gather(data, chunk, b * batch_size, augment)).is_err() {
                     break; // the consumer stopped early (an error); stop producing
                 }
             }
         });
         for (i, batch) in rx.into_iter().enumerate() {
-            consume(i, batch)?;
+            consume(start + i, batch)?;
         }
         Ok(())
     })

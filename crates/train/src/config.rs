@@ -2,6 +2,18 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::schedule::{Monitor, Schedule};
+
+/// `early_stopping = { patience = 5 }`: stop after `patience` epochs in which
+/// `train.monitor` did not improve by more than `min_delta`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EarlyStopping {
+    pub patience: usize,
+    #[serde(default)]
+    pub min_delta: f64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OptimizerKind {
@@ -46,6 +58,27 @@ pub struct TrainConfig {
     pub seed: u64,
     #[serde(default = "defaults::device")]
     pub device: DeviceChoice,
+    /// Learning-rate schedule; `lr` is its base (peak) rate.
+    #[serde(default)]
+    pub schedule: Schedule,
+    /// Linear warmup from ~0 to the scheduled rate over this many epochs (fractions allowed).
+    #[serde(default)]
+    pub warmup_epochs: f64,
+    /// Cross-entropy label smoothing, as in `nn.CrossEntropyLoss(label_smoothing=...)`.
+    #[serde(default)]
+    pub label_smoothing: f64,
+    /// Clip the global gradient L2 norm to this value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grad_clip: Option<f64>,
+    /// The validation metric that picks `best.safetensors` and drives early stopping.
+    #[serde(default = "defaults::monitor")]
+    pub monitor: Monitor,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_stopping: Option<EarlyStopping>,
+    /// Test-time augmentation: average the probabilities of each test image and its
+    /// horizontal mirror.
+    #[serde(default)]
+    pub tta: bool,
 }
 
 /// The same defaults serde fills in, so `Default` and an empty `[train]` agree.
@@ -62,12 +95,23 @@ impl Default for TrainConfig {
             nesterov: false,
             seed: 0,
             device: defaults::device(),
+            schedule: Schedule::Constant,
+            warmup_epochs: 0.0,
+            label_smoothing: 0.0,
+            grad_clip: None,
+            monitor: defaults::monitor(),
+            early_stopping: None,
+            tta: false,
         }
     }
 }
 
 mod defaults {
-    use super::{DeviceChoice, OptimizerKind};
+    use super::{DeviceChoice, Monitor, OptimizerKind};
+
+    pub(super) fn monitor() -> Monitor {
+        Monitor::ValAcc
+    }
 
     pub(super) fn epochs() -> usize {
         10
@@ -102,10 +146,15 @@ impl TrainConfig {
             (!(self.lr > 0.0 && self.lr < f32::MAX as f64), "train.lr must be a positive number"),
             (!(self.weight_decay >= 0.0 && self.weight_decay.is_finite()), "train.weight_decay must be >= 0"),
             (!(0.0..1.0).contains(&self.momentum), "train.momentum must be in [0, 1)"),
+            (!(self.warmup_epochs >= 0.0 && self.warmup_epochs.is_finite()), "train.warmup_epochs must be >= 0"),
+            (!(0.0..1.0).contains(&self.label_smoothing), "train.label_smoothing must be in [0, 1)"),
+            (self.grad_clip.is_some_and(|c| c.is_nan() || c <= 0.0), "train.grad_clip must be a positive number"),
+            (self.nesterov && self.momentum == 0.0, "train.nesterov needs train.momentum > 0"),
+            (self.early_stopping.is_some_and(|e| e.patience == 0), "train.early_stopping.patience must be >= 1"),
         ];
         match checks.iter().find(|(bad, _)| *bad) {
             Some((_, msg)) => Err(msg.to_string()),
-            None => Ok(()),
+            None => self.schedule.validate(),
         }
     }
 }

@@ -16,6 +16,8 @@ pub enum Error {
     NonFinite { value: f64, epoch: usize, batch: usize },
     #[error("{0}")]
     Config(String),
+    #[error("interrupted at epoch {epoch}, batch {batch}; a resumable checkpoint was saved")]
+    Interrupted { epoch: usize, batch: usize },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -8,7 +8,7 @@
 //! ```no_run
 //! # fn demo(splits: &cnnlab_data::Splits, model: &cnnlab_models::ModelConfig) {
 //! use cnnlab_train::{train, RunOptions, TrainConfig};
-//! let opts = RunOptions { out_dir: "runs/demo".into(), quiet: true };
+//! let opts = RunOptions { out_dir: "runs/demo".into(), quiet: true, ..Default::default() };
 //! let metrics = train(splits, &Default::default(), &[], model, &TrainConfig::default(), &opts).unwrap();
 //! println!("test accuracy {:.4}", metrics.report.accuracy);
 //! # }
@@ -19,11 +19,18 @@
 mod batch;
 mod config;
 mod error;
+mod optim;
+mod predict;
+mod schedule;
 mod trainer;
 
 pub use batch::{gather, EpochAugment, HostBatch, Normalizer};
-pub use config::{DeviceChoice, OptimizerKind, TrainConfig};
+pub use config::{DeviceChoice, EarlyStopping, OptimizerKind, TrainConfig};
 pub use error::{Error, Result};
+pub use optim::Optimizer;
+pub use predict::{Predictor, Weights};
+pub use schedule::{warmup_factor, Monitor, PlateauState, Schedule};
 pub use trainer::{
-    evaluate, resolve_device, train, write_json, EpochRecord, Evaluation, FinalMetrics, RunOptions, HISTORY_HEADER,
+    evaluate, evaluate_tta, resolve_device, train, write_json, EpochRecord, Evaluation, FinalMetrics, RunOptions,
+    HISTORY_HEADER, RESUME_FILE,
 };

@@ -4,7 +4,14 @@
 use cnnlab_augment::{Fill, Op};
 use cnnlab_data::{Dataset, ImageShape, Imbalance, Splits};
 use cnnlab_models::{LayerSpec, ModelConfig};
-use cnnlab_train::{train, DeviceChoice, Error, RunOptions, TrainConfig, HISTORY_HEADER};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use cnnlab_models::ModelKind;
+use cnnlab_train::{
+    train, DeviceChoice, EarlyStopping, Error, Monitor, OptimizerKind, RunOptions, Schedule, TrainConfig,
+    HISTORY_HEADER,
+};
 
 /// Two classes of 8x8 grey images: a bright vertical bar (class 0) or a bright
 /// horizontal bar (class 1), at random positions, over noise.
@@ -35,6 +42,7 @@ fn bars(n: usize, seed: u32) -> Dataset {
 fn model() -> ModelConfig {
     ModelConfig {
         name: "tiny".into(),
+        kind: Default::default(),
         init: Default::default(),
         layers: vec![
             LayerSpec::Conv { out: 8, kernel: 3, stride: 1, padding: 1, bias: true },
@@ -49,6 +57,14 @@ fn model() -> ModelConfig {
     }
 }
 
+/// libtorch's random generator is global to the process: runs in parallel test
+/// threads would draw from each other's stream. Each test that trains holds this.
+static TORCH_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn config(epochs: usize) -> TrainConfig {
     TrainConfig { epochs, batch_size: 16, device: DeviceChoice::Cpu, seed: 3, ..Default::default() }
 }
@@ -59,8 +75,9 @@ fn splits() -> Splits {
 
 #[test]
 fn learns_and_writes_the_run_folder() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
-    let opts = RunOptions { out_dir: dir.path().join("run"), quiet: true };
+    let opts = RunOptions { out_dir: dir.path().join("run"), quiet: true, ..Default::default() };
     let augment = [Op::Hflip { p: 0.5 }, Op::RandomCrop { padding: 1, fill: Fill::Constant, p: 1.0 }];
     let metrics = train(&splits(), &Imbalance::None, &augment, &model(), &config(4), &opts).unwrap();
     assert!(metrics.report.accuracy > 0.9, "test accuracy {}", metrics.report.accuracy);
@@ -92,9 +109,10 @@ fn learns_and_writes_the_run_folder() {
 
 #[test]
 fn same_seed_same_history() {
+    let _serial = serial();
     let run = |name: &str| {
         let dir = tempfile::tempdir().unwrap();
-        let opts = RunOptions { out_dir: dir.path().join(name), quiet: true };
+        let opts = RunOptions { out_dir: dir.path().join(name), quiet: true, ..Default::default() };
         train(&splits(), &Imbalance::None, &[Op::Hflip { p: 0.5 }], &model(), &config(2), &opts).unwrap();
         let text = std::fs::read_to_string(opts.out_dir.join("history.csv")).unwrap();
         // Everything but the timing columns.
@@ -105,8 +123,9 @@ fn same_seed_same_history() {
 
 #[test]
 fn non_finite_loss_stops_with_epoch_and_batch() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
-    let opts = RunOptions { out_dir: dir.path().join("run"), quiet: true };
+    let opts = RunOptions { out_dir: dir.path().join("run"), quiet: true, ..Default::default() };
     let mut cfg = config(2);
     cfg.lr = 1e30;
     match train(&splits(), &Imbalance::None, &[], &model(), &cfg, &opts) {
@@ -117,8 +136,9 @@ fn non_finite_loss_stops_with_epoch_and_batch() {
 
 #[test]
 fn bad_settings_name_the_key() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
-    let opts = RunOptions { out_dir: dir.path().join("run"), quiet: true };
+    let opts = RunOptions { out_dir: dir.path().join("run"), quiet: true, ..Default::default() };
     let mut cfg = config(1);
     cfg.batch_size = 0;
     let err = train(&splits(), &Imbalance::None, &[], &model(), &cfg, &opts).unwrap_err();
@@ -127,6 +147,7 @@ fn bad_settings_name_the_key() {
 
 #[test]
 fn every_imbalance_strategy_trains_with_a_validation_split() {
+    let _serial = serial();
     // 240 vertical bars, 24 horizontal: 10:1.
     let full = bars(528, 4);
     let keep: Vec<usize> = (0..full.len()).filter(|&i| full.labels[i] == 0 || i % 20 == 1).collect();
@@ -143,7 +164,7 @@ fn every_imbalance_strategy_trains_with_a_validation_split() {
         Imbalance::WeightedSampler,
     ] {
         let dir = tempfile::tempdir().unwrap();
-        let opts = RunOptions { out_dir: dir.path().join("run"), quiet: true };
+        let opts = RunOptions { out_dir: dir.path().join("run"), quiet: true, ..Default::default() };
         // cap_rotate sees only 2 x 80 images an epoch: give every strategy 6 epochs.
         let metrics = train(&splits, &strategy, &[], &model(), &config(6), &opts).unwrap();
         eprintln!("{}: macro recall {:.3}", strategy.name(), metrics.report.recall_macro);
@@ -155,4 +176,126 @@ fn every_imbalance_strategy_trains_with_a_validation_split() {
             metrics.report.recall_macro
         );
     }
+}
+
+/// history.csv without the timing columns, numbers to 4 decimals.
+fn history_values(path: &std::path::Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap();
+    text.lines()
+        .skip(1)
+        .map(|l| {
+            l.split(',')
+                .take(7)
+                .map(|v| v.parse::<f64>().map_or(v.to_string(), |x| format!("{x:.4}")))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect()
+}
+
+#[test]
+fn interrupted_run_resumes_to_the_same_history() {
+    let _serial = serial();
+    let mut cfg = config(4);
+    cfg.schedule = Schedule::Cosine { min_lr: 0.0 };
+    cfg.warmup_epochs = 0.5;
+    let mut m = model();
+    m.layers.insert(6, LayerSpec::Dropout { p: 0.3 });
+    let aug = [Op::Hflip { p: 0.5 }];
+    let dir = tempfile::tempdir().unwrap();
+    let whole = RunOptions { out_dir: dir.path().join("whole"), quiet: true, ..Default::default() };
+    train(&splits(), &Imbalance::None, &aug, &m, &cfg, &whole).unwrap();
+
+    // Interrupt during epoch 2 (as soon as epoch 1's row is written), then resume.
+    let flag = Arc::new(AtomicBool::new(false));
+    let cut = RunOptions { out_dir: dir.path().join("cut"), quiet: true, interrupt: Some(flag.clone()), resume: false };
+    let history = cut.out_dir.join("history.csv");
+    let watcher = std::thread::spawn(move || {
+        while std::fs::read_to_string(&history).map_or(0, |t| t.lines().count()) < 2 {
+            std::thread::yield_now();
+        }
+        flag.store(true, Ordering::SeqCst);
+    });
+    match train(&splits(), &Imbalance::None, &aug, &m, &cfg, &cut) {
+        Err(Error::Interrupted { epoch, .. }) => assert!(epoch >= 2, "interrupted in epoch {epoch}"),
+        other => panic!("expected an interruption, got {other:?}"),
+    }
+    watcher.join().unwrap();
+    assert!(cut.out_dir.join("resume.safetensors").exists());
+    let resumed = RunOptions { resume: true, interrupt: None, ..cut.clone() };
+    let metrics = train(&splits(), &Imbalance::None, &aug, &m, &cfg, &resumed).unwrap();
+    assert_eq!(metrics.epochs, 4);
+    let (a, b) = (history_values(&whole.out_dir.join("history.csv")), history_values(&cut.out_dir.join("history.csv")));
+    assert_eq!(a.len(), 4);
+    assert_eq!(a, b, "resumed history differs from the uninterrupted one");
+
+    // Resuming a finished run only re-evaluates.
+    let again = train(&splits(), &Imbalance::None, &aug, &m, &cfg, &resumed).unwrap();
+    assert_eq!(again.report.accuracy, metrics.report.accuracy);
+    assert_eq!(history_values(&cut.out_dir.join("history.csv")), a);
+}
+
+#[test]
+fn early_stopping_ends_the_run() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let opts = RunOptions { out_dir: dir.path().join("run"), quiet: true, ..Default::default() };
+    let mut cfg = config(30);
+    // A learning rate so small that val_loss barely moves: no improvement > min_delta.
+    cfg.lr = 1e-9;
+    cfg.monitor = Monitor::ValLoss;
+    cfg.early_stopping = Some(EarlyStopping { patience: 2, min_delta: 0.01 });
+    let metrics = train(&splits(), &Imbalance::None, &[], &model(), &cfg, &opts).unwrap();
+    assert_eq!(metrics.epochs, 3, "first epoch sets the best, two without improvement stop");
+    assert_eq!(history_values(&opts.out_dir.join("history.csv")).len(), 3);
+}
+
+#[test]
+fn sgd_nesterov_one_cycle_smoothing_clipping_and_tta_train() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let opts = RunOptions { out_dir: dir.path().join("run"), quiet: true, ..Default::default() };
+    let mut cfg = config(4);
+    cfg.optimizer = OptimizerKind::Sgd;
+    cfg.nesterov = true;
+    cfg.lr = 0.1;
+    cfg.weight_decay = 5e-4;
+    cfg.schedule = Schedule::OneCycle { pct_start: 0.25, div_factor: 25.0, final_div_factor: 1e4 };
+    cfg.label_smoothing = 0.1;
+    cfg.grad_clip = Some(1.0);
+    cfg.tta = true;
+    let metrics = train(&splits(), &Imbalance::None, &[], &model(), &cfg, &opts).unwrap();
+    assert!(metrics.report.accuracy > 0.9, "accuracy {}", metrics.report.accuracy);
+    assert!(metrics.tta);
+    // One-cycle ends near lr / (25 * 1e4).
+    let last = std::fs::read_to_string(opts.out_dir.join("history.csv")).unwrap();
+    let lr: f64 = last.lines().last().unwrap().split(',').nth(6).unwrap().parse().unwrap();
+    assert!(lr < 1e-4, "final lr {lr}");
+    // predictions.csv: index, y_true, y_pred, one p_<class> column per class, rows sum to 1.
+    let preds = std::fs::read_to_string(opts.out_dir.join("predictions.csv")).unwrap();
+    let mut lines = preds.lines();
+    assert_eq!(lines.next().unwrap(), "index,y_true,y_pred,p_vertical,p_horizontal");
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), 128);
+    for row in rows {
+        let f: Vec<&str> = row.split(',').collect();
+        let sum: f64 = f[3..].iter().map(|v| v.parse::<f64>().unwrap()).sum();
+        assert!((sum - 1.0).abs() < 1e-4, "{row}");
+    }
+}
+
+#[test]
+fn one_vs_rest_trains_one_binary_network_per_class() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let opts = RunOptions { out_dir: dir.path().join("run"), quiet: true, ..Default::default() };
+    let mut m = model();
+    m.kind = ModelKind::OneVsRest;
+    let metrics = train(&splits(), &Imbalance::None, &[], &m, &config(3), &opts).unwrap();
+    assert!(metrics.report.accuracy > 0.9, "accuracy {}", metrics.report.accuracy);
+    assert_eq!(metrics.report.per_class.len(), 2);
+    for class in ["vertical", "horizontal"] {
+        assert!(opts.out_dir.join("ovr").join(class).join("history.csv").exists(), "{class}");
+    }
+    assert!(opts.out_dir.join("predictions.csv").exists());
 }

@@ -1,0 +1,115 @@
+//! `cnnlab predict` and `cnnlab summary`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use cnnlab_data::ImageShape;
+use cnnlab_models::{plan, summary, Shape};
+use cnnlab_train::{Predictor, Weights};
+
+use crate::experiment::Experiment;
+
+/// The input shape and class count a model of `exp` gets: from `--classes` /
+/// the dataset's public form, else by reading the dataset.
+fn input_of(exp: &Experiment, data_dir: &Path, classes: Option<usize>) -> Result<(ImageShape, usize)> {
+    if let Some((shape, n)) = exp.data.nominal() {
+        return Ok((shape, classes.unwrap_or(n)));
+    }
+    let splits = cnnlab_data::load(&exp.data, data_dir)?;
+    Ok((splits.train.shape, classes.unwrap_or(splits.train.num_classes())))
+}
+
+/// Prints the layer table and parameter totals of CONFIG's model.
+pub(crate) fn summary_command(config: &Path, data_dir: &Path, classes: Option<usize>) -> Result<()> {
+    let exp = Experiment::load(config)?;
+    let (shape, n) = input_of(&exp, data_dir, classes)?;
+    let input = Shape::Map(shape.channels as i64, shape.height as i64, shape.width as i64);
+    let rows = plan(&exp.model, input, n as i64).with_context(|| format!("{}: [model]", config.display()))?;
+    let name = if exp.model.name.is_empty() { "model" } else { &exp.model.name };
+    println!(
+        "{name}: input {}x{}x{} (channels x height x width), {n} classes{}",
+        shape.channels,
+        shape.height,
+        shape.width,
+        if exp.model.kind == cnnlab_models::ModelKind::OneVsRest {
+            format!("; one-vs-rest: {n} binary networks like this one")
+        } else {
+            String::new()
+        }
+    );
+    print!("{}", summary(&rows, input));
+    Ok(())
+}
+
+/// What a run folder holds about its data (written by `cnnlab train`).
+fn run_inputs(run: &Path) -> Result<(Experiment, ImageShape, Vec<String>)> {
+    let config = run.join("config.toml");
+    if !config.exists() {
+        bail!("{} is missing: is {} a cnnlab run folder?", config.display(), run.display());
+    }
+    let exp = Experiment::load(&config)?;
+    let read = |name: &str| -> Result<String> {
+        let p = run.join(name);
+        std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))
+    };
+    let classes: Vec<String> = serde_json::from_str(&read("classes.json")?).context("classes.json")?;
+    let shape: ImageShape = serde_json::from_str(&read("shape.json")?).context("shape.json")?;
+    Ok((exp, shape, classes))
+}
+
+pub(crate) struct PredictArgs<'a> {
+    pub run: &'a Path,
+    pub inputs: &'a [PathBuf],
+    pub top: usize,
+    pub submission: Option<&'a Path>,
+    pub last: bool,
+}
+
+pub(crate) fn predict_command(a: PredictArgs<'_>) -> Result<()> {
+    let (exp, shape, classes) = run_inputs(a.run)?;
+    let weights = if a.last { Weights::Last } else { Weights::Best };
+    let predictor = Predictor::load(a.run, &exp.model, shape, classes.clone(), weights)?;
+    let k = classes.len();
+    if let Some(out) = a.submission {
+        let [dir] = a.inputs else { bail!("--submission takes exactly one folder of images") };
+        let (pixels, files, report) = cnnlab_data::read_unlabeled(dir, shape)?;
+        if let Some(s) = report.summary() {
+            tracing::warn!("{s}");
+        }
+        let mut w = csv::Writer::from_path(out).with_context(|| format!("creating {}", out.display()))?;
+        w.write_record(["Id", "Expected"])?;
+        let per = shape.len();
+        for (chunk, names) in pixels.chunks(per * 256).zip(files.chunks(256)) {
+            let probs = predictor.predict(chunk)?;
+            for (row, file) in probs.chunks(k).zip(names) {
+                let id = file.file_name().map_or_else(|| file.display().to_string(), |n| n.to_string_lossy().into());
+                w.write_record([id, classes[argmax(row)].clone()])?;
+            }
+        }
+        w.flush().with_context(|| format!("writing {}", out.display()))?;
+        println!("{} predictions written to {}", files.len(), out.display());
+        return Ok(());
+    }
+    if a.inputs.is_empty() {
+        bail!("give image files to classify, or --submission OUT.csv DIR");
+    }
+    let mut stdout = std::io::stdout().lock();
+    for path in a.inputs {
+        let (pixels, (w, h)) =
+            cnnlab_data::folder::decode(path, shape).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let probs = predictor.predict(&pixels)?;
+        let mut order: Vec<usize> = (0..k).collect();
+        order.sort_by(|&x, &y| probs[y].total_cmp(&probs[x]));
+        writeln!(stdout, "{} ({w}x{h})", path.display())?;
+        writeln!(stdout, "  {:<28} {:>11}", "class", "probability")?;
+        for &c in order.iter().take(a.top.max(1)) {
+            writeln!(stdout, "  {:<28} {:>11.4}", classes[c], probs[c])?;
+        }
+    }
+    Ok(())
+}
+
+fn argmax(row: &[f32]) -> usize {
+    row.iter().enumerate().fold(0, |best, (i, &p)| if p > row[best] { i } else { best })
+}

@@ -1,0 +1,93 @@
+//! A trained run folder loaded for prediction: its network(s), normalizer and classes.
+
+use std::path::{Path, PathBuf};
+
+use cnnlab_data::ImageShape;
+use cnnlab_models::{build, ModelConfig, ModelKind, Network, Shape};
+use tch::nn::{self, ModuleT};
+use tch::{Device, Kind, Tensor};
+
+use crate::batch::Normalizer;
+use crate::error::{Error, Result};
+
+/// Which checkpoint of a run to load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Weights {
+    Best,
+    Last,
+}
+
+impl Weights {
+    fn file(self) -> &'static str {
+        match self {
+            Weights::Best => "best.safetensors",
+            Weights::Last => "last.safetensors",
+        }
+    }
+}
+
+/// One network per class for one-vs-rest runs, else one.
+#[derive(Debug)]
+pub struct Predictor {
+    nets: Vec<(nn::VarStore, Network)>,
+    norm: Normalizer,
+    kind: ModelKind,
+    pub classes: Vec<String>,
+    pub shape: ImageShape,
+}
+
+impl Predictor {
+    /// Loads the run folder `dir` trained with `model` on images of `shape`.
+    pub fn load(
+        dir: &Path,
+        model: &ModelConfig,
+        shape: ImageShape,
+        classes: Vec<String>,
+        weights: Weights,
+    ) -> Result<Self> {
+        let device = Device::cuda_if_available();
+        let input = Shape::Map(shape.channels as i64, shape.height as i64, shape.width as i64);
+        let load_one = |folder: PathBuf, n_classes: i64| -> Result<(nn::VarStore, Network)> {
+            let mut vs = nn::VarStore::new(device);
+            let net = build(&vs.root(), model, input, n_classes)?;
+            let file = folder.join(weights.file());
+            if !file.exists() {
+                return Err(Error::Config(format!("{} is missing: did this run finish an epoch?", file.display())));
+            }
+            vs.load(&file).map_err(|e| Error::Config(format!("{}: {e}", file.display())))?;
+            Ok((vs, net))
+        };
+        let nets = match model.kind {
+            ModelKind::Standard => vec![load_one(dir.to_path_buf(), classes.len() as i64)?],
+            ModelKind::OneVsRest => classes
+                .iter()
+                .map(|c| load_one(dir.join("ovr").join(crate::trainer::safe_name(c)), 2))
+                .collect::<Result<_>>()?,
+        };
+        let norm_dir = if model.kind == ModelKind::OneVsRest {
+            dir.join("ovr").join(crate::trainer::safe_name(&classes[0]))
+        } else {
+            dir.to_path_buf()
+        };
+        let norm = Normalizer::load(&norm_dir.join("normalizer.json"), shape, device)?;
+        Ok(Predictor { nets, norm, kind: model.kind, classes, shape })
+    }
+
+    /// Class probabilities of `n` HWC images (one after another), row-major `n x classes`.
+    pub fn predict(&self, pixels: &[u8]) -> Result<Vec<f32>> {
+        let xs = self.norm.to_tensor(pixels);
+        let probs = tch::no_grad(|| match self.kind {
+            ModelKind::Standard => self.nets[0].1.forward_t(&xs, false).softmax(-1, Kind::Float),
+            ModelKind::OneVsRest => {
+                let cols: Vec<Tensor> = self
+                    .nets
+                    .iter()
+                    .map(|(_, net)| net.forward_t(&xs, false).softmax(-1, Kind::Float).select(1, 1))
+                    .collect();
+                let p = Tensor::stack(&cols, 1);
+                &p / p.sum_dim_intlist(1, true, Kind::Float).clamp_min(f64::from(f32::MIN_POSITIVE))
+            }
+        });
+        Ok(Vec::<f32>::try_from(probs.to_device(Device::Cpu).flatten(0, -1))?)
+    }
+}
