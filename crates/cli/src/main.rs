@@ -203,6 +203,12 @@ fn train_command(args: &TrainArgs, quiet: bool) -> Result<()> {
         anyhow::ensure!(epochs > 0, "--epochs must be at least 1");
         exp.train.epochs = epochs;
     }
+    // Reject a model that cannot work before spending time on the data.
+    if let Some((shape, classes)) = exp.data.nominal() {
+        let input = cnnlab_models::Shape::Map(shape.channels as i64, shape.height as i64, shape.width as i64);
+        cnnlab_models::plan(&exp.model, input, classes as i64)
+            .with_context(|| format!("{}: [model]", config.display()))?;
+    }
     let resume = args.resume.is_some();
     if resume && !out_dir.join(cnnlab_train::RESUME_FILE).exists() {
         tracing::warn!("{} has no {}: starting from epoch 1", out_dir.display(), cnnlab_train::RESUME_FILE);

@@ -178,3 +178,155 @@ fn data_stats_counts_plots_and_reports_bad_files() {
     let width = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
     assert_eq!(width, 900);
 }
+
+/// The parameter totals of the seeds' networks, exactly as torchsummary / Keras print them.
+#[test]
+fn summary_prints_the_seeds_totals() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (config, line) in [
+        ("configs/cifar10/seed3-simple.toml", "Trainable params: 52,202"),
+        ("configs/cifar10/seed3-final.toml", "Trainable params: 288,778"),
+        ("configs/cifar10/seed3-pooling.toml", "Trainable params: 532,298"),
+        ("configs/pets/seed2-model1.toml", "Total params: 25,930,789"),
+        ("configs/pets/seed2-model2.toml", "Total params: 1,128,997"),
+        ("configs/pets/seed2-model3.toml", "Total params: 1,128,997"),
+    ] {
+        let out = cnnlab(&["summary", config], tmp.path());
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{config}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.lines().any(|l| l == line), "{config}: no `{line}` in\n{stdout}");
+        assert!(stdout.contains("Forward activations per sample (MB):"), "{stdout}");
+    }
+    // A shape that cannot work is rejected with the layer's index, before any training.
+    let bad = tmp.path().join("bad.toml");
+    let text = std::fs::read_to_string(workspace().join("configs/cifar10/seed3-pooling.toml")).unwrap();
+    std::fs::write(
+        &bad,
+        text.replace("{ type = \"flatten\" },", "{ type = \"maxpool\", kernel = 16 },\n{ type = \"flatten\" },"),
+    )
+    .unwrap();
+    let out = cnnlab(&["summary", bad.to_str().unwrap()], tmp.path());
+    assert_one_line_error(&out, 1, "model.layers[8] (maxpool): cannot pool a 8x8 map with kernel 16");
+    let out = cnnlab(&["train", bad.to_str().unwrap()], tmp.path());
+    assert_eq!(out.status.code(), Some(1));
+}
+
+fn history_without_timing(run: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(run.join("history.csv")).unwrap();
+    text.lines()
+        .skip(1)
+        .map(|l| {
+            l.split(',')
+                .take(7)
+                .map(|v| v.parse::<f64>().map_or(v.to_string(), |x| format!("{x:.4}")))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect()
+}
+
+/// Starts a training run and waits until it is `after` into its second epoch.
+fn start_and_wait_for_epoch_2(
+    config: &Path,
+    run: &Path,
+    data_dir: &Path,
+    after: std::time::Duration,
+) -> std::process::Child {
+    let child = Command::new(env!("CARGO_BIN_EXE_cnnlab"))
+        .args(["-q", "train", config.to_str().unwrap(), "--out", run.to_str().unwrap()])
+        .env("CNNLAB_DATA", data_dir)
+        .env_remove("LD_LIBRARY_PATH")
+        .current_dir(workspace())
+        .spawn()
+        .unwrap();
+    let history = run.join("history.csv");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+    while std::fs::read_to_string(&history).map_or(0, |t| t.lines().count()) < 2 {
+        assert!(std::time::Instant::now() < deadline, "epoch 1 never finished");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(after);
+    child
+}
+
+/// The acceptance test of resuming: SIGKILL mid-epoch, `--resume`, and the history
+/// after the resume point equals an uninterrupted run's to 4 decimals; Ctrl-C (SIGINT)
+/// saves a checkpoint and exits 130. Then `predict` uses the finished run.
+#[test]
+fn killed_and_interrupted_runs_resume_to_the_same_history() {
+    assert!(Path::new(cnnlab_data::FASHION_MNIST_SYSTEM_DIR).exists(), "needs apt-get install dataset-fashion-mnist");
+    let tmp = tempfile::tempdir().unwrap();
+    let config = fashion_config(tmp.path(), "max_train = 6000\nmax_test = 1000");
+    let text = std::fs::read_to_string(&config).unwrap().replace("epochs = 10", "epochs = 3");
+    let text = text.replace("[train]", "[train]\nschedule = { kind = \"cosine\" }\nwarmup_epochs = 0.5");
+    std::fs::write(&config, text).unwrap();
+
+    let whole = tmp.path().join("whole");
+    let out = cnnlab(&["-q", "train", config.to_str().unwrap(), "--out", whole.to_str().unwrap()], tmp.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let expected = history_without_timing(&whole);
+    assert_eq!(expected.len(), 3);
+
+    for (signal, wait_ms) in [("-KILL", 400), ("-INT", 200)] {
+        let run = tmp.path().join(format!("cut{signal}"));
+        let mut child =
+            start_and_wait_for_epoch_2(&config, &run, tmp.path(), std::time::Duration::from_millis(wait_ms));
+        let killed = Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
+        assert!(killed.success());
+        let status = child.wait().unwrap();
+        assert!(!run.join("metrics.json").exists(), "{signal}: the run finished before the signal");
+        if signal == "-INT" {
+            assert_eq!(status.code(), Some(130), "Ctrl-C exits 130 after saving");
+        } else {
+            assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(9));
+        }
+        assert!(run.join("resume.safetensors").exists());
+        let out = cnnlab(&["-q", "train", "--resume", run.to_str().unwrap()], tmp.path());
+        assert!(out.status.success(), "{signal}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(history_without_timing(&run), expected, "{signal}: resumed history differs");
+        let a: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(run.join("metrics.json")).unwrap()).unwrap();
+        let b: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(whole.join("metrics.json")).unwrap()).unwrap();
+        assert_eq!(a["accuracy"], b["accuracy"], "{signal}");
+    }
+
+    // predictions.csv is readable by `cnnlab metrics`.
+    let out = cnnlab(&["metrics", whole.join("predictions.csv").to_str().unwrap(), "--json"], tmp.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // predict: top-k per image, and a Kaggle-style submission for a folder.
+    let images = tmp.path().join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    for (i, name) in ["a.png", "b.png"].iter().enumerate() {
+        let img = image::GrayImage::from_fn(28, 28, |x, y| image::Luma([((x * 9 + y * (i as u32 + 3)) % 256) as u8]));
+        img.save(images.join(name)).unwrap();
+    }
+    let a = images.join("a.png");
+    let out = cnnlab(&["predict", "--run", whole.to_str().unwrap(), "--top", "3", a.to_str().unwrap()], tmp.path());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let probs: Vec<f64> =
+        stdout.lines().skip(2).map(|l| l.split_whitespace().last().unwrap().parse().unwrap()).collect();
+    assert_eq!(probs.len(), 3, "{stdout}");
+    assert!(probs.windows(2).all(|w| w[0] >= w[1]) && probs.iter().sum::<f64>() <= 1.0 + 1e-6, "{stdout}");
+    let classes: Vec<String> =
+        serde_json::from_str(&std::fs::read_to_string(whole.join("classes.json")).unwrap()).unwrap();
+    let sub = tmp.path().join("submission.csv");
+    let out = cnnlab(
+        &["predict", "--run", whole.to_str().unwrap(), "--submission", sub.to_str().unwrap(), images.to_str().unwrap()],
+        tmp.path(),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&sub).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "Id,Expected");
+    assert_eq!(lines.len(), 3);
+    for (line, name) in lines[1..].iter().zip(["a.png", "b.png"]) {
+        let (id, class) = line.split_once(',').unwrap();
+        assert_eq!(id, name);
+        assert!(classes.iter().any(|c| c == class), "{line}");
+    }
+    let out = cnnlab(&["predict", "--run", tmp.path().to_str().unwrap(), a.to_str().unwrap()], tmp.path());
+    assert_one_line_error(&out, 1, "config.toml is missing");
+}
