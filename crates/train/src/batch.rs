@@ -61,9 +61,14 @@ impl Normalizer {
     pub fn to_tensor(&self, pixels: &[u8]) -> Tensor {
         let s = self.shape;
         let n = (pixels.len() / s.len()) as i64;
-        Tensor::from_slice(pixels)
-            .view([n, s.height as i64, s.width as i64, s.channels as i64])
-            .to_device(self.device)
+        let host = Tensor::from_slice(pixels).view([n, s.height as i64, s.width as i64, s.channels as i64]);
+        // To a GPU from page-locked memory, asynchronously: the copy overlaps the
+        // previous step's kernels instead of stalling the stream.
+        let on_device = match self.device {
+            Device::Cpu => host,
+            device => host.pin_memory(device).to_device_(device, Kind::Uint8, true, false),
+        };
+        on_device
             .permute([0, 3, 1, 2])
             .to_kind(Kind::Float)
             .g_mul_scalar(1.0 / 255.0)
@@ -97,25 +102,29 @@ pub fn gather(
     first: usize,
     augment: Option<EpochAugment<'_>>,
 ) -> HostBatch {
+    use rayon::prelude::*;
     let s = data.shape;
-    let mut pixels = Vec::with_capacity(items.len() * s.len());
-    for (k, &(i, variant)) in items.iter().enumerate() {
-        let start = pixels.len();
-        pixels.extend_from_slice(data.image(i));
-        let img = &mut pixels[start..];
-        let position = (first + k) as u64;
-        match (variant, augment) {
-            (Variant::Original, _) => {}
-            (Variant::Hflip, _) => cnnlab_augment::hflip(img, s),
-            (Variant::Vflip, _) => cnnlab_augment::vflip(img, s),
-            (Variant::Augmented, Some(a)) => a.copies.apply(img, s, a.epoch, position),
-            // Evaluation never plans augmented copies; without pipelines, keep as is.
-            (Variant::Augmented, None) => {}
-        }
-        if let Some(a) = augment {
-            a.regular.apply(img, s, a.epoch, position);
-        }
-    }
+    let mut pixels = vec![0u8; items.len() * s.len()];
+    // Images are augmented in parallel (rayon's pool, beside the thread that trains);
+    // each one's randomness depends only on its position, not on the thread.
+    let per_task = (65536 / s.len()).max(1);
+    pixels.par_chunks_mut(s.len()).zip(items.par_iter()).with_min_len(per_task).enumerate().for_each(
+        |(k, (img, &(i, variant)))| {
+            img.copy_from_slice(data.image(i));
+            let position = (first + k) as u64;
+            match (variant, augment) {
+                (Variant::Original, _) => {}
+                (Variant::Hflip, _) => cnnlab_augment::hflip(img, s),
+                (Variant::Vflip, _) => cnnlab_augment::vflip(img, s),
+                (Variant::Augmented, Some(a)) => a.copies.apply(img, s, a.epoch, position),
+                // Evaluation never plans augmented copies; without pipelines, keep as is.
+                (Variant::Augmented, None) => {}
+            }
+            if let Some(a) = augment {
+                a.regular.apply(img, s, a.epoch, position);
+            }
+        },
+    );
     let labels = items.iter().map(|&(i, _)| data.labels[i] as i64).collect();
     HostBatch { pixels, labels }
 }
