@@ -27,7 +27,8 @@ fn default_test_fraction() -> f64 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
-    /// `fashion-mnist`, `mnist`, `cifar10`, `simpsons`, `pets` or `image-folder`.
+    /// `fashion-mnist`, `mnist`, `cifar10`, `simpsons`, `pets`, `image-folder` or
+    /// `shapes` (generated, built in).
     pub dataset: String,
     /// `image-folder`: the root (`root/<class>/*.jpg`, or `root/train/<class>` and
     /// `root/test/<class>`), relative to the data dir unless absolute.
@@ -128,6 +129,7 @@ impl DataConfig {
             "pets" => Some((self.shape(224), 37)),
             // Kaggle's journey-springfield: 42 characters in simpsons_dataset/.
             "simpsons" => Some((self.shape(64), 42)),
+            "shapes" => Some((self.shape(32), crate::shapes::SHAPES_CLASSES.len())),
             _ => None,
         }
     }
@@ -241,9 +243,24 @@ pub fn load(cfg: &DataConfig, data_dir: &Path) -> Result<Splits> {
 /// `quiet`. Unusable files are skipped and listed in [`Splits::report`].
 pub fn load_with_progress(cfg: &DataConfig, data_dir: &Path, quiet: bool) -> Result<Splits> {
     cfg.validate()?;
+    let splits = if cfg.dataset == "shapes" {
+        // Generated, not read: test images come from another seed's stream.
+        let shape = cfg.shape(32);
+        let per_class = crate::shapes::SHAPES_PER_CLASS;
+        Splits::new(
+            crate::shapes::generate(shape, per_class, cfg.seed)?,
+            crate::shapes::generate(shape, per_class / 4, cfg.seed ^ 0x7E57)?,
+        )
+    } else {
+        read_located(cfg, data_dir, quiet)?
+    };
+    finish_splits(cfg, splits)
+}
+
+fn read_located(cfg: &DataConfig, data_dir: &Path, quiet: bool) -> Result<Splits> {
     let found = locate_with(&cfg.dataset, data_dir, cfg.path.as_deref())?;
     let cache_dir = cfg.cache.then(|| data_dir.join(".cnnlab-cache"));
-    let mut splits = match found.kind {
+    Ok(match found.kind {
         Kind::Idx => {
             let classes: Vec<String> = if found.name == "fashion-mnist" {
                 FASHION_CLASSES.iter().map(|s| s.to_string()).collect()
@@ -255,7 +272,11 @@ pub fn load_with_progress(cfg: &DataConfig, data_dir: &Path, quiet: bool) -> Res
         Kind::CifarBin => read_cifar(&found.dir)?,
         Kind::Folder => read_folder(cfg, &found.dir, quiet, cache_dir.as_deref())?,
         Kind::Pets => read_pets(cfg, &found.dir, quiet, cache_dir.as_deref())?,
-    };
+    })
+}
+
+/// Post-processing shared by every layout: validation split, class caps, subsets.
+fn finish_splits(cfg: &DataConfig, mut splits: Splits) -> Result<Splits> {
     if cfg.val_fraction > 0.0 && splits.val.is_none() {
         let s = stratified(&splits.train.labels, splits.train.num_classes(), cfg.val_fraction, 0.0, cfg.seed);
         let val = splits.train.select(&s.val);

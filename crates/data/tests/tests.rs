@@ -382,3 +382,31 @@ fn unknown_imbalance_strategy_is_rejected() {
         toml::from_str("dataset = \"mnist\"\n[imbalance]\nstrategy = \"min_flip\"\nper_class = 100\n").unwrap();
     assert_eq!(c.imbalance, cnnlab_data::Imbalance::MinFlip { per_class: 100 });
 }
+
+#[test]
+fn shapes_are_generated_deterministically_and_imbalance_can_be_configured() {
+    let shape = cnnlab_data::ImageShape { channels: 3, height: 32, width: 32 };
+    let a = cnnlab_data::generate_shapes(shape, 20, 7).unwrap();
+    let b = cnnlab_data::generate_shapes(shape, 20, 7).unwrap();
+    let c = cnnlab_data::generate_shapes(shape, 20, 8).unwrap();
+    assert_eq!(a.len(), 160);
+    assert_eq!(a.class_counts(), vec![20; 8]);
+    assert_eq!(a.classes, cnnlab_data::SHAPES_CLASSES);
+    assert_eq!(a.pixels, b.pixels, "same seed, same images");
+    assert_ne!(a.pixels, c.pixels, "another seed, other images");
+    // Not blank: every image has a figure of a colour far from its noisy background.
+    for i in 0..a.len() {
+        let img = a.image(i);
+        let (lo, hi) = (img.iter().min().unwrap(), img.iter().max().unwrap());
+        assert!(hi - lo > 60, "image {i} is nearly flat");
+    }
+    let cfg: cnnlab_data::DataConfig = toml::from_str(
+        "dataset = \"shapes\"\nimage_size = 16\nchannels = 1\nclass_counts = { smile = 30, star = 100 }",
+    )
+    .unwrap();
+    let splits = cnnlab_data::load(&cfg, std::path::Path::new("/nonexistent")).unwrap();
+    assert_eq!(splits.train.shape, cnnlab_data::ImageShape { channels: 1, height: 16, width: 16 });
+    let counts = splits.train.class_counts();
+    assert_eq!((counts[4], counts[6], counts[0]), (30, 100, cnnlab_data::SHAPES_PER_CLASS));
+    assert_eq!(splits.test.len(), cnnlab_data::SHAPES_PER_CLASS / 4 * 8);
+}
