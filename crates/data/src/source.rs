@@ -60,6 +60,11 @@ pub struct DataConfig {
     /// make a balanced dataset imbalanced like a real one: `{ Sandal = 50 }`.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub class_counts: std::collections::BTreeMap<String, usize>,
+    /// Caps like `class_counts`, applied only when the dataset was found as its
+    /// fallback copy (`simpsons`: the balanced Simpsons-MNIST instead of Kaggle's
+    /// journey-springfield), to make that copy imbalanced like the original.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub fallback_class_counts: std::collections::BTreeMap<String, usize>,
     /// Train on a seeded random subset of at most this many images.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_train: Option<usize>,
@@ -88,6 +93,7 @@ impl Default for DataConfig {
             max_side: None,
             imbalance: Imbalance::None,
             class_counts: Default::default(),
+            fallback_class_counts: Default::default(),
             max_train: None,
             max_test: None,
             seed: 0,
@@ -159,6 +165,8 @@ pub struct Located {
     pub name: String,
     pub dir: PathBuf,
     kind: Kind,
+    /// Found as a later candidate (a copy standing in for the full dataset).
+    pub fallback: bool,
 }
 
 /// Finds dataset `name` under `data_dir` (for Fashion-MNIST also where Debian puts
@@ -220,14 +228,14 @@ fn locate_with(name: &str, data_dir: &Path, path: Option<&Path>) -> Result<Locat
         }
         other => return Err(Error::UnknownDataset(other.to_owned())),
     };
-    for (kind, dir, marker) in &candidates {
+    for (index, (kind, dir, marker)) in candidates.iter().enumerate() {
         let present = if marker.is_empty() {
             dir.is_dir()
         } else {
             [marker.to_string(), format!("{marker}.gz")].iter().any(|f| dir.join(f).exists())
         };
         if present {
-            return Ok(Located { name: name.to_owned(), dir: dir.clone(), kind: *kind });
+            return Ok(Located { name: name.to_owned(), dir: dir.clone(), kind: *kind, fallback: index > 0 });
         }
     }
     let tried = candidates.iter().map(|(_, d, _)| d.display().to_string()).collect::<Vec<_>>().join(", ");
@@ -243,24 +251,22 @@ pub fn load(cfg: &DataConfig, data_dir: &Path) -> Result<Splits> {
 /// `quiet`. Unusable files are skipped and listed in [`Splits::report`].
 pub fn load_with_progress(cfg: &DataConfig, data_dir: &Path, quiet: bool) -> Result<Splits> {
     cfg.validate()?;
-    let splits = if cfg.dataset == "shapes" {
+    let (splits, fallback) = if cfg.dataset == "shapes" {
         // Generated, not read: test images come from another seed's stream.
         let shape = cfg.shape(32);
         let per_class = crate::shapes::SHAPES_PER_CLASS;
-        Splits::new(
-            crate::shapes::generate(shape, per_class, cfg.seed)?,
-            crate::shapes::generate(shape, per_class / 4, cfg.seed ^ 0x7E57)?,
-        )
+        let train = crate::shapes::generate(shape, per_class, cfg.seed)?;
+        (Splits::new(train, crate::shapes::generate(shape, per_class / 4, cfg.seed ^ 0x7E57)?), false)
     } else {
         read_located(cfg, data_dir, quiet)?
     };
-    finish_splits(cfg, splits)
+    finish_splits(cfg, splits, fallback)
 }
 
-fn read_located(cfg: &DataConfig, data_dir: &Path, quiet: bool) -> Result<Splits> {
+fn read_located(cfg: &DataConfig, data_dir: &Path, quiet: bool) -> Result<(Splits, bool)> {
     let found = locate_with(&cfg.dataset, data_dir, cfg.path.as_deref())?;
     let cache_dir = cfg.cache.then(|| data_dir.join(".cnnlab-cache"));
-    Ok(match found.kind {
+    let splits = match found.kind {
         Kind::Idx => {
             let classes: Vec<String> = if found.name == "fashion-mnist" {
                 FASHION_CLASSES.iter().map(|s| s.to_string()).collect()
@@ -272,11 +278,12 @@ fn read_located(cfg: &DataConfig, data_dir: &Path, quiet: bool) -> Result<Splits
         Kind::CifarBin => read_cifar(&found.dir)?,
         Kind::Folder => read_folder(cfg, &found.dir, quiet, cache_dir.as_deref())?,
         Kind::Pets => read_pets(cfg, &found.dir, quiet, cache_dir.as_deref())?,
-    })
+    };
+    Ok((splits, found.fallback))
 }
 
 /// Post-processing shared by every layout: validation split, class caps, subsets.
-fn finish_splits(cfg: &DataConfig, mut splits: Splits) -> Result<Splits> {
+fn finish_splits(cfg: &DataConfig, mut splits: Splits, fallback: bool) -> Result<Splits> {
     if cfg.val_fraction > 0.0 && splits.val.is_none() {
         let s = stratified(&splits.train.labels, splits.train.num_classes(), cfg.val_fraction, 0.0, cfg.seed);
         let val = splits.train.select(&s.val);
@@ -289,8 +296,13 @@ fn finish_splits(cfg: &DataConfig, mut splits: Splits) -> Result<Splits> {
         }
         splits.val = Some(val);
     }
-    if !cfg.class_counts.is_empty() {
-        let keep = capped(&splits.train, &cfg.class_counts, cfg.seed)?;
+    let fallback_caps = if fallback { &cfg.fallback_class_counts } else { &Default::default() };
+    for (caps, key) in [(&cfg.class_counts, "data.class_counts"), (fallback_caps, "data.fallback_class_counts")] {
+        if caps.is_empty() {
+            continue;
+        }
+        let keep = capped(&splits.train, caps, cfg.seed)
+            .map_err(|e| Error::Invalid(e.to_string().replace("data.class_counts", key)))?;
         if let Some(files) = splits.files.as_mut() {
             files.train = keep.iter().map(|&i| files.train[i].clone()).collect();
         }
