@@ -154,6 +154,23 @@ pub enum Op {
 }
 
 impl Op {
+    /// The op's name as written in `[augment]` (`op = "..."`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Hflip { .. } => "hflip",
+            Op::Vflip { .. } => "vflip",
+            Op::Rotate { .. } => "rotate",
+            Op::Zoom { .. } => "zoom",
+            Op::Brightness { .. } => "brightness",
+            Op::Contrast { .. } => "contrast",
+            Op::Saturation { .. } => "saturation",
+            Op::RandomCrop { .. } => "random_crop",
+            Op::RandomResizedCrop { .. } => "random_resized_crop",
+            Op::Cutout { .. } => "cutout",
+            Op::Noise { .. } => "noise",
+        }
+    }
+
     fn probability(&self) -> f64 {
         match *self {
             Op::Hflip { p }

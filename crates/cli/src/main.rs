@@ -8,6 +8,7 @@ mod experiment;
 mod metrics_cmd;
 mod plots;
 mod predict_cmd;
+mod report;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -68,6 +69,12 @@ enum Command {
         classes: Option<usize>,
         #[arg(long, env = "CNNLAB_DATA", default_value = "data")]
         data_dir: PathBuf,
+    },
+    /// Compare every finished run under RUNS (default runs/): RUNS/REPORT.md and
+    /// RUNS/report.html with plots.
+    Report {
+        #[arg(default_value = "runs")]
+        runs: PathBuf,
     },
     /// Dataset tools.
     #[command(subcommand)]
@@ -151,21 +158,66 @@ fn init_logging(verbose: bool, quiet: bool) {
     } else {
         "info"
     };
+    use tracing_subscriber::prelude::*;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let terminal = tracing_subscriber::fmt::layer()
         .with_target(false)
         .without_time()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
-        .init();
+        .with_filter(filter);
+    // Every run also keeps its own log (with timestamps), whatever -q says.
+    let level = if verbose { tracing::Level::DEBUG } else { tracing::Level::INFO };
+    let run_log = tracing_subscriber::fmt::layer()
+        .with_target(false)
+        .with_ansi(false)
+        .with_writer(|| RunLog)
+        .with_filter(tracing_subscriber::filter::LevelFilter::from_level(level));
+    tracing_subscriber::registry().with(terminal).with(run_log).init();
+}
+
+/// `<run>/train.log`, once `cnnlab train` knows the run folder.
+static RUN_LOG: std::sync::Mutex<Option<std::fs::File>> = std::sync::Mutex::new(None);
+
+struct RunLog;
+
+impl std::io::Write for RunLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Some(file) = RUN_LOG.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            file.write_all(buf)?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match RUN_LOG.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            Some(file) => file.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Starts appending log lines to `path` (a resumed run continues its log).
+fn open_run_log(path: &std::path::Path) -> Result<()> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    *RUN_LOG.lock().unwrap_or_else(|e| e.into_inner()) = Some(file);
+    Ok(())
 }
 
 fn run(cli: &Cli) -> Result<()> {
     match &cli.command {
         Command::Train(args) => train_command(args, cli.quiet),
         Command::Metrics { file, json } => metrics_cmd::run(file, *json),
+        Command::Report { runs } => {
+            let n = report::write_report(runs)?;
+            println!("{n} runs: {} and {}", runs.join("REPORT.md").display(), runs.join("report.html").display());
+            Ok(())
+        }
         Command::Summary { config, classes, data_dir } => predict_cmd::summary_command(config, data_dir, *classes),
         Command::Predict { run, inputs, top, submission, last } => {
             predict_cmd::predict_command(predict_cmd::PredictArgs {
@@ -214,6 +266,9 @@ fn train_command(args: &TrainArgs, quiet: bool) -> Result<()> {
         tracing::warn!("{} has no {}: starting from epoch 1", out_dir.display(), cnnlab_train::RESUME_FILE);
     }
 
+    std::fs::create_dir_all(&out_dir).with_context(|| format!("creating run folder {}", out_dir.display()))?;
+    open_run_log(&out_dir.join("train.log"))?;
+    tracing::info!("cnnlab {} {}: run folder {}", env!("CARGO_PKG_VERSION"), config.display(), out_dir.display());
     let started = std::time::Instant::now();
     let splits = cnnlab_data::load_with_progress(&exp.data, &args.data_dir, quiet)?;
     if let Some(summary) = splits.report.summary() {
@@ -248,6 +303,8 @@ fn train_command(args: &TrainArgs, quiet: bool) -> Result<()> {
     }
     write_json(&out_dir.join("classes.json"), &splits.train.classes)?;
     write_json(&out_dir.join("shape.json"), &splits.train.shape)?;
+    let counts: Vec<(&String, usize)> = splits.train.classes.iter().zip(splits.train.class_counts()).collect();
+    write_json(&out_dir.join("class_counts.json"), &counts)?;
     if let Some(files) = &splits.files {
         // The exact split, so it can be audited and reproduced.
         write_json(&out_dir.join("split.json"), files)?;

@@ -6,6 +6,7 @@ use std::sync::Once;
 
 use anyhow::{anyhow, Result};
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 const FONT: &str = "dejavu";
 
@@ -50,6 +51,171 @@ pub(crate) fn class_distribution(path: &Path, title: &str, counts: &[(String, us
         chart.draw_series(counts.iter().rev().enumerate().map(|(i, (_, c))| {
             let mut bar =
                 Rectangle::new([(0, SegmentValue::Exact(i)), (*c, SegmentValue::Exact(i + 1))], BLUE.mix(0.6).filled());
+            bar.set_margin(2, 2, 0, 0);
+            bar
+        }))?;
+        root.present()?;
+        Ok(())
+    };
+    draw().map_err(|e| anyhow!("drawing {}: {e}", path.display()))
+}
+
+/// One epoch of `history.csv`, as the report plots it.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub(crate) struct HistoryRow {
+    pub(crate) epoch: usize,
+    pub(crate) train_loss: f64,
+    pub(crate) train_acc: f64,
+    pub(crate) val_loss: f64,
+    pub(crate) val_acc: f64,
+}
+
+/// Loss (left) and accuracy (right) per epoch, train against validation.
+pub(crate) fn curves(path: &Path, title: &str, rows: &[HistoryRow]) -> Result<()> {
+    register_font();
+    let draw = || -> Result<(), Box<dyn std::error::Error>> {
+        let root = BitMapBackend::new(path, (1000, 380)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let root = root.titled(title, (FONT, 20))?;
+        let (left, right) = root.split_horizontally(500);
+        let last = rows.iter().map(|r| r.epoch).max().unwrap_or(1).max(2);
+        let panels: [(&DrawingArea<_, _>, &str, fn(&HistoryRow) -> (f64, f64)); 2] =
+            [(&left, "loss", |r| (r.train_loss, r.val_loss)), (&right, "accuracy", |r| (r.train_acc, r.val_acc))];
+        for (area, name, pick) in panels {
+            let values: Vec<f64> = rows.iter().flat_map(|r| [pick(r).0, pick(r).1]).filter(|v| v.is_finite()).collect();
+            let lo = values.iter().cloned().fold(f64::INFINITY, f64::min).min(if name == "loss" { 0.0 } else { 1.0 });
+            let hi = values.iter().cloned().fold(f64::NEG_INFINITY, f64::max).max(lo + 1e-3);
+            let pad = (hi - lo) * 0.05;
+            let mut chart = ChartBuilder::on(area)
+                .margin(12)
+                .x_label_area_size(30)
+                .y_label_area_size(50)
+                .build_cartesian_2d(1usize..last, (lo - pad)..(hi + pad))?;
+            chart.configure_mesh().label_style((FONT, 13)).x_desc("epoch").y_desc(name).draw()?;
+            for (label, colour, series) in [("train", BLUE, 0), ("val", RED, 1)] {
+                let pts = rows.iter().map(|r| (r.epoch, if series == 0 { pick(r).0 } else { pick(r).1 }));
+                chart
+                    .draw_series(LineSeries::new(pts, colour.stroke_width(2)))?
+                    .label(label)
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2)));
+            }
+            chart
+                .configure_series_labels()
+                .label_font((FONT, 13))
+                .border_style(BLACK)
+                .background_style(WHITE)
+                .draw()?;
+        }
+        root.present()?;
+        Ok(())
+    };
+    draw().map_err(|e| anyhow!("drawing {}: {e}", path.display()))
+}
+
+/// The confusion matrix as a heat map (rows: true class, columns: predicted), each
+/// cell shaded by its share of the row and labelled with its count.
+pub(crate) fn confusion(path: &Path, title: &str, classes: &[String], matrix: &[Vec<u64>]) -> Result<()> {
+    register_font();
+    let n = classes.len();
+    let cell = (640 / n.max(1)).clamp(14, 60) as u32;
+    let label_width = classes.iter().map(|c| c.len()).max().unwrap_or(5) as u32 * 8 + 50;
+    let side = cell * n as u32;
+    let draw = || -> Result<(), Box<dyn std::error::Error>> {
+        let root = BitMapBackend::new(path, (side + label_width + 60, side + 110)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, (FONT, 18))
+            .margin(10)
+            .x_label_area_size(40)
+            .y_label_area_size(label_width)
+            .build_cartesian_2d((0..n.max(1) - 1).into_segmented(), (0..n.max(1) - 1).into_segmented())?;
+        let name = |v: &SegmentValue<usize>, flip: bool| match v {
+            SegmentValue::CenterOf(i) if *i < n => {
+                let c = if flip { n - 1 - i } else { *i };
+                format!("{} ({c})", classes[c])
+            }
+            _ => String::new(),
+        };
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_labels(n)
+            .x_label_formatter(&|_| String::new())
+            .y_labels(n)
+            .label_style((FONT, 12))
+            .axis_desc_style((FONT, 13))
+            .y_label_formatter(&|v| name(v, true))
+            .x_desc("predicted")
+            .y_desc("true")
+            .draw()?;
+        // Column names below the axis, horizontal (the embedded-font backend cannot
+        // rotate text): the name when it fits the cell, else the class index, which the
+        // row labels also show.
+        let fits = classes.iter().all(|c| c.len() as u32 * 7 <= cell);
+        let style = (FONT, 11).into_font().color(&BLACK).pos(Pos::new(HPos::Center, VPos::Top));
+        for (p, class) in classes.iter().enumerate() {
+            let (x, y) = chart.backend_coord(&(SegmentValue::CenterOf(p), SegmentValue::Exact(0)));
+            let label = if fits { class.clone() } else { p.to_string() };
+            root.draw(&Text::new(label, (x, y + 6), style.clone()))?;
+        }
+        for (t, row) in matrix.iter().enumerate() {
+            let total = row.iter().sum::<u64>().max(1) as f64;
+            for (p, &count) in row.iter().enumerate() {
+                let share = count as f64 / total;
+                let y = n - 1 - t;
+                let colour = RGBColor(255 - (share * 200.0) as u8, 255 - (share * 140.0) as u8, 255);
+                let corners = [
+                    (SegmentValue::Exact(p), SegmentValue::Exact(y)),
+                    (SegmentValue::Exact(p + 1), SegmentValue::Exact(y + 1)),
+                ];
+                chart.draw_series(std::iter::once(Rectangle::new(corners, colour.filled())))?;
+                if cell >= 22 {
+                    let style = (FONT, (cell / 3).clamp(9, 14) as i32)
+                        .into_font()
+                        .color(&BLACK)
+                        .pos(Pos::new(HPos::Center, VPos::Center));
+                    let at = (SegmentValue::CenterOf(p), SegmentValue::CenterOf(y));
+                    chart.draw_series(std::iter::once(Text::new(count.to_string(), at, style)))?;
+                }
+            }
+        }
+        root.present()?;
+        Ok(())
+    };
+    draw().map_err(|e| anyhow!("drawing {}: {e}", path.display()))
+}
+
+/// Per-class F1 as horizontal bars (classes in label order, top to bottom).
+pub(crate) fn per_class_f1(path: &Path, title: &str, rows: &[(String, f64)]) -> Result<()> {
+    register_font();
+    let n = rows.len();
+    let height = (60 + 22 * n as u32).max(240);
+    let label_width = rows.iter().map(|c| c.0.len()).max().unwrap_or(5) as u32 * 8 + 20;
+    let draw = || -> Result<(), Box<dyn std::error::Error>> {
+        let root = BitMapBackend::new(path, (900, height)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, (FONT, 20))
+            .margin(12)
+            .x_label_area_size(30)
+            .y_label_area_size(label_width)
+            .build_cartesian_2d(0.0..1.0f64, (0..n).into_segmented())?;
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .label_style((FONT, 13))
+            .y_labels(n)
+            .y_label_formatter(&|v| match v {
+                SegmentValue::CenterOf(i) | SegmentValue::Exact(i) if *i < n => rows[n - 1 - i].0.clone(),
+                _ => String::new(),
+            })
+            .x_desc("F1")
+            .draw()?;
+        chart.draw_series(rows.iter().rev().enumerate().map(|(i, (_, f1))| {
+            let mut bar = Rectangle::new(
+                [(0.0, SegmentValue::Exact(i)), (*f1, SegmentValue::Exact(i + 1))],
+                GREEN.mix(0.6).filled(),
+            );
             bar.set_margin(2, 2, 0, 0);
             bar
         }))?;

@@ -330,3 +330,44 @@ fn killed_and_interrupted_runs_resume_to_the_same_history() {
     let out = cnnlab(&["predict", "--run", tmp.path().to_str().unwrap(), a.to_str().unwrap()], tmp.path());
     assert_one_line_error(&out, 1, "config.toml is missing");
 }
+
+/// The embedded `shapes` dataset trains with no data dir at all, and `cnnlab report`
+/// compares the runs in REPORT.md and report.html with each run's plots.
+#[test]
+fn shapes_runs_and_the_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let runs = tmp.path().join("runs");
+    let config = tmp.path().join("imbalanced-none.toml");
+    let text = std::fs::read_to_string(workspace().join("configs/shapes/seed3-final.toml")).unwrap();
+    let text =
+        text.replace("val_fraction = 0.1", "val_fraction = 0.1\nmax_train = 1200\nclass_counts = { smile = 30 }");
+    std::fs::write(&config, text).unwrap();
+    for (name, epochs) in [("shapes/imbalanced-none", "2"), ("shapes/seed3-final", "1")] {
+        let run = runs.join(name);
+        let out = cnnlab(
+            &["-q", "train", config.to_str().unwrap(), "--epochs", epochs, "--out", run.to_str().unwrap()],
+            tmp.path(),
+        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(run.join("train.log").exists(), "every run keeps its log");
+    }
+    let out = cnnlab(&["report", runs.to_str().unwrap()], tmp.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let md = std::fs::read_to_string(runs.join("REPORT.md")).unwrap();
+    assert!(
+        md.contains(
+            "| shapes/imbalanced-none | shapes | seed3-final | 288,264 | none | random_crop, hflip | adam 0.001 | 2 |"
+        ),
+        "{md}"
+    );
+    assert!(md.contains("| shapes/seed3-final |"), "{md}");
+    let html = std::fs::read_to_string(runs.join("report.html")).unwrap();
+    for plot in ["curves", "confusion", "f1", "distribution"] {
+        let rel = format!("shapes/imbalanced-none/plots/{plot}.png");
+        assert!(html.contains(&format!("src=\"{rel}\"")), "{plot} not in the HTML");
+        let png = std::fs::read(runs.join(&rel)).unwrap();
+        assert_eq!(&png[..4], b"\x89PNG", "{rel}");
+    }
+    let log = std::fs::read_to_string(runs.join("shapes/seed3-final/train.log")).unwrap();
+    assert!(log.contains("epoch 1/1"), "{log}");
+}
