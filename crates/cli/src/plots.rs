@@ -70,6 +70,9 @@ pub(crate) struct HistoryRow {
     pub(crate) val_acc: f64,
 }
 
+/// Picks (train, val) values of one metric from a history row.
+type Pick = fn(&HistoryRow) -> (f64, f64);
+
 /// Loss (left) and accuracy (right) per epoch, train against validation.
 pub(crate) fn curves(path: &Path, title: &str, rows: &[HistoryRow]) -> Result<()> {
     register_font();
@@ -79,7 +82,7 @@ pub(crate) fn curves(path: &Path, title: &str, rows: &[HistoryRow]) -> Result<()
         let root = root.titled(title, (FONT, 20))?;
         let (left, right) = root.split_horizontally(500);
         let last = rows.iter().map(|r| r.epoch).max().unwrap_or(1).max(2);
-        let panels: [(&DrawingArea<_, _>, &str, fn(&HistoryRow) -> (f64, f64)); 2] =
+        let panels: [(&DrawingArea<_, _>, &str, Pick); 2] =
             [(&left, "loss", |r| (r.train_loss, r.val_loss)), (&right, "accuracy", |r| (r.train_acc, r.val_acc))];
         for (area, name, pick) in panels {
             let values: Vec<f64> = rows.iter().flat_map(|r| [pick(r).0, pick(r).1]).filter(|v| v.is_finite()).collect();

@@ -34,8 +34,11 @@ pub(crate) struct RunRow {
     plots: Vec<(String, PathBuf)>,
 }
 
-/// The seeds' comparisons: (title, [(run stem, what it is, the seed's own number)]).
-const COMPARISONS: &[(&str, &[(&str, &str, Option<&str>)])] = &[
+/// One row of a comparison: run stem, what it is, the seed's own number.
+type Entry = (&'static str, &'static str, Option<&'static str>);
+
+/// The seeds' comparisons: (title, rows).
+const COMPARISONS: &[(&str, &[Entry])] = &[
     (
         "Seed 003: architectures (CIFAR-10 test accuracy in the seed)",
         &[
