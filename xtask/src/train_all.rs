@@ -1,6 +1,10 @@
 //! `cargo xtask train-all`: every experiment under `configs/`, one after another.
 //!
-//! A config is `configs/<group>/<stem>.toml`; its run lands in `runs/<group>/<stem>/`.
+//! A config is `configs/<group>/<stem>.toml`; its run lands in `runs/<group>/<stem>/`
+//! (`runs-quick/` with `--quick`, a few batches per config). An interrupted run (a
+//! `resume.safetensors` without `metrics.json`) is resumed. `--shard I/N` runs every
+//! N-th selected config starting at the I-th, to spread the matrix over machines. At
+//! the end, `cnnlab report` writes the comparison report of the runs folder.
 //! Files whose stem starts with `base` or `_` are shared bases, not experiments.
 //! A run whose dataset is absent is skipped with the one-line reason cnnlab gives
 //! (exit code 3); a run that already wrote `metrics.json` is not redone without
@@ -19,11 +23,24 @@ const EXIT_DATASET_MISSING: i32 = 3;
 struct Options {
     only: Option<glob::Pattern>,
     force: bool,
+    quick: bool,
+    /// (I, N): run the configs whose index modulo N is I - 1.
+    shard: Option<(usize, usize)>,
     passthrough: Vec<String>,
 }
 
+fn parse_shard(s: &str) -> Result<(usize, usize)> {
+    let bad = || anyhow::anyhow!("--shard takes I/N with 1 <= I <= N, got `{s}`");
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let (i, n): (usize, usize) = (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+    if i == 0 || i > n {
+        return Err(bad());
+    }
+    Ok((i, n))
+}
+
 fn parse(args: &[String]) -> Result<Options> {
-    let mut opts = Options { only: None, force: false, passthrough: Vec::new() };
+    let mut opts = Options { only: None, force: false, quick: false, shard: None, passthrough: Vec::new() };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let mut value = |name: &str| it.next().cloned().with_context(|| format!("{name} needs a value"));
@@ -34,6 +51,8 @@ fn parse(args: &[String]) -> Result<Options> {
                     Some(glob::Pattern::new(&pattern).with_context(|| format!("bad --only pattern `{pattern}`"))?);
             }
             "--force" => opts.force = true,
+            "--quick" => opts.quick = true,
+            "--shard" => opts.shard = Some(parse_shard(&value("--shard")?)?),
             "--epochs" | "--data-dir" => {
                 let v = value(arg)?;
                 opts.passthrough.extend([arg.clone(), v]);
@@ -68,24 +87,36 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     run_cmd(root, cargo().args(["build", "--release", "-p", "cnnlab-cli"]))?;
     let cnnlab = root.join("target").join("release").join("cnnlab");
 
+    // Smoke runs go to their own folder, so they never pass for finished experiments.
+    let runs = root.join(if opts.quick { "runs-quick" } else { "runs" });
     let mut summary = Vec::new();
-    for (name, config) in experiments(root)? {
-        if opts.only.as_ref().is_some_and(|p| !p.matches(&name)) {
-            continue;
-        }
-        let metrics = root.join("runs").join(&name).join("metrics.json");
+    let selected = experiments(root)?
+        .into_iter()
+        .filter(|(name, _)| opts.only.as_ref().is_none_or(|p| p.matches(name)))
+        .enumerate()
+        .filter(|(i, _)| opts.shard.is_none_or(|(k, n)| i % n == k - 1))
+        .map(|(_, e)| e);
+    for (name, config) in selected {
+        let run = runs.join(&name);
+        let metrics = run.join("metrics.json");
         if metrics.exists() && !opts.force {
             summary.push((name, format!("done earlier: {}", accuracy_of(&metrics))));
             continue;
         }
-        eprintln!("\nxtask: training {name}");
-        let status = Command::new(&cnnlab)
-            .arg("train")
-            .arg(&config)
-            .args(&opts.passthrough)
-            .current_dir(root)
-            .status()
-            .with_context(|| format!("starting {}", cnnlab.display()))?;
+        let mut cmd = Command::new(&cnnlab);
+        if run.join("resume.safetensors").exists() && !opts.force {
+            eprintln!("\nxtask: resuming {name}");
+            cmd.arg("train").arg("--resume").arg(&run);
+            // A resumed run keeps its own config (epochs included); only the data dir passes.
+            cmd.args(opts.passthrough.chunks(2).filter(|pair| pair[0] == "--data-dir").flatten());
+        } else {
+            eprintln!("\nxtask: training {name}");
+            cmd.arg("train").arg(&config).arg("--out").arg(&run).args(&opts.passthrough);
+            if opts.quick {
+                cmd.arg("--quick");
+            }
+        }
+        let status = cmd.current_dir(root).status().with_context(|| format!("starting {}", cnnlab.display()))?;
         let outcome = match status.code() {
             Some(0) => format!("trained: {}", accuracy_of(&metrics)),
             Some(EXIT_DATASET_MISSING) => "skipped: dataset not present (see the message above)".to_owned(),
@@ -100,6 +131,12 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     let width = summary.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
     for (name, outcome) in &summary {
         eprintln!("  {name:width$}  {outcome}");
+    }
+    if runs.is_dir() {
+        let status = Command::new(&cnnlab).arg("report").arg(&runs).current_dir(root).status()?;
+        if !status.success() {
+            eprintln!("xtask: `cnnlab report {}` failed ({status})", runs.display());
+        }
     }
     let failed = summary.iter().filter(|(_, o)| o.starts_with("FAILED")).count();
     if failed > 0 {
@@ -144,5 +181,12 @@ mod tests {
         let opts = parse(&["--epochs".to_owned(), "3".to_owned(), "--force".to_owned()]).unwrap();
         assert!(opts.force);
         assert_eq!(opts.passthrough, ["--epochs", "3"]);
+        let opts = parse(&["--shard".to_owned(), "2/4".to_owned(), "--quick".to_owned()]).unwrap();
+        assert_eq!(opts.shard, Some((2, 4)));
+        assert!(opts.quick);
+        for bad in ["0/4", "5/4", "x/2", "3"] {
+            let err = parse(&["--shard".to_owned(), bad.to_owned()]).err().unwrap();
+            assert!(err.to_string().contains("I/N"), "{bad}: {err}");
+        }
     }
 }

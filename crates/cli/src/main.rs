@@ -129,6 +129,9 @@ struct TrainArgs {
     /// Run folder (default: runs/<config folder>/<config stem>/).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// A smoke run: 1 epoch of 5 batches, at most 500 test images.
+    #[arg(long, conflicts_with = "resume")]
+    quick: bool,
 }
 
 fn main() -> ExitCode {
@@ -261,6 +264,10 @@ fn train_command(args: &TrainArgs, quiet: bool) -> Result<()> {
         cnnlab_models::plan(&exp.model, input, classes as i64)
             .with_context(|| format!("{}: [model]", config.display()))?;
     }
+    if args.quick {
+        exp.train.epochs = 1;
+        exp.data.max_test = Some(exp.data.max_test.unwrap_or(500).min(500));
+    }
     let resume = args.resume.is_some();
     if resume && !out_dir.join(cnnlab_train::RESUME_FILE).exists() {
         tracing::warn!("{} has no {}: starting from epoch 1", out_dir.display(), cnnlab_train::RESUME_FILE);
@@ -324,7 +331,8 @@ fn train_command(args: &TrainArgs, quiet: bool) -> Result<()> {
         eprintln!("\nstopping after this batch (Ctrl-C again to quit without a checkpoint)...");
     })
     .context("installing the Ctrl-C handler")?;
-    let opts = RunOptions { out_dir: out_dir.clone(), quiet, resume, interrupt: Some(interrupt) };
+    let max_batches = args.quick.then_some(5);
+    let opts = RunOptions { out_dir: out_dir.clone(), quiet, resume, interrupt: Some(interrupt), max_batches };
     let metrics = match train(&splits, &exp.data.imbalance, &exp.augment.ops, &exp.model, &exp.train, &opts) {
         Err(e @ cnnlab_train::Error::Interrupted { .. }) => {
             return Err(anyhow::Error::new(e).context(format!(

@@ -101,6 +101,8 @@ pub struct RunOptions {
     /// Set (e.g. by a Ctrl-C handler) to stop after the current batch, saving a
     /// resumable checkpoint.
     pub interrupt: Option<Arc<AtomicBool>>,
+    /// Train on at most this many batches per epoch (a smoke run of a config).
+    pub max_batches: Option<usize>,
 }
 
 /// Picks the device the config asks for.
@@ -374,6 +376,9 @@ fn fit(
             );
         }
         plan.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_mul(1_000_003) + epoch as u64));
+        if let Some(max) = opts.max_batches {
+            plan.truncate(max.max(1) * cfg.batch_size);
+        }
         let n_batches = plan.len().div_ceil(cfg.batch_size);
         let bar = progress_bar(opts.quiet, plan.len() as u64, format!("epoch {epoch}/{}", cfg.epochs));
         let start_batch = progress.batches_done;

@@ -208,7 +208,13 @@ fn interrupted_run_resumes_to_the_same_history() {
 
     // Interrupt during epoch 2 (as soon as epoch 1's row is written), then resume.
     let flag = Arc::new(AtomicBool::new(false));
-    let cut = RunOptions { out_dir: dir.path().join("cut"), quiet: true, interrupt: Some(flag.clone()), resume: false };
+    let cut = RunOptions {
+        out_dir: dir.path().join("cut"),
+        quiet: true,
+        interrupt: Some(flag.clone()),
+        resume: false,
+        max_batches: None,
+    };
     let history = cut.out_dir.join("history.csv");
     let watcher = std::thread::spawn(move || {
         while std::fs::read_to_string(&history).map_or(0, |t| t.lines().count()) < 2 {
