@@ -1,15 +1,17 @@
 //! `cargo xtask`: the project's own automation.
 //!
 //! It builds nothing of the other crates itself: every step shells out to `cargo`,
-//! `python3` or `apt-get`, so this binary compiles in seconds and depends on neither
-//! tch nor the image stack.
+//! `python3` or `apt-get`; it depends on neither tch nor the image stack (only an
+//! HTTP client, SHA-256 and archive readers for `download`).
 //!
 //! Commands:
 //! - `setup`: install torch==2.13.0 into `.venv/` and link `.libtorch` to it.
 //! - `ci`: formatting, clippy and the tests crate by crate (the README's test command).
 //! - `train-all`: train every config under `configs/` whose dataset is present.
+//! - `download`: fetch the public datasets into the data dir.
 
 mod ci;
+mod download;
 mod setup;
 mod train_all;
 
@@ -28,6 +30,11 @@ commands:
       --epochs N        override every config's epoch count
       --data-dir DIR    where datasets live (default: $CNNLAB_DATA or ./data)
       --force           retrain runs that already finished
+      --quick           a smoke run: 5 batches per config, into runs-quick/
+      --shard I/N       only every N-th selected config, starting at the I-th
+  download NAME|all     fetch fashion-mnist, cifar10, pets or simpsons into the data dir
+      --data-dir DIR    (default ./data)
+      --from-zip PATH   simpsons: Kaggle's journey-springfield zip downloaded by hand
 ";
 
 fn main() -> ExitCode {
@@ -36,6 +43,7 @@ fn main() -> ExitCode {
         Some("setup") => setup::run(&workspace_root()).map(|_| ()),
         Some("ci") => ci::run(&workspace_root()),
         Some("train-all") => train_all::run(&workspace_root(), &args[1..]),
+        Some("download") => download::run(&workspace_root(), &args[1..]),
         Some("help" | "-h" | "--help") | None => {
             print!("{USAGE}");
             Ok(())

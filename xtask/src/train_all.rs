@@ -90,6 +90,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     // Smoke runs go to their own folder, so they never pass for finished experiments.
     let runs = root.join(if opts.quick { "runs-quick" } else { "runs" });
     let mut summary = Vec::new();
+    let mut tried_download: Vec<String> = Vec::new();
     let selected = experiments(root)?
         .into_iter()
         .filter(|(name, _)| opts.only.as_ref().is_none_or(|p| p.matches(name)))
@@ -116,7 +117,21 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
                 cmd.arg("--quick");
             }
         }
-        let status = cmd.current_dir(root).status().with_context(|| format!("starting {}", cnnlab.display()))?;
+        let mut status = cmd.current_dir(root).status().with_context(|| format!("starting {}", cnnlab.display()))?;
+        // A missing dataset: try to download it once (per dataset), then retry.
+        let group = name.split('/').next().unwrap_or_default().to_string();
+        if status.code() == Some(EXIT_DATASET_MISSING) && !tried_download.contains(&group) {
+            tried_download.push(group.clone());
+            if crate::download::DATASETS.contains(&group.as_str()) {
+                let mut args = vec![group.clone()];
+                args.extend(opts.passthrough.chunks(2).filter(|p| p[0] == "--data-dir").flat_map(|p| p.to_vec()));
+                eprintln!("xtask: trying `cargo xtask download {}`", args.join(" "));
+                match crate::download::run(root, &args) {
+                    Ok(()) => status = cmd.status().with_context(|| format!("starting {}", cnnlab.display()))?,
+                    Err(e) => eprintln!("xtask: {e:#}"),
+                }
+            }
+        }
         let outcome = match status.code() {
             Some(0) => format!("trained: {}", accuracy_of(&metrics)),
             Some(EXIT_DATASET_MISSING) => "skipped: dataset not present (see the message above)".to_owned(),
