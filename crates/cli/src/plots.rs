@@ -96,7 +96,10 @@ pub(crate) fn curves(path: &Path, title: &str, rows: &[HistoryRow]) -> Result<()
                 .build_cartesian_2d(1usize..last, (lo - pad)..(hi + pad))?;
             chart.configure_mesh().label_style((FONT, 13)).x_desc("epoch").y_desc(name).draw()?;
             for (label, colour, series) in [("train", BLUE, 0), ("val", RED, 1)] {
-                let pts = rows.iter().map(|r| (r.epoch, if series == 0 { pick(r).0 } else { pick(r).1 }));
+                let pts: Vec<(usize, f64)> =
+                    rows.iter().map(|r| (r.epoch, if series == 0 { pick(r).0 } else { pick(r).1 })).collect();
+                // Markers too: a one-epoch run has no line to draw.
+                chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, colour.filled())))?;
                 chart
                     .draw_series(LineSeries::new(pts, colour.stroke_width(2)))?
                     .label(label)

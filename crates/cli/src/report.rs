@@ -37,10 +37,11 @@ pub(crate) struct RunRow {
 /// One row of a comparison: run stem, what it is, the seed's own number.
 type Entry = (&'static str, &'static str, Option<&'static str>);
 
-/// The seeds' comparisons: (title, rows).
-const COMPARISONS: &[(&str, &[Entry])] = &[
+/// The seeds' comparisons: (title, the dataset the seed's numbers are on, rows).
+const COMPARISONS: &[(&str, &str, &[Entry])] = &[
     (
         "Seed 003: architectures (CIFAR-10 test accuracy in the seed)",
+        "cifar10",
         &[
             ("seed3-simple", "SimpleCNN", Some("0.6405")),
             ("seed3-notsimple", "NotSimpleCNN (+BatchNorm, 3 blocks)", Some("0.7209")),
@@ -50,6 +51,7 @@ const COMPARISONS: &[(&str, &[Entry])] = &[
     ),
     (
         "Seed 003: dropout vs augmentation",
+        "cifar10",
         &[
             ("seed3-notsimple", "neither", Some("0.7209")),
             ("seed3-dropout", "dropout 0.5", None),
@@ -58,10 +60,12 @@ const COMPARISONS: &[(&str, &[Entry])] = &[
     ),
     (
         "Seed 003: Adam vs SGD",
+        "cifar10",
         &[("seed3-notsimple", "Adam 1e-3", Some("0.7209")), ("seed3-sgd", "SGD 0.01, momentum 0.9", None)],
     ),
     (
         "Seed 003: max vs average pooling",
+        "cifar10",
         &[
             ("seed3-notsimple", "max pooling", Some("0.7209")),
             ("seed3-avgpool", "average pooling", None),
@@ -71,6 +75,7 @@ const COMPARISONS: &[(&str, &[Entry])] = &[
     ),
     (
         "Seed 002: Oxford-IIIT Pet models (test accuracy in the seed)",
+        "pets",
         &[
             ("seed2-model1", "3 conv + Flatten + Dense 256", None),
             ("seed2-model2", "+ BatchNorm + global pooling", None),
@@ -81,6 +86,7 @@ const COMPARISONS: &[(&str, &[Entry])] = &[
     ),
     (
         "Seed 000 / 001: class imbalance strategies (seed 000: F1 0.98 with its best; seed 001: accuracy 0.82)",
+        "simpsons",
         &[
             ("seed0-alexnet-elu", "none", None),
             ("seed0-oversample", "oversample to 800", None),
@@ -260,7 +266,7 @@ fn cells(r: &RunRow) -> Vec<String> {
 /// The comparison tables that have at least one run: (title, rows of cells).
 fn comparisons(runs: &[RunRow]) -> Vec<(String, Vec<Vec<String>>)> {
     let mut out = Vec::new();
-    for (title, entries) in COMPARISONS {
+    for (title, seed_dataset, entries) in COMPARISONS {
         let mut rows = Vec::new();
         for (stem, what, published) in *entries {
             for r in runs.iter().filter(|r| r.stem == *stem) {
@@ -270,7 +276,8 @@ fn comparisons(runs: &[RunRow]) -> Vec<(String, Vec<Vec<String>>)> {
                     format!("{:.4}", r.accuracy),
                     format!("{:.4}", r.f1_macro),
                     duration(r.train_seconds),
-                    published.unwrap_or("-").to_string(),
+                    // The seed's number is for its own dataset only.
+                    published.filter(|_| r.dataset == *seed_dataset).unwrap_or("-").to_string(),
                 ]);
             }
         }
