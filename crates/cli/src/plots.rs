@@ -21,43 +21,9 @@ fn register_font() {
 
 /// Horizontal bars, one per class, largest first (seed 001's class distribution).
 pub(crate) fn class_distribution(path: &Path, title: &str, counts: &[(String, usize)]) -> Result<()> {
-    register_font();
-    let n = counts.len();
-    let max = counts.iter().map(|c| c.1).max().unwrap_or(1).max(1);
-    let height = (60 + 22 * n as u32).max(240);
-    let label_width = counts.iter().map(|c| c.0.len()).max().unwrap_or(5) as u32 * 8 + 20;
-    let draw = || -> Result<(), Box<dyn std::error::Error>> {
-        let root = BitMapBackend::new(path, (900, height)).into_drawing_area();
-        root.fill(&WHITE)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, (FONT, 20))
-            .margin(12)
-            .x_label_area_size(30)
-            .y_label_area_size(label_width)
-            .build_cartesian_2d(0..max + max / 10 + 1, (0..n).into_segmented())?;
-        chart
-            .configure_mesh()
-            .disable_y_mesh()
-            .label_style((FONT, 13))
-            .y_labels(n)
-            .y_label_formatter(&|v| match v {
-                // Row 0 is at the bottom: list the largest class on top.
-                SegmentValue::CenterOf(i) | SegmentValue::Exact(i) if *i < n => counts[n - 1 - i].0.clone(),
-                SegmentValue::CenterOf(_) | SegmentValue::Exact(_) => String::new(),
-                SegmentValue::Last => String::new(),
-            })
-            .x_desc("images")
-            .draw()?;
-        chart.draw_series(counts.iter().rev().enumerate().map(|(i, (_, c))| {
-            let mut bar =
-                Rectangle::new([(0, SegmentValue::Exact(i)), (*c, SegmentValue::Exact(i + 1))], BLUE.mix(0.6).filled());
-            bar.set_margin(2, 2, 0, 0);
-            bar
-        }))?;
-        root.present()?;
-        Ok(())
-    };
-    draw().map_err(|e| anyhow!("drawing {}: {e}", path.display()))
+    let max = counts.iter().map(|c| c.1).max().unwrap_or(1).max(1) as f64;
+    let rows: Vec<(String, f64)> = counts.iter().map(|(c, n)| (c.clone(), *n as f64)).collect();
+    hbars(path, title, &rows, max * 1.1, "images", BLUE)
 }
 
 /// One epoch of `history.csv`, as the report plots it.
@@ -193,6 +159,11 @@ pub(crate) fn confusion(path: &Path, title: &str, classes: &[String], matrix: &[
 
 /// Per-class F1 as horizontal bars (classes in label order, top to bottom).
 pub(crate) fn per_class_f1(path: &Path, title: &str, rows: &[(String, f64)]) -> Result<()> {
+    hbars(path, title, rows, 1.0, "F1", GREEN)
+}
+
+/// One horizontal bar per row, the first row on top, on an x axis from 0 to `x_max`.
+fn hbars(path: &Path, title: &str, rows: &[(String, f64)], x_max: f64, x_desc: &str, colour: RGBColor) -> Result<()> {
     register_font();
     let n = rows.len();
     let height = (60 + 22 * n as u32).max(240);
@@ -205,23 +176,23 @@ pub(crate) fn per_class_f1(path: &Path, title: &str, rows: &[(String, f64)]) -> 
             .margin(12)
             .x_label_area_size(30)
             .y_label_area_size(label_width)
-            .build_cartesian_2d(0.0..1.0f64, (0..n).into_segmented())?;
+            .build_cartesian_2d(0.0..x_max, (0..n).into_segmented())?;
         chart
             .configure_mesh()
             .disable_y_mesh()
             .label_style((FONT, 13))
             .y_labels(n)
             .y_label_formatter(&|v| match v {
+                // Row 0 is at the bottom: list the first row on top.
                 SegmentValue::CenterOf(i) | SegmentValue::Exact(i) if *i < n => rows[n - 1 - i].0.clone(),
                 _ => String::new(),
             })
-            .x_desc("F1")
+            .x_label_formatter(&|v| if x_max > 10.0 { format!("{v:.0}") } else { format!("{v:.1}") })
+            .x_desc(x_desc)
             .draw()?;
-        chart.draw_series(rows.iter().rev().enumerate().map(|(i, (_, f1))| {
-            let mut bar = Rectangle::new(
-                [(0.0, SegmentValue::Exact(i)), (*f1, SegmentValue::Exact(i + 1))],
-                GREEN.mix(0.6).filled(),
-            );
+        chart.draw_series(rows.iter().rev().enumerate().map(|(i, (_, value))| {
+            let corners = [(0.0, SegmentValue::Exact(i)), (*value, SegmentValue::Exact(i + 1))];
+            let mut bar = Rectangle::new(corners, colour.mix(0.6).filled());
             bar.set_margin(2, 2, 0, 0);
             bar
         }))?;

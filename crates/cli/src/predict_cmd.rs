@@ -82,9 +82,9 @@ pub(crate) fn predict_command(a: PredictArgs<'_>) -> Result<()> {
         let per = shape.len();
         for (chunk, names) in pixels.chunks(per * 256).zip(files.chunks(256)) {
             let probs = predictor.predict(chunk)?;
-            for (row, file) in probs.chunks(k).zip(names) {
+            for (best, file) in cnnlab_metrics::argmax_rows(&probs, k).into_iter().zip(names) {
                 let id = file.file_name().map_or_else(|| file.display().to_string(), |n| n.to_string_lossy().into());
-                w.write_record([id, classes[argmax(row)].clone()])?;
+                w.write_record([id, classes[best].clone()])?;
             }
         }
         w.flush().with_context(|| format!("writing {}", out.display()))?;
@@ -108,8 +108,4 @@ pub(crate) fn predict_command(a: PredictArgs<'_>) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn argmax(row: &[f32]) -> usize {
-    row.iter().enumerate().fold(0, |best, (i, &p)| if p > row[best] { i } else { best })
 }

@@ -49,6 +49,17 @@ pub struct EpochRecord {
     pub images_per_sec: f64,
 }
 
+impl EpochRecord {
+    /// The value of a validation metric in this row.
+    pub fn monitored(&self, metric: Monitor) -> f64 {
+        match metric {
+            Monitor::ValLoss => self.val_loss,
+            Monitor::ValAcc => self.val_acc,
+            Monitor::ValF1 => self.val_f1,
+        }
+    }
+}
+
 /// What `metrics.json` holds for the final evaluation on the test split: the keys of
 /// `cnnlab metrics --json` (from cnnlab-metrics) plus the run's own.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -224,7 +235,7 @@ fn one_vs_rest(
     for (i, row) in scores.chunks_mut(k).enumerate() {
         let sum: f32 = row.iter().sum::<f32>().max(f32::MIN_POSITIVE);
         row.iter_mut().for_each(|p| *p /= sum);
-        let best = argmax(row);
+        let best = cnnlab_metrics::argmax_rows(row, k)[0];
         let truth = splits.test.labels[i] as usize;
         loss -= (row[truth].max(1e-7) as f64).ln();
         correct += usize::from(best == truth);
@@ -238,10 +249,6 @@ fn one_vs_rest(
         probabilities: scores,
     };
     finish(splits, eval, &fitted, cfg, opts, params)
-}
-
-fn argmax(row: &[f32]) -> usize {
-    row.iter().enumerate().fold(0, |best, (i, &p)| if p > row[best] { i } else { best })
 }
 
 /// A class name usable as a folder name.
@@ -473,18 +480,9 @@ fn fit(
         );
         tracing::info!("{line}");
 
-        let value = match cfg.monitor {
-            Monitor::ValLoss => record.val_loss,
-            Monitor::ValAcc => record.val_acc,
-            Monitor::ValF1 => record.val_f1,
-        };
+        let value = record.monitored(cfg.monitor);
         if let Some(metric) = cfg.schedule.plateau_metric() {
-            let watched = match metric {
-                Monitor::ValLoss => record.val_loss,
-                Monitor::ValAcc => record.val_acc,
-                Monitor::ValF1 => record.val_f1,
-            };
-            cfg.schedule.end_epoch(&mut progress.plateau, watched);
+            cfg.schedule.end_epoch(&mut progress.plateau, record.monitored(metric));
         }
         save_atomically(&vs, &opts.out_dir.join("last.safetensors"))?;
         let min_delta = cfg.early_stopping.map_or(0.0, |e| e.min_delta);
