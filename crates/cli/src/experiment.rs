@@ -19,6 +19,25 @@ pub(crate) struct Experiment {
     pub(crate) model: ModelConfig,
     #[serde(default)]
     pub(crate) train: TrainConfig,
+    /// What the run should reach; `cnnlab report` lists whether it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) target: Option<Target>,
+}
+
+/// `[target]`: test-split goals of an experiment, e.g. `accuracy = 0.94`,
+/// `minutes = 20` (of training time). Every given goal must hold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Target {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) accuracy: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) f1_macro: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) f1_micro: Option<f64>,
+    /// At most this many minutes of training (the run's `train_seconds`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) minutes: Option<f64>,
 }
 
 /// How deep `extends` chains may go (a cycle would otherwise recurse forever).
@@ -163,7 +182,7 @@ mod tests {
 
         std::fs::write(&child, "extends = \"base.toml\"\n\n[train]\nlrr = 0.01\n").unwrap();
         let err = Experiment::load(&child).unwrap_err().to_string();
-        assert_eq!(err, format!("{}:4: unknown field `lrr`, expected one of `epochs`, `batch_size`, `eval_batch_size`, `optimizer`, `lr`, `weight_decay`, `momentum`, `nesterov`, `seed`, `device`, `schedule`, `warmup_epochs`, `label_smoothing`, `grad_clip`, `monitor`, `early_stopping`, `tta`", child.display()));
+        assert_eq!(err, format!("{}:4: unknown field `lrr`, expected one of `epochs`, `batch_size`, `eval_batch_size`, `optimizer`, `lr`, `weight_decay`, `momentum`, `nesterov`, `seed`, `device`, `schedule`, `warmup_epochs`, `label_smoothing`, `grad_clip`, `monitor`, `early_stopping`, `tta`, `lookahead`, `pipeline`", child.display()));
 
         std::fs::write(&child, "extends = \"child.toml\"\n").unwrap();
         let err = Experiment::load(&child).unwrap_err().to_string();

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::experiment::Experiment;
+use crate::experiment::{Experiment, Target};
 use crate::plots;
 
 /// One finished run, as the report shows it.
@@ -31,6 +31,8 @@ pub(crate) struct RunRow {
     pub(crate) f1_macro: f64,
     roc_auc: Option<f64>,
     mcc: f64,
+    f1_micro: f64,
+    target: Option<Target>,
     plots: Vec<(String, PathBuf)>,
 }
 
@@ -159,6 +161,8 @@ fn read_run(root: &Path, dir: &Path) -> Result<RunRow> {
         f1_macro: f("f1_macro"),
         roc_auc: metrics["roc_auc_ovr_macro"].as_f64(),
         mcc: f("mcc"),
+        f1_micro: f("f1_micro"),
+        target: exp.target.clone(),
         plots: Vec::new(),
     })
 }
@@ -263,6 +267,42 @@ fn cells(r: &RunRow) -> Vec<String> {
     ]
 }
 
+const TARGET_HEADER: [&str; 5] = ["run", "target", "reached", "train time", "met"];
+
+/// One row per run whose config has a `[target]`.
+fn targets(runs: &[RunRow]) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    for r in runs {
+        let Some(t) = &r.target else { continue };
+        let mut goals = Vec::new();
+        let mut got = Vec::new();
+        let mut met = true;
+        for (name, goal, value) in [
+            ("accuracy", t.accuracy, r.accuracy),
+            ("macro-F1", t.f1_macro, r.f1_macro),
+            ("micro-F1", t.f1_micro, r.f1_micro),
+        ] {
+            if let Some(goal) = goal {
+                goals.push(format!("{name} >= {goal:.4}"));
+                got.push(format!("{name} {value:.4}"));
+                met &= value >= goal;
+            }
+        }
+        if let Some(minutes) = t.minutes {
+            goals.push(format!("within {minutes} min"));
+            met &= r.train_seconds <= minutes * 60.0;
+        }
+        rows.push(vec![
+            r.id.clone(),
+            goals.join(", "),
+            got.join(", "),
+            duration(r.train_seconds),
+            if met { "yes" } else { "NO" }.to_string(),
+        ]);
+    }
+    rows
+}
+
 /// The comparison tables that have at least one run: (title, rows of cells).
 fn comparisons(runs: &[RunRow]) -> Vec<(String, Vec<Vec<String>>)> {
     let mut out = Vec::new();
@@ -337,10 +377,14 @@ pub(crate) fn write_report(root: &Path) -> Result<usize> {
     let rel = |p: &Path| p.strip_prefix(root).unwrap_or(p).display().to_string();
     let table: Vec<Vec<String>> = runs.iter().map(cells).collect();
     let comps = comparisons(&runs);
+    let goals = targets(&runs);
 
     let mut md = String::from("# cnnlab report\n\n");
     let _ = writeln!(md, "{} finished runs under `{}`, written by `cnnlab report`.\n", runs.len(), root.display());
     md.push_str(&md_table(&HEADER, &table));
+    if !goals.is_empty() {
+        let _ = write!(md, "\n## Targets\n\n{}", md_table(&TARGET_HEADER, &goals));
+    }
     for (title, rows) in &comps {
         let _ = write!(md, "\n## {title}\n\n{}", md_table(&COMPARISON_HEADER, rows));
     }
@@ -365,6 +409,9 @@ pub(crate) fn write_report(root: &Path) -> Result<usize> {
         html_escape(&root.display().to_string())
     );
     html.push_str(&html_table(&HEADER, &table));
+    if !goals.is_empty() {
+        let _ = write!(html, "<h2>Targets</h2>\n{}", html_table(&TARGET_HEADER, &goals));
+    }
     for (title, rows) in &comps {
         let _ = write!(html, "<h2>{}</h2>\n{}", html_escape(title), html_table(&COMPARISON_HEADER, rows));
     }

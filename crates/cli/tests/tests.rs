@@ -339,8 +339,9 @@ fn shapes_runs_and_the_report() {
     let runs = tmp.path().join("runs");
     let config = tmp.path().join("imbalanced-none.toml");
     let text = std::fs::read_to_string(workspace().join("configs/shapes/seed3-final.toml")).unwrap();
-    let text =
-        text.replace("val_fraction = 0.1", "val_fraction = 0.1\nmax_train = 1200\nclass_counts = { smile = 30 }");
+    let text = text
+        .replace("val_fraction = 0.1", "val_fraction = 0.1\nmax_train = 1200\nclass_counts = { smile = 30 }")
+        + "\n[target]\naccuracy = 0.999\nminutes = 60\n";
     std::fs::write(&config, text).unwrap();
     for (name, epochs) in [("shapes/imbalanced-none", "2"), ("shapes/seed3-final", "1")] {
         let run = runs.join(name);
@@ -361,6 +362,10 @@ fn shapes_runs_and_the_report() {
         "{md}"
     );
     assert!(md.contains("| shapes/seed3-final |"), "{md}");
+    // The config's [target], not reached in 2 epochs on 1,200 images.
+    assert!(md.contains("## Targets"), "{md}");
+    let row = md.lines().find(|l| l.starts_with("| shapes/imbalanced-none | accuracy >= 0.9990, within 60 min |"));
+    assert!(row.is_some_and(|r| r.contains("| accuracy 0.") && r.ends_with("| NO |")), "{md}");
     let html = std::fs::read_to_string(runs.join("report.html")).unwrap();
     for plot in ["curves", "confusion", "f1", "distribution"] {
         let rel = format!("shapes/imbalanced-none/plots/{plot}.png");

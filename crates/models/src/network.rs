@@ -65,8 +65,29 @@ pub fn plan(cfg: &ModelConfig, input: Shape, classes: i64) -> Result<Vec<LayerRo
                 let params = out * c * kernel * kernel + if bias { out } else { 0 };
                 ("Conv2d", Shape::Map(out, side(h), side(w)), params, 0)
             }
-            (LayerSpec::Batchnorm, Shape::Map(c, ..)) => ("BatchNorm2d", shape, 2 * c, 2 * c),
-            (LayerSpec::Batchnorm, Shape::Flat(n)) => ("BatchNorm1d", shape, 2 * n, 2 * n),
+            (LayerSpec::Batchnorm { scale }, Shape::Map(c, ..)) => {
+                ("BatchNorm2d", shape, if scale { 2 * c } else { c }, 2 * c)
+            }
+            (LayerSpec::Batchnorm { scale }, Shape::Flat(n)) => {
+                ("BatchNorm1d", shape, if scale { 2 * n } else { n }, 2 * n)
+            }
+            (LayerSpec::Whiten { kernel }, Shape::Map(c, h, w)) => {
+                if index != 0 {
+                    return Err(fail("must be the first layer (it is fitted to the input images)".into()));
+                }
+                if kernel < 1 || kernel > h || kernel > w {
+                    return Err(fail(format!("kernel {kernel} must be in 1..={} for a {h}x{w} input", h.min(w))));
+                }
+                let out = 2 * c * kernel * kernel;
+                // The weights are frozen after fitting: only the bias trains.
+                ("Whiten", Shape::Map(out, h - kernel + 1, w - kernel + 1), out, out * c * kernel * kernel)
+            }
+            (LayerSpec::Scale { by }, _) => {
+                if !by.is_finite() {
+                    return Err(fail(format!("by = {by} must be a finite number")));
+                }
+                ("Scale", shape, 0, 0)
+            }
             (LayerSpec::Relu, _) => ("ReLU", shape, 0, 0),
             (LayerSpec::Elu, _) => ("ELU", shape, 0, 0),
             (LayerSpec::LeakyRelu, _) => ("LeakyReLU", shape, 0, 0),
@@ -100,12 +121,12 @@ pub fn plan(cfg: &ModelConfig, input: Shape, classes: i64) -> Result<Vec<LayerRo
                 ("Dropout", shape, 0, 0)
             }
             (LayerSpec::Flatten, _) => ("Flatten", Shape::Flat(shape.numel()), 0, 0),
-            (LayerSpec::Linear { out }, Shape::Flat(n)) => {
+            (LayerSpec::Linear { out, bias }, Shape::Flat(n)) => {
                 let out = out.unwrap_or(classes);
                 if out < 1 {
                     return Err(fail(format!("out = {out} must be >= 1")));
                 }
-                ("Linear", Shape::Flat(out), n * out + out, 0)
+                ("Linear", Shape::Flat(out), n * out + if bias { out } else { 0 }, 0)
             }
             (_, Shape::Flat(n)) => {
                 return Err(fail(format!("needs a channels x height x width map but gets {n} flat features")))
@@ -132,6 +153,8 @@ pub struct Network {
     pub rows: Vec<LayerRow>,
     pub input: Shape,
     module: nn::SequentialT,
+    /// The frozen weight and kernel of a `whiten` first layer.
+    whiten: Option<(Tensor, i64)>,
 }
 
 impl ModuleT for Network {
@@ -148,6 +171,37 @@ impl Network {
     pub fn non_trainable_params(&self) -> i64 {
         self.rows.iter().map(|r| r.non_trainable).sum()
     }
+
+    /// Whether the first layer is a `whiten` layer that wants [`Network::fit_whitening`].
+    pub fn has_whitening(&self) -> bool {
+        self.whiten.is_some()
+    }
+
+    /// Sets a `whiten` first layer's weights from normalized training images `xs`
+    /// (`[N, C, H, W]`, a few thousand are plenty), as airbench's
+    /// `init_whitening_conv`: the eigenvectors of the patches' covariance scaled by
+    /// `1 / sqrt(eigenvalue + eps)`, followed by their negatives. No-op without one.
+    pub fn fit_whitening(&self, xs: &Tensor, eps: f64) {
+        let Some((weight, k)) = &self.whiten else { return };
+        let k = *k;
+        let c = xs.size()[1];
+        let d = c * k * k;
+        tch::no_grad(|| {
+            let xs = xs.to_device(weight.device()).to_kind(tch::Kind::Double);
+            // [N, C, H', W', k, k] -> rows of C*k*k values in (channel, row, column) order.
+            let patches = xs.unfold(2, k, 1).unfold(3, k, 1).permute([0, 2, 3, 1, 4, 5]).reshape([-1, d]);
+            let n = patches.size()[0] as f64;
+            let covariance = patches.tr().matmul(&patches) / n;
+            let (values, vectors) = covariance.linalg_eigh("U");
+            // Largest eigenvalue first; eigenvectors are the columns.
+            let values = values.flip([0]);
+            let vectors = vectors.flip([1]).tr();
+            let scaled = vectors / (values + eps).sqrt().unsqueeze(1);
+            let filters = Tensor::cat(&[&scaled, &(-&scaled)], 0).reshape([2 * d, c, k, k]);
+            let mut weight = weight.shallow_clone();
+            weight.copy_(&filters.to_kind(weight.kind()));
+        });
+    }
 }
 
 /// Builds the network under `p`, for inputs of shape `input` and `classes` outputs.
@@ -155,6 +209,7 @@ impl Network {
 pub fn build(p: &nn::Path, cfg: &ModelConfig, input: Shape, classes: i64) -> Result<Network> {
     let rows = plan(cfg, input, classes)?;
     let mut module = nn::seq_t();
+    let mut whiten = None;
     let mut shape = input;
     for (index, (layer, row)) in cfg.layers.iter().zip(&rows).enumerate() {
         let name = format!("{}{index}", layer.kind());
@@ -165,8 +220,19 @@ pub fn build(p: &nn::Path, cfg: &ModelConfig, input: Shape, classes: i64) -> Res
                 let conv = nn::ConvConfig { stride, padding, bias, ws_init, bs_init, ..Default::default() };
                 module.add(nn::conv2d(&lp, c, out, kernel, conv))
             }
-            (LayerSpec::Batchnorm, Shape::Map(c, ..)) => module.add(nn::batch_norm2d(&lp, c, bn_config())),
-            (LayerSpec::Batchnorm, Shape::Flat(n)) => module.add(nn::batch_norm1d(&lp, n, bn_config())),
+            (LayerSpec::Batchnorm { scale: true }, Shape::Map(c, ..)) => {
+                module.add(nn::batch_norm2d(&lp, c, bn_config()))
+            }
+            (LayerSpec::Batchnorm { scale: true }, Shape::Flat(n)) => module.add(nn::batch_norm1d(&lp, n, bn_config())),
+            (LayerSpec::Batchnorm { scale: false }, _) => module.add(ShiftOnlyBatchNorm::new(&lp, row.output)),
+            (LayerSpec::Whiten { kernel }, Shape::Map(c, ..)) => {
+                let Shape::Map(out, ..) = row.output else { unreachable!("plan gives a map") };
+                let weight = lp.zeros_no_train("weight", &[out, c, kernel, kernel]);
+                let bias = lp.zeros("bias", &[out]);
+                whiten = Some((weight.shallow_clone(), kernel));
+                module.add_fn(move |x| x.conv2d(&weight, Some(&bias), [1, 1], [0, 0], [1, 1], 1))
+            }
+            (LayerSpec::Scale { by }, _) => module.add_fn(move |x| x * by),
             (LayerSpec::Relu, _) => module.add_fn(|x| x.relu()),
             (LayerSpec::Elu, _) => module.add_fn(|x| x.elu()),
             (LayerSpec::LeakyRelu, _) => module.add_fn(|x| x.leaky_relu()),
@@ -185,17 +251,56 @@ pub fn build(p: &nn::Path, cfg: &ModelConfig, input: Shape, classes: i64) -> Res
             }
             (LayerSpec::Dropout { p }, _) => module.add_fn_t(move |x, train| x.dropout(p, train)),
             (LayerSpec::Flatten, _) => module.add_fn(|x| x.flatten(1, -1)),
-            (LayerSpec::Linear { .. }, _) => {
+            (LayerSpec::Linear { bias, .. }, _) => {
                 let Shape::Flat(out) = row.output else { unreachable!("plan checked linear outputs") };
                 let (ws_init, bs_init) = inits(cfg.init, shape.numel(), out);
-                let linear = nn::LinearConfig { ws_init, bs_init: Some(bs_init), bias: true };
+                let linear = nn::LinearConfig { ws_init, bs_init: Some(bs_init), bias };
                 module.add(nn::linear(&lp, shape.numel(), out, linear))
             }
             _ => unreachable!("plan rejected layer {index} on {shape:?}"),
         };
         shape = row.output;
     }
-    Ok(Network { rows, input, module })
+    Ok(Network { rows, input, module, whiten })
+}
+
+/// Batch normalization with the scale fixed at 1 (PyTorch's `BatchNorm2d` with a
+/// frozen weight): a learned shift and the running statistics, named as tch names them.
+#[derive(Debug)]
+struct ShiftOnlyBatchNorm {
+    bias: Tensor,
+    running_mean: Tensor,
+    running_var: Tensor,
+}
+
+impl ShiftOnlyBatchNorm {
+    fn new(p: &nn::Path, shape: Shape) -> Self {
+        let n = match shape {
+            Shape::Map(c, ..) => c,
+            Shape::Flat(n) => n,
+        };
+        ShiftOnlyBatchNorm {
+            bias: p.zeros("bias", &[n]),
+            running_mean: p.zeros_no_train("running_mean", &[n]),
+            running_var: p.ones_no_train("running_var", &[n]),
+        }
+    }
+}
+
+impl ModuleT for ShiftOnlyBatchNorm {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        Tensor::batch_norm(
+            xs,
+            None::<&Tensor>,
+            Some(&self.bias),
+            Some(&self.running_mean),
+            Some(&self.running_var),
+            train,
+            0.1,
+            1e-5,
+            true,
+        )
+    }
 }
 
 /// See [`LayerSpec::Residual`].

@@ -52,6 +52,14 @@ fn yes() -> bool {
     true
 }
 
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+fn two() -> i64 {
+    2
+}
+
 /// One layer. In TOML: `{ type = "conv", out = 16, kernel = 3, padding = 1 }`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -68,7 +76,23 @@ pub enum LayerSpec {
         bias: bool,
     },
     /// Batch normalization over channels (2-D maps) or features (flat vectors).
-    Batchnorm,
+    /// `scale = false` keeps the scale at 1 and learns only the shift (airbench).
+    Batchnorm {
+        #[serde(default = "yes", skip_serializing_if = "is_true")]
+        scale: bool,
+    },
+    /// A patch-whitening convolution (airbench): `kernel` x `kernel` patches, `2 * C *
+    /// kernel^2` output channels whose frozen weights are set from the training data
+    /// before the first step (the patch covariance's eigenvectors over the square roots
+    /// of their eigenvalues, and their negatives); only the bias is learned. First layer only.
+    Whiten {
+        #[serde(default = "two")]
+        kernel: i64,
+    },
+    /// Multiply by a constant (airbench scales its logits by 1/9).
+    Scale {
+        by: f64,
+    },
     Relu,
     Elu,
     LeakyRelu,
@@ -102,6 +126,8 @@ pub enum LayerSpec {
     Linear {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         out: Option<i64>,
+        #[serde(default = "yes", skip_serializing_if = "is_true")]
+        bias: bool,
     },
 }
 
@@ -110,7 +136,9 @@ impl LayerSpec {
     pub fn kind(&self) -> &'static str {
         match self {
             LayerSpec::Conv { .. } => "conv",
-            LayerSpec::Batchnorm => "batchnorm",
+            LayerSpec::Batchnorm { .. } => "batchnorm",
+            LayerSpec::Whiten { .. } => "whiten",
+            LayerSpec::Scale { .. } => "scale",
             LayerSpec::Relu => "relu",
             LayerSpec::Elu => "elu",
             LayerSpec::LeakyRelu => "leaky_relu",

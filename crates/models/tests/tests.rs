@@ -110,3 +110,54 @@ fn unknown_layer_types_and_keys_are_rejected() {
     let err = toml::from_str::<ModelConfig>(r#"layers = [{ type = "conv", out = 2, kernal = 3 }]"#).unwrap_err();
     assert!(err.message().contains("kernal"), "{}", err.message());
 }
+
+#[test]
+fn airbench_style_net_counts_and_frozen_whitening() {
+    // whiten 2x2 (24 bias; 288 frozen weights), convs 24->64->64->256->256->256->256
+    // without bias, shift-only batch norms, bias-free 256->10 head.
+    let convs = 9 * (24 * 64 + 64 * 64 + 64 * 256 + 256 * 256 * 3);
+    let bn_shifts = 64 * 2 + 256 * 4;
+    check_counts("cifar10/fast94.toml", Shape::Map(3, 32, 32), 24 + convs + bn_shifts + 2560);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let net = build(&vs.root(), &model_of("cifar10/fast94.toml"), Shape::Map(3, 32, 32), 10).unwrap();
+    let names = vs.variables();
+    assert!(!names["whiten0.weight"].requires_grad(), "whitening weights are frozen");
+    assert!(names["whiten0.bias"].requires_grad());
+    assert!(!names.contains_key("batchnorm4.weight"), "no scale in shift-only batch norm");
+    assert_eq!(net.non_trainable_params(), 288 + 2 * bn_shifts);
+}
+
+#[test]
+fn whitening_layer_decorrelates_patches() {
+    let cfg: ModelConfig =
+        toml::from_str(r#"layers = [{ type = "whiten", kernel = 2 }, { type = "flatten" }, { type = "linear" }]"#)
+            .unwrap();
+    let vs = nn::VarStore::new(Device::Cpu);
+    let net = build(&vs.root(), &cfg, Shape::Map(3, 8, 8), 4).unwrap();
+    assert!(net.has_whitening());
+    // Strongly correlated channels: a shared base plus small independent noise.
+    tch::manual_seed(3);
+    let base = Tensor::randn([256, 1, 8, 8], (Kind::Float, Device::Cpu));
+    let xs = &base.repeat([1, 3, 1, 1]) + Tensor::randn([256, 3, 8, 8], (Kind::Float, Device::Cpu)) * 0.1;
+    net.fit_whitening(&xs, 1e-6);
+    let weight = vs.variables()["whiten0.weight"].shallow_clone();
+    assert_eq!(weight.size(), [24, 3, 2, 2]);
+    // The first 12 filters whiten: their responses have identity covariance.
+    let ys = xs.conv2d(&weight.narrow(0, 0, 12), None::<Tensor>, [1, 1], [0, 0], [1, 1], 1);
+    let flat = ys.permute([0, 2, 3, 1]).reshape([-1, 12]).to_kind(Kind::Double);
+    let cov = flat.tr().matmul(&flat) / flat.size()[0] as f64;
+    let err = f64::try_from((cov - Tensor::eye(12, (Kind::Double, Device::Cpu))).abs().max()).unwrap();
+    assert!(err < 1e-3, "whitened covariance is off identity by {err}");
+    // The other 12 are their negatives.
+    let neg = f64::try_from((weight.narrow(0, 0, 12) + weight.narrow(0, 12, 12)).abs().max()).unwrap();
+    assert_eq!(neg, 0.0);
+}
+
+#[test]
+fn whiten_must_come_first() {
+    let err = plan_err(
+        r#"{ type = "conv", out = 4, kernel = 3 }, { type = "whiten" }, { type = "flatten" }, { type = "linear" }"#,
+        Shape::Map(3, 8, 8),
+    );
+    assert!(err.contains("layers[1] (whiten): must be the first layer"), "{err}");
+}

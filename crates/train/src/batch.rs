@@ -68,12 +68,12 @@ impl Normalizer {
             Device::Cpu => host,
             device => host.pin_memory(device).to_device_(device, Kind::Uint8, true, false),
         };
-        on_device
-            .permute([0, 3, 1, 2])
-            .to_kind(Kind::Float)
-            .g_mul_scalar(1.0 / 255.0)
-            .g_sub(&self.mean)
-            .g_div(&self.std)
+        self.standardize(&on_device.permute([0, 3, 1, 2]).to_kind(Kind::Float).g_mul_scalar(1.0 / 255.0))
+    }
+
+    /// `[n, C, H, W]` floats in 0..1 to `(x - mean) / std` per channel.
+    pub fn standardize(&self, x: &Tensor) -> Tensor {
+        x.g_sub(&self.mean).g_div(&self.std)
     }
 }
 

@@ -1,6 +1,6 @@
 //! The `[train]` section of an experiment file.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::schedule::{Monitor, Schedule};
 
@@ -12,6 +12,66 @@ pub struct EarlyStopping {
     pub patience: usize,
     #[serde(default)]
     pub min_delta: f64,
+}
+
+/// `lookahead = { every = 5, decay = 0.95 }` (airbench's weight averaging): every
+/// `every` steps the slow weights move toward the trained ones by `1 - d` and the
+/// trained weights restart from them, with `d = decay^every * (step / total)^3`, so
+/// averaging starts late and grows; after the last epoch the model takes the slow weights.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lookahead {
+    #[serde(default = "defaults::lookahead_every")]
+    pub every: usize,
+    #[serde(default = "defaults::lookahead_decay")]
+    pub decay: f64,
+}
+
+/// Test-time augmentation: `false`/`"none"`, `true`/`"flip"` (each image and its
+/// mirror), or `"flip_translate"` (airbench's level 2: the flip pair, plus the flip
+/// pairs of the image shifted one pixel up-left and down-right, weighted 1/2, 1/4, 1/4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tta {
+    #[default]
+    None,
+    Flip,
+    FlipTranslate,
+}
+
+impl<'de> Deserialize<'de> for Tta {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            Bool(bool),
+            Name(String),
+        }
+        match Repr::deserialize(d)? {
+            Repr::Bool(on) => Ok(if on { Tta::Flip } else { Tta::None }),
+            Repr::Name(name) => match name.as_str() {
+                "none" => Ok(Tta::None),
+                "flip" => Ok(Tta::Flip),
+                "flip_translate" => Ok(Tta::FlipTranslate),
+                other => Err(serde::de::Error::custom(format!(
+                    "unknown tta `{other}`, expected true, false, \"none\", \"flip\" or \"flip_translate\""
+                ))),
+            },
+        }
+    }
+}
+
+/// Where training batches are assembled and augmented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Feed {
+    /// A host thread gathers and augments each batch (any augmentation) while the
+    /// model trains on the previous one.
+    #[default]
+    Host,
+    /// The whole training set is uploaded to the device once; flips and random crops
+    /// (translations) are batched tensor ops there: no per-batch host work.
+    Device,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,10 +135,15 @@ pub struct TrainConfig {
     pub monitor: Monitor,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub early_stopping: Option<EarlyStopping>,
-    /// Test-time augmentation: average the probabilities of each test image and its
-    /// horizontal mirror.
+    /// Test-time augmentation, see [`Tta`].
     #[serde(default)]
-    pub tta: bool,
+    pub tta: Tta,
+    /// Lookahead weight averaging, see [`Lookahead`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lookahead: Option<Lookahead>,
+    /// `"host"` (default) or `"device"`, see [`Feed`].
+    #[serde(default)]
+    pub pipeline: Feed,
 }
 
 /// The same defaults serde fills in, so `Default` and an empty `[train]` agree.
@@ -101,13 +166,22 @@ impl Default for TrainConfig {
             grad_clip: None,
             monitor: defaults::monitor(),
             early_stopping: None,
-            tta: false,
+            tta: Tta::None,
+            lookahead: None,
+            pipeline: Feed::Host,
         }
     }
 }
 
 mod defaults {
     use super::{DeviceChoice, Monitor, OptimizerKind};
+
+    pub(super) fn lookahead_every() -> usize {
+        5
+    }
+    pub(super) fn lookahead_decay() -> f64 {
+        0.95
+    }
 
     pub(super) fn monitor() -> Monitor {
         Monitor::ValAcc
@@ -151,6 +225,11 @@ impl TrainConfig {
             (self.grad_clip.is_some_and(|c| c.is_nan() || c <= 0.0), "train.grad_clip must be a positive number"),
             (self.nesterov && self.momentum == 0.0, "train.nesterov needs train.momentum > 0"),
             (self.early_stopping.is_some_and(|e| e.patience == 0), "train.early_stopping.patience must be >= 1"),
+            (self.lookahead.is_some_and(|l| l.every == 0), "train.lookahead.every must be >= 1"),
+            (
+                self.lookahead.is_some_and(|l| !(0.0..=1.0).contains(&l.decay)),
+                "train.lookahead.decay must be in [0, 1]",
+            ),
         ];
         match checks.iter().find(|(bad, _)| *bad) {
             Some((_, msg)) => Err(msg.to_string()),

@@ -19,13 +19,15 @@
 mod batch;
 mod config;
 mod error;
+mod lookahead;
 mod optim;
 mod predict;
+mod resident;
 mod schedule;
 mod trainer;
 
 pub use batch::{gather, EpochAugment, HostBatch, Normalizer};
-pub use config::{DeviceChoice, EarlyStopping, OptimizerKind, TrainConfig};
+pub use config::{DeviceChoice, EarlyStopping, Feed, Lookahead, OptimizerKind, TrainConfig, Tta};
 pub use error::{Error, Result};
 pub use optim::Optimizer;
 pub use predict::{Predictor, Weights};

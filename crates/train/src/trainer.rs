@@ -21,9 +21,11 @@ use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
 
 use crate::batch::{for_each_batch, EpochAugment, Normalizer};
-use crate::config::{DeviceChoice, TrainConfig};
+use crate::config::{DeviceChoice, Feed, TrainConfig, Tta};
 use crate::error::{Error, Result};
+use crate::lookahead::LookaheadState;
 use crate::optim::Optimizer;
+use crate::resident::DeviceFeed;
 use crate::schedule::{warmup_factor, Monitor, PlateauState};
 
 /// Header of `history.csv`, one row per epoch.
@@ -75,7 +77,7 @@ pub struct FinalMetrics {
     pub trainable_params: i64,
     pub train_seconds: f64,
     pub images_per_sec: f64,
-    pub tta: bool,
+    pub tta: Tta,
 }
 
 /// Result of one evaluation pass.
@@ -333,6 +335,21 @@ fn fit(
     std::fs::create_dir_all(&opts.out_dir).map_err(|e| Error::io(&opts.out_dir, e))?;
     let norm = Normalizer::fit(&splits.train, device);
     norm.save(&opts.out_dir.join("normalizer.json"))?;
+    if net.has_whitening() {
+        // airbench fits its whitening layer to 5,000 training images.
+        let n = splits.train.len();
+        let take = n.min(5000);
+        let mut pixels = Vec::with_capacity(take * shape.len());
+        for k in 0..take {
+            pixels.extend_from_slice(splits.train.image(k * n / take));
+        }
+        net.fit_whitening(&norm.to_tensor(&pixels), 5e-4);
+    }
+    let mut lookahead = cfg.lookahead.map(|l| LookaheadState::new(&vs, l));
+    let feed = match cfg.pipeline {
+        Feed::Host => None,
+        Feed::Device => Some(DeviceFeed::new(&splits.train, augment, device)?),
+    };
     let pipeline = Pipeline::new(augment.to_vec(), cfg.seed);
     let copies = Pipeline::new(copy_augmentation(), cfg.seed ^ 0xC0FF_EE00);
     let class_weights =
@@ -340,7 +357,7 @@ fn fit(
 
     let resume_path = opts.out_dir.join(RESUME_FILE);
     let mut progress = if opts.resume && resume_path.exists() {
-        let p = load_checkpoint(&resume_path, &mut vs, &mut opt)?;
+        let p = load_checkpoint(&resume_path, &mut vs, &mut opt, lookahead.as_mut())?;
         tracing::info!(
             "resuming {} at epoch {}, batch {} ({} optimizer steps done)",
             opts.out_dir.display(),
@@ -393,16 +410,16 @@ fn fit(
         bar.set_position(progress.seen as u64);
         let augment = EpochAugment { regular: &pipeline, copies: &copies, epoch: epoch as u64 };
         let mut interrupted = false;
-        let result = for_each_batch(&splits.train, &plan, cfg.batch_size, start_batch, Some(augment), |b, batch| {
+        // Dropout and the device feed's augmentation draw from a generator seeded per
+        // batch: a resumed run makes the same draws as an uninterrupted one.
+        let seed_batch =
+            |b: usize| tch::manual_seed((cfg.seed.wrapping_mul(7_919) ^ ((epoch as u64) << 32) ^ b as u64) as i64);
+        let total_steps = cfg.epochs * n_batches;
+        let mut train_step = |b: usize, xs: Tensor, ys: Tensor| {
             if opts.interrupt.as_ref().is_some_and(|f| f.load(Ordering::SeqCst)) {
                 interrupted = true;
                 return Err(Error::Interrupted { epoch, batch: b });
             }
-            // Dropout draws from a generator seeded per batch: a resumed run makes
-            // the same draws as an uninterrupted one.
-            tch::manual_seed((cfg.seed.wrapping_mul(7_919) ^ ((epoch as u64) << 32) ^ b as u64) as i64);
-            let xs = norm.to_tensor(&batch.pixels);
-            let ys = Tensor::from_slice(&batch.labels).to_device(device);
             let logits = net.forward_t(&xs, true);
             let loss =
                 logits.cross_entropy_loss(&ys, class_weights.as_ref(), tch::Reduction::Mean, -100, cfg.label_smoothing);
@@ -421,13 +438,16 @@ fn fit(
             let warm = warmup_factor((epoch - 1) as f64 + (b + 1) as f64 / n_batches as f64, cfg.warmup_epochs);
             lr = cfg.schedule.lr(cfg.lr, at, cfg.epochs, &progress.plateau) * warm;
             opt.step(lr);
-            let n = batch.labels.len();
+            if let Some(la) = lookahead.as_mut() {
+                la.after_step(opt.steps() as usize, total_steps);
+            }
+            let n = ys.size()[0] as usize;
             progress.loss_sum += value * n as f64;
             progress.correct += i64::try_from(logits.argmax(-1, false).eq_tensor(&ys).sum(Kind::Int64))?;
             progress.seen += n;
             progress.batches_done = b + 1;
             bar.set_position(progress.seen as u64);
-            if b % 20 == 0 {
+            if b.is_multiple_of(20) {
                 let rate = (progress.seen as f64) / (progress.epoch_seconds + started.elapsed().as_secs_f64());
                 bar.set_message(format!(
                     "loss {:.4} acc {:.4} lr {lr:.2e} {rate:.0} img/s",
@@ -436,14 +456,27 @@ fn fit(
                 ));
             }
             Ok(())
-        });
+        };
+        let result = match &feed {
+            Some(feed) => plan.chunks(cfg.batch_size).enumerate().skip(start_batch).try_for_each(|(b, chunk)| {
+                seed_batch(b);
+                let (xs, ys) = feed.batch(chunk, &norm, true)?;
+                train_step(b, xs, ys)
+            }),
+            None => for_each_batch(&splits.train, &plan, cfg.batch_size, start_batch, Some(augment), |b, batch| {
+                seed_batch(b);
+                let xs = norm.to_tensor(&batch.pixels);
+                let ys = Tensor::from_slice(&batch.labels).to_device(device);
+                train_step(b, xs, ys)
+            }),
+        };
         let elapsed = started.elapsed().as_secs_f64();
         if interrupted {
             bar.abandon();
             progress.epoch_seconds += elapsed;
             progress.train_seconds += elapsed;
             progress.images_seen += progress.seen - seen_before;
-            save_checkpoint(&resume_path, &vs, &opt, &progress)?;
+            save_checkpoint(&resume_path, &vs, &opt, lookahead.as_ref(), &progress)?;
             return Err(Error::Interrupted { epoch, batch: progress.batches_done });
         }
         result?;
@@ -451,6 +484,11 @@ fn fit(
         let train_time = progress.epoch_seconds + elapsed;
         progress.train_seconds += elapsed;
         progress.images_seen += progress.seen - seen_before;
+        if epoch == cfg.epochs {
+            if let Some(la) = lookahead.as_mut() {
+                la.finish();
+            }
+        }
 
         let eval = evaluate(&net, eval_data, &norm, cfg.eval_batch_size)?;
         let record = EpochRecord {
@@ -515,7 +553,7 @@ fn fit(
             finished: progress.finished || epoch == cfg.epochs,
             ..progress
         };
-        save_checkpoint(&resume_path, &vs, &opt, &progress)?;
+        save_checkpoint(&resume_path, &vs, &opt, lookahead.as_ref(), &progress)?;
     }
     Ok(Fitted { net, norm, device, progress })
 }
@@ -556,10 +594,23 @@ impl History {
 
 /// One safetensors file with the model's variables, the optimizer state and the run's
 /// progress (JSON bytes in a u8 tensor), so that one rename makes it current.
-fn save_checkpoint(path: &Path, vs: &nn::VarStore, opt: &Optimizer, progress: &Progress) -> Result<()> {
+fn save_checkpoint(
+    path: &Path,
+    vs: &nn::VarStore,
+    opt: &Optimizer,
+    lookahead: Option<&LookaheadState>,
+    progress: &Progress,
+) -> Result<()> {
     let mut named: Vec<(String, Tensor)> =
         vs.variables().into_iter().map(|(k, v)| (format!("model.{k}"), v.to_device(Device::Cpu))).collect();
     named.extend(opt.state().into_iter().map(|(k, v)| (k, v.to_device(Device::Cpu))));
+    named.extend(
+        lookahead
+            .map(LookaheadState::state)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, v.to_device(Device::Cpu))),
+    );
     let json = serde_json::to_vec(progress).expect("plain struct");
     named.push(("progress.json".into(), Tensor::from_slice(&json)));
     named.sort_by(|a, b| a.0.cmp(&b.0));
@@ -568,7 +619,12 @@ fn save_checkpoint(path: &Path, vs: &nn::VarStore, opt: &Optimizer, progress: &P
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
 
-fn load_checkpoint(path: &Path, vs: &mut nn::VarStore, opt: &mut Optimizer) -> Result<Progress> {
+fn load_checkpoint(
+    path: &Path,
+    vs: &mut nn::VarStore,
+    opt: &mut Optimizer,
+    lookahead: Option<&mut LookaheadState>,
+) -> Result<Progress> {
     let bad = |msg: String| Error::Config(format!("{}: {msg}", path.display()));
     let saved: HashMap<String, Tensor> = Tensor::read_safetensors(path)?.into_iter().collect();
     let json = saved.get("progress.json").ok_or_else(|| bad("not a cnnlab resume checkpoint".into()))?;
@@ -587,22 +643,42 @@ fn load_checkpoint(path: &Path, vs: &mut nn::VarStore, opt: &mut Optimizer) -> R
         Ok(())
     })?;
     opt.load_state(&saved)?;
+    if let Some(la) = lookahead {
+        la.load(&saved)?;
+    }
     Ok(progress)
 }
 
 /// Loss and accuracy of `net` on `data`, without gradients and in eval mode.
 pub fn evaluate(net: &Network, data: &Dataset, norm: &Normalizer, batch_size: usize) -> Result<Evaluation> {
-    evaluate_tta(net, data, norm, batch_size, false)
+    evaluate_tta(net, data, norm, batch_size, Tta::None)
 }
 
-/// [`evaluate`], optionally averaging each image's probabilities with those of its
-/// horizontal mirror (test-time augmentation).
+/// Softmax probabilities of `xs` under test-time augmentation `tta`.
+fn tta_probabilities(net: &Network, xs: &Tensor, tta: Tta) -> Tensor {
+    let probs = |x: &Tensor| net.forward_t(x, false).softmax(-1, Kind::Float);
+    let flip_pair = |x: &Tensor| (probs(x) + probs(&x.flip([3]))) / 2.0;
+    match tta {
+        Tta::None => probs(xs),
+        Tta::Flip => flip_pair(xs),
+        Tta::FlipTranslate => {
+            // airbench's level 2: shifted one pixel up-left and down-right (reflected border).
+            let (h, w) = (xs.size()[2], xs.size()[3]);
+            let padded = xs.reflection_pad2d([1, 1, 1, 1]);
+            let up_left = padded.narrow(2, 0, h).narrow(3, 0, w);
+            let down_right = padded.narrow(2, 2, h).narrow(3, 2, w);
+            flip_pair(xs) * 0.5 + (flip_pair(&up_left) + flip_pair(&down_right)) * 0.25
+        }
+    }
+}
+
+/// [`evaluate`] with test-time augmentation (see [`Tta`]).
 pub fn evaluate_tta(
     net: &Network,
     data: &Dataset,
     norm: &Normalizer,
     batch_size: usize,
-    tta: bool,
+    tta: Tta,
 ) -> Result<Evaluation> {
     let items: Vec<(usize, Variant)> = (0..data.len()).map(|i| (i, Variant::Original)).collect();
     let (mut loss_sum, mut correct) = (0.0f64, 0i64);
@@ -612,11 +688,7 @@ pub fn evaluate_tta(
         for_each_batch(data, &items, batch_size, 0, None, |_, batch| {
             let xs = norm.to_tensor(&batch.pixels);
             let ys = Tensor::from_slice(&batch.labels).to_device(xs.device());
-            let mut probs = net.forward_t(&xs, false).softmax(-1, Kind::Float);
-            if tta {
-                let mirrored = net.forward_t(&xs.flip([3]), false).softmax(-1, Kind::Float);
-                probs = (probs + mirrored) / 2.0;
-            }
+            let probs = tta_probabilities(net, &xs, tta);
             let loss = f64::try_from(probs.clamp_min(1e-12).log().nll_loss(&ys))?;
             loss_sum += loss * batch.labels.len() as f64;
             let pred = probs.argmax(-1, false);

@@ -46,13 +46,13 @@ fn model() -> ModelConfig {
         init: Default::default(),
         layers: vec![
             LayerSpec::Conv { out: 8, kernel: 3, stride: 1, padding: 1, bias: true },
-            LayerSpec::Batchnorm,
+            LayerSpec::Batchnorm { scale: true },
             LayerSpec::Relu,
             LayerSpec::Maxpool { kernel: 2, stride: None },
             LayerSpec::Flatten,
-            LayerSpec::Linear { out: Some(16) },
+            LayerSpec::Linear { out: Some(16), bias: true },
             LayerSpec::Relu,
-            LayerSpec::Linear { out: None },
+            LayerSpec::Linear { out: None, bias: true },
         ],
     }
 }
@@ -269,10 +269,10 @@ fn sgd_nesterov_one_cycle_smoothing_clipping_and_tta_train() {
     cfg.schedule = Schedule::OneCycle { pct_start: 0.25, div_factor: 25.0, final_div_factor: 1e4 };
     cfg.label_smoothing = 0.1;
     cfg.grad_clip = Some(1.0);
-    cfg.tta = true;
+    cfg.tta = cnnlab_train::Tta::Flip;
     let metrics = train(&splits(), &Imbalance::None, &[], &model(), &cfg, &opts).unwrap();
     assert!(metrics.report.accuracy > 0.9, "accuracy {}", metrics.report.accuracy);
-    assert!(metrics.tta);
+    assert_eq!(metrics.tta, cnnlab_train::Tta::Flip);
     // One-cycle ends near lr / (25 * 1e4).
     let last = std::fs::read_to_string(opts.out_dir.join("history.csv")).unwrap();
     let lr: f64 = last.lines().last().unwrap().split(',').nth(6).unwrap().parse().unwrap();
@@ -304,4 +304,82 @@ fn one_vs_rest_trains_one_binary_network_per_class() {
         assert!(opts.out_dir.join("ovr").join(class).join("history.csv").exists(), "{class}");
     }
     assert!(opts.out_dir.join("predictions.csv").exists());
+}
+
+fn history_without_timing(path: &std::path::Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap();
+    text.lines().map(|l| l.split(',').take(7).collect::<Vec<_>>().join(",")).collect()
+}
+
+#[test]
+fn device_feed_without_augmentation_gives_the_host_feeds_history() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |name: &str, pipeline: cnnlab_train::Feed| {
+        let opts = RunOptions { out_dir: dir.path().join(name), quiet: true, ..Default::default() };
+        let cfg = TrainConfig { pipeline, ..config(2) };
+        // min_flip plans every image three times: as is, mirrored and upside down.
+        let imbalance = Imbalance::MinFlip { per_class: 100 };
+        train(&splits(), &imbalance, &[], &model(), &cfg, &opts).unwrap();
+        history_without_timing(&opts.out_dir.join("history.csv"))
+    };
+    assert_eq!(run("host", cnnlab_train::Feed::Host), run("device", cnnlab_train::Feed::Device));
+}
+
+#[test]
+fn device_feed_augments_learns_and_resumes_exactly() {
+    let _serial = serial();
+    let aug = [Op::Hflip { p: 0.5 }, Op::RandomCrop { padding: 1, fill: Fill::Reflect, p: 1.0 }];
+    let cfg = TrainConfig {
+        pipeline: cnnlab_train::Feed::Device,
+        lookahead: Some(cnnlab_train::Lookahead { every: 2, decay: 0.9 }),
+        tta: cnnlab_train::Tta::FlipTranslate,
+        ..config(3)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let whole = RunOptions { out_dir: dir.path().join("whole"), quiet: true, ..Default::default() };
+    let metrics = train(&splits(), &Imbalance::None, &aug, &model(), &cfg, &whole).unwrap();
+    assert!(metrics.report.accuracy > 0.9, "accuracy {}", metrics.report.accuracy);
+    assert_eq!(metrics.tta, cnnlab_train::Tta::FlipTranslate);
+
+    // Stop after epoch 1 (max one epoch, then resume with the full config).
+    let cut = RunOptions { out_dir: dir.path().join("cut"), quiet: true, ..Default::default() };
+    train(&splits(), &Imbalance::None, &aug, &model(), &TrainConfig { epochs: 3, ..cfg.clone() }, &cut).unwrap();
+    let full = history_without_timing(&whole.out_dir.join("history.csv"));
+    assert_eq!(full, history_without_timing(&cut.out_dir.join("history.csv")), "same seed, same draws");
+
+    // An op the device cannot do is refused, naming it.
+    let bad = [Op::Rotate { degrees: 10.0, fill: Fill::Constant, p: 1.0 }];
+    let opts = RunOptions { out_dir: dir.path().join("bad"), quiet: true, ..Default::default() };
+    let err = train(&splits(), &Imbalance::None, &bad, &model(), &cfg, &opts).unwrap_err().to_string();
+    assert!(err.contains("augment.ops[0] is `rotate`"), "{err}");
+}
+
+#[test]
+fn whitening_net_with_shift_only_batchnorm_trains() {
+    let _serial = serial();
+    let m: ModelConfig = toml::from_str(
+        r#"
+        layers = [
+          { type = "whiten", kernel = 2 },
+          { type = "gelu" },
+          { type = "conv", out = 8, kernel = 3, padding = 1, bias = false },
+          { type = "maxpool", kernel = 2 },
+          { type = "batchnorm", scale = false },
+          { type = "gelu" },
+          { type = "flatten" },
+          { type = "linear", bias = false },
+          { type = "scale", by = 0.5 },
+        ]"#,
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let opts = RunOptions { out_dir: dir.path().join("run"), quiet: true, ..Default::default() };
+    let cfg = TrainConfig { optimizer: OptimizerKind::Sgd, nesterov: true, lr: 0.2, ..config(3) };
+    let metrics = train(&splits(), &Imbalance::None, &[], &m, &cfg, &opts).unwrap();
+    assert!(metrics.report.accuracy > 0.9, "accuracy {}", metrics.report.accuracy);
+    // The fitted whitening weights are saved with the model (predict needs them).
+    let saved = tch::Tensor::read_safetensors(opts.out_dir.join("last.safetensors")).unwrap();
+    let (_, w) = saved.iter().find(|(n, _)| n == "whiten0.weight").expect("whiten0.weight saved");
+    assert!(f64::try_from(w.abs().sum(tch::Kind::Double)).unwrap() > 0.0, "fitted, not zeros");
 }
