@@ -9,7 +9,9 @@
 //! - `ci`: formatting, clippy and the tests crate by crate (the README's test command).
 //! - `train-all`: train every config under `configs/` whose dataset is present.
 //! - `download`: fetch the public datasets into the data dir.
+//! - `bench`: cnnlab vs PyTorch/torchvision throughput, written to target/bench/.
 
+mod bench;
 mod ci;
 mod download;
 mod setup;
@@ -35,6 +37,10 @@ commands:
   download NAME|all     fetch fashion-mnist, cifar10, pets or simpsons into the data dir
       --data-dir DIR    (default ./data)
       --from-zip PATH   simpsons: Kaggle's journey-springfield zip downloaded by hand
+  bench                 cnnlab vs PyTorch/torchvision: training and data-pipeline images/s,
+                        ratios printed and written to target/bench/*.json
+      --data-dir DIR    holding cifar10-jpg/ and oxford-pets-sample/ (default ./data)
+      --quick           fewer batches and files (a smoke run of the bench)
 ";
 
 fn main() -> ExitCode {
@@ -44,6 +50,7 @@ fn main() -> ExitCode {
         Some("ci") => ci::run(&workspace_root()),
         Some("train-all") => train_all::run(&workspace_root(), &args[1..]),
         Some("download") => download::run(&workspace_root(), &args[1..]),
+        Some("bench") => bench::run(&workspace_root(), &args[1..]),
         Some("help" | "-h" | "--help") | None => {
             print!("{USAGE}");
             Ok(())

@@ -132,6 +132,9 @@ struct TrainArgs {
     /// A smoke run: 1 epoch of 5 batches, at most 500 test images.
     #[arg(long, conflicts_with = "resume")]
     quick: bool,
+    /// Train on at most N batches per epoch (throughput measurements; `cargo xtask bench`)
+    #[arg(long, value_name = "N")]
+    max_batches: Option<usize>,
 }
 
 fn main() -> ExitCode {
@@ -331,7 +334,7 @@ fn train_command(args: &TrainArgs, quiet: bool) -> Result<()> {
         eprintln!("\nstopping after this batch (Ctrl-C again to quit without a checkpoint)...");
     })
     .context("installing the Ctrl-C handler")?;
-    let max_batches = args.quick.then_some(5);
+    let max_batches = args.max_batches.or(args.quick.then_some(5));
     let opts = RunOptions { out_dir: out_dir.clone(), quiet, resume, interrupt: Some(interrupt), max_batches };
     let metrics = match train(&splits, &exp.data.imbalance, &exp.augment.ops, &exp.model, &exp.train, &opts) {
         Err(e @ cnnlab_train::Error::Interrupted { .. }) => {
