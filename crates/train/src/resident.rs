@@ -67,8 +67,15 @@ impl DeviceFeed {
         let device = self.images.device();
         let index: Vec<i64> = items.iter().map(|&(i, _)| i as i64).collect();
         let index = Tensor::from_slice(&index).to_device(device);
-        let mut xs =
-            self.images.index_select(0, &index).permute([0, 3, 1, 2]).to_kind(Kind::Float).g_mul_scalar(1.0 / 255.0);
+        // Contiguous NCHW while augmenting: gathers along H and W over a channels-last
+        // tensor are several times slower on a CPU.
+        let mut xs = self
+            .images
+            .index_select(0, &index)
+            .permute([0, 3, 1, 2])
+            .to_kind(Kind::Float)
+            .contiguous()
+            .g_mul_scalar(1.0 / 255.0);
         // The imbalance strategies' mirrored copies.
         for (variant, dim) in [(Variant::Hflip, 3), (Variant::Vflip, 2)] {
             let flags: Vec<bool> = items.iter().map(|&(_, v)| v == variant).collect();
@@ -92,7 +99,11 @@ impl DeviceFeed {
                 };
             }
         }
-        Ok((norm.standardize(&xs), self.labels.index_select(0, &index)))
+        // Channels-last memory, as the host feed's permuted NHWC batches: libtorch's CPU
+        // convolutions run ~1.5x faster on it than on contiguous NCHW (measured on
+        // seed3-final: 30 vs 46 ms per batch of 64).
+        let xs = norm.standardize(&xs).permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]);
+        Ok((xs, self.labels.index_select(0, &index)))
     }
 }
 
@@ -118,11 +129,10 @@ pub(crate) fn random_translate(xs: &Tensor, pad: i64, reflect: bool) -> Tensor {
         let start = Tensor::randint_low(0, 2 * pad + 1, [n, 1], (Kind::Int64, device));
         start + Tensor::arange(side, (Kind::Int64, device)).view([1, side])
     };
-    let rows = offsets(h).view([n, 1, h, 1]);
-    let cols = offsets(w).view([n, 1, 1, w]);
-    let batch = Tensor::arange(n, (Kind::Int64, device)).view([n, 1, 1, 1]);
-    let channels = Tensor::arange(c, (Kind::Int64, device)).view([1, c, 1, 1]);
-    padded.index(&[Some(batch), Some(channels), Some(rows), Some(cols)])
+    // Two gathers, rows then columns (cheaper on a CPU than one 4-D advanced index).
+    let rows = offsets(h).view([n, 1, h, 1]).expand([n, c, h, w + 2 * pad], false);
+    let cols = offsets(w).view([n, 1, 1, w]).expand([n, c, h, w], false);
+    padded.gather(2, &rows, false).gather(3, &cols, false)
 }
 
 #[cfg(test)]
