@@ -107,6 +107,18 @@ const COMPARISONS: &[(&str, &str, &[Entry])] = &[
             ("imbalanced-weighted-sampler", "weighted_sampler", None),
         ],
     ),
+    (
+        "Networks without skip connections: seed 003's final network, its recipe vs ours, and airbench-style nets",
+        "cifar10",
+        &[
+            ("seed3-final", "seed 003's network, Adam 1e-3 constant", Some("0.8090")),
+            ("seed3-final-tuned", "seed 003's network, our recipe", Some("0.8090")),
+            ("vgg", "VGG-style", None),
+            ("cpu90", "airbench-style 32/128/128", None),
+            ("airbench", "airbench-style 48/96/192", None),
+            ("fast94", "airbench94 layout 64/256/256", None),
+        ],
+    ),
 ];
 
 /// Finds `metrics.json` files under `root` (not inside one-vs-rest member folders).

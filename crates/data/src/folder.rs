@@ -143,8 +143,14 @@ pub(crate) fn check_complete(bytes: &[u8]) -> std::result::Result<(), String> {
 pub fn decode(path: &Path, shape: ImageShape) -> std::result::Result<(Vec<u8>, (u32, u32)), String> {
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
     check_complete(&bytes)?;
-    let img = image::load_from_memory(&bytes).map_err(|e| e.to_string())?;
-    let dims = (img.width(), img.height());
+    let (img, dims) = match decode_jpeg_reduced(&bytes, shape) {
+        Some(reduced) => reduced,
+        None => {
+            let img = image::load_from_memory(&bytes).map_err(|e| e.to_string())?;
+            let dims = (img.width(), img.height());
+            (img, dims)
+        }
+    };
     let (w, h) = (shape.width as u32, shape.height as u32);
     let filter = image::imageops::FilterType::Triangle;
     let pixels = match shape.channels {
@@ -166,6 +172,34 @@ pub fn decode(path: &Path, shape: ImageShape) -> std::result::Result<(Vec<u8>, (
         }
     };
     Ok((pixels, dims))
+}
+
+/// A JPEG at least twice the target size on both sides, decoded at 1/2, 1/4 or 1/8
+/// scale inside the inverse DCT (libjpeg's scaled decoding, PIL's `draft`): the smallest
+/// scale still at least the target size, so the resize that follows only shrinks, from
+/// far fewer pixels. `None` for anything else, or on any error (the full decoder then
+/// decodes or reports it). Returns the image and the file's full width and height.
+fn decode_jpeg_reduced(bytes: &[u8], shape: ImageShape) -> Option<(image::DynamicImage, (u32, u32))> {
+    use jpeg_decoder::{Decoder, PixelFormat};
+    if !bytes.starts_with(&[0xFF, 0xD8]) {
+        return None;
+    }
+    let mut decoder = Decoder::new(bytes);
+    decoder.read_info().ok()?;
+    let info = decoder.info()?;
+    let (w, h) = (u32::from(info.width), u32::from(info.height));
+    if w < 2 * shape.width as u32 || h < 2 * shape.height as u32 {
+        return None;
+    }
+    let (sw, sh) = decoder.scale(shape.width as u16, shape.height as u16).ok()?;
+    let pixels = decoder.decode().ok()?;
+    let (sw, sh) = (u32::from(sw), u32::from(sh));
+    let img = match info.pixel_format {
+        PixelFormat::RGB24 => image::DynamicImage::ImageRgb8(image::RgbImage::from_raw(sw, sh, pixels)?),
+        PixelFormat::L8 => image::DynamicImage::ImageLuma8(image::GrayImage::from_raw(sw, sh, pixels)?),
+        PixelFormat::L16 | PixelFormat::CMYK32 => return None,
+    };
+    Some((img, (w, h)))
 }
 
 /// Decodes `files` in parallel into one dataset of `shape`; files that fail are
@@ -267,5 +301,30 @@ mod tests {
         assert!(check_complete(&jpeg).unwrap_err().contains("truncated JPEG"));
         jpeg.extend([0xFF, 0xD9]);
         assert!(check_complete(&jpeg).is_ok());
+    }
+
+    #[test]
+    fn large_jpegs_decode_reduced_close_to_a_full_decode() {
+        // A smooth 400x300 photo-like image: gradients and a disc.
+        let img = image::RgbImage::from_fn(400, 300, |x, y| {
+            let disc = ((x as i32 - 200).pow(2) + (y as i32 - 150).pow(2)) < 90 * 90;
+            image::Rgb([(x * 255 / 400) as u8, (y * 255 / 300) as u8, if disc { 220 } else { 40 }])
+        });
+        let mut bytes = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 90).encode_image(&img).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("photo.jpg");
+        std::fs::write(&path, &bytes).unwrap();
+        let shape = ImageShape { channels: 3, height: 64, width: 64 };
+        assert!(decode_jpeg_reduced(&bytes, shape).is_some(), "400x300 is over twice 64x64");
+        let (fast, dims) = decode(&path, shape).unwrap();
+        assert_eq!(dims, (400, 300), "the file's own size, for the size filter");
+        let full = image::load_from_memory(&bytes).unwrap().to_rgb8();
+        let slow = image::imageops::resize(&full, 64, 64, image::imageops::FilterType::Triangle).into_raw();
+        let mean_diff =
+            fast.iter().zip(&slow).map(|(a, b)| (*a as f64 - *b as f64).abs()).sum::<f64>() / fast.len() as f64;
+        assert!(mean_diff < 3.0, "mean absolute difference {mean_diff}");
+        // Too small to reduce: the full decoder.
+        assert!(decode_jpeg_reduced(&bytes, ImageShape { channels: 3, height: 224, width: 224 }).is_none());
     }
 }

@@ -1,9 +1,15 @@
 //! `train.pipeline = "device"`: the training set lives on the device and batches are
 //! gathered, flipped and translated there with batched tensor ops, as airbench does on
-//! a GPU: no per-batch host work beyond a few hundred indices.
+//! a GPU. Per batch the host only draws the random flips and offsets (a seeded
+//! generator per batch, so runs are reproducible and resumable) and uploads them with
+//! the indices: a few hundred numbers.
+
+use std::sync::mpsc;
 
 use cnnlab_augment::{Fill, Op};
 use cnnlab_data::{Dataset, Variant};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use tch::{Device, Kind, Tensor};
 
 use crate::batch::Normalizer;
@@ -21,17 +27,19 @@ enum DeviceOp {
 /// The whole training split on the device, as `u8` (a quarter of float's memory).
 #[derive(Debug)]
 pub(crate) struct DeviceFeed {
-    /// `[N, H, W, C]`, as the host feed holds them: a batch is a channels-last view,
-    /// the same memory layout (and so the same libtorch kernels) as the host feed's.
+    /// `[N, H, W, C]`, as the host feed holds them.
     images: Tensor,
     /// `[N]`, int64.
     labels: Tensor,
+    /// `[1, C, 1, 1]` normalization.
+    mean: Tensor,
+    std: Tensor,
     ops: Vec<DeviceOp>,
 }
 
 impl DeviceFeed {
     /// Uploads `data`; `augment` may hold only what the device does in batch.
-    pub(crate) fn new(data: &Dataset, augment: &[Op], device: Device) -> Result<Self> {
+    pub(crate) fn new(data: &Dataset, augment: &[Op], norm: &Normalizer, device: Device) -> Result<Self> {
         let ops = augment
             .iter()
             .enumerate()
@@ -53,18 +61,33 @@ impl DeviceFeed {
             .view([n, s.height as i64, s.width as i64, s.channels as i64])
             .to_device(device);
         let labels = Tensor::from_slice(&data.labels).to_kind(Kind::Int64).to_device(device);
-        Ok(DeviceFeed { images, labels, ops })
+        let (mean, std) = norm.parts();
+        Ok(DeviceFeed { images, labels, mean, std, ops })
     }
 
-    /// The planned samples `items`, augmented and standardized, with their labels.
-    /// Randomness comes from libtorch's generator (seeded per batch by the trainer).
-    pub(crate) fn batch(
-        &self,
-        items: &[(usize, Variant)],
-        norm: &Normalizer,
-        augment: bool,
-    ) -> Result<(Tensor, Tensor)> {
+    /// Another handle on the same device memory, for a producer thread.
+    fn share(&self) -> DeviceFeed {
+        DeviceFeed {
+            images: self.images.shallow_clone(),
+            labels: self.labels.shallow_clone(),
+            mean: self.mean.shallow_clone(),
+            std: self.std.shallow_clone(),
+            ops: self.ops.clone(),
+        }
+    }
+
+    /// The planned samples `items`, augmented with draws from `rng` (none without one)
+    /// and standardized, with their labels.
+    fn batch(&self, items: &[(usize, Variant)], rng: Option<&mut ChaCha8Rng>) -> Result<(Tensor, Tensor)> {
+        if items.iter().any(|&(_, v)| v == Variant::Augmented) {
+            return Err(Error::Config(
+                "train.pipeline = \"device\" cannot make the augmented copies this imbalance strategy asks for; \
+                 use pipeline = \"host\""
+                    .into(),
+            ));
+        }
         let device = self.images.device();
+        let n = items.len();
         let index: Vec<i64> = items.iter().map(|&(i, _)| i as i64).collect();
         let index = Tensor::from_slice(&index).to_device(device);
         // Contiguous NCHW while augmenting: gathers along H and W over a channels-last
@@ -79,45 +102,91 @@ impl DeviceFeed {
         // The imbalance strategies' mirrored copies.
         for (variant, dim) in [(Variant::Hflip, 3), (Variant::Vflip, 2)] {
             let flags: Vec<bool> = items.iter().map(|&(_, v)| v == variant).collect();
-            if flags.iter().any(|&f| f) {
-                let mask = Tensor::from_slice(&flags).to_device(device).view([-1, 1, 1, 1]);
-                xs = xs.flip([dim]).where_self(&mask, &xs);
-            }
+            xs = flip_where(&xs, &flags, dim);
         }
-        if items.iter().any(|&(_, v)| v == Variant::Augmented) {
-            return Err(Error::Config(
-                "train.pipeline = \"device\" cannot make the augmented copies this imbalance strategy asks for; \
-                 use pipeline = \"host\""
-                    .into(),
-            ));
-        }
-        if augment {
+        if let Some(rng) = rng {
             for op in &self.ops {
                 xs = match *op {
-                    DeviceOp::Hflip { p } => random_flip(&xs, p),
-                    DeviceOp::Translate { pad, reflect } => random_translate(&xs, pad, reflect),
+                    DeviceOp::Hflip { p } => {
+                        let flags: Vec<bool> = (0..n).map(|_| rng.gen::<f64>() < p).collect();
+                        flip_where(&xs, &flags, 3)
+                    }
+                    DeviceOp::Translate { pad, reflect } => {
+                        let mut draw = || (0..n).map(|_| rng.gen_range(0..=2 * pad)).collect::<Vec<i64>>();
+                        let (dy, dx) = (draw(), draw());
+                        translate(&xs, pad, reflect, &dy, &dx)
+                    }
                 };
             }
         }
         // Channels-last memory, as the host feed's permuted NHWC batches: libtorch's CPU
         // convolutions run ~1.5x faster on it than on contiguous NCHW (measured on
         // seed3-final: 30 vs 46 ms per batch of 64).
-        let xs = norm.standardize(&xs).permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]);
+        let xs = xs.g_sub(&self.mean).g_div(&self.std).permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]);
         Ok((xs, self.labels.index_select(0, &index)))
     }
 }
 
-/// Mirrors each image of `[n, C, H, W]` left-right with probability `p`.
-pub(crate) fn random_flip(xs: &Tensor, p: f64) -> Tensor {
-    let n = xs.size()[0];
-    let mask = Tensor::rand([n, 1, 1, 1], (Kind::Float, xs.device())).lt(p);
-    xs.flip([3]).where_self(&mask, xs)
+/// The generator of batch `b` of `epoch`: the draws depend only on (seed, epoch, batch).
+fn batch_rng(seed: u64, epoch: u64, b: usize) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (epoch << 40) ^ b as u64)
 }
 
-/// Shifts each image of `[n, C, H, W]` by an independent random offset in
-/// `[-pad, pad]` on both axes, filling the border by reflection or with zeros
-/// (torchvision's `RandomCrop(size, padding=pad)`), as one gather.
-pub(crate) fn random_translate(xs: &Tensor, pad: i64, reflect: bool) -> Tensor {
+/// Runs `consume(batch index, images, labels)` on every batch of `items` from batch
+/// `start` on, augmenting with `(seed, epoch)`'s draws when given. On a CPU a second
+/// thread assembles the next batches meanwhile (as the host feed does); on a GPU the
+/// kernels are queued asynchronously anyway, so batches are made in line.
+pub(crate) fn for_each_device_batch<E: From<Error>>(
+    feed: &DeviceFeed,
+    items: &[(usize, Variant)],
+    batch_size: usize,
+    start: usize,
+    augment: Option<(u64, u64)>,
+    mut consume: impl FnMut(usize, Tensor, Tensor) -> std::result::Result<(), E>,
+) -> std::result::Result<(), E> {
+    let make = move |feed: &DeviceFeed, b: usize, chunk: &[(usize, Variant)]| {
+        let mut rng = augment.map(|(seed, epoch)| batch_rng(seed, epoch, b));
+        feed.batch(chunk, rng.as_mut())
+    };
+    let batches = items.chunks(batch_size).enumerate().skip(start);
+    if feed.images.device() != Device::Cpu {
+        for (b, chunk) in batches {
+            let (xs, ys) = make(feed, b, chunk)?;
+            consume(b, xs, ys)?;
+        }
+        return Ok(());
+    }
+    let shared = feed.share();
+    std::thread::scope(|scope| {
+        let (tx, rx) = mpsc::sync_channel(2);
+        scope.spawn(move || {
+            for (b, chunk) in batches {
+                if tx.send((b, make(&shared, b, chunk))).is_err() {
+                    break; // the consumer stopped early
+                }
+            }
+        });
+        for (b, made) in rx {
+            let (xs, ys) = made?;
+            consume(b, xs, ys)?;
+        }
+        Ok(())
+    })
+}
+
+/// Mirrors the images of `[n, C, H, W]` whose flag is set, along `dim`.
+fn flip_where(xs: &Tensor, flags: &[bool], dim: i64) -> Tensor {
+    if !flags.iter().any(|&f| f) {
+        return xs.shallow_clone();
+    }
+    let mask = Tensor::from_slice(flags).to_device(xs.device()).view([-1, 1, 1, 1]);
+    xs.flip([dim]).where_self(&mask, xs)
+}
+
+/// Shifts image `i` of `[n, C, H, W]` so that its crop of the padded image starts at
+/// row `dy[i]`, column `dx[i]` (each in `0..=2 * pad`), filling the border by
+/// reflection or with zeros: torchvision's `RandomCrop(size, padding=pad)` in batch.
+fn translate(xs: &Tensor, pad: i64, reflect: bool, dy: &[i64], dx: &[i64]) -> Tensor {
     if pad == 0 {
         return xs.shallow_clone();
     }
@@ -125,13 +194,13 @@ pub(crate) fn random_translate(xs: &Tensor, pad: i64, reflect: bool) -> Tensor {
     let device = xs.device();
     let padded =
         if reflect { xs.reflection_pad2d([pad, pad, pad, pad]) } else { xs.constant_pad_nd([pad, pad, pad, pad]) };
-    let offsets = |side: i64| {
-        let start = Tensor::randint_low(0, 2 * pad + 1, [n, 1], (Kind::Int64, device));
-        start + Tensor::arange(side, (Kind::Int64, device)).view([1, side])
+    let offsets = |start: &[i64], side: i64| {
+        Tensor::from_slice(start).to_device(device).view([n, 1])
+            + Tensor::arange(side, (Kind::Int64, device)).view([1, side])
     };
     // Two gathers, rows then columns (cheaper on a CPU than one 4-D advanced index).
-    let rows = offsets(h).view([n, 1, h, 1]).expand([n, c, h, w + 2 * pad], false);
-    let cols = offsets(w).view([n, 1, 1, w]).expand([n, c, h, w], false);
+    let rows = offsets(dy, h).view([n, 1, h, 1]).expand([n, c, h, w + 2 * pad], false);
+    let cols = offsets(dx, w).view([n, 1, 1, w]).expand([n, c, h, w], false);
     padded.gather(2, &rows, false).gather(3, &cols, false)
 }
 
@@ -144,36 +213,58 @@ mod tests {
     }
 
     #[test]
-    fn translate_is_a_shift_of_each_image() {
-        tch::manual_seed(1);
-        let xs = ramp(64, 6, 5);
-        let ys = random_translate(&xs, 2, false);
-        assert_eq!(ys.size(), [64, 2, 6, 5]);
-        let mut shifts = std::collections::HashSet::new();
-        for i in 0..64 {
-            let (x, y) = (xs.get(i), ys.get(i));
-            // Find the shift (dy, dx) that explains the output; zeros fill the border.
-            let found = (-2..=2i64).flat_map(|dy| (-2..=2i64).map(move |dx| (dy, dx))).find(|&(dy, dx)| {
-                let shifted = x.constant_pad_nd([2, 2, 2, 2]).narrow(1, 2 + dy, 6).narrow(2, 2 + dx, 5);
-                shifted.equal(&y)
-            });
-            shifts.insert(found.unwrap_or_else(|| panic!("image {i} is not a shift of its input")));
+    fn translate_shifts_each_image_by_its_offset() {
+        let xs = ramp(25, 6, 5);
+        let (dy, dx): (Vec<i64>, Vec<i64>) = (0..25).map(|i| (i / 5, i % 5)).unzip();
+        let ys = translate(&xs, 2, false, &dy, &dx);
+        assert_eq!(ys.size(), [25, 2, 6, 5]);
+        for i in 0..25usize {
+            let expected = xs.get(i as i64).constant_pad_nd([2, 2, 2, 2]).narrow(1, dy[i], 6).narrow(2, dx[i], 5);
+            assert!(ys.get(i as i64).equal(&expected), "image {i} (dy {}, dx {})", dy[i], dx[i]);
         }
-        assert!(shifts.len() > 10, "offsets vary per image: {shifts:?}");
+        // Offset (pad, pad) is the identity.
+        assert!(ys.get(12).equal(&xs.get(12)));
+        // Reflection never brings in a value from outside the image.
+        let reflected = translate(&xs, 2, true, &dy, &dx);
+        assert_eq!(f64::try_from(reflected.get(0).min()).unwrap(), f64::try_from(xs.get(0).min()).unwrap());
+        let expected = xs.get(0).reflection_pad2d([2, 2, 2, 2]).narrow(1, 0, 6).narrow(2, 0, 5);
+        assert!(reflected.get(0).equal(&expected));
     }
 
     #[test]
-    fn reflect_translate_keeps_values_from_the_image_and_flip_mirrors_about_half() {
-        tch::manual_seed(2);
-        let xs = ramp(32, 4, 4);
-        let ys = random_translate(&xs, 1, true);
-        // Reflection never brings in a value from outside the image.
-        let (lo, hi) = (f64::try_from(ys.min()).unwrap(), f64::try_from(ys.max()).unwrap());
-        assert!(lo >= 0.0 && hi <= f64::try_from(xs.max()).unwrap());
-        let flipped = random_flip(&xs, 0.5);
-        let mirrored = (0..32).filter(|&i| flipped.get(i).equal(&xs.get(i).flip([2]))).count();
-        let kept = (0..32).filter(|&i| flipped.get(i).equal(&xs.get(i))).count();
-        assert_eq!(mirrored + kept, 32);
-        assert!((6..=26).contains(&mirrored), "{mirrored} of 32 mirrored");
+    fn draws_depend_only_on_seed_epoch_and_batch() {
+        let data = Dataset::new(
+            cnnlab_data::ImageShape { channels: 1, height: 4, width: 4 },
+            (0..64 * 16).map(|v| (v % 251) as u8).collect(),
+            vec![0; 64],
+            vec!["a".into()],
+        )
+        .unwrap();
+        let norm = Normalizer::new(&[0.0], &[1.0], data.shape, Device::Cpu);
+        let ops = [Op::Hflip { p: 0.5 }, Op::RandomCrop { padding: 1, fill: Fill::Reflect, p: 1.0 }];
+        let feed = DeviceFeed::new(&data, &ops, &norm, Device::Cpu).unwrap();
+        let items: Vec<(usize, Variant)> = (0..64).map(|i| (i, Variant::Original)).collect();
+        let run = |seed: u64| {
+            let mut out = Vec::new();
+            for_each_device_batch::<Error>(&feed, &items, 16, 0, Some((seed, 1)), |_, xs, _| {
+                out.push(xs);
+                Ok(())
+            })
+            .unwrap();
+            Tensor::cat(&out, 0)
+        };
+        assert!(run(5).equal(&run(5)), "same seed, same batches");
+        assert!(!run(5).equal(&run(6)), "another seed, other draws");
+        let plain = {
+            let mut out = Vec::new();
+            for_each_device_batch::<Error>(&feed, &items, 16, 0, None, |_, xs, _| {
+                out.push(xs);
+                Ok(())
+            })
+            .unwrap();
+            Tensor::cat(&out, 0)
+        };
+        let original = Tensor::from_slice(&data.pixels).view([64, 1, 4, 4]).to_kind(Kind::Float) / 255.0;
+        assert!(plain.allclose(&original, 1e-6, 1e-6, false), "no augmentation: the images themselves");
     }
 }

@@ -25,7 +25,7 @@ use crate::config::{DeviceChoice, Feed, TrainConfig, Tta};
 use crate::error::{Error, Result};
 use crate::lookahead::LookaheadState;
 use crate::optim::Optimizer;
-use crate::resident::DeviceFeed;
+use crate::resident::{for_each_device_batch, DeviceFeed};
 use crate::schedule::{warmup_factor, Monitor, PlateauState};
 
 /// Header of `history.csv`, one row per epoch.
@@ -348,7 +348,7 @@ fn fit(
     let mut lookahead = cfg.lookahead.map(|l| LookaheadState::new(&vs, l));
     let feed = match cfg.pipeline {
         Feed::Host => None,
-        Feed::Device => Some(DeviceFeed::new(&splits.train, augment, device)?),
+        Feed::Device => Some(DeviceFeed::new(&splits.train, augment, &norm, device)?),
     };
     let pipeline = Pipeline::new(augment.to_vec(), cfg.seed);
     let copies = Pipeline::new(copy_augmentation(), cfg.seed ^ 0xC0FF_EE00);
@@ -410,8 +410,8 @@ fn fit(
         bar.set_position(progress.seen as u64);
         let augment = EpochAugment { regular: &pipeline, copies: &copies, epoch: epoch as u64 };
         let mut interrupted = false;
-        // Dropout and the device feed's augmentation draw from a generator seeded per
-        // batch: a resumed run makes the same draws as an uninterrupted one.
+        // Dropout draws from libtorch's generator, seeded per batch (the feeds seed their
+        // own per position or batch): a resumed run makes the same draws.
         let seed_batch =
             |b: usize| tch::manual_seed((cfg.seed.wrapping_mul(7_919) ^ ((epoch as u64) << 32) ^ b as u64) as i64);
         let total_steps = cfg.epochs * n_batches;
@@ -458,11 +458,13 @@ fn fit(
             Ok(())
         };
         let result = match &feed {
-            Some(feed) => plan.chunks(cfg.batch_size).enumerate().skip(start_batch).try_for_each(|(b, chunk)| {
-                seed_batch(b);
-                let (xs, ys) = feed.batch(chunk, &norm, true)?;
-                train_step(b, xs, ys)
-            }),
+            Some(feed) => {
+                let draws = Some((cfg.seed, epoch as u64));
+                for_each_device_batch(feed, &plan, cfg.batch_size, start_batch, draws, |b, xs, ys| {
+                    seed_batch(b);
+                    train_step(b, xs, ys)
+                })
+            }
             None => for_each_batch(&splits.train, &plan, cfg.batch_size, start_batch, Some(augment), |b, batch| {
                 seed_batch(b);
                 let xs = norm.to_tensor(&batch.pixels);
