@@ -65,26 +65,11 @@ impl DeviceFeed {
         Ok(DeviceFeed { images, labels, mean, std, ops })
     }
 
-    /// Another handle on the same device memory, for a producer thread.
-    fn share(&self) -> DeviceFeed {
-        DeviceFeed {
-            images: self.images.shallow_clone(),
-            labels: self.labels.shallow_clone(),
-            mean: self.mean.shallow_clone(),
-            std: self.std.shallow_clone(),
-            ops: self.ops.clone(),
-        }
-    }
-
     /// The planned samples `items`, augmented with draws from `rng` (none without one)
     /// and standardized, with their labels.
     fn batch(&self, items: &[(usize, Variant)], rng: Option<&mut ChaCha8Rng>) -> Result<(Tensor, Tensor)> {
         if items.iter().any(|&(_, v)| v == Variant::Augmented) {
-            return Err(Error::Config(
-                "train.pipeline = \"device\" cannot make the augmented copies this imbalance strategy asks for; \
-                 use pipeline = \"host\""
-                    .into(),
-            ));
+            return Err(augmented_copies_error());
         }
         let device = self.images.device();
         let n = items.len();
@@ -133,45 +118,111 @@ fn batch_rng(seed: u64, epoch: u64, b: usize) -> ChaCha8Rng {
 }
 
 /// Runs `consume(batch index, images, labels)` on every batch of `items` from batch
-/// `start` on, augmenting with `(seed, epoch)`'s draws when given. On a CPU a second
-/// thread assembles the next batches meanwhile (as the host feed does); on a GPU the
-/// kernels are queued asynchronously anyway, so batches are made in line.
+/// `start` on, augmenting with `(seed, epoch)`'s draws when given. On a GPU the
+/// batches are tensor ops in line (kernels queue asynchronously). On a CPU the device
+/// memory is the host's: a producer thread makes the same batches (the same draws and
+/// the same integer flips and shifts, see [`host_batch`]) with cnnlab-augment on the u8
+/// images, so no libtorch ops compete with training for the cores.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn for_each_device_batch<E: From<Error>>(
     feed: &DeviceFeed,
+    data: &Dataset,
+    norm: &Normalizer,
     items: &[(usize, Variant)],
     batch_size: usize,
     start: usize,
     augment: Option<(u64, u64)>,
     mut consume: impl FnMut(usize, Tensor, Tensor) -> std::result::Result<(), E>,
 ) -> std::result::Result<(), E> {
-    let make = move |feed: &DeviceFeed, b: usize, chunk: &[(usize, Variant)]| {
-        let mut rng = augment.map(|(seed, epoch)| batch_rng(seed, epoch, b));
-        feed.batch(chunk, rng.as_mut())
-    };
+    let rng_of = move |b: usize| augment.map(|(seed, epoch)| batch_rng(seed, epoch, b));
     let batches = items.chunks(batch_size).enumerate().skip(start);
     if feed.images.device() != Device::Cpu {
         for (b, chunk) in batches {
-            let (xs, ys) = make(feed, b, chunk)?;
+            let (xs, ys) = feed.batch(chunk, rng_of(b).as_mut())?;
             consume(b, xs, ys)?;
         }
         return Ok(());
     }
-    let shared = feed.share();
+    let ops = feed.ops.clone();
     std::thread::scope(|scope| {
-        let (tx, rx) = mpsc::sync_channel(2);
+        let (tx, rx) = mpsc::sync_channel(4);
         scope.spawn(move || {
             for (b, chunk) in batches {
-                if tx.send((b, make(&shared, b, chunk))).is_err() {
+                if tx.send((b, host_batch(data, &ops, chunk, rng_of(b).as_mut()))).is_err() {
                     break; // the consumer stopped early
                 }
             }
         });
         for (b, made) in rx {
-            let (xs, ys) = made?;
-            consume(b, xs, ys)?;
+            let (pixels, labels) = made?;
+            let xs = norm.to_tensor(&pixels);
+            consume(b, xs, Tensor::from_slice(&labels))?;
         }
         Ok(())
     })
+}
+
+/// [`DeviceFeed::batch`]'s images as u8 HWC on the host: the same draws in the same
+/// order, applied with cnnlab-augment's exact flips and shifts (zero or reflect fill),
+/// so the batches are identical to the tensor path's.
+fn host_batch(
+    data: &Dataset,
+    ops: &[DeviceOp],
+    items: &[(usize, Variant)],
+    rng: Option<&mut ChaCha8Rng>,
+) -> Result<(Vec<u8>, Vec<i64>)> {
+    use rayon::prelude::*;
+    if items.iter().any(|&(_, v)| v == Variant::Augmented) {
+        return Err(augmented_copies_error());
+    }
+    let n = items.len();
+    // Per image: [flip?, (dy, dx)] for each op, drawn op by op as the tensor path does.
+    let mut draws: Vec<Vec<(bool, i64, i64)>> = vec![Vec::with_capacity(ops.len()); n];
+    if let Some(rng) = rng {
+        for op in ops {
+            match *op {
+                DeviceOp::Hflip { p } => draws.iter_mut().for_each(|d| d.push((rng.gen::<f64>() < p, 0, 0))),
+                DeviceOp::Translate { pad, .. } => {
+                    let dy: Vec<i64> = (0..n).map(|_| rng.gen_range(0..=2 * pad)).collect();
+                    let dx: Vec<i64> = (0..n).map(|_| rng.gen_range(0..=2 * pad)).collect();
+                    draws.iter_mut().zip(dy.into_iter().zip(dx)).for_each(|(d, (y, x))| d.push((false, y, x)));
+                }
+            }
+        }
+    }
+    let s = data.shape;
+    let mut pixels = vec![0u8; n * s.len()];
+    let per_task = (65536 / s.len()).max(1);
+    pixels.par_chunks_mut(s.len()).zip(items.par_iter().zip(draws.par_iter())).with_min_len(per_task).for_each(
+        |(img, (&(i, variant), draws))| {
+            img.copy_from_slice(data.image(i));
+            match variant {
+                Variant::Hflip => cnnlab_augment::hflip(img, s),
+                Variant::Vflip => cnnlab_augment::vflip(img, s),
+                Variant::Original | Variant::Augmented => {}
+            }
+            for (op, &(flip, dy, dx)) in ops.iter().zip(draws) {
+                match *op {
+                    DeviceOp::Hflip { .. } if flip => cnnlab_augment::hflip(img, s),
+                    DeviceOp::Hflip { .. } => {}
+                    // Cropping the padded image at (dy, dx) shifts it by (pad - dx, pad - dy).
+                    DeviceOp::Translate { pad, reflect } => {
+                        let fill = if reflect { Fill::Reflect } else { Fill::Constant };
+                        cnnlab_augment::translate(img, s, pad - dx, pad - dy, fill)
+                    }
+                }
+            }
+        },
+    );
+    Ok((pixels, items.iter().map(|&(i, _)| data.labels[i] as i64).collect()))
+}
+
+fn augmented_copies_error() -> Error {
+    Error::Config(
+        "train.pipeline = \"device\" cannot make the augmented copies this imbalance strategy asks for; \
+         use pipeline = \"host\""
+            .into(),
+    )
 }
 
 /// Mirrors the images of `[n, C, H, W]` whose flag is set, along `dim`.
@@ -246,7 +297,7 @@ mod tests {
         let items: Vec<(usize, Variant)> = (0..64).map(|i| (i, Variant::Original)).collect();
         let run = |seed: u64| {
             let mut out = Vec::new();
-            for_each_device_batch::<Error>(&feed, &items, 16, 0, Some((seed, 1)), |_, xs, _| {
+            for_each_device_batch::<Error>(&feed, &data, &norm, &items, 16, 0, Some((seed, 1)), |_, xs, _| {
                 out.push(xs);
                 Ok(())
             })
@@ -257,7 +308,7 @@ mod tests {
         assert!(!run(5).equal(&run(6)), "another seed, other draws");
         let plain = {
             let mut out = Vec::new();
-            for_each_device_batch::<Error>(&feed, &items, 16, 0, None, |_, xs, _| {
+            for_each_device_batch::<Error>(&feed, &data, &norm, &items, 16, 0, None, |_, xs, _| {
                 out.push(xs);
                 Ok(())
             })
@@ -266,5 +317,34 @@ mod tests {
         };
         let original = Tensor::from_slice(&data.pixels).view([64, 1, 4, 4]).to_kind(Kind::Float) / 255.0;
         assert!(plain.allclose(&original, 1e-6, 1e-6, false), "no augmentation: the images themselves");
+    }
+
+    #[test]
+    fn host_batches_equal_the_tensor_path_batches() {
+        // 3 channels, odd sizes, every variant, both fills: the CPU producer's batches
+        // are exactly what the tensor ops (the GPU path) make from the same draws.
+        let shape = cnnlab_data::ImageShape { channels: 3, height: 7, width: 5 };
+        let n = 40;
+        let data = Dataset::new(
+            shape,
+            (0..n * shape.len()).map(|v| (v * 7 % 253) as u8).collect(),
+            vec![0; n],
+            vec!["a".into()],
+        )
+        .unwrap();
+        let norm = Normalizer::new(&[0.4, 0.5, 0.6], &[0.2, 0.25, 0.3], shape, Device::Cpu);
+        let variants = [Variant::Original, Variant::Hflip, Variant::Vflip];
+        let items: Vec<(usize, Variant)> = (0..n).map(|i| (i, variants[i % 3])).collect();
+        for reflect in [false, true] {
+            let fill = if reflect { Fill::Reflect } else { Fill::Constant };
+            let ops = [Op::Hflip { p: 0.5 }, Op::RandomCrop { padding: 2, fill, p: 1.0 }];
+            let feed = DeviceFeed::new(&data, &ops, &norm, Device::Cpu).unwrap();
+            let (tensor_xs, tensor_ys) = feed.batch(&items, Some(&mut batch_rng(9, 2, 3))).unwrap();
+            let (pixels, labels) = host_batch(&data, &feed.ops, &items, Some(&mut batch_rng(9, 2, 3))).unwrap();
+            let host_xs = norm.to_tensor(&pixels);
+            let diff = f64::try_from((&tensor_xs - &host_xs).abs().max()).unwrap();
+            assert!(diff < 1e-6, "fill {fill:?}: tensor and host batches differ by {diff}");
+            assert!(tensor_ys.equal(&Tensor::from_slice(&labels)));
+        }
     }
 }

@@ -460,7 +460,8 @@ fn fit(
         let result = match &feed {
             Some(feed) => {
                 let draws = Some((cfg.seed, epoch as u64));
-                for_each_device_batch(feed, &plan, cfg.batch_size, start_batch, draws, |b, xs, ys| {
+                let (data, size) = (&splits.train, cfg.batch_size);
+                for_each_device_batch(feed, data, &norm, &plan, size, start_batch, draws, |b, xs, ys| {
                     seed_batch(b);
                     train_step(b, xs, ys)
                 })
