@@ -71,11 +71,6 @@ impl Normalizer {
         self.standardize(&on_device.permute([0, 3, 1, 2]).to_kind(Kind::Float).g_mul_scalar(1.0 / 255.0))
     }
 
-    /// The `[1, C, 1, 1]` mean and std tensors.
-    pub(crate) fn parts(&self) -> (Tensor, Tensor) {
-        (self.mean.shallow_clone(), self.std.shallow_clone())
-    }
-
     /// `[n, C, H, W]` floats in 0..1 to `(x - mean) / std` per channel.
     pub fn standardize(&self, x: &Tensor) -> Tensor {
         x.g_sub(&self.mean).g_div(&self.std)

@@ -31,15 +31,12 @@ pub(crate) struct DeviceFeed {
     images: Tensor,
     /// `[N]`, int64.
     labels: Tensor,
-    /// `[1, C, 1, 1]` normalization.
-    mean: Tensor,
-    std: Tensor,
     ops: Vec<DeviceOp>,
 }
 
 impl DeviceFeed {
     /// Uploads `data`; `augment` may hold only what the device does in batch.
-    pub(crate) fn new(data: &Dataset, augment: &[Op], norm: &Normalizer, device: Device) -> Result<Self> {
+    pub(crate) fn new(data: &Dataset, augment: &[Op], device: Device) -> Result<Self> {
         let ops = augment
             .iter()
             .enumerate()
@@ -61,13 +58,17 @@ impl DeviceFeed {
             .view([n, s.height as i64, s.width as i64, s.channels as i64])
             .to_device(device);
         let labels = Tensor::from_slice(&data.labels).to_kind(Kind::Int64).to_device(device);
-        let (mean, std) = norm.parts();
-        Ok(DeviceFeed { images, labels, mean, std, ops })
+        Ok(DeviceFeed { images, labels, ops })
     }
 
     /// The planned samples `items`, augmented with draws from `rng` (none without one)
     /// and standardized, with their labels.
-    fn batch(&self, items: &[(usize, Variant)], rng: Option<&mut ChaCha8Rng>) -> Result<(Tensor, Tensor)> {
+    fn batch(
+        &self,
+        items: &[(usize, Variant)],
+        norm: &Normalizer,
+        rng: Option<&mut ChaCha8Rng>,
+    ) -> Result<(Tensor, Tensor)> {
         if items.iter().any(|&(_, v)| v == Variant::Augmented) {
             return Err(augmented_copies_error());
         }
@@ -107,7 +108,7 @@ impl DeviceFeed {
         // Channels-last memory, as the host feed's permuted NHWC batches: libtorch's CPU
         // convolutions run ~1.5x faster on it than on contiguous NCHW (measured on
         // seed3-final: 30 vs 46 ms per batch of 64).
-        let xs = xs.g_sub(&self.mean).g_div(&self.std).permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]);
+        let xs = norm.standardize(&xs).permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]);
         Ok((xs, self.labels.index_select(0, &index)))
     }
 }
@@ -138,7 +139,7 @@ pub(crate) fn for_each_device_batch<E: From<Error>>(
     let batches = items.chunks(batch_size).enumerate().skip(start);
     if feed.images.device() != Device::Cpu {
         for (b, chunk) in batches {
-            let (xs, ys) = feed.batch(chunk, rng_of(b).as_mut())?;
+            let (xs, ys) = feed.batch(chunk, norm, rng_of(b).as_mut())?;
             consume(b, xs, ys)?;
         }
         return Ok(());
@@ -293,7 +294,7 @@ mod tests {
         .unwrap();
         let norm = Normalizer::new(&[0.0], &[1.0], data.shape, Device::Cpu);
         let ops = [Op::Hflip { p: 0.5 }, Op::RandomCrop { padding: 1, fill: Fill::Reflect, p: 1.0 }];
-        let feed = DeviceFeed::new(&data, &ops, &norm, Device::Cpu).unwrap();
+        let feed = DeviceFeed::new(&data, &ops, Device::Cpu).unwrap();
         let items: Vec<(usize, Variant)> = (0..64).map(|i| (i, Variant::Original)).collect();
         let run = |seed: u64| {
             let mut out = Vec::new();
@@ -338,8 +339,8 @@ mod tests {
         for reflect in [false, true] {
             let fill = if reflect { Fill::Reflect } else { Fill::Constant };
             let ops = [Op::Hflip { p: 0.5 }, Op::RandomCrop { padding: 2, fill, p: 1.0 }];
-            let feed = DeviceFeed::new(&data, &ops, &norm, Device::Cpu).unwrap();
-            let (tensor_xs, tensor_ys) = feed.batch(&items, Some(&mut batch_rng(9, 2, 3))).unwrap();
+            let feed = DeviceFeed::new(&data, &ops, Device::Cpu).unwrap();
+            let (tensor_xs, tensor_ys) = feed.batch(&items, &norm, Some(&mut batch_rng(9, 2, 3))).unwrap();
             let (pixels, labels) = host_batch(&data, &feed.ops, &items, Some(&mut batch_rng(9, 2, 3))).unwrap();
             let host_xs = norm.to_tensor(&pixels);
             let diff = f64::try_from((&tensor_xs - &host_xs).abs().max()).unwrap();

@@ -348,7 +348,7 @@ fn fit(
     let mut lookahead = cfg.lookahead.map(|l| LookaheadState::new(&vs, l));
     let feed = match cfg.pipeline {
         Feed::Host => None,
-        Feed::Device => Some(DeviceFeed::new(&splits.train, augment, &norm, device)?),
+        Feed::Device => Some(DeviceFeed::new(&splits.train, augment, device)?),
     };
     let pipeline = Pipeline::new(augment.to_vec(), cfg.seed);
     let copies = Pipeline::new(copy_augmentation(), cfg.seed ^ 0xC0FF_EE00);
