@@ -27,16 +27,22 @@ enum DeviceOp {
 /// The whole training split on the device, as `u8` (a quarter of float's memory).
 #[derive(Debug)]
 pub(crate) struct DeviceFeed {
-    /// `[N, H, W, C]`, as the host feed holds them.
-    images: Tensor,
-    /// `[N]`, int64.
-    labels: Tensor,
+    device: Device,
+    /// `[N, H, W, C]` images, as the host feed holds them, and `[N]` int64 labels; not
+    /// built on a CPU, whose batches come from the host's copy (see
+    /// [`for_each_device_batch`]).
+    tensors: Option<(Tensor, Tensor)>,
     ops: Vec<DeviceOp>,
 }
 
 impl DeviceFeed {
     /// Uploads `data`; `augment` may hold only what the device does in batch.
     pub(crate) fn new(data: &Dataset, augment: &[Op], device: Device) -> Result<Self> {
+        Self::build(data, augment, device, device != Device::Cpu)
+    }
+
+    /// [`DeviceFeed::new`], with the tensors built or not.
+    fn build(data: &Dataset, augment: &[Op], device: Device, tensors: bool) -> Result<Self> {
         let ops = augment
             .iter()
             .enumerate()
@@ -54,11 +60,13 @@ impl DeviceFeed {
             .collect::<Result<Vec<_>>>()?;
         let s = data.shape;
         let n = data.len() as i64;
-        let images = Tensor::from_slice(&data.pixels)
-            .view([n, s.height as i64, s.width as i64, s.channels as i64])
-            .to_device(device);
-        let labels = Tensor::from_slice(&data.labels).to_kind(Kind::Int64).to_device(device);
-        Ok(DeviceFeed { images, labels, ops })
+        let tensors = tensors.then(|| {
+            let images = Tensor::from_slice(&data.pixels)
+                .view([n, s.height as i64, s.width as i64, s.channels as i64])
+                .to_device(device);
+            (images, Tensor::from_slice(&data.labels).to_kind(Kind::Int64).to_device(device))
+        });
+        Ok(DeviceFeed { device, tensors, ops })
     }
 
     /// The planned samples `items`, augmented with draws from `rng` (none without one)
@@ -72,14 +80,16 @@ impl DeviceFeed {
         if items.iter().any(|&(_, v)| v == Variant::Augmented) {
             return Err(augmented_copies_error());
         }
-        let device = self.images.device();
+        let Some((images, labels)) = &self.tensors else {
+            return Err(Error::Config("the device feed's tensors were not built (a CPU run)".into()));
+        };
+        let device = self.device;
         let n = items.len();
         let index: Vec<i64> = items.iter().map(|&(i, _)| i as i64).collect();
         let index = Tensor::from_slice(&index).to_device(device);
         // Contiguous NCHW while augmenting: gathers along H and W over a channels-last
         // tensor are several times slower on a CPU.
-        let mut xs = self
-            .images
+        let mut xs = images
             .index_select(0, &index)
             .permute([0, 3, 1, 2])
             .to_kind(Kind::Float)
@@ -109,7 +119,7 @@ impl DeviceFeed {
         // convolutions run ~1.5x faster on it than on contiguous NCHW (measured on
         // seed3-final: 30 vs 46 ms per batch of 64).
         let xs = norm.standardize(&xs).permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]);
-        Ok((xs, self.labels.index_select(0, &index)))
+        Ok((xs, labels.index_select(0, &index)))
     }
 }
 
@@ -137,7 +147,7 @@ pub(crate) fn for_each_device_batch<E: From<Error>>(
 ) -> std::result::Result<(), E> {
     let rng_of = move |b: usize| augment.map(|(seed, epoch)| batch_rng(seed, epoch, b));
     let batches = items.chunks(batch_size).enumerate().skip(start);
-    if feed.images.device() != Device::Cpu {
+    if feed.tensors.is_some() {
         for (b, chunk) in batches {
             let (xs, ys) = feed.batch(chunk, norm, rng_of(b).as_mut())?;
             consume(b, xs, ys)?;
@@ -294,7 +304,7 @@ mod tests {
         .unwrap();
         let norm = Normalizer::new(&[0.0], &[1.0], data.shape, Device::Cpu);
         let ops = [Op::Hflip { p: 0.5 }, Op::RandomCrop { padding: 1, fill: Fill::Reflect, p: 1.0 }];
-        let feed = DeviceFeed::new(&data, &ops, Device::Cpu).unwrap();
+        let feed = DeviceFeed::build(&data, &ops, Device::Cpu, true).unwrap();
         let items: Vec<(usize, Variant)> = (0..64).map(|i| (i, Variant::Original)).collect();
         let run = |seed: u64| {
             let mut out = Vec::new();
@@ -339,7 +349,7 @@ mod tests {
         for reflect in [false, true] {
             let fill = if reflect { Fill::Reflect } else { Fill::Constant };
             let ops = [Op::Hflip { p: 0.5 }, Op::RandomCrop { padding: 2, fill, p: 1.0 }];
-            let feed = DeviceFeed::new(&data, &ops, Device::Cpu).unwrap();
+            let feed = DeviceFeed::build(&data, &ops, Device::Cpu, true).unwrap();
             let (tensor_xs, tensor_ys) = feed.batch(&items, &norm, Some(&mut batch_rng(9, 2, 3))).unwrap();
             let (pixels, labels) = host_batch(&data, &feed.ops, &items, Some(&mut batch_rng(9, 2, 3))).unwrap();
             let host_xs = norm.to_tensor(&pixels);
