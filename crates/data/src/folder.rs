@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use fast_image_resize::PixelType;
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -151,27 +152,38 @@ pub fn decode(path: &Path, shape: ImageShape) -> std::result::Result<(Vec<u8>, (
             (img, dims)
         }
     };
-    let (w, h) = (shape.width as u32, shape.height as u32);
-    let filter = image::imageops::FilterType::Triangle;
-    let pixels = match shape.channels {
+    let (from, pixels, pixel_type) = match shape.channels {
         1 => {
             let g = img.to_luma8();
-            if g.dimensions() == (w, h) {
-                g.into_raw()
-            } else {
-                image::imageops::resize(&g, w, h, filter).into_raw()
-            }
+            (g.dimensions(), g.into_raw(), PixelType::U8)
         }
         _ => {
             let rgb = img.to_rgb8();
-            if rgb.dimensions() == (w, h) {
-                rgb.into_raw()
-            } else {
-                image::imageops::resize(&rgb, w, h, filter).into_raw()
-            }
+            (rgb.dimensions(), rgb.into_raw(), PixelType::U8x3)
         }
     };
-    Ok((pixels, dims))
+    Ok((resize_bilinear(pixels, from, (shape.width as u32, shape.height as u32), pixel_type)?, dims))
+}
+
+/// Resizes with a bilinear (triangle) filter whose support widens with the shrink
+/// factor, i.e. antialiased as PIL's `resize(BILINEAR)` and image's `Triangle`, with
+/// fast_image_resize's SIMD convolutions (several times faster than image's).
+fn resize_bilinear(
+    pixels: Vec<u8>,
+    (w, h): (u32, u32),
+    (tw, th): (u32, u32),
+    pixel_type: PixelType,
+) -> std::result::Result<Vec<u8>, String> {
+    use fast_image_resize::images::Image;
+    use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
+    if (w, h) == (tw, th) {
+        return Ok(pixels);
+    }
+    let src = Image::from_vec_u8(w, h, pixels, pixel_type).map_err(|e| e.to_string())?;
+    let mut dst = Image::new(tw, th, pixel_type);
+    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
+    Resizer::new().resize(&src, &mut dst, &options).map_err(|e| e.to_string())?;
+    Ok(dst.into_vec())
 }
 
 /// A JPEG at least twice the target size on both sides, decoded at 1/2, 1/4 or 1/8
