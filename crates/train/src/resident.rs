@@ -27,7 +27,6 @@ enum DeviceOp {
 /// The whole training split on the device, as `u8` (a quarter of float's memory).
 #[derive(Debug)]
 pub(crate) struct DeviceFeed {
-    device: Device,
     /// `[N, H, W, C]` images, as the host feed holds them, and `[N]` int64 labels; not
     /// built on a CPU, whose batches come from the host's copy (see
     /// [`for_each_device_batch`]).
@@ -66,7 +65,7 @@ impl DeviceFeed {
                 .to_device(device);
             (images, Tensor::from_slice(&data.labels).to_kind(Kind::Int64).to_device(device))
         });
-        Ok(DeviceFeed { device, tensors, ops })
+        Ok(DeviceFeed { tensors, ops })
     }
 
     /// The planned samples `items`, augmented with draws from `rng` (none without one)
@@ -83,7 +82,7 @@ impl DeviceFeed {
         let Some((images, labels)) = &self.tensors else {
             return Err(Error::Config("the device feed's tensors were not built (a CPU run)".into()));
         };
-        let device = self.device;
+        let device = images.device();
         let n = items.len();
         let index: Vec<i64> = items.iter().map(|&(i, _)| i as i64).collect();
         let index = Tensor::from_slice(&index).to_device(device);
