@@ -154,11 +154,12 @@ pub fn decode(path: &Path, shape: ImageShape) -> std::result::Result<(Vec<u8>, (
     };
     let (from, pixels, pixel_type) = match shape.channels {
         1 => {
-            let g = img.to_luma8();
+            // `into_*` moves the decoder's buffer when it already has this layout.
+            let g = img.into_luma8();
             (g.dimensions(), g.into_raw(), PixelType::U8)
         }
         _ => {
-            let rgb = img.to_rgb8();
+            let rgb = img.into_rgb8();
             (rgb.dimensions(), rgb.into_raw(), PixelType::U8x3)
         }
     };

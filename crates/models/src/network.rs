@@ -65,10 +65,15 @@ pub fn plan(cfg: &ModelConfig, input: Shape, classes: i64) -> Result<Vec<LayerRo
                 let params = out * c * kernel * kernel + if bias { out } else { 0 };
                 ("Conv2d", Shape::Map(out, side(h), side(w)), params, 0)
             }
-            (LayerSpec::Batchnorm { scale }, Shape::Map(c, ..)) => {
+            (LayerSpec::Batchnorm { momentum, eps, .. }, _)
+                if !(0.0..=1.0).contains(&momentum) || eps.is_nan() || eps <= 0.0 =>
+            {
+                return Err(fail(format!("momentum {momentum} must be in [0, 1] and eps {eps} above 0")));
+            }
+            (LayerSpec::Batchnorm { scale, .. }, Shape::Map(c, ..)) => {
                 ("BatchNorm2d", shape, if scale { 2 * c } else { c }, 2 * c)
             }
-            (LayerSpec::Batchnorm { scale }, Shape::Flat(n)) => {
+            (LayerSpec::Batchnorm { scale, .. }, Shape::Flat(n)) => {
                 ("BatchNorm1d", shape, if scale { 2 * n } else { n }, 2 * n)
             }
             (LayerSpec::Whiten { kernel }, Shape::Map(c, h, w)) => {
@@ -218,13 +223,21 @@ pub fn build(p: &nn::Path, cfg: &ModelConfig, input: Shape, classes: i64) -> Res
             (LayerSpec::Conv { out, kernel, stride, padding, bias }, Shape::Map(c, ..)) => {
                 let (ws_init, bs_init) = inits(cfg.init, c * kernel * kernel, out * kernel * kernel);
                 let conv = nn::ConvConfig { stride, padding, bias, ws_init, bs_init, ..Default::default() };
-                module.add(nn::conv2d(&lp, c, out, kernel, conv))
+                let conv = nn::conv2d(&lp, c, out, kernel, conv);
+                if cfg.dirac {
+                    set_dirac(&conv.ws);
+                }
+                module.add(conv)
             }
-            (LayerSpec::Batchnorm { scale: true }, Shape::Map(c, ..)) => {
-                module.add(nn::batch_norm2d(&lp, c, bn_config()))
+            (LayerSpec::Batchnorm { scale: true, momentum, eps }, Shape::Map(c, ..)) => {
+                module.add(nn::batch_norm2d(&lp, c, bn_config(momentum, eps)))
             }
-            (LayerSpec::Batchnorm { scale: true }, Shape::Flat(n)) => module.add(nn::batch_norm1d(&lp, n, bn_config())),
-            (LayerSpec::Batchnorm { scale: false }, _) => module.add(ShiftOnlyBatchNorm::new(&lp, row.output)),
+            (LayerSpec::Batchnorm { scale: true, momentum, eps }, Shape::Flat(n)) => {
+                module.add(nn::batch_norm1d(&lp, n, bn_config(momentum, eps)))
+            }
+            (LayerSpec::Batchnorm { scale: false, momentum, eps }, _) => {
+                module.add(ShiftOnlyBatchNorm::new(&lp, row.output, momentum, eps))
+            }
             (LayerSpec::Whiten { kernel }, Shape::Map(c, ..)) => {
                 let Shape::Map(out, ..) = row.output else { unreachable!("plan gives a map") };
                 let weight = lp.zeros_no_train("weight", &[out, c, kernel, kernel]);
@@ -271,10 +284,12 @@ struct ShiftOnlyBatchNorm {
     bias: Tensor,
     running_mean: Tensor,
     running_var: Tensor,
+    momentum: f64,
+    eps: f64,
 }
 
 impl ShiftOnlyBatchNorm {
-    fn new(p: &nn::Path, shape: Shape) -> Self {
+    fn new(p: &nn::Path, shape: Shape, momentum: f64, eps: f64) -> Self {
         let n = match shape {
             Shape::Map(c, ..) => c,
             Shape::Flat(n) => n,
@@ -283,6 +298,8 @@ impl ShiftOnlyBatchNorm {
             bias: p.zeros("bias", &[n]),
             running_mean: p.zeros_no_train("running_mean", &[n]),
             running_var: p.ones_no_train("running_var", &[n]),
+            momentum,
+            eps,
         }
     }
 }
@@ -296,8 +313,8 @@ impl ModuleT for ShiftOnlyBatchNorm {
             Some(&self.running_mean),
             Some(&self.running_var),
             train,
-            0.1,
-            1e-5,
+            self.momentum,
+            self.eps,
             true,
         )
     }
@@ -320,13 +337,14 @@ impl ResidualBlock {
             let cfg = nn::ConvConfig { stride, padding: k / 2, bias: false, ws_init, ..Default::default() };
             nn::conv2d(p, cin, out, k, cfg)
         };
-        let shortcut = (stride != 1 || c != out)
-            .then(|| (conv(p / "shortcut", c, 1, stride), nn::batch_norm2d(p / "shortcut_bn", out, bn_config())));
+        let shortcut = (stride != 1 || c != out).then(|| {
+            (conv(p / "shortcut", c, 1, stride), nn::batch_norm2d(p / "shortcut_bn", out, bn_config(0.1, 1e-5)))
+        });
         ResidualBlock {
             conv1: conv(p / "conv1", c, 3, stride),
-            bn1: nn::batch_norm2d(p / "bn1", out, bn_config()),
+            bn1: nn::batch_norm2d(p / "bn1", out, bn_config(0.1, 1e-5)),
             conv2: conv(p / "conv2", out, 3, 1),
-            bn2: nn::batch_norm2d(p / "bn2", out, bn_config()),
+            bn2: nn::batch_norm2d(p / "bn2", out, bn_config(0.1, 1e-5)),
             shortcut,
         }
     }
@@ -402,6 +420,20 @@ fn inits(scheme: InitScheme, fan_in: i64, fan_out: i64) -> (nn::Init, nn::Init) 
 
 /// PyTorch's BatchNorm defaults: weight 1, bias 0 (tch's own default draws the weight
 /// uniformly from [0, 1]).
-fn bn_config() -> nn::BatchNormConfig {
-    nn::BatchNormConfig { ws_init: nn::Init::Const(1.0), ..Default::default() }
+fn bn_config(momentum: f64, eps: f64) -> nn::BatchNormConfig {
+    nn::BatchNormConfig { ws_init: nn::Init::Const(1.0), momentum, eps, ..Default::default() }
+}
+
+/// `torch.nn.init.dirac_` on the first min(out, in) filters of a conv weight
+/// `[out, in, kh, kw]`: filter i is 1 at input channel i's centre tap, 0 elsewhere.
+fn set_dirac(ws: &Tensor) {
+    let size = ws.size();
+    let (out, inp, kh, kw) = (size[0], size[1], size[2], size[3]);
+    let n = out.min(inp);
+    tch::no_grad(|| {
+        let mut head = ws.narrow(0, 0, n);
+        let _ = head.zero_();
+        let eye = Tensor::eye(n, (ws.kind(), ws.device()));
+        head.select(2, kh / 2).select(2, kw / 2).narrow(1, 0, n).copy_(&eye);
+    });
 }

@@ -16,6 +16,11 @@ pub struct ModelConfig {
     /// Weight initialisation of conv and linear layers.
     #[serde(default)]
     pub init: InitScheme,
+    /// Start every `conv` layer as a partial identity (airbench's implicit residual):
+    /// after `init`, its first min(in, out) filters become Dirac deltas that pass
+    /// input channel i through to output channel i (`torch.nn.init.dirac_`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub dirac: bool,
     /// Layers in order. The input shape and class count come from the data; a final
     /// `linear` without `out` gets one output per class.
     pub layers: Vec<LayerSpec>,
@@ -56,6 +61,18 @@ fn is_true(b: &bool) -> bool {
     *b
 }
 
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+fn bn_momentum() -> f64 {
+    0.1
+}
+
+fn bn_eps() -> f64 {
+    1e-5
+}
+
 fn two() -> i64 {
     2
 }
@@ -77,9 +94,15 @@ pub enum LayerSpec {
     },
     /// Batch normalization over channels (2-D maps) or features (flat vectors).
     /// `scale = false` keeps the scale at 1 and learns only the shift (airbench).
+    /// `momentum` and `eps` as PyTorch's `BatchNorm2d` (running statistics move by
+    /// `momentum` of the batch's each step; airbench: momentum 0.4, eps 1e-12).
     Batchnorm {
         #[serde(default = "yes", skip_serializing_if = "is_true")]
         scale: bool,
+        #[serde(default = "bn_momentum")]
+        momentum: f64,
+        #[serde(default = "bn_eps")]
+        eps: f64,
     },
     /// A patch-whitening convolution (airbench): `kernel` x `kernel` patches, `2 * C *
     /// kernel^2` output channels whose frozen weights are set from the training data

@@ -161,3 +161,62 @@ fn whiten_must_come_first() {
     );
     assert!(err.contains("layers[1] (whiten): must be the first layer"), "{err}");
 }
+
+#[test]
+fn dirac_convs_pass_their_first_channels_through() {
+    let cfg: ModelConfig = toml::from_str(
+        r#"dirac = true
+        layers = [{ type = "conv", out = 6, kernel = 3, padding = 1, bias = false },
+                  { type = "conv", out = 2, kernel = 3, padding = 1, bias = false },
+                  { type = "flatten" }, { type = "linear" }]"#,
+    )
+    .unwrap();
+    let vs = nn::VarStore::new(Device::Cpu);
+    build(&vs.root(), &cfg, Shape::Map(4, 5, 5), 3).unwrap();
+    let vars = vs.variables();
+    let xs = Tensor::randn([2, 4, 5, 5], (Kind::Float, Device::Cpu));
+    // 4 -> 6: filters 0..4 copy input channels 0..4; filters 4..6 keep their init.
+    let w0 = &vars["conv0.weight"];
+    let ys = xs.conv2d(w0, None::<Tensor>, [1, 1], [1, 1], [1, 1], 1);
+    let diff = f64::try_from((ys.narrow(1, 0, 4) - &xs).abs().max()).unwrap();
+    assert!(diff < 1e-6, "identity part differs by {diff}");
+    assert!(f64::try_from(w0.narrow(0, 4, 2).abs().sum(Kind::Float)).unwrap() > 0.0, "the rest keeps its init");
+    // 6 -> 2: both filters are identities of input channels 0 and 1.
+    let w1 = &vars["conv1.weight"];
+    let zs = ys.conv2d(w1, None::<Tensor>, [1, 1], [1, 1], [1, 1], 1);
+    let diff = f64::try_from((zs - ys.narrow(1, 0, 2)).abs().max()).unwrap();
+    assert!(diff < 1e-6, "narrowing identity differs by {diff}");
+    // Off by default.
+    let plain: ModelConfig = toml::from_str(
+        r#"layers = [{ type = "conv", out = 6, kernel = 3, padding = 1 }, { type = "flatten" }, { type = "linear" }]"#,
+    )
+    .unwrap();
+    let vs = nn::VarStore::new(Device::Cpu);
+    build(&vs.root(), &plain, Shape::Map(4, 5, 5), 3).unwrap();
+    let centre = vs.variables()["conv0.weight"].select(2, 1).select(2, 1).narrow(0, 0, 4);
+    assert!(f64::try_from((centre - Tensor::eye(4, (Kind::Float, Device::Cpu))).abs().max()).unwrap() > 1e-3);
+}
+
+#[test]
+fn batchnorm_momentum_and_eps_are_pytorchs() {
+    for scale in [true, false] {
+        let cfg: ModelConfig = toml::from_str(&format!(
+            r#"layers = [{{ type = "batchnorm", scale = {scale}, momentum = 0.4, eps = 1e-12 }}, {{ type = "flatten" }}, {{ type = "linear" }}]"#
+        ))
+        .unwrap();
+        let vs = nn::VarStore::new(Device::Cpu);
+        let net = build(&vs.root(), &cfg, Shape::Map(2, 3, 3), 2).unwrap();
+        let xs = Tensor::randn([8, 2, 3, 3], (Kind::Float, Device::Cpu)) + 5.0;
+        let _ = net.forward_t(&xs, true);
+        // running_mean starts at 0 and moves 40% of the way to the batch mean.
+        let want = xs.mean_dim([0i64, 2, 3].as_slice(), false, Kind::Float) * 0.4;
+        let got = vs.variables()["batchnorm0.running_mean"].shallow_clone();
+        let diff = f64::try_from((got - want).abs().max()).unwrap();
+        assert!(diff < 1e-5, "scale = {scale}: running mean off by {diff}");
+    }
+    let err = plan_err(
+        r#"{ type = "batchnorm", momentum = 1.5 }, { type = "flatten" }, { type = "linear" }"#,
+        Shape::Map(2, 3, 3),
+    );
+    assert!(err.contains("momentum 1.5"), "{err}");
+}

@@ -113,6 +113,10 @@ pub struct TrainConfig {
     /// SGD only.
     #[serde(default)]
     pub nesterov: bool,
+    /// Multiplies the learning rate, but not the weight decay, of batch-norm shifts
+    /// (airbench's `bias_scaler`, 64): their decay per step stays `lr * weight_decay`.
+    #[serde(default = "defaults::one", skip_serializing_if = "defaults::is_one")]
+    pub bias_lr_scale: f64,
     /// Seeds weight initialisation, shuffling and augmentation.
     #[serde(default)]
     pub seed: u64,
@@ -158,6 +162,7 @@ impl Default for TrainConfig {
             weight_decay: 0.0,
             momentum: defaults::momentum(),
             nesterov: false,
+            bias_lr_scale: 1.0,
             seed: 0,
             device: defaults::device(),
             schedule: Schedule::Constant,
@@ -175,6 +180,13 @@ impl Default for TrainConfig {
 
 mod defaults {
     use super::{DeviceChoice, Monitor, OptimizerKind};
+
+    pub(super) fn one() -> f64 {
+        1.0
+    }
+    pub(super) fn is_one(v: &f64) -> bool {
+        *v == 1.0
+    }
 
     pub(super) fn lookahead_every() -> usize {
         5
@@ -224,6 +236,10 @@ impl TrainConfig {
             (!(0.0..1.0).contains(&self.label_smoothing), "train.label_smoothing must be in [0, 1)"),
             (self.grad_clip.is_some_and(|c| c.is_nan() || c <= 0.0), "train.grad_clip must be a positive number"),
             (self.nesterov && self.momentum == 0.0, "train.nesterov needs train.momentum > 0"),
+            (
+                !(self.bias_lr_scale > 0.0 && self.bias_lr_scale.is_finite()),
+                "train.bias_lr_scale must be a positive number",
+            ),
             (self.early_stopping.is_some_and(|e| e.patience == 0), "train.early_stopping.patience must be >= 1"),
             (self.lookahead.is_some_and(|l| l.every == 0), "train.lookahead.every must be >= 1"),
             (

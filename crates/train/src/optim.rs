@@ -18,6 +18,8 @@ const EPS: f64 = 1e-8;
 struct Param {
     name: String,
     var: Tensor,
+    /// `train.bias_lr_scale` for batch-norm shifts, 1 for the rest.
+    lr_scale: f64,
     /// Adam/AdamW: first and second moments. SGD with momentum: the buffer.
     state: Vec<Tensor>,
 }
@@ -47,7 +49,8 @@ impl Optimizer {
             .into_iter()
             .map(|(name, var)| {
                 let state = (0..slots).map(|_| var.zeros_like().detach()).collect();
-                Param { name, var, state }
+                let lr_scale = if is_norm_shift(&name) { cfg.bias_lr_scale } else { 1.0 };
+                Param { name, var, lr_scale, state }
             })
             .collect();
         Optimizer {
@@ -98,17 +101,20 @@ impl Optimizer {
         Ok(norm)
     }
 
-    /// One update with learning rate `lr` from the current gradients.
-    pub fn step(&mut self, lr: f64) {
+    /// One update with learning rate `lr` from the current gradients. A parameter
+    /// with an `lr_scale` steps with `lr * lr_scale` and decays by `weight_decay /
+    /// lr_scale` (as airbench's parameter groups), so its decay per step is unchanged.
+    pub fn step(&mut self, base_lr: f64) {
         self.steps += 1;
         let t = self.steps as i32;
-        let (wd, momentum, nesterov, kind) = (self.weight_decay, self.momentum, self.nesterov, self.kind);
+        let (momentum, nesterov, kind) = (self.momentum, self.nesterov, self.kind);
         tch::no_grad(|| {
             for p in &mut self.params {
                 let g = p.var.grad();
                 if !g.defined() {
                     continue;
                 }
+                let (lr, wd) = (base_lr * p.lr_scale, self.weight_decay / p.lr_scale);
                 let var = &mut p.var;
                 match kind {
                     OptimizerKind::Adam | OptimizerKind::Adamw => {
@@ -140,6 +146,11 @@ impl Optimizer {
         });
     }
 
+    /// How many parameters step with a scaled learning rate.
+    pub fn scaled_params(&self) -> usize {
+        self.params.iter().filter(|p| p.lr_scale != 1.0).count()
+    }
+
     /// The state as named tensors (`optim.<var>.<slot>`), plus the step count.
     pub fn state(&self) -> Vec<(String, Tensor)> {
         let mut out = vec![("optim.steps".to_string(), Tensor::from_slice(&[self.steps]))];
@@ -167,6 +178,14 @@ impl Optimizer {
             Ok(())
         })
     }
+}
+
+/// Whether a variable is a batch norm's shift: `batchnorm<i>.bias`, or a residual
+/// block's `bn1` / `bn2` / `shortcut_bn` bias.
+fn is_norm_shift(name: &str) -> bool {
+    let mut parts = name.rsplit('.');
+    parts.next() == Some("bias")
+        && parts.next().is_some_and(|m| m.starts_with("batchnorm") || m.starts_with("bn") || m == "shortcut_bn")
 }
 
 #[cfg(test)]
@@ -214,6 +233,52 @@ mod tests {
         let sgd = nn::Sgd { momentum: 0.9, nesterov: true, wd: 5e-4, ..Default::default() };
         compare(cfg(OptimizerKind::Sgd, 5e-4, true), sgd);
         compare(cfg(OptimizerKind::Sgd, 0.0, false), nn::Sgd { momentum: 0.9, ..Default::default() });
+    }
+
+    #[test]
+    fn batch_norm_shifts_step_with_the_scaled_rate_and_the_same_decay() {
+        let cfg = TrainConfig {
+            optimizer: OptimizerKind::Sgd,
+            lr: 0.002,
+            weight_decay: 5e-4,
+            nesterov: true,
+            bias_lr_scale: 64.0,
+            ..Default::default()
+        };
+        let vs = nn::VarStore::new(Device::Cpu);
+        let shift = (vs.root() / "batchnorm1").var("bias", &[3], nn::Init::Const(0.5));
+        let conv_bias = (vs.root() / "conv0").var("bias", &[3], nn::Init::Const(0.5));
+        let mut ours = Optimizer::new(&vs, &cfg);
+        assert_eq!(ours.scaled_params(), 1);
+        // libtorch's SGD as airbench's parameter groups: lr * 64 with weight decay / 64.
+        let reference = |lr: f64, wd: f64| {
+            let vs = nn::VarStore::new(Device::Cpu);
+            let v = vs.root().var("v", &[3], nn::Init::Const(0.5));
+            let opt = nn::Sgd { momentum: 0.9, nesterov: true, wd, ..Default::default() }.build(&vs, lr).unwrap();
+            (vs, v, opt)
+        };
+        let (_a, ref_shift, mut opt_shift) = reference(0.002 * 64.0, 5e-4 / 64.0);
+        let (_b, ref_bias, mut opt_bias) = reference(0.002, 5e-4);
+        let target = Tensor::from_slice(&[1.0f32, -2.0, 3.0]);
+        for _ in 0..5 {
+            let loss = (&shift - &target).square().sum(Kind::Float) + (&conv_bias - &target).square().sum(Kind::Float);
+            ours.zero_grad();
+            loss.backward();
+            ours.step(cfg.lr);
+            opt_shift.backward_step(&(&ref_shift - &target).square().sum(Kind::Float));
+            opt_bias.backward_step(&(&ref_bias - &target).square().sum(Kind::Float));
+        }
+        let diff = |a: &Tensor, b: &Tensor| f64::try_from((a - b).abs().max()).unwrap();
+        assert!(diff(&shift, &ref_shift) < 1e-5, "shift off by {}", diff(&shift, &ref_shift));
+        assert!(diff(&conv_bias, &ref_bias) < 1e-6, "conv bias off by {}", diff(&conv_bias, &ref_bias));
+        assert!(diff(&shift, &conv_bias) > 0.1, "the scale made a difference");
+        for (name, want) in
+            [("batchnorm1.bias", true), ("residual2.bn1.bias", true), ("residual2.shortcut_bn.bias", true)]
+                .into_iter()
+                .chain([("conv0.bias", false), ("batchnorm1.weight", false), ("linear5.bias", false)])
+        {
+            assert_eq!(is_norm_shift(name), want, "{name}");
+        }
     }
 
     #[test]

@@ -43,6 +43,15 @@ fn half() -> f64 {
 fn pct_start() -> f64 {
     0.3
 }
+fn triangle_start() -> f64 {
+    0.2
+}
+fn triangle_peak() -> f64 {
+    0.23
+}
+fn triangle_end() -> f64 {
+    0.07
+}
 fn div_factor() -> f64 {
     25.0
 }
@@ -81,6 +90,16 @@ pub enum Schedule {
         div_factor: f64,
         #[serde(default = "final_div_factor")]
         final_div_factor: f64,
+    },
+    /// Linear up from `start * lr` to `lr` at fraction `peak` of the run, then linear
+    /// down to `end * lr` (airbench's triangle: 0.2, 0.23, 0.07), updated every batch.
+    Triangle {
+        #[serde(default = "triangle_start")]
+        start: f64,
+        #[serde(default = "triangle_peak")]
+        peak: f64,
+        #[serde(default = "triangle_end")]
+        end: f64,
     },
     /// `ReduceLROnPlateau`: multiply by `factor` after `patience` epochs without
     /// improvement of `metric`.
@@ -126,6 +145,16 @@ impl Schedule {
             {
                 bad("one_cycle needs 0 < pct_start < 1 and div factors >= 1")
             }
+            Schedule::Triangle { start, peak, end }
+                if !(peak > 0.0
+                    && peak < 1.0
+                    && start >= 0.0
+                    && end >= 0.0
+                    && start.is_finite()
+                    && end.is_finite()) =>
+            {
+                bad("triangle needs 0 < peak < 1 and start, end >= 0")
+            }
             Schedule::Cosine { min_lr } | Schedule::Plateau { min_lr, .. } if min_lr.is_nan() || min_lr < 0.0 => {
                 bad("min_lr must be >= 0")
             }
@@ -150,6 +179,13 @@ impl Schedule {
                     anneal(initial, base, frac / pct_start)
                 } else {
                     anneal(base, last, (frac - pct_start) / (1.0 - pct_start))
+                }
+            }
+            Schedule::Triangle { start, peak, end } => {
+                if frac < peak {
+                    base * (start + (1.0 - start) * frac / peak)
+                } else {
+                    base * (1.0 + (end - 1.0) * (frac - peak) / (1.0 - peak))
                 }
             }
             Schedule::Plateau { min_lr, .. } => (base * plateau.scale).max(min_lr),
@@ -211,6 +247,12 @@ mod tests {
         assert!((one.lr(1.0, 0.0, 10, &p) - 0.04).abs() < 1e-12);
         assert!((one.lr(1.0, 3.0, 10, &p) - 1.0).abs() < 1e-12);
         assert!((one.lr(1.0, 10.0, 10, &p) - 0.04 / 1e4).abs() < 1e-15);
+        let tri = Schedule::Triangle { start: 0.2, peak: 0.25, end: 0.07 };
+        assert!((tri.lr(2.0, 0.0, 10, &p) - 0.4).abs() < 1e-12);
+        assert!((tri.lr(2.0, 1.25, 10, &p) - 1.2).abs() < 1e-12, "half way up");
+        assert!((tri.lr(2.0, 2.5, 10, &p) - 2.0).abs() < 1e-12);
+        assert!((tri.lr(2.0, 10.0, 10, &p) - 0.14).abs() < 1e-12);
+        assert!(Schedule::Triangle { start: 0.2, peak: 1.0, end: 0.0 }.validate().is_err());
         assert_eq!(warmup_factor(0.5, 2.0), 0.25);
         assert_eq!(warmup_factor(3.0, 2.0), 1.0);
         assert_eq!(warmup_factor(3.0, 0.0), 1.0);

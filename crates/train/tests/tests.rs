@@ -44,9 +44,10 @@ fn model() -> ModelConfig {
         name: "tiny".into(),
         kind: Default::default(),
         init: Default::default(),
+        dirac: false,
         layers: vec![
             LayerSpec::Conv { out: 8, kernel: 3, stride: 1, padding: 1, bias: true },
-            LayerSpec::Batchnorm { scale: true },
+            LayerSpec::Batchnorm { scale: true, momentum: 0.1, eps: 1e-5 },
             LayerSpec::Relu,
             LayerSpec::Maxpool { kernel: 2, stride: None },
             LayerSpec::Flatten,
