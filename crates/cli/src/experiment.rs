@@ -111,11 +111,18 @@ fn resolve(path: &Path, mut table: toml::Table, chain: &mut Vec<(PathBuf, String
     Ok(merged)
 }
 
-/// Tables merge key by key; any other value (arrays included) replaces the base's.
+/// Tables merge key by key; any other value (arrays included) replaces the base's,
+/// and so does a table that names another variant (`kind` or `strategy`), e.g. a
+/// `schedule = { kind = "triangle" }` over a one-cycle schedule's `pct_start`.
 fn merge(base: &mut toml::Table, over: toml::Table) {
+    let variant = |t: &toml::Table| ["kind", "strategy"].iter().find_map(|k| t.get(*k).cloned());
     for (key, value) in over {
         match (base.get_mut(&key), value) {
-            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (Some(toml::Value::Table(b)), toml::Value::Table(o))
+                if variant(&o).is_none() || variant(&o) == variant(b) =>
+            {
+                merge(b, o)
+            }
             (_, value) => {
                 base.insert(key, value);
             }
@@ -139,6 +146,7 @@ pub(crate) fn default_run_dir(config: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cnnlab_train::Schedule;
 
     const GOOD: &str =
         "[data]\ndataset = \"mnist\"\n[model]\nlayers = [{ type = \"flatten\" }, { type = \"linear\" }]\n";
@@ -180,9 +188,25 @@ mod tests {
         assert_eq!(exp.data.dataset, "mnist");
         assert_eq!(exp.data.imbalance.name(), "min_flip");
 
+        // Another schedule kind replaces the base's table instead of merging into it.
+        let schedule = |s: &str| format!("{GOOD}[train]\nepochs = 5\nschedule = {s}\n");
+        std::fs::write(dir.path().join("base.toml"), schedule("{ kind = \"one_cycle\", pct_start = 0.25 }")).unwrap();
+        std::fs::write(&child, "extends = \"base.toml\"\n[train]\nschedule = { kind = \"triangle\", peak = 0.3 }\n")
+            .unwrap();
+        let exp = Experiment::load(&child).unwrap();
+        assert_eq!(exp.train.schedule, Schedule::Triangle { start: 0.2, peak: 0.3, end: 0.07 });
+        std::fs::write(
+            &child,
+            "extends = \"base.toml\"\n[train]\nschedule = { kind = \"one_cycle\", div_factor = 10.0 }\n",
+        )
+        .unwrap();
+        let exp = Experiment::load(&child).unwrap();
+        assert_eq!(exp.train.schedule, Schedule::OneCycle { pct_start: 0.25, div_factor: 10.0, final_div_factor: 1e4 });
+        std::fs::write(dir.path().join("base.toml"), format!("{GOOD}[train]\nepochs = 5\nlr = 0.1\n")).unwrap();
+
         std::fs::write(&child, "extends = \"base.toml\"\n\n[train]\nlrr = 0.01\n").unwrap();
         let err = Experiment::load(&child).unwrap_err().to_string();
-        assert_eq!(err, format!("{}:4: unknown field `lrr`, expected one of `epochs`, `batch_size`, `eval_batch_size`, `optimizer`, `lr`, `weight_decay`, `momentum`, `nesterov`, `seed`, `device`, `schedule`, `warmup_epochs`, `label_smoothing`, `grad_clip`, `monitor`, `early_stopping`, `tta`, `lookahead`, `pipeline`", child.display()));
+        assert_eq!(err, format!("{}:4: unknown field `lrr`, expected one of `epochs`, `batch_size`, `eval_batch_size`, `optimizer`, `lr`, `weight_decay`, `momentum`, `nesterov`, `bias_lr_scale`, `seed`, `device`, `schedule`, `warmup_epochs`, `label_smoothing`, `grad_clip`, `monitor`, `early_stopping`, `tta`, `lookahead`, `pipeline`", child.display()));
 
         std::fs::write(&child, "extends = \"child.toml\"\n").unwrap();
         let err = Experiment::load(&child).unwrap_err().to_string();
