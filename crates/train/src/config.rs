@@ -27,6 +27,28 @@ pub struct Lookahead {
     pub decay: f64,
 }
 
+/// `mix = { kind = "cutmix", alpha = 1.0, p = 1.0 }`: with probability `p` a training
+/// batch is mixed with itself rolled by one image, with a weight drawn from
+/// `Beta(alpha, alpha)` (`torchvision.transforms.v2.MixUp` / `CutMix`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mix {
+    pub kind: MixKind,
+    #[serde(default = "defaults::one")]
+    pub alpha: f64,
+    #[serde(default = "defaults::one")]
+    pub p: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MixKind {
+    /// The images are blended: `lam * x + (1 - lam) * x_rolled`.
+    Mixup,
+    /// A box of `1 - lam` of the image area is pasted from the partner image.
+    Cutmix,
+}
+
 /// Test-time augmentation: `false`/`"none"`, `true`/`"flip"` (each image and its
 /// mirror), or `"flip_translate"` (airbench's level 2: the flip pair, plus the flip
 /// pairs of the image shifted one pixel up-left and down-right, weighted 1/2, 1/4, 1/4).
@@ -145,6 +167,9 @@ pub struct TrainConfig {
     /// Lookahead weight averaging, see [`Lookahead`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lookahead: Option<Lookahead>,
+    /// MixUp or CutMix of training batches, see [`Mix`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mix: Option<Mix>,
     /// `"host"` (default) or `"device"`, see [`Feed`].
     #[serde(default)]
     pub pipeline: Feed,
@@ -173,6 +198,7 @@ impl Default for TrainConfig {
             early_stopping: None,
             tta: Tta::None,
             lookahead: None,
+            mix: None,
             pipeline: Feed::Host,
         }
     }
@@ -246,6 +272,8 @@ impl TrainConfig {
                 self.lookahead.is_some_and(|l| !(0.0..=1.0).contains(&l.decay)),
                 "train.lookahead.decay must be in [0, 1]",
             ),
+            (self.mix.is_some_and(|m| !(m.alpha > 0.0 && m.alpha.is_finite())), "train.mix.alpha must be > 0"),
+            (self.mix.is_some_and(|m| !(0.0..=1.0).contains(&m.p)), "train.mix.p must be in [0, 1]"),
         ];
         match checks.iter().find(|(bad, _)| *bad) {
             Some((_, msg)) => Err(msg.to_string()),

@@ -20,6 +20,7 @@ mod batch;
 mod config;
 mod error;
 mod lookahead;
+mod mix;
 mod optim;
 mod predict;
 mod resident;
@@ -27,7 +28,7 @@ mod schedule;
 mod trainer;
 
 pub use batch::{gather, EpochAugment, HostBatch, Normalizer};
-pub use config::{DeviceChoice, EarlyStopping, Feed, Lookahead, OptimizerKind, TrainConfig, Tta};
+pub use config::{DeviceChoice, EarlyStopping, Feed, Lookahead, Mix, MixKind, OptimizerKind, TrainConfig, Tta};
 pub use error::{Error, Result};
 pub use optim::Optimizer;
 pub use predict::{Predictor, Weights};

@@ -24,6 +24,7 @@ use crate::batch::{for_each_batch, EpochAugment, Normalizer};
 use crate::config::{DeviceChoice, Feed, TrainConfig, Tta};
 use crate::error::{Error, Result};
 use crate::lookahead::LookaheadState;
+use crate::mix::mix_batch;
 use crate::optim::Optimizer;
 use crate::resident::{for_each_device_batch, DeviceFeed};
 use crate::schedule::{warmup_factor, Monitor, PlateauState};
@@ -420,9 +421,26 @@ fn fit(
                 interrupted = true;
                 return Err(Error::Interrupted { epoch, batch: b });
             }
-            let logits = net.forward_t(&xs, true);
-            let loss =
-                logits.cross_entropy_loss(&ys, class_weights.as_ref(), tch::Reduction::Mean, -100, cfg.label_smoothing);
+            let ce = |logits: &Tensor, ys: &Tensor| {
+                logits.cross_entropy_loss(ys, class_weights.as_ref(), tch::Reduction::Mean, -100, cfg.label_smoothing)
+            };
+            // Mixing draws from its own generator, seeded per batch: a resumed run mixes alike.
+            let mixed = cfg.mix.and_then(|m| {
+                let seed = cfg.seed ^ 0x4D49_5800_0000_0000 ^ ((epoch as u64) << 24) ^ b as u64;
+                mix_batch(&xs, &ys, &m, &mut rand_chacha::ChaCha8Rng::seed_from_u64(seed))
+            });
+            let (logits, loss) = match mixed {
+                Some(m) => {
+                    let logits = net.forward_t(&m.xs, true);
+                    let loss = ce(&logits, &ys) * m.lam + ce(&logits, &m.partner) * (1.0 - m.lam);
+                    (logits, loss)
+                }
+                None => {
+                    let logits = net.forward_t(&xs, true);
+                    let loss = ce(&logits, &ys);
+                    (logits, loss)
+                }
+            };
             let value = f64::try_from(&loss)?;
             if !value.is_finite() {
                 return Err(Error::NonFinite { value, epoch, batch: b + 1 });

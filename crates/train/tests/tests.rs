@@ -144,6 +144,28 @@ fn bad_settings_name_the_key() {
     cfg.batch_size = 0;
     let err = train(&splits(), &Imbalance::None, &[], &model(), &cfg, &opts).unwrap_err();
     assert_eq!(err.to_string(), "train.batch_size must be at least 1");
+    let mut cfg = config(1);
+    cfg.mix = Some(cnnlab_train::Mix { kind: cnnlab_train::MixKind::Mixup, alpha: 0.0, p: 1.0 });
+    let err = train(&splits(), &Imbalance::None, &[], &model(), &cfg, &opts).unwrap_err();
+    assert_eq!(err.to_string(), "train.mix.alpha must be > 0");
+}
+
+#[test]
+fn mixup_and_cutmix_learn_and_repeat() {
+    let _serial = serial();
+    for kind in [cnnlab_train::MixKind::Mixup, cnnlab_train::MixKind::Cutmix] {
+        let run = |name: &str| {
+            let dir = tempfile::tempdir().unwrap();
+            let opts = RunOptions { out_dir: dir.path().join(name), quiet: true, ..Default::default() };
+            let mut cfg = config(3);
+            cfg.mix = Some(cnnlab_train::Mix { kind, alpha: 1.0, p: 0.5 });
+            let metrics = train(&splits(), &Imbalance::None, &[], &model(), &cfg, &opts).unwrap();
+            (metrics.report.accuracy, history_without_timing(&opts.out_dir.join("history.csv")))
+        };
+        let (accuracy, history) = run("a");
+        assert!(accuracy > 0.9, "{kind:?}: accuracy {accuracy}");
+        assert_eq!(history, run("b").1, "{kind:?}");
+    }
 }
 
 #[test]
