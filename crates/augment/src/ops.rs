@@ -77,15 +77,64 @@ pub fn translate(img: &mut [u8], s: Shape, dx: i64, dy: i64, fill: Fill) {
     }
 }
 
+/// What a fused warp does to each value it writes: a lookup table (brightness, or
+/// several composed) and a left-right mirror of the output. Both act after the
+/// resampling, so the result is exactly that of the separate ops run afterwards.
+#[derive(Clone, Copy)]
+pub(crate) struct Post {
+    pub(crate) lut: Option<[u8; 256]>,
+    pub(crate) flip: bool,
+}
+
+impl Post {
+    pub(crate) const NONE: Post = Post { lut: None, flip: false };
+
+    /// Applies the table and the mirror alone (when there is no warp to fuse them into).
+    pub(crate) fn apply(&self, img: &mut [u8], s: Shape) {
+        if let Some(lut) = &self.lut {
+            img.iter_mut().for_each(|v| *v = lut[*v as usize]);
+        }
+        if self.flip {
+            hflip(img, s);
+        }
+    }
+}
+
+thread_local! {
+    /// The warp's copy of its source, kept between calls: no allocation (and no fresh
+    /// zeroed pages from the kernel) per image.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Resamples bilinearly through an affine map: output pixel centre `(x, y)` reads
 /// the source at `(ax*x + bx*y + cx, ay*x + by*y + cy)` (pixel-centre coordinates),
-/// with `fill` outside. Coordinates advance incrementally along each row, and pixels
-/// whose four neighbours are inside take a branch-free path.
-fn warp_affine(img: &mut [u8], s: Shape, fill: Fill, m: [f32; 6]) {
-    let src = img.to_vec();
-    let (w, h, c) = (s.width as i32, s.height as i32, s.channels);
+/// with `fill` outside, then applies `post`. Coordinates advance incrementally along
+/// each row, and pixels whose four neighbours are inside take a branch-free integer
+/// path, specialised for 1 and 3 channels.
+fn warp_affine(img: &mut [u8], s: Shape, fill: Fill, m: [f32; 6], post: Post) {
+    if img.is_empty() {
+        return;
+    }
+    SCRATCH.with(|cell| {
+        let mut src = cell.borrow_mut();
+        src.clear();
+        src.extend_from_slice(img);
+        match s.channels {
+            1 => warp_rows::<1>(&src, img, s, fill, m, post),
+            3 => warp_rows::<3>(&src, img, s, fill, m, post),
+            _ => warp_rows::<0>(&src, img, s, fill, m, post),
+        }
+    });
+}
+
+/// [`warp_affine`]'s loop; `C` is the channel count, or 0 for "read it from `s`".
+fn warp_rows<const C: usize>(src: &[u8], img: &mut [u8], s: Shape, fill: Fill, m: [f32; 6], post: Post) {
+    let c = if C == 0 { s.channels } else { C };
+    let (w, h) = (s.width as i32, s.height as i32);
     let stride = s.width * c;
     let [ax, bx, cx, ay, by, cy] = m;
+    let identity: [u8; 256] = std::array::from_fn(|v| v as u8);
+    let lut = post.lut.unwrap_or(identity);
     let fetch = |x: i32, y: i32, k: usize| -> f32 {
         match fill {
             Fill::Reflect => {
@@ -102,32 +151,32 @@ fn warp_affine(img: &mut [u8], s: Shape, fill: Fill, m: [f32; 6]) {
     // pixel, and an arithmetic shift floors negative coordinates correctly.
     const ONE: f32 = 65536.0;
     let (step_x, step_y) = ((ax * ONE).round() as i32, (ay * ONE).round() as i32);
-    for y in 0..h {
+    for (y, out_row) in img.chunks_exact_mut(stride).enumerate() {
         // Source position of this row's first pixel centre, minus the half pixel that
         // turns centres into indices.
         let yc = y as f32 + 0.5;
         let mut fx = ((ax * 0.5 + bx * yc + cx - 0.5) * ONE).round() as i32;
         let mut fy = ((ay * 0.5 + by * yc + cy - 0.5) * ONE).round() as i32;
-        let row = y as usize * stride;
-        for x in 0..w as usize {
+        for x in 0..s.width {
             let (x0, y0) = (fx >> 16, fy >> 16);
-            let to = row + x * c;
+            let to = if post.flip { (s.width - 1 - x) * c } else { x * c };
+            let out = &mut out_row[to..to + c];
             if x0 >= 0 && y0 >= 0 && x0 + 1 < w && y0 + 1 < h {
                 // Interior: 8-bit fixed-point weights, integer arithmetic only.
                 let (qx, qy) = (((fx >> 8) & 0xFF) as u32, ((fy >> 8) & 0xFF) as u32);
                 let p00 = y0 as usize * stride + x0 as usize * c;
-                let p10 = p00 + stride;
+                let (a, b) = (&src[p00..p00 + 2 * c], &src[p00 + stride..p00 + stride + 2 * c]);
                 for k in 0..c {
-                    let top = src[p00 + k] as u32 * (256 - qx) + src[p00 + c + k] as u32 * qx;
-                    let bottom = src[p10 + k] as u32 * (256 - qx) + src[p10 + c + k] as u32 * qx;
-                    img[to + k] = ((top * (256 - qy) + bottom * qy + 32768) >> 16) as u8;
+                    let top = a[k] as u32 * (256 - qx) + a[c + k] as u32 * qx;
+                    let bottom = b[k] as u32 * (256 - qx) + b[c + k] as u32 * qx;
+                    out[k] = lut[((top * (256 - qy) + bottom * qy + 32768) >> 16) as usize];
                 }
             } else {
                 let (wx, wy) = ((fx & 0xFFFF) as f32 / ONE, (fy & 0xFFFF) as f32 / ONE);
-                for k in 0..c {
+                for (k, o) in out.iter_mut().enumerate() {
                     let top = fetch(x0, y0, k) * (1.0 - wx) + fetch(x0 + 1, y0, k) * wx;
                     let bottom = fetch(x0, y0 + 1, k) * (1.0 - wx) + fetch(x0 + 1, y0 + 1, k) * wx;
-                    img[to + k] = (top * (1.0 - wy) + bottom * wy + 0.5).clamp(0.0, 255.0) as u8;
+                    *o = lut[(top * (1.0 - wy) + bottom * wy + 0.5).clamp(0.0, 255.0) as usize];
                 }
             }
             fx += step_x;
@@ -139,7 +188,13 @@ fn warp_affine(img: &mut [u8], s: Shape, fill: Fill, m: [f32; 6]) {
 /// Rotates by `degrees` (counter-clockwise) and scales by `scale` (> 1 zooms in)
 /// about the centre, bilinearly.
 pub fn rotate_zoom(img: &mut [u8], s: Shape, degrees: f64, scale: f64, fill: Fill) {
+    rotate_zoom_then(img, s, degrees, scale, fill, Post::NONE);
+}
+
+/// [`rotate_zoom`], then `post` in the same pass.
+pub(crate) fn rotate_zoom_then(img: &mut [u8], s: Shape, degrees: f64, scale: f64, fill: Fill, post: Post) {
     if degrees == 0.0 && scale == 1.0 {
+        post.apply(img, s);
         return;
     }
     let (cx, cy) = (s.width as f64 / 2.0, s.height as f64 / 2.0);
@@ -148,7 +203,7 @@ pub fn rotate_zoom(img: &mut [u8], s: Shape, degrees: f64, scale: f64, fill: Fil
     // downwards, so a counter-clockwise turn on screen is clockwise in these axes.
     let (a, b, d, e) = (cos / scale, -sin / scale, sin / scale, cos / scale);
     let m = [a, b, cx - a * cx - b * cy, d, e, cy - d * cx - e * cy];
-    warp_affine(img, s, fill, m.map(|v| v as f32));
+    warp_affine(img, s, fill, m.map(|v| v as f32), post);
 }
 
 /// Crops the rectangle `(left, top, width, height)` and resizes it back to the full
@@ -156,13 +211,18 @@ pub fn rotate_zoom(img: &mut [u8], s: Shape, degrees: f64, scale: f64, fill: Fil
 pub fn crop_resize(img: &mut [u8], s: Shape, left: f64, top: f64, width: f64, height: f64) {
     let (sx, sy) = (width / s.width as f64, height / s.height as f64);
     let m = [sx, 0.0, left, 0.0, sy, top];
-    warp_affine(img, s, Fill::Reflect, m.map(|v| v as f32));
+    warp_affine(img, s, Fill::Reflect, m.map(|v| v as f32), Post::NONE);
+}
+
+/// The table [`brightness`] applies: `v * factor`, rounded and clamped.
+pub(crate) fn brightness_lut(factor: f64) -> [u8; 256] {
+    std::array::from_fn(|v| (v as f64 * factor).round().clamp(0.0, 255.0) as u8)
 }
 
 /// Multiplies every value by `factor` (torchvision `adjust_brightness`).
 pub fn brightness(img: &mut [u8], factor: f64) {
     // 256 products instead of one per byte.
-    let lut: [u8; 256] = std::array::from_fn(|v| (v as f64 * factor).round().clamp(0.0, 255.0) as u8);
+    let lut = brightness_lut(factor);
     for v in img.iter_mut() {
         *v = lut[*v as usize];
     }
@@ -258,6 +318,41 @@ mod tests {
         let mut img = [1, 2, 3, 4, 5, 6];
         translate(&mut img, S, 1, 0, Fill::Reflect);
         assert_eq!(img, [2, 1, 2, 5, 4, 5]);
+    }
+
+    #[test]
+    fn post_without_a_warp_is_the_table_then_the_flip() {
+        let s = Shape { height: 2, width: 3, channels: 2 };
+        let orig: Vec<u8> = (0..12).map(|v| v * 20).collect();
+        let post = Post { lut: Some(brightness_lut(1.5)), flip: true };
+        let mut fused = orig.clone();
+        rotate_zoom_then(&mut fused, s, 0.0, 1.0, Fill::Constant, post);
+        let mut separate = orig;
+        brightness(&mut separate, 1.5);
+        hflip(&mut separate, s);
+        assert_eq!(fused, separate);
+        assert_eq!(&fused[..6], &[120, 150, 60, 90, 0, 30]);
+    }
+
+    #[test]
+    fn a_warp_with_post_equals_the_warp_then_the_ops() {
+        for (c, fill) in [(3usize, Fill::Constant), (1, Fill::Reflect), (2, Fill::Constant)] {
+            let s = Shape { height: 9, width: 11, channels: c };
+            let orig: Vec<u8> = (0..s.len()).map(|i| (i * 37 % 251) as u8).collect();
+            for (lut, flip) in [(None, true), (Some(brightness_lut(1.3)), false), (Some(brightness_lut(0.7)), true)] {
+                let mut fused = orig.clone();
+                rotate_zoom_then(&mut fused, s, 12.0, 1.1, fill, Post { lut, flip });
+                let mut separate = orig.clone();
+                rotate_zoom(&mut separate, s, 12.0, 1.1, fill);
+                if let Some(t) = lut {
+                    separate.iter_mut().for_each(|v| *v = t[*v as usize]);
+                }
+                if flip {
+                    hflip(&mut separate, s);
+                }
+                assert_eq!(fused, separate, "{c} channels, {fill:?}, flip {flip}");
+            }
+        }
     }
 
     #[test]

@@ -60,6 +60,28 @@ enum Command {
         #[arg(long)]
         last: bool,
     },
+    /// Score a trained run on a labeled folder (DIR/<class>/*.jpg), like Keras'
+    /// model.evaluate: accuracy, per-class report, micro/macro-F1, MCC, ROC AUC.
+    Evaluate {
+        /// The run folder (runs/<group>/<name>).
+        #[arg(long)]
+        run: PathBuf,
+        /// A folder with one sub-folder per class, named as the run's classes.
+        dir: PathBuf,
+        /// Test-time augmentation (default: the run's train.tta).
+        #[arg(long, value_parser = ["none", "flip", "flip_translate"])]
+        tta: Option<String>,
+        /// Use best.safetensors instead of the final weights (last.safetensors, which
+        /// the run's own test metrics used).
+        #[arg(long)]
+        best: bool,
+        /// Also write every prediction (file, y_true, y_pred, p_<class>...) to this CSV.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Print one JSON object of every metric instead of the text report.
+        #[arg(long)]
+        json: bool,
+    },
     /// The model's layer table (output shape, parameters), parameter totals and
     /// activation memory, like torchsummary / Keras' model.summary().
     Summary {
@@ -254,6 +276,22 @@ fn run(cli: &Cli) -> Result<()> {
                 top: *top,
                 submission: submission.as_deref(),
                 last: *last,
+            })
+        }
+        Command::Evaluate { run, dir, tta, best, out, json } => {
+            let tta = tta.as_deref().map(|t| match t {
+                "flip" => cnnlab_train::Tta::Flip,
+                "flip_translate" => cnnlab_train::Tta::FlipTranslate,
+                _ => cnnlab_train::Tta::None,
+            });
+            predict_cmd::evaluate_command(predict_cmd::EvaluateArgs {
+                run,
+                dir,
+                tta,
+                best: *best,
+                out: out.as_deref(),
+                json: *json,
+                quiet: cli.quiet,
             })
         }
         Command::Data(DataCommand::Stats { dir, json, plot }) => data_cmd::stats(dir, *json, plot.as_deref()),

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use cnnlab_data::ImageShape;
 use cnnlab_models::{plan, summary, Shape};
-use cnnlab_train::{Predictor, Weights};
+use cnnlab_train::{Predictor, Tta, Weights};
 
 use crate::experiment::Experiment;
 
@@ -106,6 +106,77 @@ pub(crate) fn predict_command(a: PredictArgs<'_>) -> Result<()> {
         for &c in order.iter().take(a.top.max(1)) {
             writeln!(stdout, "  {:<28} {:>11.4}", classes[c], probs[c])?;
         }
+    }
+    Ok(())
+}
+
+pub(crate) struct EvaluateArgs<'a> {
+    pub run: &'a Path,
+    pub dir: &'a Path,
+    /// `None`: the run's own `train.tta`.
+    pub tta: Option<Tta>,
+    pub best: bool,
+    pub out: Option<&'a Path>,
+    pub json: bool,
+    pub quiet: bool,
+}
+
+/// `cnnlab evaluate`: a trained run on a labeled folder (`DIR/<class>/*.jpg`), like
+/// Keras' `model.evaluate`: every metric of `cnnlab metrics`, with the run's final
+/// weights and test-time augmentation unless told otherwise.
+pub(crate) fn evaluate_command(a: EvaluateArgs<'_>) -> Result<()> {
+    let (exp, shape, classes) = run_inputs(a.run)?;
+    let weights = if a.best { Weights::Best } else { Weights::Last };
+    let predictor = Predictor::load(a.run, &exp.model, shape, classes.clone(), weights)?;
+    let tta = a.tta.unwrap_or(exp.train.tta);
+    let (data, files, report) = cnnlab_data::read_labeled(a.dir, shape, &classes, a.quiet)?;
+    if let Some(s) = report.summary() {
+        tracing::warn!("{s}");
+    }
+    let (k, per) = (classes.len(), shape.len());
+    let mut probs = Vec::with_capacity(data.len() * k);
+    for chunk in data.pixels.chunks(per * 256) {
+        probs.extend(predictor.predict_tta(chunk, tta)?);
+    }
+    let y_true: Vec<usize> = data.labels.iter().map(|&l| usize::from(l)).collect();
+    let y_pred = cnnlab_metrics::argmax_rows(&probs, k);
+    let metrics = cnnlab_metrics::Report::new(&y_true, &y_pred, Some(&probs), &classes)
+        .with_context(|| format!("computing metrics on {}", a.dir.display()))?;
+    if let Some(out) = a.out {
+        let mut w = csv::Writer::from_path(out).with_context(|| format!("creating {}", out.display()))?;
+        let mut header = vec!["file".to_string(), "y_true".into(), "y_pred".into()];
+        header.extend(classes.iter().map(|c| format!("p_{c}")));
+        w.write_record(&header)?;
+        for (i, file) in files.iter().enumerate() {
+            let mut row = vec![file.display().to_string(), classes[y_true[i]].clone(), classes[y_pred[i]].clone()];
+            row.extend(probs[i * k..(i + 1) * k].iter().map(|p| format!("{p:.6}")));
+            w.write_record(&row)?;
+        }
+        w.flush().with_context(|| format!("writing {}", out.display()))?;
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&metrics)?);
+        return Ok(());
+    }
+    println!(
+        "{}: {} images of {}, {} weights, tta {}",
+        a.run.display(),
+        data.len(),
+        a.dir.display(),
+        if a.best { "best" } else { "last" },
+        tta.name()
+    );
+    print!("{}", metrics.text());
+    println!();
+    println!("micro-F1            {:.4}", metrics.f1_micro);
+    println!("macro-F1            {:.4}", metrics.f1_macro);
+    println!("balanced accuracy   {:.4}", metrics.balanced_accuracy);
+    println!("MCC                 {:.4}", metrics.mcc);
+    if let Some(auc) = metrics.roc_auc_ovr_macro {
+        println!("ROC AUC (ovr macro) {auc:.4}");
+    }
+    if let Some(out) = a.out {
+        println!("predictions written to {}", out.display());
     }
     Ok(())
 }

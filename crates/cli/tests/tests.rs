@@ -376,3 +376,52 @@ fn shapes_runs_and_the_report() {
     let log = std::fs::read_to_string(runs.join("shapes/seed3-final/train.log")).unwrap();
     assert!(log.contains("epoch 1/1"), "{log}");
 }
+
+/// `cnnlab evaluate` on the run's own test split, exported as an image folder, gives
+/// the run's test metrics (same weights, same TTA); a folder that is not one of the
+/// run's classes is a one-line error naming it.
+#[test]
+fn evaluate_scores_a_labeled_folder_as_the_run_did() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("shapes.toml");
+    let text = std::fs::read_to_string(workspace().join("configs/shapes/seed3-final.toml")).unwrap();
+    let text = text.replace("val_fraction = 0.1", "val_fraction = 0.1\nmax_train = 1200\nmax_test = 300");
+    let text = text.replace("[train]", "[train]\ntta = \"flip_translate\"");
+    std::fs::write(&config, text).unwrap();
+    let run = tmp.path().join("run");
+    let out =
+        cnnlab(&["-q", "train", config.to_str().unwrap(), "--epochs", "1", "--out", run.to_str().unwrap()], tmp.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let exported = tmp.path().join("exported");
+    let out =
+        cnnlab(&["-q", "data", "export", config.to_str().unwrap(), "--out", exported.to_str().unwrap()], tmp.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let test_dir = exported.join("test");
+    let csv = tmp.path().join("eval.csv");
+    let (run_s, test_s, csv_s) = (run.to_str().unwrap(), test_dir.to_str().unwrap(), csv.to_str().unwrap());
+    let out = cnnlab(&["-q", "evaluate", "--run", run_s, test_s, "--json", "--out", csv_s], tmp.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ours: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let trained: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("metrics.json")).unwrap()).unwrap();
+    for key in ["accuracy", "f1_macro", "f1_micro", "mcc"] {
+        let (a, b) = (ours[key].as_f64().unwrap(), trained[key].as_f64().unwrap());
+        assert!((a - b).abs() < 1e-9, "{key}: evaluate {a}, training's test {b}");
+    }
+    assert_eq!(ours["confusion_matrix"], trained["confusion_matrix"]);
+    let rows = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(rows.lines().count(), 301, "header + one row per image");
+    assert!(rows.starts_with("file,y_true,y_pred,p_circle,"), "{rows}");
+
+    // The text report names the TTA it used; --tta overrides the run's.
+    let out = cnnlab(&["evaluate", "--run", run_s, test_s, "--tta", "none"], tmp.path());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && stdout.contains("300 images") && stdout.contains("tta none"), "{stdout}");
+    assert!(stdout.contains("macro-F1"), "{stdout}");
+
+    std::fs::create_dir_all(test_dir.join("dog")).unwrap();
+    image::GrayImage::new(32, 32).save(test_dir.join("dog/a.png")).unwrap();
+    let out = cnnlab(&["evaluate", "--run", run_s, test_s], tmp.path());
+    assert_one_line_error(&out, 1, "`dog` is not one of the run's classes");
+}

@@ -48,3 +48,36 @@ pub fn read_unlabeled(dir: &Path, shape: ImageShape) -> Result<(Vec<u8>, Vec<Pat
     }
     Ok((pixels, paths, report))
 }
+
+/// Decodes a labeled image folder (`dir/<class>/*.jpg`) against a trained run's
+/// `classes`: each sub-folder must be one of them (labels are the run's indices, so a
+/// folder may hold only some of the classes). Unusable files are skipped and reported;
+/// a folder whose name is not a class is an error naming it.
+pub fn read_labeled(
+    dir: &Path,
+    shape: ImageShape,
+    classes: &[String],
+    quiet: bool,
+) -> Result<(Dataset, Vec<PathBuf>, LoadReport)> {
+    let mut report = LoadReport::default();
+    let (found, mut files) = folder::list_class_folders(dir, &mut report)?;
+    let index: Vec<u8> = found
+        .iter()
+        .map(|name| {
+            classes.iter().position(|c| c == name).map(|i| i as u8).ok_or_else(|| {
+                Error::format(
+                    dir.join(name),
+                    format!("`{name}` is not one of the run's classes ({})", classes.join(", ")),
+                )
+            })
+        })
+        .collect::<Result<_>>()?;
+    for f in &mut files {
+        f.label = index[f.label as usize];
+    }
+    let (data, paths) = folder::decode_all(&files, classes, shape, quiet, &mut report)?;
+    if data.is_empty() {
+        return Err(Error::format(dir, "no image could be decoded"));
+    }
+    Ok((data, paths, report))
+}

@@ -39,7 +39,7 @@ mod stats;
 pub use cifar::encode as encode_cifar_batch;
 pub use dataset::{Dataset, ImageShape, SplitFiles, Splits};
 pub use error::{Error, Result};
-pub use export::{export_image_folder, read_unlabeled};
+pub use export::{export_image_folder, read_labeled, read_unlabeled};
 pub use folder::{LoadReport, Skipped};
 pub use imbalance::{plan_counts, Imbalance, Variant, WeightScheme};
 pub use shapes::{generate as generate_shapes, SHAPES_CLASSES, SHAPES_PER_CLASS};

@@ -61,6 +61,17 @@ pub enum Tta {
     FlipTranslate,
 }
 
+impl Tta {
+    /// The name a config file uses for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Tta::None => "none",
+            Tta::Flip => "flip",
+            Tta::FlipTranslate => "flip_translate",
+        }
+    }
+}
+
 impl<'de> Deserialize<'de> for Tta {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]

@@ -4,11 +4,13 @@ use std::path::{Path, PathBuf};
 
 use cnnlab_data::ImageShape;
 use cnnlab_models::{build, ModelConfig, ModelKind, Network, Shape};
-use tch::nn::{self, ModuleT};
+use tch::nn;
 use tch::{Device, Kind, Tensor};
 
 use crate::batch::Normalizer;
+use crate::config::Tta;
 use crate::error::{Error, Result};
+use crate::trainer::tta_probabilities;
 
 /// Which checkpoint of a run to load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,15 +77,18 @@ impl Predictor {
 
     /// Class probabilities of `n` HWC images (one after another), row-major `n x classes`.
     pub fn predict(&self, pixels: &[u8]) -> Result<Vec<f32>> {
+        self.predict_tta(pixels, Tta::None)
+    }
+
+    /// [`Predictor::predict`] averaged over the test-time augmentation `tta` (as
+    /// training's final test evaluation does with the run's `train.tta`).
+    pub fn predict_tta(&self, pixels: &[u8], tta: Tta) -> Result<Vec<f32>> {
         let xs = self.norm.to_tensor(pixels);
         let probs = tch::no_grad(|| match self.kind {
-            ModelKind::Standard => self.nets[0].1.forward_t(&xs, false).softmax(-1, Kind::Float),
+            ModelKind::Standard => tta_probabilities(&self.nets[0].1, &xs, tta),
             ModelKind::OneVsRest => {
-                let cols: Vec<Tensor> = self
-                    .nets
-                    .iter()
-                    .map(|(_, net)| net.forward_t(&xs, false).softmax(-1, Kind::Float).select(1, 1))
-                    .collect();
+                let cols: Vec<Tensor> =
+                    self.nets.iter().map(|(_, net)| tta_probabilities(net, &xs, tta).select(1, 1)).collect();
                 let p = Tensor::stack(&cols, 1);
                 &p / p.sum_dim_intlist(1, true, Kind::Float).clamp_min(f64::from(f32::MIN_POSITIVE))
             }

@@ -676,7 +676,7 @@ pub fn evaluate(net: &Network, data: &Dataset, norm: &Normalizer, batch_size: us
 }
 
 /// Softmax probabilities of `xs` under test-time augmentation `tta`.
-fn tta_probabilities(net: &Network, xs: &Tensor, tta: Tta) -> Tensor {
+pub(crate) fn tta_probabilities(net: &Network, xs: &Tensor, tta: Tta) -> Tensor {
     let probs = |x: &Tensor| net.forward_t(x, false).softmax(-1, Kind::Float);
     let flip_pair = |x: &Tensor| (probs(x) + probs(&x.flip([3]))) / 2.0;
     match tta {
