@@ -104,11 +104,18 @@ pub(crate) fn run(path: &Path, json: bool) -> Result<()> {
         return Ok(());
     }
     print!("{}", report.text());
-    let opt = |v: Option<f64>| v.map_or("n/a (no p_<class> columns)".to_owned(), |v| format!("{v:.4}"));
     println!();
+    print_scores(&report);
+    Ok(())
+}
+
+/// The one-number scores under a classification report (`cnnlab metrics`, `cnnlab evaluate`).
+pub(crate) fn print_scores(report: &Report) {
+    let opt = |v: Option<f64>| v.map_or("n/a (no p_<class> columns)".to_owned(), |v| format!("{v:.4}"));
+    println!("micro-F1            {:.4}", report.f1_micro);
+    println!("macro-F1            {:.4}", report.f1_macro);
     println!("balanced accuracy   {:.4}", report.balanced_accuracy);
     println!("MCC                 {:.4}", report.mcc);
     println!("ROC AUC (ovr macro) {}", opt(report.roc_auc_ovr_macro));
     println!("log loss            {}", opt(report.log_loss));
-    Ok(())
 }

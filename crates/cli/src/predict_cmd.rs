@@ -143,16 +143,11 @@ pub(crate) fn evaluate_command(a: EvaluateArgs<'_>) -> Result<()> {
     let metrics = cnnlab_metrics::Report::new(&y_true, &y_pred, Some(&probs), &classes)
         .with_context(|| format!("computing metrics on {}", a.dir.display()))?;
     if let Some(out) = a.out {
-        let mut w = csv::Writer::from_path(out).with_context(|| format!("creating {}", out.display()))?;
-        let mut header = vec!["file".to_string(), "y_true".into(), "y_pred".into()];
-        header.extend(classes.iter().map(|c| format!("p_{c}")));
-        w.write_record(&header)?;
-        for (i, file) in files.iter().enumerate() {
-            let mut row = vec![file.display().to_string(), classes[y_true[i]].clone(), classes[y_pred[i]].clone()];
-            row.extend(probs[i * k..(i + 1) * k].iter().map(|p| format!("{p:.6}")));
-            w.write_record(&row)?;
-        }
-        w.flush().with_context(|| format!("writing {}", out.display()))?;
+        let rows = files
+            .iter()
+            .enumerate()
+            .map(|(i, file)| (file.display().to_string(), y_true[i], y_pred[i], &probs[i * k..(i + 1) * k]));
+        cnnlab_train::write_predictions(out, "file", &classes, rows)?;
     }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&metrics)?);
@@ -168,13 +163,7 @@ pub(crate) fn evaluate_command(a: EvaluateArgs<'_>) -> Result<()> {
     );
     print!("{}", metrics.text());
     println!();
-    println!("micro-F1            {:.4}", metrics.f1_micro);
-    println!("macro-F1            {:.4}", metrics.f1_macro);
-    println!("balanced accuracy   {:.4}", metrics.balanced_accuracy);
-    println!("MCC                 {:.4}", metrics.mcc);
-    if let Some(auc) = metrics.roc_auc_ovr_macro {
-        println!("ROC AUC (ovr macro) {auc:.4}");
-    }
+    crate::metrics_cmd::print_scores(&metrics);
     if let Some(out) = a.out {
         println!("predictions written to {}", out.display());
     }

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use cnnlab_augment::{Fill, Op, Pipeline};
+use cnnlab_augment::{Op, Pipeline};
 use cnnlab_data::folder::decode;
 use cnnlab_data::ImageShape;
 use rayon::prelude::*;
@@ -26,6 +26,15 @@ fn list(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The `[augment] ops` of one of the repository's configs (`rel` from the workspace
+/// root): the recipe is written once, there.
+fn config_ops(rel: &str) -> Vec<Op> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(rel);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let config: toml::Table = toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    config["augment"]["ops"].clone().try_into().unwrap_or_else(|e| panic!("{}: [augment] ops: {e}", path.display()))
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (Some(task), Some(dir)) = (args.first(), args.get(1)) else {
@@ -33,21 +42,14 @@ fn main() {
         std::process::exit(2);
     };
     let (shape, ops) = match task.as_str() {
-        // Seed 002's augmentation at 224x224.
-        "pets224" => (
-            ImageShape { channels: 3, height: 224, width: 224 },
-            vec![
-                Op::Rotate { degrees: 10.0, fill: Fill::Constant, p: 1.0 },
-                Op::Zoom { range: 0.1, fill: Fill::Constant, p: 1.0 },
-                Op::Brightness { min: 0.7, max: 1.3, p: 1.0 },
-                Op::Hflip { p: 0.5 },
-            ],
-        ),
+        // Seed 002's augmentation at 224x224, as configs/pets/seed2-model4.toml has it.
+        "pets224" => {
+            (ImageShape { channels: 3, height: 224, width: 224 }, config_ops("configs/pets/seed2-model4.toml"))
+        }
         // Seed 003's pad-4 crop and flip at 32x32.
-        "cifar32" => (
-            ImageShape { channels: 3, height: 32, width: 32 },
-            vec![Op::RandomCrop { padding: 4, fill: Fill::Constant, p: 1.0 }, Op::Hflip { p: 0.5 }],
-        ),
+        "cifar32" => {
+            (ImageShape { channels: 3, height: 32, width: 32 }, config_ops("configs/cifar10/seed3-final.toml"))
+        }
         other => {
             eprintln!("unknown task {other}");
             std::process::exit(2);

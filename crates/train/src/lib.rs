@@ -34,6 +34,6 @@ pub use optim::Optimizer;
 pub use predict::{Predictor, Weights};
 pub use schedule::{warmup_factor, Monitor, PlateauState, Schedule};
 pub use trainer::{
-    evaluate, evaluate_tta, resolve_device, train, write_json, EpochRecord, Evaluation, FinalMetrics, RunOptions,
-    HISTORY_HEADER, RESUME_FILE,
+    evaluate, evaluate_tta, resolve_device, train, write_json, write_predictions, EpochRecord, Evaluation,
+    FinalMetrics, RunOptions, HISTORY_HEADER, RESUME_FILE,
 };

@@ -275,7 +275,15 @@ fn finish(
     let report_path = opts.out_dir.join("classification_report.txt");
     std::fs::write(&report_path, report.text()).map_err(|e| Error::io(&report_path, e))?;
     let files = splits.files.as_ref().map(|f| &f.test).filter(|f| f.len() == test.len());
-    write_predictions(&opts.out_dir.join("predictions.csv"), test, &eval, files.map(|f| &f[..]))?;
+    let k = test.num_classes();
+    let ids: Vec<String> = match files {
+        Some(f) => f.iter().map(|p| p.display().to_string()).collect(),
+        None => (0..test.len()).map(|i| i.to_string()).collect(),
+    };
+    let rows =
+        ids.into_iter().enumerate().map(|(i, id)| (id, y_true[i], y_pred[i], &eval.probabilities[i * k..(i + 1) * k]));
+    let id_header = if files.is_some() { "file" } else { "index" };
+    write_predictions(&opts.out_dir.join("predictions.csv"), id_header, &test.classes, rows)?;
     let p = &fitted.progress;
     let metrics = FinalMetrics {
         report,
@@ -292,22 +300,26 @@ fn finish(
     Ok(metrics)
 }
 
-/// `predictions.csv`: `file` (or `index`), `y_true`, `y_pred` (class names) and one
-/// `p_<class>` column per class; `cnnlab metrics predictions.csv` reads it back.
-fn write_predictions(path: &Path, test: &Dataset, eval: &Evaluation, files: Option<&[PathBuf]>) -> Result<()> {
+/// A predictions CSV: `id_header` (`file` or `index`), `y_true`, `y_pred` (class names)
+/// and one `p_<class>` column per class, a row `(id, true class, predicted class,
+/// probabilities)` per image. What a run leaves as `predictions.csv` and `cnnlab evaluate
+/// --out` writes; `cnnlab metrics` reads it back. Written to `<path>.tmp` and renamed, so
+/// a failed write (full disk) leaves no half file.
+pub fn write_predictions<'a>(
+    path: &Path,
+    id_header: &str,
+    classes: &[String],
+    rows: impl IntoIterator<Item = (String, usize, usize, &'a [f32])>,
+) -> Result<()> {
     let csv_err = |source| Error::Csv { path: path.to_path_buf(), source };
     let tmp = path.with_extension("csv.tmp");
     let mut w = csv::Writer::from_path(&tmp).map_err(csv_err)?;
-    let mut header = vec![if files.is_some() { "file".to_string() } else { "index".to_string() }];
-    header.extend(["y_true".to_string(), "y_pred".to_string()]);
-    header.extend(test.classes.iter().map(|c| format!("p_{c}")));
+    let mut header = vec![id_header.to_string(), "y_true".to_string(), "y_pred".to_string()];
+    header.extend(classes.iter().map(|c| format!("p_{c}")));
     w.write_record(&header).map_err(csv_err)?;
-    let k = test.num_classes();
-    for i in 0..test.len() {
-        let id = files.map_or_else(|| i.to_string(), |f| f[i].display().to_string());
-        let mut row = vec![id, test.classes[test.labels[i] as usize].clone()];
-        row.push(test.classes[eval.predicted[i] as usize].clone());
-        row.extend(eval.probabilities[i * k..(i + 1) * k].iter().map(|p| format!("{p:.6}")));
+    for (id, y_true, y_pred, probs) in rows {
+        let mut row = vec![id, classes[y_true].clone(), classes[y_pred].clone()];
+        row.extend(probs.iter().map(|p| format!("{p:.6}")));
         w.write_record(&row).map_err(csv_err)?;
     }
     w.flush().map_err(|e| Error::io(&tmp, e))?;
