@@ -27,7 +27,7 @@ With `--epochs E` the 3-epoch milestones (whitening bias, lookahead start) scale
 
 Differences from the original, none of which changes the algorithm: fp32 on the CPU
 (not fp16 on a GPU), images from the JPEG folder (`<dir>/{train,test}/<class>/*.jpg`,
-decoded with PIL once and cached as .npz next to nothing: in memory), the 5,000 whitening
+decoded with PIL once into memory), the 5,000 whitening
 images spaced evenly through the (class-sorted) training set instead of the first 5,000
 of CIFAR's shuffled batches. Prints one line per epoch and a final JSON line.
 """
