@@ -92,7 +92,7 @@ impl Post {
     /// Applies the table and the mirror alone (when there is no warp to fuse them into).
     pub(crate) fn apply(&self, img: &mut [u8], s: Shape) {
         if let Some(lut) = &self.lut {
-            img.iter_mut().for_each(|v| *v = lut[*v as usize]);
+            apply_lut(img, lut);
         }
         if self.flip {
             hflip(img, s);
@@ -219,13 +219,15 @@ pub(crate) fn brightness_lut(factor: f64) -> [u8; 256] {
     std::array::from_fn(|v| (v as f64 * factor).round().clamp(0.0, 255.0) as u8)
 }
 
+/// Replaces every value `v` by `lut[v]`.
+fn apply_lut(img: &mut [u8], lut: &[u8; 256]) {
+    img.iter_mut().for_each(|v| *v = lut[*v as usize]);
+}
+
 /// Multiplies every value by `factor` (torchvision `adjust_brightness`).
 pub fn brightness(img: &mut [u8], factor: f64) {
     // 256 products instead of one per byte.
-    let lut = brightness_lut(factor);
-    for v in img.iter_mut() {
-        *v = lut[*v as usize];
-    }
+    apply_lut(img, &brightness_lut(factor));
 }
 
 fn gray(px: &[u8]) -> f64 {

@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Parser, Subcommand};
 use cnnlab_train::{train, write_json, RunOptions};
 
@@ -69,8 +70,9 @@ enum Command {
         /// A folder with one sub-folder per class, named as the run's classes.
         dir: PathBuf,
         /// Test-time augmentation (default: the run's train.tta).
-        #[arg(long, value_parser = ["none", "flip", "flip_translate"])]
-        tta: Option<String>,
+        #[arg(long, value_parser = PossibleValuesParser::new(cnnlab_train::Tta::ALL.map(|t| t.name()))
+            .map(|t: String| cnnlab_train::Tta::from_name(&t).expect("a listed name")))]
+        tta: Option<cnnlab_train::Tta>,
         /// Use best.safetensors instead of the final weights (last.safetensors, which
         /// the run's own test metrics used).
         #[arg(long)]
@@ -279,15 +281,10 @@ fn run(cli: &Cli) -> Result<()> {
             })
         }
         Command::Evaluate { run, dir, tta, best, out, json } => {
-            let tta = tta.as_deref().map(|t| match t {
-                "flip" => cnnlab_train::Tta::Flip,
-                "flip_translate" => cnnlab_train::Tta::FlipTranslate,
-                _ => cnnlab_train::Tta::None,
-            });
             predict_cmd::evaluate_command(predict_cmd::EvaluateArgs {
                 run,
                 dir,
-                tta,
+                tta: *tta,
                 best: *best,
                 out: out.as_deref(),
                 json: *json,

@@ -62,6 +62,8 @@ pub enum Tta {
 }
 
 impl Tta {
+    pub const ALL: [Tta; 3] = [Tta::None, Tta::Flip, Tta::FlipTranslate];
+
     /// The name a config file uses for it.
     pub fn name(self) -> &'static str {
         match self {
@@ -69,6 +71,11 @@ impl Tta {
             Tta::Flip => "flip",
             Tta::FlipTranslate => "flip_translate",
         }
+    }
+
+    /// The variant a config file (or `--tta`) names; `None` for an unknown name.
+    pub fn from_name(name: &str) -> Option<Tta> {
+        Tta::ALL.into_iter().find(|t| t.name() == name)
     }
 }
 
@@ -82,14 +89,11 @@ impl<'de> Deserialize<'de> for Tta {
         }
         match Repr::deserialize(d)? {
             Repr::Bool(on) => Ok(if on { Tta::Flip } else { Tta::None }),
-            Repr::Name(name) => match name.as_str() {
-                "none" => Ok(Tta::None),
-                "flip" => Ok(Tta::Flip),
-                "flip_translate" => Ok(Tta::FlipTranslate),
-                other => Err(serde::de::Error::custom(format!(
-                    "unknown tta `{other}`, expected true, false, \"none\", \"flip\" or \"flip_translate\""
-                ))),
-            },
+            Repr::Name(name) => Tta::from_name(&name).ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "unknown tta `{name}`, expected true, false, \"none\", \"flip\" or \"flip_translate\""
+                ))
+            }),
         }
     }
 }
