@@ -129,7 +129,9 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
         cmd.args(["-q", "train"]).arg(&config).args(["--epochs", "1", "--max-batches", &batches.to_string()]);
         cmd.arg("--out").arg(&run_dir).arg("--data-dir").arg(&data);
         run_cmd(root, &mut cmd)?;
-        let ours = history_rate(&run_dir.join("history.csv"))?;
+        let ours = crate::train_all::run_state(&root.join("target/release/cnnlab"), &run_dir)?
+            .last_images_per_sec
+            .with_context(|| format!("{}: no epoch in its history", run_dir.display()))?;
         let images = if task == "seed2-model3" { dataset.join("images") } else { dataset.join("train") };
         let theirs = if name.ends_with("_device") {
             rows.iter().find(|r: &&Row| r.name == "train_seed3_final").and_then(|r| r.pytorch)
@@ -203,16 +205,6 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     std::fs::write(out.join("table.txt"), &table)?;
     print!("{table}");
     Ok(())
-}
-
-/// `images_per_sec` of the last row of a run's history.csv.
-fn history_rate(path: &Path) -> Result<f64> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let last = text.lines().last().context("empty history")?;
-    last.rsplit(',')
-        .next()
-        .and_then(|v| v.parse().ok())
-        .with_context(|| format!("{}: no images_per_sec", path.display()))
 }
 
 /// Runs a command that prints one JSON line with `images_per_sec`.

@@ -1,14 +1,15 @@
 //! `cargo xtask train-all`: every experiment under `configs/`, one after another.
 //!
 //! A config is `configs/<group>/<stem>.toml`; its run lands in `runs/<group>/<stem>/`
-//! (`runs-quick/` with `--quick`, a few batches per config). An interrupted run (a
-//! `resume.safetensors` without `metrics.json`) is resumed. `--shard I/N` runs every
-//! N-th selected config starting at the I-th, to spread the matrix over machines. At
+//! (`runs-quick/` with `--quick`, a few batches per config). An interrupted run
+//! (`cnnlab status` says "unfinished") is resumed. `--shard I/N` runs every N-th
+//! selected config starting at the I-th, to spread the matrix over machines. At
 //! the end, `cnnlab report` writes the comparison report of the runs folder.
 //! Files whose stem starts with `base` or `_` are shared bases, not experiments.
 //! A run whose dataset is absent is skipped with the one-line reason cnnlab gives
-//! (exit code 3); a run that already wrote `metrics.json` is not redone without
-//! `--force`.
+//! (exit code 3); a finished run is not redone without `--force` (which passes on to
+//! `cnnlab train --force`). The run folders' files are cnnlab's business: this asks
+//! `cnnlab status --json`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -99,13 +100,13 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
         .map(|(_, e)| e);
     for (name, config) in selected {
         let run = runs.join(&name);
-        let metrics = run.join("metrics.json");
-        if metrics.exists() && !opts.force {
-            summary.push((name, format!("done earlier: {}", accuracy_of(&metrics))));
+        let state = run_state(&cnnlab, &run)?;
+        if state.state == "finished" && !opts.force {
+            summary.push((name, format!("done earlier: {}", state.accuracy())));
             continue;
         }
         let mut cmd = Command::new(&cnnlab);
-        if run.join("resume.safetensors").exists() && !opts.force {
+        if state.state == "unfinished" && !opts.force {
             eprintln!("\nxtask: resuming {name}");
             cmd.arg("train").arg("--resume").arg(&run);
             // A resumed run keeps its own config (epochs included); only the data dir passes.
@@ -115,6 +116,9 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
             cmd.arg("train").arg(&config).arg("--out").arg(&run).args(&opts.passthrough);
             if opts.quick {
                 cmd.arg("--quick");
+            }
+            if opts.force {
+                cmd.arg("--force");
             }
         }
         let mut status = cmd.current_dir(root).status().with_context(|| format!("starting {}", cnnlab.display()))?;
@@ -133,7 +137,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
             }
         }
         let outcome = match status.code() {
-            Some(0) => format!("trained: {}", accuracy_of(&metrics)),
+            Some(0) => format!("trained: {}", run_state(&cnnlab, &run)?.accuracy()),
             Some(EXIT_DATASET_MISSING) => "skipped: dataset not present (see the message above)".to_owned(),
             _ => format!("FAILED ({status})"),
         };
@@ -160,13 +164,35 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn accuracy_of(metrics: &Path) -> String {
-    let parsed =
-        std::fs::read_to_string(metrics).ok().and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok());
-    match parsed.as_ref().and_then(|v| v["accuracy"].as_f64()) {
-        Some(acc) => format!("test accuracy {acc:.4}"),
-        None => format!("no accuracy in {}", metrics.display()),
+/// One line of `cnnlab status --json RUN`: the run folder's own account of itself.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct RunStatus {
+    /// "empty", "unfinished" or "finished".
+    pub(crate) state: String,
+    #[serde(default)]
+    accuracy: Option<f64>,
+    /// images/s of the last epoch in history.csv.
+    #[serde(default)]
+    pub(crate) last_images_per_sec: Option<f64>,
+}
+
+impl RunStatus {
+    fn accuracy(&self) -> String {
+        self.accuracy.map_or_else(|| "no test accuracy".to_owned(), |a| format!("test accuracy {a:.4}"))
     }
+}
+
+/// Asks `cnnlab status --json` where the run in `run` stands.
+pub(crate) fn run_state(cnnlab: &Path, run: &Path) -> Result<RunStatus> {
+    let out = Command::new(cnnlab)
+        .args(["status", "--json"])
+        .arg(run)
+        .output()
+        .with_context(|| format!("starting {}", cnnlab.display()))?;
+    if !out.status.success() {
+        bail!("`cnnlab status {}` failed: {}", run.display(), String::from_utf8_lossy(&out.stderr).trim());
+    }
+    serde_json::from_slice(&out.stdout).with_context(|| format!("reading `cnnlab status --json {}`", run.display()))
 }
 
 #[cfg(test)]

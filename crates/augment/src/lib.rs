@@ -188,24 +188,25 @@ impl Op {
         }
     }
 
-    /// Rejects ranges that make no sense, naming the op's position in the list.
+    /// Rejects ranges that make no sense, naming the op's position in the list and
+    /// the field: `augment.ops[2].min: ...`.
     fn validate(&self, index: usize) -> Result<(), String> {
-        let bad = |why: &str| Err(format!("augment.ops[{index}]: {why}"));
+        let bad = |field: &str, why: &str| Err(format!("augment.ops[{index}].{field}: {why}"));
         let p = self.probability();
         if !(0.0..=1.0).contains(&p) {
-            return bad(&format!("p = {p} is outside [0, 1]"));
+            return bad("p", &format!("{p} is outside [0, 1]"));
         }
         match *self {
             Op::Brightness { min, max, .. } | Op::Contrast { min, max, .. } | Op::Saturation { min, max, .. }
                 if !(0.0 <= min && min <= max && max.is_finite()) =>
             {
-                bad(&format!("needs 0 <= min <= max, got min = {min}, max = {max}"))
+                bad("min", &format!("needs 0 <= min <= max, got min = {min}, max = {max}"))
             }
             Op::Zoom { range, .. } if !(0.0..1.0).contains(&range) => {
-                bad(&format!("range = {range} is outside [0, 1)"))
+                bad("range", &format!("{range} is outside [0, 1)"))
             }
-            Op::Rotate { degrees, .. } if !degrees.is_finite() => bad("degrees must be a number"),
-            Op::Noise { std, .. } if !(std >= 0.0 && std.is_finite()) => bad("std must be >= 0"),
+            Op::Rotate { degrees, .. } if !degrees.is_finite() => bad("degrees", "must be a number"),
+            Op::Noise { std, .. } if !(std >= 0.0 && std.is_finite()) => bad("std", "must be >= 0"),
             Op::RandomResizedCrop { scale, ratio, .. }
                 if !(0.0 < scale[0]
                     && scale[0] <= scale[1]
@@ -213,7 +214,7 @@ impl Op {
                     && 0.0 < ratio[0]
                     && ratio[0] <= ratio[1]) =>
             {
-                bad("needs 0 < scale[0] <= scale[1] <= 1 and 0 < ratio[0] <= ratio[1]")
+                bad("scale", "needs 0 < scale[0] <= scale[1] <= 1 and 0 < ratio[0] <= ratio[1]")
             }
             _ => Ok(()),
         }
@@ -229,7 +230,7 @@ pub struct AugmentConfig {
 }
 
 impl AugmentConfig {
-    /// Checks every op's ranges; the error names `augment.ops[i]`.
+    /// Checks every op's ranges; the error names `augment.ops[i].<field>`.
     pub fn validate(&self) -> Result<(), String> {
         self.ops.iter().enumerate().try_for_each(|(i, op)| op.validate(i))
     }

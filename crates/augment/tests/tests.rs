@@ -80,9 +80,9 @@ fn config_parses_and_rejects_typos() {
     assert!(err.message().contains("unknown variant `shear`"), "{}", err.message());
     let cfg: AugmentConfig =
         toml::from_str("ops = [{ op = \"hflip\" }, { op = \"brightness\", min = 1.3, max = 0.7 }]").unwrap();
-    assert_eq!(cfg.validate().unwrap_err(), "augment.ops[1]: needs 0 <= min <= max, got min = 1.3, max = 0.7");
+    assert_eq!(cfg.validate().unwrap_err(), "augment.ops[1].min: needs 0 <= min <= max, got min = 1.3, max = 0.7");
     let cfg: AugmentConfig = toml::from_str("ops = [{ op = \"zoom\", range = 0.1, p = 2.0 }]").unwrap();
-    assert_eq!(cfg.validate().unwrap_err(), "augment.ops[0]: p = 2 is outside [0, 1]");
+    assert_eq!(cfg.validate().unwrap_err(), "augment.ops[0].p: 2 is outside [0, 1]");
 }
 
 /// Seed 002's recipe plus every other op: one of each, all with p = 1.

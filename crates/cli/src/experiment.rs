@@ -54,10 +54,12 @@ impl Experiment {
             None => anyhow!("{}: {msg}", path.display()),
         };
         let table: toml::Table = toml::from_str(&text).map_err(|e| at(line_of(&text, &e), clean(&e)))?;
-        if !table.contains_key("extends") {
-            return Self::parse(&text).map_err(|(line, msg)| at(line, msg));
-        }
         let mut chain = vec![(path.to_path_buf(), text)];
+        if !table.contains_key("extends") {
+            let exp = Self::parse(&chain[0].1).map_err(|(line, msg)| at(line, msg))?;
+            exp.validate().map_err(|msg| locate(&chain, msg))?;
+            return Ok(exp);
+        }
         let merged = resolve(path, table, &mut chain)?;
         let exp = Experiment::deserialize(toml::Value::Table(merged)).map_err(|e| {
             // The merged table has no positions: find the offending key in the files.
@@ -70,15 +72,102 @@ impl Experiment {
             }
             anyhow!("{}: {msg}", path.display())
         })?;
-        exp.train.validate().map_err(|msg| at(None, msg))?;
+        exp.validate().map_err(|msg| locate(&chain, msg))?;
         Ok(exp)
     }
 
     fn parse(text: &str) -> Result<Self, (Option<usize>, String)> {
-        let exp: Experiment = toml::from_str(text).map_err(|e| (line_of(text, &e), clean(&e)))?;
-        exp.train.validate().map_err(|msg| (None, msg))?;
-        Ok(exp)
+        toml::from_str(text).map_err(|e| (line_of(text, &e), clean(&e)))
     }
+
+    /// Every section's own checks, in file order, then whether the model fits the
+    /// dataset's images (when their shape is known without reading them). Runs before
+    /// any data is read; the message starts with the dotted key it is about.
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        self.data.validate().map_err(|e| e.to_string())?;
+        self.augment.validate()?;
+        if let Some((shape, classes)) = self.data.nominal() {
+            let input = cnnlab_models::Shape::Map(shape.channels as i64, shape.height as i64, shape.width as i64);
+            cnnlab_models::plan(&self.model, input, classes as i64).map_err(|e| e.to_string())?;
+        }
+        self.train.validate().map_err(|e| e.to_string())?;
+        if let Some(target) = &self.target {
+            target.validate()?;
+        }
+        Ok(())
+    }
+}
+
+impl Target {
+    fn validate(&self) -> Result<(), String> {
+        let fractions = [("accuracy", self.accuracy), ("f1_macro", self.f1_macro), ("f1_micro", self.f1_micro)];
+        if let Some((key, v)) =
+            fractions.iter().find_map(|(k, v)| v.filter(|v| !(0.0..=1.0).contains(v)).map(|v| (k, v)))
+        {
+            return Err(format!("target.{key}: {v} is outside [0, 1]"));
+        }
+        match self.minutes {
+            Some(m) if !(m > 0.0 && m.is_finite()) => Err(format!("target.minutes: {m} must be a positive number")),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// `FILE:LINE: msg` for a validation message that starts with a dotted key
+/// (`augment.ops[0].p: ...`, `train.epochs must ...`): the line of the deepest part of
+/// the key found in the chain of files (a child before its bases).
+fn locate(chain: &[(PathBuf, String)], msg: String) -> anyhow::Error {
+    let key = msg.split([' ', ':']).next().unwrap_or("");
+    let mut best: Option<(usize, &Path, usize)> = None;
+    for (file, text) in chain {
+        if let Some((depth, line)) = key_line(text, key) {
+            if best.is_none_or(|(d, _, _)| depth > d) {
+                best = Some((depth, file, line));
+            }
+        }
+    }
+    match best {
+        Some((_, file, line)) => anyhow!("{}:{line}: {msg}", file.display()),
+        None => anyhow!("{}: {msg}", chain[0].0.display()),
+    }
+}
+
+/// How many parts of `key` (`a.b[2].c`) `text` spells out, and the line of the deepest.
+fn key_line(text: &str, key: &str) -> Option<(usize, usize)> {
+    use toml_edit::{Item, Table, Value};
+    #[derive(Clone, Copy)]
+    enum Node<'a> {
+        Table(&'a Table),
+        Item(&'a Item),
+        Value(&'a Value),
+    }
+    type Span = Option<std::ops::Range<usize>>;
+    fn child<'a>(node: Node<'a>, part: &str) -> Option<(Span, Node<'a>)> {
+        if let Ok(index) = part.parse::<usize>() {
+            return match node {
+                Node::Item(Item::ArrayOfTables(tables)) => tables.get(index).map(|t| (t.span(), Node::Table(t))),
+                Node::Item(item) => item.as_array()?.get(index).map(|v| (v.span(), Node::Value(v))),
+                Node::Value(v) => v.as_array()?.get(index).map(|v| (v.span(), Node::Value(v))),
+                Node::Table(_) => None,
+            };
+        }
+        let (k, item) = match node {
+            Node::Table(t) => t.get_key_value(part)?,
+            Node::Item(item) => item.as_table_like()?.get_key_value(part)?,
+            Node::Value(v) => v.as_inline_table()?.get_key_value(part)?,
+        };
+        Some((k.span(), Node::Item(item)))
+    }
+    let doc = toml_edit::ImDocument::parse(text).ok()?;
+    let parts = key.split(['.', '[', ']']).filter(|p| !p.is_empty());
+    let (mut node, mut depth, mut at) = (Node::Table(doc.as_table()), 0, None);
+    for part in parts {
+        let Some((span, next)) = child(node, part) else { break };
+        depth += 1;
+        at = span.map(|s| s.start).or(at);
+        node = next;
+    }
+    at.map(|offset| (depth, text[..offset].matches('\n').count() + 1))
 }
 
 fn line_of(text: &str, e: &toml::de::Error) -> Option<usize> {
@@ -169,8 +258,31 @@ mod tests {
         check(&format!("{GOOD}[trian]\n"), 5, "unknown field `trian`");
         check("[data]\ndataset = \"mnist\"\n", 1, "missing field `model`");
         check(&format!("{GOOD}[train]\noptimizer = \"adma\"\n"), 6, "unknown variant `adma`");
-        let (line, msg) = Experiment::parse(&format!("{GOOD}[train]\nepochs = 0\n")).unwrap_err();
-        assert_eq!((line, msg.as_str()), (None, "train.epochs must be at least 1"));
+        let exp = Experiment::parse(&format!("{GOOD}[train]\nepochs = 0\n")).unwrap();
+        assert_eq!(exp.validate().unwrap_err(), "train.epochs: must be at least 1");
+    }
+
+    #[test]
+    fn invalid_values_name_file_line_and_key() {
+        // Every section's validator runs at load, and its dotted key finds its line,
+        // in the file that sets it (a child before its base).
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("base.toml");
+        std::fs::write(&base, format!("{GOOD}[train]\nepochs = 0\n")).unwrap();
+        let err = Experiment::load(&base).unwrap_err().to_string();
+        assert_eq!(err, format!("{}:6: train.epochs: must be at least 1", base.display()));
+        let child = dir.path().join("child.toml");
+        let ops = "extends = \"base.toml\"\n[train]\nepochs = 2\n[augment]\nops = [\n  { op = \"random_crop\", padding = 4 },\n  { op = \"hflip\", p = 2 },\n]\n";
+        std::fs::write(&child, ops).unwrap();
+        let err = Experiment::load(&child).unwrap_err().to_string();
+        assert!(err.starts_with(&format!("{}:7: augment.ops[1].p: ", child.display())), "{err}");
+        let swapped = "extends = \"base.toml\"\n[train]\nepochs = 2\n[augment]\nops = [{ op = \"brightness\", min = 1.5, max = 0.5 }]\n";
+        std::fs::write(&child, swapped).unwrap();
+        let err = Experiment::load(&child).unwrap_err().to_string();
+        assert!(err.starts_with(&format!("{}:5: augment.ops[0].", child.display())), "{err}");
+        std::fs::write(&child, "extends = \"base.toml\"\n[train]\nepochs = 2\n[target]\naccuracy = 94\n").unwrap();
+        let err = Experiment::load(&child).unwrap_err().to_string();
+        assert_eq!(err, format!("{}:5: target.accuracy: 94 is outside [0, 1]", child.display()));
     }
 
     #[test]

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Parser, Subcommand};
-use cnnlab_train::{train, write_json, RunOptions};
+use cnnlab_train::{files, train, RunDir, RunOptions, RunState};
 
 use crate::experiment::{default_run_dir, Experiment};
 
@@ -99,10 +99,22 @@ enum Command {
     Report {
         #[arg(default_value = "runs")]
         runs: PathBuf,
+        /// The comparison tables to show (skipped when the file does not exist).
+        #[arg(long, default_value = "configs/comparisons.toml")]
+        comparisons: PathBuf,
     },
     /// Dataset tools.
     #[command(subcommand)]
     Data(DataCommand),
+    /// Where each run folder stands: empty, unfinished (resumable) or finished.
+    Status {
+        /// Run folders (runs/<group>/<name>).
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        /// One JSON object per line instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Every classification metric of a predictions CSV (y_true, y_pred, p_<class>...).
     Metrics {
         /// CSV file with a header.
@@ -159,6 +171,9 @@ struct TrainArgs {
     /// Train on at most N batches per epoch (throughput measurements; `cargo xtask bench`)
     #[arg(long, value_name = "N")]
     max_batches: Option<usize>,
+    /// Replace a finished or unfinished run in the run folder instead of refusing.
+    #[arg(long, conflicts_with = "resume")]
+    force: bool,
 }
 
 fn main() -> ExitCode {
@@ -261,12 +276,18 @@ fn open_run_log(path: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
+/// Stops writing to the run's log (before its folder is removed).
+fn close_run_log() {
+    *RUN_LOG.lock().unwrap_or_else(|e| e.into_inner()) = None;
+}
+
 fn run(cli: &Cli) -> Result<()> {
     match &cli.command {
         Command::Train(args) => train_command(args, cli.quiet),
         Command::Metrics { file, json } => metrics_cmd::run(file, *json),
-        Command::Report { runs } => {
-            let n = report::write_report(runs)?;
+        Command::Status { runs, json } => status_command(runs, *json),
+        Command::Report { runs, comparisons } => {
+            let n = report::write_report(runs, comparisons)?;
             println!("{n} runs: {} and {}", runs.join("REPORT.md").display(), runs.join("report.html").display());
             Ok(())
         }
@@ -298,10 +319,50 @@ fn run(cli: &Cli) -> Result<()> {
     }
 }
 
+/// `cnnlab status`: a line (or a JSON object) per run folder, what `cargo xtask
+/// train-all` reads to skip, resume or start each run.
+fn status_command(runs: &[PathBuf], json: bool) -> Result<()> {
+    for dir in runs {
+        let run = RunDir::new(dir);
+        let state = run.state()?;
+        let last_rate = match state {
+            RunState::Empty => None,
+            _ if run.has(files::HISTORY) => run.read_history()?.last().map(|r| r.images_per_sec),
+            _ => None,
+        };
+        if json {
+            let mut v = match state {
+                RunState::Empty => serde_json::json!({ "state": "empty" }),
+                RunState::Unfinished { epochs_done } => {
+                    serde_json::json!({ "state": "unfinished", "epochs_done": epochs_done })
+                }
+                RunState::Finished { accuracy, epochs } => {
+                    serde_json::json!({ "state": "finished", "accuracy": accuracy, "epochs_done": epochs })
+                }
+            };
+            v["run"] = dir.display().to_string().into();
+            v["last_images_per_sec"] = last_rate.into();
+            println!("{v}");
+        } else {
+            let what = match state {
+                RunState::Empty => "empty".to_string(),
+                RunState::Unfinished { epochs_done } => {
+                    format!("unfinished after {epochs_done} epochs (cnnlab train --resume {})", dir.display())
+                }
+                RunState::Finished { accuracy, epochs } => {
+                    format!("finished: {epochs} epochs, test accuracy {accuracy:.4}")
+                }
+            };
+            println!("{}: {what}", dir.display());
+        }
+    }
+    Ok(())
+}
+
 fn train_command(args: &TrainArgs, quiet: bool) -> Result<()> {
     let (config, out_dir) = match (&args.resume, &args.config) {
         (Some(run), _) => {
-            let config = run.join("config.toml");
+            let config = RunDir::new(run).file(files::CONFIG);
             anyhow::ensure!(
                 config.exists(),
                 "{} is missing: is {} a cnnlab run folder?",
@@ -318,67 +379,31 @@ fn train_command(args: &TrainArgs, quiet: bool) -> Result<()> {
         anyhow::ensure!(epochs > 0, "--epochs must be at least 1");
         exp.train.epochs = epochs;
     }
-    // Reject a model that cannot work before spending time on the data.
-    if let Some((shape, classes)) = exp.data.nominal() {
-        let input = cnnlab_models::Shape::Map(shape.channels as i64, shape.height as i64, shape.width as i64);
-        cnnlab_models::plan(&exp.model, input, classes as i64)
-            .with_context(|| format!("{}: [model]", config.display()))?;
-    }
     if args.quick {
         exp.train.epochs = 1;
         exp.data.max_test = Some(exp.data.max_test.unwrap_or(500).min(500));
     }
     let resume = args.resume.is_some();
-    if resume && !out_dir.join(cnnlab_train::RESUME_FILE).exists() {
-        tracing::warn!("{} has no {}: starting from epoch 1", out_dir.display(), cnnlab_train::RESUME_FILE);
-    }
-
-    std::fs::create_dir_all(&out_dir).with_context(|| format!("creating run folder {}", out_dir.display()))?;
-    open_run_log(&out_dir.join("train.log"))?;
-    tracing::info!("cnnlab {} {}: run folder {}", env!("CARGO_PKG_VERSION"), config.display(), out_dir.display());
-    let started = std::time::Instant::now();
-    let splits = cnnlab_data::load_with_progress(&exp.data, &args.data_dir, quiet)?;
-    if let Some(summary) = splits.report.summary() {
-        tracing::warn!("{summary}");
-    }
-    for line in &splits.report.cache {
-        tracing::info!("decode cache: {line}");
-    }
-    if !splits.report.filtered_by_size.is_empty() {
-        tracing::info!("size filter dropped, per class: {:?}", splits.report.filtered_by_size);
-    }
-    tracing::info!(
-        "loaded {}: {} train / {} val / {} test images in {:.1?} ({} MB in memory)",
-        exp.data.dataset,
-        splits.train.len(),
-        splits.val.as_ref().map_or(0, |v| v.len()),
-        splits.test.len(),
-        started.elapsed(),
-        [Some(&splits.train), splits.val.as_ref(), Some(&splits.test)]
-            .into_iter()
-            .flatten()
-            .map(|d| d.pixels.len())
-            .sum::<usize>()
-            / 1_000_000
-    );
-
-    std::fs::create_dir_all(&out_dir).with_context(|| format!("creating run folder {}", out_dir.display()))?;
+    let run = RunDir::new(&out_dir);
+    let created = !out_dir.exists();
+    let _lock = run.lock()?;
     if !resume {
-        let resolved = out_dir.join("config.toml");
-        let text = toml::to_string(&exp).context("serializing the resolved config")?;
-        std::fs::write(&resolved, text).with_context(|| format!("writing {}", resolved.display()))?;
+        refuse_to_replace(&run, args.force)?;
+    } else if !run.has(files::RESUME) {
+        tracing::warn!("{} has no {}: starting from epoch 1", out_dir.display(), files::RESUME);
     }
-    write_json(&out_dir.join("classes.json"), &splits.train.classes)?;
-    write_json(&out_dir.join("shape.json"), &splits.train.shape)?;
-    let counts: Vec<(&String, usize)> = splits.train.classes.iter().zip(splits.train.class_counts()).collect();
-    write_json(&out_dir.join("class_counts.json"), &counts)?;
-    if let Some(files) = &splits.files {
-        // The exact split, so it can be audited and reproduced.
-        write_json(&out_dir.join("split.json"), files)?;
-    }
-    if !splits.report.skipped.is_empty() {
-        write_json(&out_dir.join("skipped.json"), &splits.report.skipped)?;
-    }
+    open_run_log(&run.file(files::LOG))?;
+    tracing::info!("cnnlab {} {}: run folder {}", env!("CARGO_PKG_VERSION"), config.display(), out_dir.display());
+    let splits = match load_data(&exp, &args.data_dir, quiet) {
+        Ok(splits) => splits,
+        Err(e) => {
+            // Nothing was trained: a folder this command made goes away again.
+            close_run_log();
+            run.remove_if_unused(created);
+            return Err(e);
+        }
+    };
+    write_run_inputs(&run, &exp, &splits, resume)?;
 
     // Ctrl-C asks the trainer to stop after the current batch and save a resumable
     // checkpoint; a second Ctrl-C exits at once.
@@ -409,5 +434,77 @@ fn train_command(args: &TrainArgs, quiet: bool) -> Result<()> {
         metrics.n_samples,
         out_dir.display()
     );
+    Ok(())
+}
+
+/// A run folder that already holds a run is not trained into again unless `--force`
+/// says so; then the old run's results go first, so that they can never pass for the
+/// new run's.
+fn refuse_to_replace(run: &RunDir, force: bool) -> Result<()> {
+    let dir = run.path().display();
+    match run.state()? {
+        RunState::Empty => Ok(()),
+        _ if force => {
+            run.clear_results()?;
+            Ok(())
+        }
+        RunState::Finished { accuracy, epochs } => anyhow::bail!(
+            "{dir} holds a finished run ({epochs} epochs, test accuracy {accuracy:.4}): pass --force to train it \
+             again from scratch, or --out another folder (--resume continues only an unfinished run)"
+        ),
+        RunState::Unfinished { epochs_done } => anyhow::bail!(
+            "{dir} holds an unfinished run ({epochs_done} epochs done): continue it with `cnnlab train --resume \
+             {dir}`, or pass --force to start over"
+        ),
+    }
+}
+
+fn load_data(exp: &Experiment, data_dir: &std::path::Path, quiet: bool) -> Result<cnnlab_data::Splits> {
+    let started = std::time::Instant::now();
+    let splits = cnnlab_data::load_with_progress(&exp.data, data_dir, quiet)?;
+    if let Some(summary) = splits.report.summary() {
+        tracing::warn!("{summary}");
+    }
+    for line in &splits.report.cache {
+        tracing::info!("decode cache: {line}");
+    }
+    if !splits.report.filtered_by_size.is_empty() {
+        tracing::info!("size filter dropped, per class: {:?}", splits.report.filtered_by_size);
+    }
+    tracing::info!(
+        "loaded {}: {} train / {} val / {} test images in {:.1?} ({} MB in memory)",
+        exp.data.dataset,
+        splits.train.len(),
+        splits.val.as_ref().map_or(0, |v| v.len()),
+        splits.test.len(),
+        started.elapsed(),
+        [Some(&splits.train), splits.val.as_ref(), Some(&splits.test)]
+            .into_iter()
+            .flatten()
+            .map(|d| d.pixels.len())
+            .sum::<usize>()
+            / 1_000_000
+    );
+    Ok(splits)
+}
+
+/// What a run folder keeps about its inputs: the resolved config (a resumed run keeps
+/// its own), classes, shape, class counts, the exact split and the skipped files.
+fn write_run_inputs(run: &RunDir, exp: &Experiment, splits: &cnnlab_data::Splits, resume: bool) -> Result<()> {
+    if !resume {
+        let text = toml::to_string(exp).context("serializing the resolved config")?;
+        run.write_bytes(files::CONFIG, text.as_bytes())?;
+    }
+    run.write_json(files::CLASSES, &splits.train.classes)?;
+    run.write_json(files::SHAPE, &splits.train.shape)?;
+    let counts: Vec<(&String, usize)> = splits.train.classes.iter().zip(splits.train.class_counts()).collect();
+    run.write_json(files::CLASS_COUNTS, &counts)?;
+    if let Some(split) = &splits.files {
+        // The exact split, so it can be audited and reproduced.
+        run.write_json(files::SPLIT, split)?;
+    }
+    if !splits.report.skipped.is_empty() {
+        run.write_json(files::SKIPPED, &splits.report.skipped)?;
+    }
     Ok(())
 }

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Once;
 
 use anyhow::{anyhow, Result};
+use cnnlab_train::EpochRecord;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -26,21 +27,11 @@ pub(crate) fn class_distribution(path: &Path, title: &str, counts: &[(String, us
     hbars(path, title, &rows, max * 1.1, "images", BLUE)
 }
 
-/// One epoch of `history.csv`, as the report plots it.
-#[derive(Debug, Clone, serde::Deserialize)]
-pub(crate) struct HistoryRow {
-    pub(crate) epoch: usize,
-    pub(crate) train_loss: f64,
-    pub(crate) train_acc: f64,
-    pub(crate) val_loss: f64,
-    pub(crate) val_acc: f64,
-}
-
 /// Picks (train, val) values of one metric from a history row.
-type Pick = fn(&HistoryRow) -> (f64, f64);
+type Pick = fn(&EpochRecord) -> (f64, f64);
 
 /// Loss (left) and accuracy (right) per epoch, train against validation.
-pub(crate) fn curves(path: &Path, title: &str, rows: &[HistoryRow]) -> Result<()> {
+pub(crate) fn curves(path: &Path, title: &str, rows: &[EpochRecord]) -> Result<()> {
     register_font();
     let draw = || -> Result<(), Box<dyn std::error::Error>> {
         let root = BitMapBackend::new(path, (1000, 380)).into_drawing_area();

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use cnnlab_data::ImageShape;
 use cnnlab_models::{plan, summary, Shape};
-use cnnlab_train::{Predictor, Tta, Weights};
+use cnnlab_train::{files, Predictor, RunDir, Tta, Weights};
 
 use crate::experiment::Experiment;
 
@@ -43,19 +43,14 @@ pub(crate) fn summary_command(config: &Path, data_dir: &Path, classes: Option<us
 }
 
 /// What a run folder holds about its data (written by `cnnlab train`).
-fn run_inputs(run: &Path) -> Result<(Experiment, ImageShape, Vec<String>)> {
-    let config = run.join("config.toml");
+fn run_inputs(dir: &Path) -> Result<(Experiment, ImageShape, Vec<String>)> {
+    let run = RunDir::new(dir);
+    let config = run.file(files::CONFIG);
     if !config.exists() {
-        bail!("{} is missing: is {} a cnnlab run folder?", config.display(), run.display());
+        bail!("{} is missing: is {} a cnnlab run folder?", config.display(), dir.display());
     }
     let exp = Experiment::load(&config)?;
-    let read = |name: &str| -> Result<String> {
-        let p = run.join(name);
-        std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))
-    };
-    let classes: Vec<String> = serde_json::from_str(&read("classes.json")?).context("classes.json")?;
-    let shape: ImageShape = serde_json::from_str(&read("shape.json")?).context("shape.json")?;
-    Ok((exp, shape, classes))
+    Ok((exp, run.read_shape()?, run.read_classes()?))
 }
 
 pub(crate) struct PredictArgs<'a> {
@@ -139,9 +134,10 @@ pub(crate) fn evaluate_command(a: EvaluateArgs<'_>) -> Result<()> {
         probs.extend(predictor.predict_tta(chunk, tta)?);
     }
     let y_true: Vec<usize> = data.labels.iter().map(|&l| usize::from(l)).collect();
-    let y_pred = cnnlab_metrics::argmax_rows(&probs, k);
-    let metrics = cnnlab_metrics::Report::new(&y_true, &y_pred, Some(&probs), &classes)
+    // The same scoring as a run's own test report.
+    let metrics = cnnlab_train::score(&y_true, &probs, &classes)
         .with_context(|| format!("computing metrics on {}", a.dir.display()))?;
+    let y_pred = cnnlab_metrics::argmax_rows(&probs, k);
     if let Some(out) = a.out {
         let rows = files
             .iter()

@@ -7,6 +7,8 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use cnnlab_train::{files, FinalMetrics, RunDir};
+use serde::Deserialize;
 
 use crate::experiment::{Experiment, Target};
 use crate::plots;
@@ -34,105 +36,79 @@ pub(crate) struct RunRow {
     f1_micro: f64,
     target: Option<Target>,
     plots: Vec<(String, PathBuf)>,
+    metrics: FinalMetrics,
 }
 
-/// One row of a comparison: run stem, what it is, the seed's own number.
-type Entry = (&'static str, &'static str, Option<&'static str>);
+/// `configs/comparisons.toml`: the seeds' comparisons, as tables of experiments.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Comparisons {
+    comparison: Vec<Comparison>,
+}
 
-/// The seeds' comparisons: (title, the dataset the seed's numbers are on, rows).
-const COMPARISONS: &[(&str, &str, &[Entry])] = &[
-    (
-        "Seed 003: architectures (CIFAR-10 test accuracy in the seed)",
-        "cifar10",
-        &[
-            ("seed3-simple", "SimpleCNN", Some("0.6405")),
-            ("seed3-notsimple", "NotSimpleCNN (+BatchNorm, 3 blocks)", Some("0.7209")),
-            ("seed3-pooling", "PoolingCNN (2 blocks)", None),
-            ("seed3-final", "final (augmentation)", Some("0.8090")),
-        ],
-    ),
-    (
-        "Seed 003: dropout vs augmentation",
-        "cifar10",
-        &[
-            ("seed3-notsimple", "neither", Some("0.7209")),
-            ("seed3-dropout", "dropout 0.5", None),
-            ("seed3-augment", "crop + flip", None),
-        ],
-    ),
-    (
-        "Seed 003: Adam vs SGD",
-        "cifar10",
-        &[("seed3-notsimple", "Adam 1e-3", Some("0.7209")), ("seed3-sgd", "SGD 0.01, momentum 0.9", None)],
-    ),
-    (
-        "Seed 003: max vs average pooling",
-        "cifar10",
-        &[
-            ("seed3-notsimple", "max pooling", Some("0.7209")),
-            ("seed3-avgpool", "average pooling", None),
-            ("seed3-pooling", "PoolingCNN, max", None),
-            ("seed3-pooling-avg", "PoolingCNN, average", None),
-        ],
-    ),
-    (
-        "Seed 002: Oxford-IIIT Pet models (test accuracy in the seed)",
-        "pets",
-        &[
-            ("seed2-model1", "3 conv + Flatten + Dense 256", None),
-            ("seed2-model2", "+ BatchNorm + global pooling", None),
-            ("seed2-model3", "+ dropout (no augmentation)", Some("0.6031")),
-            ("seed2-model4", "+ augmentation, lr 1e-3", None),
-            ("seed2-model5", "+ augmentation, lr 3e-4", Some("0.6678")),
-        ],
-    ),
-    (
-        "Seed 000 / 001: class imbalance strategies (seed 000: F1 0.98 with its best; seed 001: accuracy 0.82)",
-        "simpsons",
-        &[
-            ("seed0-alexnet-elu", "none", None),
-            ("seed0-oversample", "oversample to 800", None),
-            ("seed0-cap-rotate", "cap 100 + rotate surplus", None),
-            ("seed0-min-flip", "min 100 + h/v flips", Some("F1 0.98")),
-            ("seed1-augment-to", "size filter + augment to 500", Some("acc 0.82")),
-            ("class-weights", "class weights", None),
-            ("seed0-adamw", "none, AdamW", None),
-            ("seed0-one-vs-rest", "one-vs-rest ensemble", None),
-            ("imbalanced-none", "none", None),
-            ("imbalanced-oversample", "oversample", None),
-            ("imbalanced-cap-rotate", "cap_rotate", None),
-            ("imbalanced-min-flip", "min_flip", None),
-            ("imbalanced-augment-to", "augment_to", None),
-            ("imbalanced-class-weights", "class_weights", None),
-            ("imbalanced-weighted-sampler", "weighted_sampler", None),
-        ],
-    ),
-    (
-        "Networks without skip connections: seed 003's final network, its recipe vs ours, and airbench-style nets",
-        "cifar10",
-        &[
-            ("seed3-final", "seed 003's network, Adam 1e-3 constant", Some("0.8090")),
-            ("seed3-final-tuned", "seed 003's network, our recipe", Some("0.8090")),
-            ("vgg", "VGG-style", None),
-            ("cpu90-32-128-128", "airbench-style 32/128/128, one-cycle recipe, 16 epochs", None),
-            ("cpu90-12ep", "airbench-style 56/224/224, one-cycle recipe, 12 epochs", None),
-            ("cpu90", "airbench-style 56/224/224, airbench94's recipe, 10 epochs", None),
-            ("airbench", "airbench-style 48/96/192", None),
-            ("fast94", "airbench94 layout 64/256/256", None),
-        ],
-    ),
-];
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Comparison {
+    title: String,
+    /// The dataset the seed's numbers are on.
+    dataset: String,
+    rows: Vec<ComparisonRow>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ComparisonRow {
+    /// A config stem: every finished run of that name is listed.
+    run: String,
+    what: String,
+    /// The seed's own number.
+    seed: Option<String>,
+}
+
+/// Reads the comparisons file; a row naming no config under its folder's `<group>/`
+/// folders is an error with the file and line.
+fn read_comparisons(path: &Path) -> Result<Vec<Comparison>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let parsed: Comparisons = toml::from_str(&text).map_err(|e| {
+        let line = e.span().map_or(0, |s| text[..s.start].matches('\n').count() + 1);
+        anyhow::anyhow!("{}:{line}: {}", path.display(), e.message().trim())
+    })?;
+    let configs = path.parent().unwrap_or(Path::new("."));
+    for row in parsed.comparison.iter().flat_map(|c| &c.rows) {
+        let pattern = configs.join("*").join(format!("{}.toml", row.run));
+        let found = glob_one(&pattern);
+        if !found {
+            let needle = format!("\"{}\"", row.run);
+            let line = text.lines().position(|l| l.contains(&needle)).map_or(0, |l| l + 1);
+            anyhow::bail!(
+                "{}:{line}: comparison row `{}` names no experiment (no {})",
+                path.display(),
+                row.run,
+                pattern.display()
+            );
+        }
+    }
+    Ok(parsed.comparison)
+}
+
+/// Whether `dir/*/name` exists for a pattern of that form.
+fn glob_one(pattern: &Path) -> bool {
+    let (Some(name), Some(root)) = (pattern.file_name(), pattern.parent().and_then(Path::parent)) else {
+        return false;
+    };
+    std::fs::read_dir(root).is_ok_and(|entries| entries.filter_map(|e| e.ok()).any(|e| e.path().join(name).is_file()))
+}
 
 /// Finds `metrics.json` files under `root` (not inside one-vs-rest member folders).
 fn find_runs(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     let entries = std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
     let mut entries: Vec<_> = entries.filter_map(|e| e.ok()).map(|e| e.path()).collect();
     entries.sort();
-    if dir != root && dir.join("metrics.json").is_file() {
+    if dir != root && RunDir::new(dir).has(files::METRICS) {
         out.push(dir.to_path_buf());
     }
     for path in entries {
-        if path.is_dir() && path.file_name().is_some_and(|n| n != "ovr" && n != "plots") {
+        if path.is_dir() && path.file_name().is_some_and(|n| n != files::OVR && n != files::PLOTS) {
             find_runs(root, &path, out)?;
         }
     }
@@ -140,93 +116,77 @@ fn find_runs(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 }
 
 fn read_run(root: &Path, dir: &Path) -> Result<RunRow> {
-    let metrics: serde_json::Value = {
-        let p = dir.join("metrics.json");
-        let text = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
-        serde_json::from_str(&text).with_context(|| format!("{}: not JSON", p.display()))?
-    };
-    let exp = Experiment::load(&dir.join("config.toml"))?;
+    let run = RunDir::new(dir);
+    let metrics = run.read_metrics()?;
+    let exp = Experiment::load(&run.file(files::CONFIG))?;
     let id = dir.strip_prefix(root).unwrap_or(dir).display().to_string();
     let stem = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let f = |k: &str| metrics[k].as_f64().unwrap_or(f64::NAN);
     let augment = if exp.augment.ops.is_empty() {
         "-".to_string()
     } else {
         exp.augment.ops.iter().map(|op| op.name()).collect::<Vec<_>>().join(", ")
     };
     let t = &exp.train;
+    let r = &metrics.report;
     Ok(RunRow {
         id,
         stem,
         dir: dir.to_path_buf(),
         dataset: exp.data.dataset.clone(),
         model: if exp.model.name.is_empty() { "-".into() } else { exp.model.name.clone() },
-        params: metrics["trainable_params"].as_i64().unwrap_or(0),
+        params: metrics.trainable_params,
         imbalance: exp.data.imbalance.name().to_string(),
         augment,
         optimizer: format!("{:?} {}", t.optimizer, t.lr).to_lowercase(),
-        epochs: match metrics["epochs"].as_u64() {
-            Some(e) if e as usize != t.epochs => format!("{e}/{}", t.epochs),
-            _ => t.epochs.to_string(),
+        epochs: if metrics.epochs != t.epochs {
+            format!("{}/{}", metrics.epochs, t.epochs)
+        } else {
+            t.epochs.to_string()
         },
-        train_seconds: f("train_seconds"),
-        images_per_sec: f("images_per_sec"),
-        accuracy: f("accuracy"),
-        f1_macro: f("f1_macro"),
-        roc_auc: metrics["roc_auc_ovr_macro"].as_f64(),
-        mcc: f("mcc"),
-        f1_micro: f("f1_micro"),
+        train_seconds: metrics.train_seconds,
+        images_per_sec: metrics.images_per_sec,
+        accuracy: r.accuracy,
+        f1_macro: r.f1_macro,
+        roc_auc: r.roc_auc_ovr_macro,
+        mcc: r.mcc,
+        f1_micro: r.f1_micro,
         target: exp.target.clone(),
         plots: Vec::new(),
+        metrics,
     })
 }
 
 /// Draws a run's plots into `<run>/plots/`; a plot whose input is missing is skipped.
 fn draw_plots(run: &mut RunRow) -> Result<()> {
-    let dir = run.dir.join("plots");
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let history = run.dir.join("history.csv");
-    if let Ok(mut reader) = csv::Reader::from_path(&history) {
-        let rows: Vec<plots::HistoryRow> = reader.deserialize().filter_map(|r| r.ok()).collect();
-        if !rows.is_empty() {
-            let p = dir.join("curves.png");
-            plots::curves(&p, &format!("{}: loss and accuracy", run.id), &rows)?;
-            run.plots.push(("loss and accuracy".into(), p));
-        }
+    let dir = RunDir::new(&run.dir);
+    let plots_dir = dir.file(files::PLOTS);
+    std::fs::create_dir_all(&plots_dir).with_context(|| format!("creating {}", plots_dir.display()))?;
+    let history = if dir.has(files::HISTORY) { dir.read_history()? } else { Vec::new() };
+    if !history.is_empty() {
+        let p = plots_dir.join("curves.png");
+        plots::curves(&p, &format!("{}: loss and accuracy", run.id), &history)?;
+        run.plots.push(("loss and accuracy".into(), p));
     }
-    let metrics: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run.dir.join("metrics.json"))?).unwrap_or_default();
-    let classes: Vec<String> = metrics["per_class"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|c| c["class"].as_str().map(String::from)).collect())
-        .unwrap_or_default();
-    if let Some(matrix) = metrics["confusion_matrix"].as_array() {
-        let m: Vec<Vec<u64>> = matrix
-            .iter()
-            .map(|r| r.as_array().map(|r| r.iter().filter_map(|v| v.as_u64()).collect()).unwrap_or_default())
-            .collect();
-        if m.len() == classes.len() && !m.is_empty() {
-            let p = dir.join("confusion.png");
-            plots::confusion(&p, &format!("{}: confusion matrix (test)", run.id), &classes, &m)?;
-            run.plots.push(("confusion matrix".into(), p));
-        }
+    let report = &run.metrics.report;
+    let classes: Vec<String> = report.per_class.iter().map(|c| c.class.clone()).collect();
+    let m = &report.confusion_matrix;
+    if m.len() == classes.len() && !m.is_empty() {
+        let p = plots_dir.join("confusion.png");
+        plots::confusion(&p, &format!("{}: confusion matrix (test)", run.id), &classes, m)?;
+        run.plots.push(("confusion matrix".into(), p));
     }
-    if let Some(rows) = metrics["per_class"].as_array() {
-        let f1: Vec<(String, f64)> =
-            rows.iter().filter_map(|c| Some((c["class"].as_str()?.to_string(), c["f1"].as_f64()?))).collect();
-        if !f1.is_empty() {
-            let p = dir.join("f1.png");
-            plots::per_class_f1(&p, &format!("{}: per-class F1 (test)", run.id), &f1)?;
-            run.plots.push(("per-class F1".into(), p));
-        }
+    let f1: Vec<(String, f64)> = report.per_class.iter().map(|c| (c.class.clone(), c.f1)).collect();
+    if !f1.is_empty() {
+        let p = plots_dir.join("f1.png");
+        plots::per_class_f1(&p, &format!("{}: per-class F1 (test)", run.id), &f1)?;
+        run.plots.push(("per-class F1".into(), p));
     }
-    if let Ok(text) = std::fs::read_to_string(run.dir.join("class_counts.json")) {
-        if let Ok(mut counts) = serde_json::from_str::<Vec<(String, usize)>>(&text) {
-            counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-            let p = dir.join("distribution.png");
-            plots::class_distribution(&p, &format!("{}: training images per class", run.id), &counts)?;
-            run.plots.push(("class distribution".into(), p));
-        }
+    if dir.has(files::CLASS_COUNTS) {
+        let mut counts = dir.read_class_counts()?;
+        counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let p = plots_dir.join("distribution.png");
+        plots::class_distribution(&p, &format!("{}: training images per class", run.id), &counts)?;
+        run.plots.push(("class distribution".into(), p));
     }
     Ok(())
 }
@@ -318,25 +278,25 @@ fn targets(runs: &[RunRow]) -> Vec<Vec<String>> {
 }
 
 /// The comparison tables that have at least one run: (title, rows of cells).
-fn comparisons(runs: &[RunRow]) -> Vec<(String, Vec<Vec<String>>)> {
+fn comparisons(tables: &[Comparison], runs: &[RunRow]) -> Vec<(String, Vec<Vec<String>>)> {
     let mut out = Vec::new();
-    for (title, seed_dataset, entries) in COMPARISONS {
+    for table in tables {
         let mut rows = Vec::new();
-        for (stem, what, published) in *entries {
-            for r in runs.iter().filter(|r| r.stem == *stem) {
+        for entry in &table.rows {
+            for r in runs.iter().filter(|r| r.stem == entry.run) {
                 rows.push(vec![
                     r.id.clone(),
-                    what.to_string(),
+                    entry.what.clone(),
                     format!("{:.4}", r.accuracy),
                     format!("{:.4}", r.f1_macro),
                     duration(r.train_seconds),
                     // The seed's number is for its own dataset only.
-                    published.filter(|_| r.dataset == *seed_dataset).unwrap_or("-").to_string(),
+                    entry.seed.clone().filter(|_| r.dataset == table.dataset).unwrap_or_else(|| "-".into()),
                 ]);
             }
         }
         if !rows.is_empty() {
-            out.push((title.to_string(), rows));
+            out.push((table.title.clone(), rows));
         }
     }
     out
@@ -373,9 +333,17 @@ fn html_table(header: &[&str], rows: &[Vec<String>]) -> String {
     s
 }
 
-/// Writes REPORT.md and report.html into `root`; returns the number of runs.
-pub(crate) fn write_report(root: &Path) -> Result<usize> {
+/// Writes REPORT.md and report.html into `root`, with the comparison tables of
+/// `comparisons` (`configs/comparisons.toml`) when that file exists; returns the
+/// number of runs.
+pub(crate) fn write_report(root: &Path, comparisons_file: &Path) -> Result<usize> {
     anyhow::ensure!(root.is_dir(), "{} is not a folder of runs", root.display());
+    let tables = if comparisons_file.exists() {
+        read_comparisons(comparisons_file)?
+    } else {
+        tracing::info!("no {}: the report has no comparison tables", comparisons_file.display());
+        Vec::new()
+    };
     let mut dirs = Vec::new();
     find_runs(root, root, &mut dirs)?;
     let mut runs = Vec::new();
@@ -390,7 +358,7 @@ pub(crate) fn write_report(root: &Path) -> Result<usize> {
     }
     let rel = |p: &Path| p.strip_prefix(root).unwrap_or(p).display().to_string();
     let table: Vec<Vec<String>> = runs.iter().map(cells).collect();
-    let comps = comparisons(&runs);
+    let comps = comparisons(&tables, &runs);
     let goals = targets(&runs);
 
     let mut md = String::from("# cnnlab report\n\n");
@@ -440,10 +408,40 @@ pub(crate) fn write_report(root: &Path) -> Result<usize> {
     html.push_str("</body></html>\n");
 
     for (name, text) in [("REPORT.md", md), ("report.html", html)] {
-        let path = root.join(name);
-        let tmp = root.join(format!(".{name}.tmp"));
-        std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+        cnnlab_train::write_bytes(&root.join(name), text.as_bytes())?;
     }
     Ok(runs.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_repos_comparisons_name_existing_configs() {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/comparisons.toml");
+        let tables = read_comparisons(&file).unwrap();
+        assert!(tables.len() >= 5, "{} tables", tables.len());
+        assert!(tables
+            .iter()
+            .any(|t| t.rows.iter().any(|r| r.run == "seed3-final" && r.seed.as_deref() == Some("0.8090"))));
+    }
+
+    #[test]
+    fn a_row_naming_no_config_is_an_error_with_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("cifar10")).unwrap();
+        std::fs::write(dir.path().join("cifar10/seed3-final.toml"), "").unwrap();
+        let file = dir.path().join("comparisons.toml");
+        let text = "[[comparison]]\ntitle = \"t\"\ndataset = \"cifar10\"\nrows = [\n  { run = \"seed3-final\", what = \"a\" },\n  { run = \"seed3-finale\", what = \"b\" },\n]\n";
+        std::fs::write(&file, text).unwrap();
+        let err = read_comparisons(&file).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("{}:6: comparison row `seed3-finale` names no experiment", file.display())),
+            "{err}"
+        );
+        std::fs::write(&file, text.replace("what = \"b\"", "waht = \"b\"")).unwrap();
+        let err = read_comparisons(&file).unwrap_err().to_string();
+        assert!(err.contains(":6: unknown field `waht`"), "{err}");
+    }
 }

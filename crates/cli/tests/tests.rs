@@ -425,3 +425,108 @@ fn evaluate_scores_a_labeled_folder_as_the_run_did() {
     let out = cnnlab(&["evaluate", "--run", run_s, test_s], tmp.path());
     assert_one_line_error(&out, 1, "`dog` is not one of the run's classes");
 }
+
+/// The shapes seed-003 config on `n` training images, written to `dir/name`, with the
+/// `[augment]` ops replaced when `ops` is given.
+fn small_shapes_config(dir: &Path, name: &str, n: usize, ops: Option<&str>) -> PathBuf {
+    let mut text = std::fs::read_to_string(workspace().join("configs/shapes/seed3-final.toml")).unwrap();
+    text = text.replace("val_fraction = 0.1", &format!("val_fraction = 0.1\nmax_train = {n}\nmax_test = 200"));
+    if let Some(ops) = ops {
+        let start = text.find("ops = [").unwrap();
+        let end = start + text[start..].find("\n]\n").unwrap() + 3;
+        text.replace_range(start..end, &format!("ops = [\n{ops}\n]\n"));
+    }
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// An augmentation value out of range is a one-line `FILE:LINE: augment.ops[N].key`
+/// error before any data is read (the data dir does not exist: reading would exit 3),
+/// and leaves no run folder.
+#[test]
+fn bad_augment_values_name_file_line_and_op() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(workspace().join("configs/cifar10/seed3-final.toml")).unwrap();
+    let text = text.replace("{ op = \"hflip\", p = 0.5 }", "{ op = \"hflip\", p = 2 }");
+    let config = tmp.path().join("seed3-final.toml");
+    std::fs::write(&config, &text).unwrap();
+    let line = text.lines().position(|l| l.contains("op = \"hflip\", p = 2")).unwrap() + 1;
+    let run = tmp.path().join("run");
+    let out = cnnlab(&["train", config.to_str().unwrap(), "--out", run.to_str().unwrap()], &tmp.path().join("none"));
+    assert_one_line_error(&out, 1, &format!("{}:{line}: augment.ops[1].p: ", config.display()));
+    assert!(!run.exists(), "a refused run leaves no folder");
+    let out = cnnlab(&["summary", config.to_str().unwrap()], &tmp.path().join("none"));
+    assert_one_line_error(&out, 1, &format!("{}:{line}: augment.ops[1].p: ", config.display()));
+}
+
+/// A run folder has one owner: a finished run is not trained over without --force, a
+/// second training while one runs is refused naming its pid, a full disk is one plain
+/// line that leaves no temporary file (so --resume goes on), and a run that fails
+/// before training (missing dataset) leaves no folder.
+#[test]
+fn a_run_folder_has_one_owner() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = small_shapes_config(tmp.path(), "small.toml", 300, None);
+    let run = tmp.path().join("run");
+    let (cfg, out) = (config.to_str().unwrap(), run.to_str().unwrap());
+    let ok = |o: &Output| assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    ok(&cnnlab(&["-q", "train", cfg, "--epochs", "1", "--out", out], tmp.path()));
+    let first = std::fs::read_to_string(run.join("history.csv")).unwrap();
+
+    let refused = cnnlab(&["-q", "train", cfg, "--epochs", "2", "--out", out], tmp.path());
+    assert_one_line_error(&refused, 1, "holds a finished run (1 epochs, test accuracy 0.");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("--force") && stderr.contains("--resume"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(run.join("history.csv")).unwrap(), first, "nothing was replaced");
+    ok(&cnnlab(&["-q", "train", cfg, "--epochs", "2", "--out", out, "--force"], tmp.path()));
+    assert_eq!(std::fs::read_to_string(run.join("history.csv")).unwrap().lines().count(), 3, "header + 2 epochs");
+    let status = cnnlab(&["status", "--json", out], tmp.path());
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!((v["state"].as_str(), v["epochs_done"].as_u64()), (Some("finished"), Some(2)), "{v}");
+
+    // Two trainings at once: the second is refused while the first holds the lock.
+    let busy = tmp.path().join("busy");
+    let big = small_shapes_config(tmp.path(), "big.toml", 4000, None);
+    let mut first = Command::new(env!("CARGO_BIN_EXE_cnnlab"))
+        .args(["-q", "train", big.to_str().unwrap(), "--epochs", "3", "--out", busy.to_str().unwrap()])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !busy.join(".lock").exists() {
+        assert!(std::time::Instant::now() < deadline, "the first training never took the lock");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let second = cnnlab(&["-q", "train", cfg, "--force", "--out", busy.to_str().unwrap()], tmp.path());
+    assert_one_line_error(&second, 1, &format!("is in use by process {}", first.id()));
+    first.kill().unwrap();
+    first.wait().unwrap();
+    // Killed, its lock stays behind; it belonged to a dead process and is taken over.
+    assert!(busy.join(".lock").exists());
+    ok(&cnnlab(&["-q", "train", cfg, "--force", "--epochs", "1", "--out", busy.to_str().unwrap()], tmp.path()));
+    assert!(!busy.join(".lock").exists(), "the lock goes with the process");
+
+    // A full disk at the first resumable checkpoint (its temporary file is a link to
+    // /dev/full): one plain line, no temporary left, and --resume then trains.
+    let full = tmp.path().join("full");
+    std::fs::create_dir(&full).unwrap();
+    std::os::unix::fs::symlink("/dev/full", full.join("resume.tmp.safetensors")).unwrap();
+    let out = cnnlab(&["-q", "train", cfg, "--epochs", "2", "--out", full.to_str().unwrap()], tmp.path());
+    let expected =
+        format!("error: writing {}: No space left on device (os error 28)", full.join("resume.safetensors").display());
+    assert_one_line_error(&out, 1, &expected);
+    let left: Vec<String> =
+        std::fs::read_dir(&full).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(!left.iter().any(|f| f.contains(".tmp")), "{left:?}");
+    assert!(left.contains(&"last.safetensors".to_owned()) && left.contains(&"history.csv".to_owned()), "{left:?}");
+    ok(&cnnlab(&["-q", "train", "--resume", full.to_str().unwrap()], tmp.path()));
+    assert!(full.join("metrics.json").exists());
+
+    // Missing dataset: exit 3 and no folder.
+    let gone = tmp.path().join("gone");
+    let cifar = "configs/cifar10/seed3-final.toml";
+    let out = cnnlab(&["-q", "train", cifar, "--out", gone.to_str().unwrap()], &tmp.path().join("none"));
+    assert_one_line_error(&out, 3, "dataset `cifar10` not found");
+    assert!(!gone.exists(), "a run that fails before training leaves no folder");
+}

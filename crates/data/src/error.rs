@@ -10,7 +10,7 @@ pub enum Error {
     Format { path: PathBuf, reason: String },
     #[error("dataset `{name}` not found (looked in {tried}); {hint}")]
     NotFound { name: String, tried: String, hint: String },
-    #[error("unknown dataset `{0}` (known: fashion-mnist, mnist, cifar10)")]
+    #[error("unknown dataset `{0}` (known: fashion-mnist, mnist, cifar10, simpsons, pets, shapes, image-folder)")]
     UnknownDataset(String),
     #[error("{0}")]
     Invalid(String),

@@ -147,7 +147,10 @@ fn missing_and_unknown_datasets() {
     assert!(msg.contains("dataset `cifar10` not found") && msg.contains("cifar-10-batches-bin"), "{msg}");
     assert!(!msg.contains('\n'));
     let err = locate("cifar100", tmp.path()).unwrap_err().to_string();
-    assert_eq!(err, "unknown dataset `cifar100` (known: fashion-mnist, mnist, cifar10)");
+    assert_eq!(
+        err,
+        "unknown dataset `cifar100` (known: fashion-mnist, mnist, cifar10, simpsons, pets, shapes, image-folder)"
+    );
 }
 
 #[test]

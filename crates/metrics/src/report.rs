@@ -1,18 +1,21 @@
 //! Everything at once: the streaming [`Accumulator`] and the [`Report`] it produces,
 //! as JSON (serde) and as `classification_report` text.
 
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::confusion::{Average, ConfusionMatrix, ZeroDivision};
 use crate::error::{Error, Result};
 use crate::scores::{argmax_rows, check_scores, log_loss, roc_auc_ovr_lenient, roc_auc_ovr_per_class};
 
 /// One class's row of the report.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClassRow {
     pub class: String,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub precision: f64,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub recall: f64,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub f1: f64,
     pub support: u64,
     /// One-vs-rest ROC AUC; `None` without scores or when the class has no positive
@@ -23,19 +26,31 @@ pub struct ClassRow {
 /// All metrics of one evaluation. Its JSON keys are those of `cnnlab metrics --json`
 /// and of a run's `metrics.json`. Score-dependent values are `None` (`null`) when no
 /// scores were given; ROC AUC averages are the lenient ones (over defined classes).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
+    #[serde(deserialize_with = "f64_or_nan")]
     pub accuracy: f64,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub balanced_accuracy: f64,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub precision_macro: f64,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub recall_macro: f64,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub f1_macro: f64,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub precision_micro: f64,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub recall_micro: f64,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub f1_micro: f64,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub precision_weighted: f64,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub recall_weighted: f64,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub f1_weighted: f64,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub mcc: f64,
     pub roc_auc_ovr_macro: Option<f64>,
     pub roc_auc_ovr_weighted: Option<f64>,
@@ -117,6 +132,12 @@ impl Report {
     }
 }
 
+/// JSON has no NaN: serde_json writes it as `null`, and this reads `null` back as NaN,
+/// so every report that was written can be read.
+fn f64_or_nan<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
 /// Streaming evaluation: feed batches of labels and scores, get a [`Report`] at the
 /// end. Without scores it keeps only the confusion matrix (O(n_classes^2)); with
 /// scores it also keeps them for ROC AUC and log loss.
@@ -155,6 +176,12 @@ impl Accumulator {
         self.y_pred.extend(pred);
         self.scores.extend(s);
         Ok(())
+    }
+
+    /// The predicted class of every sample added with scores, in the order added
+    /// (empty after [`Accumulator::add_labels`]).
+    pub fn predictions(&self) -> &[usize] {
+        &self.y_pred
     }
 
     pub fn confusion_matrix(&self) -> &ConfusionMatrix {

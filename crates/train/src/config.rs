@@ -265,34 +265,36 @@ mod defaults {
 
 impl TrainConfig {
     /// Rejects values that cannot train, naming the key.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> crate::Result<()> {
         let checks = [
-            (self.epochs == 0, "train.epochs must be at least 1"),
-            (self.batch_size == 0, "train.batch_size must be at least 1"),
-            (self.eval_batch_size == 0, "train.eval_batch_size must be at least 1"),
-            (!(self.lr > 0.0 && self.lr < f32::MAX as f64), "train.lr must be a positive number"),
-            (!(self.weight_decay >= 0.0 && self.weight_decay.is_finite()), "train.weight_decay must be >= 0"),
-            (!(0.0..1.0).contains(&self.momentum), "train.momentum must be in [0, 1)"),
-            (!(self.warmup_epochs >= 0.0 && self.warmup_epochs.is_finite()), "train.warmup_epochs must be >= 0"),
-            (!(0.0..1.0).contains(&self.label_smoothing), "train.label_smoothing must be in [0, 1)"),
-            (self.grad_clip.is_some_and(|c| c.is_nan() || c <= 0.0), "train.grad_clip must be a positive number"),
-            (self.nesterov && self.momentum == 0.0, "train.nesterov needs train.momentum > 0"),
+            (self.epochs == 0, "train.epochs", "must be at least 1"),
+            (self.batch_size == 0, "train.batch_size", "must be at least 1"),
+            (self.eval_batch_size == 0, "train.eval_batch_size", "must be at least 1"),
+            (!(self.lr > 0.0 && self.lr < f32::MAX as f64), "train.lr", "must be a positive number"),
+            (!(self.weight_decay >= 0.0 && self.weight_decay.is_finite()), "train.weight_decay", "must be >= 0"),
+            (!(0.0..1.0).contains(&self.momentum), "train.momentum", "must be in [0, 1)"),
+            (!(self.warmup_epochs >= 0.0 && self.warmup_epochs.is_finite()), "train.warmup_epochs", "must be >= 0"),
+            (!(0.0..1.0).contains(&self.label_smoothing), "train.label_smoothing", "must be in [0, 1)"),
+            (self.grad_clip.is_some_and(|c| c.is_nan() || c <= 0.0), "train.grad_clip", "must be a positive number"),
+            (self.nesterov && self.momentum == 0.0, "train.nesterov", "needs train.momentum > 0"),
             (
                 !(self.bias_lr_scale > 0.0 && self.bias_lr_scale.is_finite()),
-                "train.bias_lr_scale must be a positive number",
+                "train.bias_lr_scale",
+                "must be a positive number",
             ),
-            (self.early_stopping.is_some_and(|e| e.patience == 0), "train.early_stopping.patience must be >= 1"),
-            (self.lookahead.is_some_and(|l| l.every == 0), "train.lookahead.every must be >= 1"),
+            (self.early_stopping.is_some_and(|e| e.patience == 0), "train.early_stopping.patience", "must be >= 1"),
+            (self.lookahead.is_some_and(|l| l.every == 0), "train.lookahead.every", "must be >= 1"),
             (
                 self.lookahead.is_some_and(|l| !(0.0..=1.0).contains(&l.decay)),
-                "train.lookahead.decay must be in [0, 1]",
+                "train.lookahead.decay",
+                "must be in [0, 1]",
             ),
-            (self.mix.is_some_and(|m| !(m.alpha > 0.0 && m.alpha.is_finite())), "train.mix.alpha must be > 0"),
-            (self.mix.is_some_and(|m| !(0.0..=1.0).contains(&m.p)), "train.mix.p must be in [0, 1]"),
+            (self.mix.is_some_and(|m| !(m.alpha > 0.0 && m.alpha.is_finite())), "train.mix.alpha", "must be > 0"),
+            (self.mix.is_some_and(|m| !(0.0..=1.0).contains(&m.p)), "train.mix.p", "must be in [0, 1]"),
         ];
-        match checks.iter().find(|(bad, _)| *bad) {
-            Some((_, msg)) => Err(msg.to_string()),
-            None => self.schedule.validate(),
+        match checks.iter().find(|(bad, _, _)| *bad) {
+            Some((_, key, message)) => Err(crate::Error::invalid(key, *message)),
+            None => self.schedule.validate().map_err(|message| crate::Error::invalid("train.schedule", message)),
         }
     }
 }

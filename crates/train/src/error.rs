@@ -1,5 +1,7 @@
 use std::path::PathBuf;
 
+/// Everything training, evaluation and the run folder can fail with. Each variant
+/// names what failed: the key, the file, the layer.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
@@ -12,10 +14,40 @@ pub enum Error {
     Io { path: PathBuf, source: std::io::Error },
     #[error("{}: {source}", path.display())]
     Csv { path: PathBuf, source: csv::Error },
+    /// A write failed (full disk, read-only folder); the temporary file is gone and
+    /// the earlier version of the file, if any, is intact.
+    #[error("writing {}: {reason}", path.display())]
+    Write { path: PathBuf, reason: String },
+    /// A file of a run folder that does not parse.
+    #[error("{}: {reason}", path.display())]
+    Format { path: PathBuf, reason: String },
+    /// A `[train]` value that cannot train; `key` is its dotted path.
+    #[error("{key}: {message}")]
+    Invalid { key: String, message: String },
+    /// A setting that is valid alone but not with this data or these augmentations.
+    #[error("{key}: {message}")]
+    Unsupported { key: &'static str, message: String },
+    #[error("the {split} split holds no images")]
+    EmptySplit { split: &'static str },
+    #[error("train.device = \"cuda\" but libtorch sees no CUDA device")]
+    NoCuda,
+    /// A resume checkpoint that does not fit the run's model or settings.
+    #[error("{}: {reason}", path.display())]
+    Checkpoint { path: PathBuf, reason: String },
+    /// A tensor a resume checkpoint should hold (the caller names the checkpoint).
+    #[error("has no `{name}`{hint}")]
+    MissingTensor { name: String, hint: &'static str },
+    /// Trained weights a command needs that the run folder does not have.
+    #[error("{} is missing: did this run finish an epoch?", path.display())]
+    MissingWeights { path: PathBuf },
+    /// Trained weights that do not load into the run's model.
+    #[error("{}: {reason}", path.display())]
+    Weights { path: PathBuf, reason: String },
+    /// Another live process trains in the folder.
+    #[error("{} is in use by process {pid} on {host} (its .lock); wait for it or stop it", dir.display())]
+    Locked { dir: PathBuf, pid: u32, host: String },
     #[error("loss became {value} at epoch {epoch}, batch {batch}; the last good checkpoint is kept (try a lower lr)")]
     NonFinite { value: f64, epoch: usize, batch: usize },
-    #[error("{0}")]
-    Config(String),
     #[error("interrupted at epoch {epoch}, batch {batch}; a resumable checkpoint was saved")]
     Interrupted { epoch: usize, batch: usize },
 }
@@ -25,5 +57,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io { path: path.into(), source }
+    }
+
+    pub(crate) fn invalid(key: &str, message: impl Into<String>) -> Self {
+        Error::Invalid { key: key.to_string(), message: message.into() }
     }
 }

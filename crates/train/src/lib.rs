@@ -1,9 +1,12 @@
 //! cnnlab-train: batches to tensors, the training loop and evaluation.
 //!
 //! [`train`] takes the data crate's in-memory [`cnnlab_data::Splits`], the augment
-//! ops, a model config and a [`TrainConfig`], and writes the run folder:
-//! `history.csv` (one row per epoch), `last.safetensors` / `best.safetensors`
-//! (written to a temporary file, then renamed) and `metrics.json`.
+//! ops, a model config and a [`TrainConfig`], and fills the run folder, which
+//! [`RunDir`] owns: every file name ([`files`]), one atomic writer, typed readers
+//! ([`EpochRecord`], [`FinalMetrics`]) and the folder's lock. The loop is in parts:
+//! `fit` (the recipe), `learner` (one step), `monitor` (after each epoch),
+//! `checkpoint` (the resumable state), `evaluate` (scores and the test report),
+//! `ovr` (one-vs-rest) and `seed` (every random stream).
 //!
 //! ```no_run
 //! # fn demo(splits: &cnnlab_data::Splits, model: &cnnlab_models::ModelConfig) {
@@ -17,23 +20,32 @@
 //! With `cnnlab-models`, the only crate that touches tensors (ARCHITECTURE.md).
 
 mod batch;
+mod checkpoint;
 mod config;
 mod error;
+mod evaluate;
+mod fit;
+mod learner;
 mod lookahead;
 mod mix;
+mod monitor;
 mod optim;
+mod ovr;
 mod predict;
 mod resident;
+mod run_dir;
 mod schedule;
-mod trainer;
+mod seed;
 
 pub use batch::{gather, EpochAugment, HostBatch, Normalizer};
 pub use config::{DeviceChoice, EarlyStopping, Feed, Lookahead, Mix, MixKind, OptimizerKind, TrainConfig, Tta};
 pub use error::{Error, Result};
+pub use evaluate::{evaluate, evaluate_tta, score, Evaluation};
+pub use fit::{resolve_device, train, RunOptions};
 pub use optim::Optimizer;
-pub use predict::{Predictor, Weights};
-pub use schedule::{warmup_factor, Monitor, PlateauState, Schedule};
-pub use trainer::{
-    evaluate, evaluate_tta, resolve_device, train, write_json, write_predictions, EpochRecord, Evaluation,
-    FinalMetrics, RunOptions, HISTORY_HEADER, RESUME_FILE,
+pub use predict::Predictor;
+pub use run_dir::{
+    files, write_bytes, write_json, write_predictions, EpochRecord, FinalMetrics, RunDir, RunLock, RunState, Weights,
+    HISTORY_HEADER,
 };
+pub use schedule::{warmup_factor, Monitor, PlateauState, Schedule};

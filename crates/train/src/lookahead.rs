@@ -63,9 +63,9 @@ impl LookaheadState {
         tch::no_grad(|| {
             for (name, slow) in self.names.iter().zip(&mut self.slow) {
                 let key = format!("lookahead.{name}");
-                let src = saved.get(&key).ok_or_else(|| {
-                    Error::Config(format!("the resume checkpoint has no `{key}` (was train.lookahead added?)"))
-                })?;
+                let src = saved
+                    .get(&key)
+                    .ok_or(Error::MissingTensor { name: key.clone(), hint: " (was train.lookahead added?)" })?;
                 slow.f_copy_(src)?;
             }
             Ok(())

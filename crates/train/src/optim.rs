@@ -164,7 +164,7 @@ impl Optimizer {
 
     /// Restores what [`Optimizer::state`] saved.
     pub fn load_state(&mut self, saved: &HashMap<String, Tensor>) -> Result<()> {
-        let missing = |name: &str| Error::Config(format!("checkpoint has no optimizer tensor `{name}`"));
+        let missing = |name: &str| Error::MissingTensor { name: name.to_string(), hint: " (an optimizer tensor)" };
         let steps = saved.get("optim.steps").ok_or_else(|| missing("optim.steps"))?;
         self.steps = i64::try_from(steps.view([-1]).get(0))?;
         tch::no_grad(|| {

@@ -1,6 +1,6 @@
 //! A trained run folder loaded for prediction: its network(s), normalizer and classes.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use cnnlab_data::ImageShape;
 use cnnlab_models::{build, ModelConfig, ModelKind, Network, Shape};
@@ -10,23 +10,8 @@ use tch::{Device, Kind, Tensor};
 use crate::batch::Normalizer;
 use crate::config::Tta;
 use crate::error::{Error, Result};
-use crate::trainer::tta_probabilities;
-
-/// Which checkpoint of a run to load.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Weights {
-    Best,
-    Last,
-}
-
-impl Weights {
-    fn file(self) -> &'static str {
-        match self {
-            Weights::Best => "best.safetensors",
-            Weights::Last => "last.safetensors",
-        }
-    }
-}
+use crate::evaluate::tta_probabilities;
+use crate::run_dir::{files, RunDir, Weights};
 
 /// One network per class for one-vs-rest runs, else one.
 #[derive(Debug)]
@@ -49,29 +34,24 @@ impl Predictor {
     ) -> Result<Self> {
         let device = Device::cuda_if_available();
         let input = Shape::Map(shape.channels as i64, shape.height as i64, shape.width as i64);
-        let load_one = |folder: PathBuf, n_classes: i64| -> Result<(nn::VarStore, Network)> {
+        let run = RunDir::new(dir);
+        let load_one = |folder: RunDir, n_classes: i64| -> Result<(nn::VarStore, Network)> {
             let mut vs = nn::VarStore::new(device);
             let net = build(&vs.root(), model, input, n_classes)?;
-            let file = folder.join(weights.file());
-            if !file.exists() {
-                return Err(Error::Config(format!("{} is missing: did this run finish an epoch?", file.display())));
+            let path = folder.file(weights.file());
+            if !path.exists() {
+                return Err(Error::MissingWeights { path });
             }
-            vs.load(&file).map_err(|e| Error::Config(format!("{}: {e}", file.display())))?;
+            vs.load(&path).map_err(|e| Error::Weights { path: path.clone(), reason: e.to_string() })?;
             Ok((vs, net))
         };
         let nets = match model.kind {
-            ModelKind::Standard => vec![load_one(dir.to_path_buf(), classes.len() as i64)?],
-            ModelKind::OneVsRest => classes
-                .iter()
-                .map(|c| load_one(dir.join("ovr").join(crate::trainer::safe_name(c)), 2))
-                .collect::<Result<_>>()?,
+            ModelKind::Standard => vec![load_one(run.clone(), classes.len() as i64)?],
+            ModelKind::OneVsRest => classes.iter().map(|c| load_one(run.member(c), 2)).collect::<Result<_>>()?,
         };
-        let norm_dir = if model.kind == ModelKind::OneVsRest {
-            dir.join("ovr").join(crate::trainer::safe_name(&classes[0]))
-        } else {
-            dir.to_path_buf()
-        };
-        let norm = Normalizer::load(&norm_dir.join("normalizer.json"), shape, device)?;
+        // A one-vs-rest run's members share the normalizer (fitted to the same images).
+        let norm_dir = if model.kind == ModelKind::OneVsRest { run.member(&classes[0]) } else { run };
+        let norm = Normalizer::load(&norm_dir.file(files::NORMALIZER), shape, device)?;
         Ok(Predictor { nets, norm, kind: model.kind, classes, shape })
     }
 

@@ -8,7 +8,7 @@ use std::sync::mpsc;
 
 use cnnlab_augment::{Fill, Op};
 use cnnlab_data::{Dataset, Variant};
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use tch::{Device, Kind, Tensor};
 
@@ -50,11 +50,14 @@ impl DeviceFeed {
                 Op::RandomCrop { padding, fill, p } if p >= 1.0 => {
                     Ok(DeviceOp::Translate { pad: padding as i64, reflect: fill == Fill::Reflect })
                 }
-                _ => Err(Error::Config(format!(
-                    "train.pipeline = \"device\" does hflip and random_crop (p = 1) on the device; augment.ops[{i}] \
-                     is `{}`: use pipeline = \"host\" for it",
-                    op.name()
-                ))),
+                _ => Err(Error::Unsupported {
+                    key: "train.pipeline",
+                    message: format!(
+                        "\"device\" does hflip and random_crop (p = 1) on the device; augment.ops[{i}] is `{}`: use \
+                         pipeline = \"host\" for it",
+                        op.name()
+                    ),
+                }),
             })
             .collect::<Result<Vec<_>>>()?;
         let s = data.shape;
@@ -80,7 +83,10 @@ impl DeviceFeed {
             return Err(augmented_copies_error());
         }
         let Some((images, labels)) = &self.tensors else {
-            return Err(Error::Config("the device feed's tensors were not built (a CPU run)".into()));
+            return Err(Error::Unsupported {
+                key: "train.pipeline",
+                message: "the device feed's tensors were not built (a CPU run)".into(),
+            });
         };
         let device = images.device();
         let n = items.len();
@@ -122,11 +128,6 @@ impl DeviceFeed {
     }
 }
 
-/// The generator of batch `b` of `epoch`: the draws depend only on (seed, epoch, batch).
-fn batch_rng(seed: u64, epoch: u64, b: usize) -> ChaCha8Rng {
-    ChaCha8Rng::seed_from_u64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (epoch << 40) ^ b as u64)
-}
-
 /// Runs `consume(batch index, images, labels)` on every batch of `items` from batch
 /// `start` on, augmenting with `(seed, epoch)`'s draws when given. On a GPU the
 /// batches are tensor ops in line (kernels queue asynchronously). On a CPU the device
@@ -144,7 +145,7 @@ pub(crate) fn for_each_device_batch<E: From<Error>>(
     augment: Option<(u64, u64)>,
     mut consume: impl FnMut(usize, Tensor, Tensor) -> std::result::Result<(), E>,
 ) -> std::result::Result<(), E> {
-    let rng_of = move |b: usize| augment.map(|(seed, epoch)| batch_rng(seed, epoch, b));
+    let rng_of = move |b: usize| augment.map(|(seed, epoch)| crate::seed::device_batch(seed, epoch, b));
     let batches = items.chunks(batch_size).enumerate().skip(start);
     if feed.tensors.is_some() {
         for (b, chunk) in batches {
@@ -228,11 +229,12 @@ fn host_batch(
 }
 
 fn augmented_copies_error() -> Error {
-    Error::Config(
-        "train.pipeline = \"device\" cannot make the augmented copies this imbalance strategy asks for; \
-         use pipeline = \"host\""
+    Error::Unsupported {
+        key: "train.pipeline",
+        message: "\"device\" cannot make the augmented copies this imbalance strategy asks for; use pipeline = \
+                  \"host\""
             .into(),
-    )
+    }
 }
 
 /// Mirrors the images of `[n, C, H, W]` whose flag is set, along `dim`.
@@ -349,8 +351,10 @@ mod tests {
             let fill = if reflect { Fill::Reflect } else { Fill::Constant };
             let ops = [Op::Hflip { p: 0.5 }, Op::RandomCrop { padding: 2, fill, p: 1.0 }];
             let feed = DeviceFeed::build(&data, &ops, Device::Cpu, true).unwrap();
-            let (tensor_xs, tensor_ys) = feed.batch(&items, &norm, Some(&mut batch_rng(9, 2, 3))).unwrap();
-            let (pixels, labels) = host_batch(&data, &feed.ops, &items, Some(&mut batch_rng(9, 2, 3))).unwrap();
+            let (tensor_xs, tensor_ys) =
+                feed.batch(&items, &norm, Some(&mut crate::seed::device_batch(9, 2, 3))).unwrap();
+            let (pixels, labels) =
+                host_batch(&data, &feed.ops, &items, Some(&mut crate::seed::device_batch(9, 2, 3))).unwrap();
             let host_xs = norm.to_tensor(&pixels);
             let diff = f64::try_from((&tensor_xs - &host_xs).abs().max()).unwrap();
             assert!(diff < 1e-6, "fill {fill:?}: tensor and host batches differ by {diff}");

@@ -130,9 +130,9 @@ impl Default for PlateauState {
 }
 
 impl Schedule {
-    /// Rejects settings that cannot work, naming the key.
+    /// Rejects settings that cannot work (the caller names the key, `train.schedule`).
     pub fn validate(&self) -> Result<(), String> {
-        let bad = |msg: &str| Err(format!("train.schedule: {msg}"));
+        let bad = |msg: &str| Err(msg.to_string());
         match *self {
             Schedule::Step { every: 0, .. } => bad("`every` must be at least 1 epoch"),
             Schedule::Step { gamma, .. } | Schedule::Plateau { factor: gamma, .. }

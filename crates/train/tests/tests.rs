@@ -143,11 +143,12 @@ fn bad_settings_name_the_key() {
     let mut cfg = config(1);
     cfg.batch_size = 0;
     let err = train(&splits(), &Imbalance::None, &[], &model(), &cfg, &opts).unwrap_err();
-    assert_eq!(err.to_string(), "train.batch_size must be at least 1");
+    assert_eq!(err.to_string(), "train.batch_size: must be at least 1");
+    assert!(!opts.out_dir.exists(), "a run refused before training leaves no folder");
     let mut cfg = config(1);
     cfg.mix = Some(cnnlab_train::Mix { kind: cnnlab_train::MixKind::Mixup, alpha: 0.0, p: 1.0 });
     let err = train(&splits(), &Imbalance::None, &[], &model(), &cfg, &opts).unwrap_err();
-    assert_eq!(err.to_string(), "train.mix.alpha must be > 0");
+    assert_eq!(err.to_string(), "train.mix.alpha: must be > 0");
 }
 
 #[test]
@@ -277,6 +278,38 @@ fn early_stopping_ends_the_run() {
     let metrics = train(&splits(), &Imbalance::None, &[], &model(), &cfg, &opts).unwrap();
     assert_eq!(metrics.epochs, 3, "first epoch sets the best, two without improvement stop");
     assert_eq!(history_values(&opts.out_dir.join("history.csv")).len(), 3);
+}
+
+/// Early stopping ends training the way the last scheduled epoch does: the model
+/// takes lookahead's slow weights and `last.safetensors` holds them. Lookahead blends
+/// every 10,000 steps here, never during training: the slow weights are the initial
+/// ones, and the final weights must be them, not the trained (fast) ones.
+#[test]
+fn early_stopping_applies_lookaheads_averaging() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let opts = RunOptions { out_dir: dir.path().join("run"), quiet: true, ..Default::default() };
+    let mut cfg = config(30);
+    cfg.monitor = Monitor::ValLoss;
+    // Nothing improves by 1e9: epoch 1 sets the best, epoch 2 stops.
+    cfg.early_stopping = Some(EarlyStopping { patience: 1, min_delta: 1e9 });
+    cfg.lookahead = Some(cnnlab_train::Lookahead { every: 10_000, decay: 0.95 });
+    let metrics = train(&splits(), &Imbalance::None, &[], &model(), &cfg, &opts).unwrap();
+    assert_eq!(metrics.epochs, 2);
+    let read = |name: &str| -> std::collections::HashMap<String, tch::Tensor> {
+        tch::Tensor::read_safetensors(opts.out_dir.join(name)).unwrap().into_iter().collect()
+    };
+    let (last, resume) = (read("last.safetensors"), read("resume.safetensors"));
+    let mut compared = 0;
+    for (name, weights) in &last {
+        let Some(slow) = resume.get(&format!("lookahead.{name}")) else { continue };
+        assert!(weights.equal(slow), "{name}: last.safetensors holds the fast weights, not lookahead's");
+        compared += 1;
+    }
+    assert!(compared >= 6, "conv, batchnorm and linear weights compared: {compared}");
+    // And the training did move the weights away from the slow (initial) ones.
+    let best = read("best.safetensors");
+    assert!(best.iter().any(|(name, w)| !w.equal(&last[name])), "epoch 1's best weights are trained ones");
 }
 
 #[test]

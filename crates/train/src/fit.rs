@@ -1,0 +1,367 @@
+//! The training loop as a recipe: start or resume, then for each epoch run its
+//! batches, evaluate, let the monitor decide; then the test pass. Each step is a
+//! function of its own module: [`Learner`] steps, `monitor` watches, `checkpoint`
+//! saves, `evaluate` scores, [`RunDir`] writes.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use cnnlab_augment::{Fill, Op, Pipeline};
+use cnnlab_data::{plan_counts, Dataset, Imbalance, Splits, Variant};
+use cnnlab_models::{ModelConfig, ModelKind, Network, Shape};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::seq::SliceRandom;
+use tch::{Device, Tensor};
+
+use crate::batch::{for_each_batch, EpochAugment, Normalizer};
+use crate::checkpoint::{self, EpochTally, Position, Progress};
+use crate::config::{DeviceChoice, Feed, TrainConfig};
+use crate::error::{Error, Result};
+use crate::evaluate::{evaluate, evaluate_tta, write_test_results, RunFacts};
+use crate::learner::{Learner, StepAt};
+use crate::monitor::{self, Control};
+use crate::resident::{for_each_device_batch, DeviceFeed};
+use crate::run_dir::{files, EpochRecord, FinalMetrics, RunDir};
+use crate::schedule::warmup_factor;
+use crate::seed;
+
+/// How to run, beyond the experiment's own settings.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// The run folder; created if needed.
+    pub out_dir: PathBuf,
+    /// No progress bars.
+    pub quiet: bool,
+    /// Continue from `out_dir/resume.safetensors` when it exists.
+    pub resume: bool,
+    /// Set (e.g. by a Ctrl-C handler) to stop after the current batch, saving a
+    /// resumable checkpoint.
+    pub interrupt: Option<Arc<AtomicBool>>,
+    /// Train on at most this many batches per epoch (a smoke run of a config).
+    pub max_batches: Option<usize>,
+}
+
+/// Picks the device the config asks for.
+pub fn resolve_device(choice: DeviceChoice) -> Result<Device> {
+    match choice {
+        DeviceChoice::Cpu => Ok(Device::Cpu),
+        DeviceChoice::Auto => Ok(Device::cuda_if_available()),
+        DeviceChoice::Cuda if tch::Cuda::is_available() => Ok(Device::Cuda(0)),
+        DeviceChoice::Cuda => Err(Error::NoCuda),
+    }
+}
+
+/// Trains `model` on `splits.train` with the `imbalance` strategy, evaluating on the
+/// validation split (or test, without one) after every epoch, and on test at the end.
+/// `model.kind = "one_vs_rest"` trains one binary network per class.
+pub fn train(
+    splits: &Splits,
+    imbalance: &Imbalance,
+    augment: &[Op],
+    model: &ModelConfig,
+    cfg: &TrainConfig,
+    opts: &RunOptions,
+) -> Result<FinalMetrics> {
+    cfg.validate()?;
+    for (split, data) in [("train", &splits.train), ("test", &splits.test)] {
+        if data.is_empty() {
+            return Err(Error::EmptySplit { split });
+        }
+    }
+    let run = RunDir::new(&opts.out_dir);
+    run.create()?;
+    if model.kind == ModelKind::OneVsRest {
+        return crate::ovr::one_vs_rest(splits, imbalance, augment, model, cfg, opts);
+    }
+    let fitted = fit(splits, imbalance, augment, model, cfg, opts)?;
+    let eval = evaluate_tta(&fitted.learner.net, &splits.test, &fitted.norm, cfg.eval_batch_size, cfg.tta)?;
+    write_test_results(&run, splits, &eval, fitted.facts(cfg, fitted.learner.net.trainable_params()))
+}
+
+/// A trained network and what the final evaluation needs.
+pub(crate) struct Fitted {
+    pub(crate) learner: Learner,
+    pub(crate) norm: Normalizer,
+    device: Device,
+    progress: Progress,
+}
+
+impl Fitted {
+    pub(crate) fn facts(&self, cfg: &TrainConfig, trainable_params: i64) -> RunFacts {
+        let t = &self.progress.totals;
+        RunFacts {
+            epochs: t.epochs_run,
+            device: self.device,
+            trainable_params,
+            train_seconds: t.train_seconds,
+            images_seen: t.images_seen,
+            tta: cfg.tta,
+        }
+    }
+}
+
+/// Everything an epoch needs that stays the same from epoch to epoch.
+struct Ctx<'a> {
+    splits: &'a Splits,
+    imbalance: &'a Imbalance,
+    cfg: &'a TrainConfig,
+    opts: &'a RunOptions,
+    run: RunDir,
+    norm: &'a Normalizer,
+    device: Device,
+    feed: Option<DeviceFeed>,
+    pipeline: Pipeline,
+    copies: Pipeline,
+}
+
+/// The training loop proper, resumable. Leaves the trained network in memory.
+pub(crate) fn fit(
+    splits: &Splits,
+    imbalance: &Imbalance,
+    augment: &[Op],
+    model: &ModelConfig,
+    cfg: &TrainConfig,
+    opts: &RunOptions,
+) -> Result<Fitted> {
+    let device = resolve_device(cfg.device)?;
+    let run = RunDir::new(&opts.out_dir);
+    run.create()?;
+    let data = &splits.train;
+    let input = Shape::Map(data.shape.channels as i64, data.shape.height as i64, data.shape.width as i64);
+    let classes = data.num_classes() as i64;
+    let norm = Normalizer::fit(data, device);
+    let weights = imbalance.class_weights(&data.class_counts());
+    let mut learner =
+        Learner::new(model, cfg, (input, classes), weights, device, |net| fit_whitening(net, data, &norm))?;
+    norm.save(&run.file(files::NORMALIZER))?;
+    let feed = match cfg.pipeline {
+        Feed::Host => None,
+        Feed::Device => Some(DeviceFeed::new(data, augment, device)?),
+    };
+    let pipeline = Pipeline::new(augment.to_vec(), seed::augment(cfg.seed));
+    let copies = Pipeline::new(copy_augmentation(), seed::copies(cfg.seed));
+    let ctx = Ctx { splits, imbalance, cfg, opts, run, norm: &norm, device, feed, pipeline, copies };
+
+    let mut progress = start_or_resume(&ctx, &mut learner)?;
+    let mut history = match progress.position.epoch {
+        1 => Vec::new(),
+        next if ctx.run.has(files::HISTORY) => ctx.run.read_history()?.into_iter().filter(|r| r.epoch < next).collect(),
+        _ => Vec::new(),
+    };
+    ctx.run.write_history(&history)?;
+    tracing::info!(
+        "training {} ({} trainable params) on {} images of {}x{}x{}, {classes} classes, device {device:?}",
+        if model.name.is_empty() { "model" } else { &model.name },
+        learner.net.trainable_params(),
+        data.len(),
+        data.shape.channels,
+        data.shape.height,
+        data.shape.width,
+    );
+    while !progress.watch.finished && progress.position.epoch <= cfg.epochs {
+        let epoch = progress.position.epoch;
+        let record = run_epoch(&ctx, &mut learner, &mut progress)?;
+        history.push(record.clone());
+        ctx.run.write_history(&history)?;
+        log_epoch(&ctx, &record);
+        let control = monitor::end_epoch(cfg, &ctx.run, &learner, &mut progress.watch, &record)?;
+        progress.totals.epochs_run = epoch;
+        if control == Control::Stop {
+            progress.watch.finished = true;
+            monitor::end_training(&ctx.run, &mut learner, epoch == cfg.epochs)?;
+        }
+        progress.position = Position { epoch: epoch + 1, batches_done: 0 };
+        progress.tally = EpochTally::default();
+        progress.watch.finished |= epoch == cfg.epochs;
+        checkpoint::save(&ctx.run, &learner, &progress)?;
+    }
+    Ok(Fitted { learner, norm, device, progress })
+}
+
+/// airbench fits its whitening layer to 5,000 training images.
+fn fit_whitening(net: &Network, data: &Dataset, norm: &Normalizer) {
+    if !net.has_whitening() {
+        return;
+    }
+    let n = data.len();
+    let take = n.min(5000);
+    let mut pixels = Vec::with_capacity(take * data.shape.len());
+    for k in 0..take {
+        pixels.extend_from_slice(data.image(k * n / take));
+    }
+    net.fit_whitening(&norm.to_tensor(&pixels), 5e-4);
+}
+
+/// What an "augmented copy" of the imbalance strategies gets: a moderate random
+/// rotation, zoom, flip and brightness change, so copies of a rare image differ.
+fn copy_augmentation() -> Vec<Op> {
+    vec![
+        Op::Rotate { degrees: 15.0, fill: Fill::Reflect, p: 1.0 },
+        Op::Zoom { range: 0.1, fill: Fill::Reflect, p: 1.0 },
+        Op::Hflip { p: 0.5 },
+        Op::Brightness { min: 0.8, max: 1.2, p: 1.0 },
+    ]
+}
+
+/// Epoch 1 of a new run, or where `resume.safetensors` left off.
+fn start_or_resume(ctx: &Ctx<'_>, learner: &mut Learner) -> Result<Progress> {
+    if !(ctx.opts.resume && ctx.run.has(files::RESUME)) {
+        return Ok(Progress::start());
+    }
+    let progress = checkpoint::load(&ctx.run, learner)?;
+    tracing::info!(
+        "resuming {} at epoch {}, batch {} ({} optimizer steps done)",
+        ctx.run.path().display(),
+        progress.position.epoch,
+        progress.position.batches_done,
+        learner.opt.steps()
+    );
+    Ok(progress)
+}
+
+/// The samples of `epoch` in training order: the imbalance strategy's plan, shuffled.
+fn epoch_plan(ctx: &Ctx<'_>, epoch: usize) -> Vec<(usize, Variant)> {
+    let (cfg, labels) = (ctx.cfg, &ctx.splits.train.labels);
+    let classes = ctx.splits.train.num_classes();
+    let mut plan = ctx.imbalance.plan(labels, classes, epoch as u64, seed::imbalance_plan(cfg.seed));
+    if epoch == 1 || !matches!(ctx.imbalance, Imbalance::None | Imbalance::ClassWeights { .. }) {
+        tracing::debug!(
+            "epoch {epoch}: imbalance strategy {} gives {} samples, per class {:?}",
+            ctx.imbalance.name(),
+            plan.len(),
+            plan_counts(&plan, labels, classes)
+        );
+    }
+    plan.shuffle(&mut seed::shuffle(cfg.seed, epoch));
+    if let Some(max) = ctx.opts.max_batches {
+        plan.truncate(max.max(1) * cfg.batch_size);
+    }
+    plan
+}
+
+/// The learning rate of step `batch` of `epoch`: per-batch schedules reach their end
+/// value on the last step, as PyTorch's do, times the warmup factor.
+fn lr_at(cfg: &TrainConfig, epoch: usize, batch: usize, n_batches: usize, progress: &Progress) -> f64 {
+    let step = (epoch - 1) * n_batches + batch;
+    let at = step as f64 / (cfg.epochs * n_batches - 1).max(1) as f64 * cfg.epochs as f64;
+    let warm = warmup_factor((epoch - 1) as f64 + (batch + 1) as f64 / n_batches as f64, cfg.warmup_epochs);
+    cfg.schedule.lr(cfg.lr, at, cfg.epochs, &progress.watch.plateau) * warm
+}
+
+/// Trains the rest of the epoch in progress and evaluates it. Ctrl-C ends it after
+/// the current batch with a resumable checkpoint and [`Error::Interrupted`].
+fn run_epoch(ctx: &Ctx<'_>, learner: &mut Learner, progress: &mut Progress) -> Result<EpochRecord> {
+    let cfg = ctx.cfg;
+    let epoch = progress.position.epoch;
+    let started = Instant::now();
+    let plan = epoch_plan(ctx, epoch);
+    let n_batches = plan.len().div_ceil(cfg.batch_size);
+    let bar = progress_bar(ctx.opts.quiet, plan.len() as u64, format!("epoch {epoch}/{}", cfg.epochs));
+    let (start_batch, seen_before) = (progress.position.batches_done, progress.tally.seen);
+    bar.set_position(seen_before as u64);
+    let mut lr = cfg.lr;
+    let interrupt = ctx.opts.interrupt.as_deref().unwrap_or(&NEVER);
+    let mut step = |b: usize, xs: Tensor, ys: Tensor| -> Result<()> {
+        if interrupt.load(Ordering::SeqCst) {
+            return Err(Error::Interrupted { epoch, batch: b });
+        }
+        lr = lr_at(cfg, epoch, b, n_batches, progress);
+        let at = StepAt { epoch, batch: b, total_steps: cfg.epochs * n_batches };
+        let s = learner.step(at, &xs, &ys, lr)?;
+        let t = &mut progress.tally;
+        (t.loss_sum, t.correct, t.seen) = (t.loss_sum + s.loss * s.n as f64, t.correct + s.correct, t.seen + s.n);
+        progress.position.batches_done = b + 1;
+        bar.set_position(t.seen as u64);
+        if b.is_multiple_of(20) {
+            let rate = t.seen as f64 / (t.epoch_seconds + started.elapsed().as_secs_f64());
+            let (loss, acc) = (t.loss_sum / t.seen as f64, t.correct as f64 / t.seen as f64);
+            bar.set_message(format!("loss {loss:.4} acc {acc:.4} lr {lr:.2e} {rate:.0} img/s"));
+        }
+        Ok(())
+    };
+    // Dropout draws from libtorch's generator, seeded per batch (the feeds seed their
+    // own per position or batch): a resumed run makes the same draws.
+    let result = match &ctx.feed {
+        Some(feed) => {
+            let draws = Some((cfg.seed, epoch as u64));
+            let (data, size) = (&ctx.splits.train, cfg.batch_size);
+            for_each_device_batch(feed, data, ctx.norm, &plan, size, start_batch, draws, |b, xs, ys| {
+                seed::dropout(cfg.seed, epoch, b);
+                step(b, xs, ys)
+            })
+        }
+        None => {
+            let augment = EpochAugment { regular: &ctx.pipeline, copies: &ctx.copies, epoch: epoch as u64 };
+            for_each_batch(&ctx.splits.train, &plan, cfg.batch_size, start_batch, Some(augment), |b, batch| {
+                seed::dropout(cfg.seed, epoch, b);
+                let xs = ctx.norm.to_tensor(&batch.pixels);
+                let ys = Tensor::from_slice(&batch.labels).to_device(ctx.device);
+                step(b, xs, ys)
+            })
+        }
+    };
+    let elapsed = started.elapsed().as_secs_f64();
+    progress.totals.train_seconds += elapsed;
+    progress.totals.images_seen += progress.tally.seen - seen_before;
+    if let Err(Error::Interrupted { .. }) = result {
+        bar.abandon();
+        progress.tally.epoch_seconds += elapsed;
+        checkpoint::save(&ctx.run, learner, progress)?;
+        return Err(Error::Interrupted { epoch, batch: progress.position.batches_done });
+    }
+    result?;
+    bar.finish_and_clear();
+    let train_time = progress.tally.epoch_seconds + elapsed;
+    if epoch == cfg.epochs {
+        // The last scheduled epoch is evaluated with the final (averaged) weights.
+        learner.finish();
+    }
+    let eval_data = ctx.splits.eval();
+    let eval = evaluate(&learner.net, eval_data, ctx.norm, cfg.eval_batch_size)?;
+    let t = &progress.tally;
+    Ok(EpochRecord {
+        epoch,
+        train_loss: t.loss_sum / t.seen as f64,
+        train_acc: t.correct as f64 / t.seen as f64,
+        val_loss: eval.loss,
+        val_acc: eval.accuracy(),
+        val_f1: eval.macro_f1(),
+        lr,
+        seconds: train_time + (started.elapsed().as_secs_f64() - elapsed),
+        images_per_sec: t.seen as f64 / train_time,
+    })
+}
+
+static NEVER: AtomicBool = AtomicBool::new(false);
+
+fn log_epoch(ctx: &Ctx<'_>, r: &EpochRecord) {
+    let split = if std::ptr::eq(ctx.splits.eval(), &ctx.splits.test) { "test" } else { "val" };
+    tracing::info!(
+        "epoch {}/{}: train loss {:.4} acc {:.4} | {split} loss {:.4} acc {:.4} F1 {:.4} | lr {:.2e} | {:.1}s, {:.0} img/s",
+        r.epoch,
+        ctx.cfg.epochs,
+        r.train_loss,
+        r.train_acc,
+        r.val_loss,
+        r.val_acc,
+        r.val_f1,
+        r.lr,
+        r.seconds,
+        r.images_per_sec
+    );
+}
+
+fn progress_bar(quiet: bool, len: u64, prefix: String) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len).with_prefix(prefix);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg}")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    bar
+}

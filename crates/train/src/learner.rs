@@ -1,0 +1,113 @@
+//! What learns: the network and its variables, the optimizer, lookahead and the loss
+//! settings (label smoothing, class weights, MixUp / CutMix). One training step at a
+//! time; it knows nothing of epochs, files or feeds.
+
+use cnnlab_models::{build, ModelConfig, Network, Shape};
+use tch::nn::{self, ModuleT};
+use tch::{Device, Kind, Tensor};
+
+use crate::config::TrainConfig;
+use crate::error::{Error, Result};
+use crate::lookahead::LookaheadState;
+use crate::mix::mix_batch;
+use crate::optim::Optimizer;
+use crate::seed;
+
+pub(crate) struct Learner {
+    pub(crate) vs: nn::VarStore,
+    pub(crate) net: Network,
+    pub(crate) opt: Optimizer,
+    pub(crate) lookahead: Option<LookaheadState>,
+    class_weights: Option<Tensor>,
+    cfg: TrainConfig,
+}
+
+/// Which step of the run a batch is: for the mixing draws, the error message and
+/// lookahead's schedule.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StepAt {
+    pub(crate) epoch: usize,
+    /// 0-based batch index within the epoch.
+    pub(crate) batch: usize,
+    /// Optimizer steps of the whole run, as lookahead counts them.
+    pub(crate) total_steps: usize,
+}
+
+/// What one step did, for the epoch's running sums.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StepStats {
+    /// Mean loss of the batch.
+    pub(crate) loss: f64,
+    pub(crate) correct: i64,
+    pub(crate) n: usize,
+}
+
+impl Learner {
+    /// Builds the network (weights drawn from `train.seed`) and its optimizer, lets
+    /// `prepare` fit the layers that learn from data before training (whitening), then
+    /// starts lookahead from the prepared weights.
+    pub(crate) fn new(
+        model: &ModelConfig,
+        cfg: &TrainConfig,
+        (input, classes): (Shape, i64),
+        class_weights: Option<Vec<f32>>,
+        device: Device,
+        prepare: impl FnOnce(&Network),
+    ) -> Result<Self> {
+        seed::init(cfg.seed);
+        let vs = nn::VarStore::new(device);
+        let net = build(&vs.root(), model, input, classes)?;
+        let opt = Optimizer::new(&vs, cfg);
+        prepare(&net);
+        let lookahead = cfg.lookahead.map(|l| LookaheadState::new(&vs, l));
+        let class_weights = class_weights.map(|w| Tensor::from_slice(&w).to_device(device));
+        Ok(Learner { vs, net, opt, lookahead, class_weights, cfg: cfg.clone() })
+    }
+
+    fn loss(&self, logits: &Tensor, ys: &Tensor) -> Tensor {
+        logits.cross_entropy_loss(ys, self.class_weights.as_ref(), tch::Reduction::Mean, -100, self.cfg.label_smoothing)
+    }
+
+    /// Forward, loss, backward, clipping and one optimizer step at learning rate `lr`.
+    /// A non-finite loss stops before the step, so the weights stay those of the last
+    /// good step.
+    pub(crate) fn step(&mut self, at: StepAt, xs: &Tensor, ys: &Tensor, lr: f64) -> Result<StepStats> {
+        // Mixing draws from its own generator, seeded per batch: a resumed run mixes alike.
+        let mixed = self.cfg.mix.and_then(|m| mix_batch(xs, ys, &m, &mut seed::mix(self.cfg.seed, at.epoch, at.batch)));
+        let (logits, loss) = match mixed {
+            Some(m) => {
+                let logits = self.net.forward_t(&m.xs, true);
+                let loss = self.loss(&logits, ys) * m.lam + self.loss(&logits, &m.partner) * (1.0 - m.lam);
+                (logits, loss)
+            }
+            None => {
+                let logits = self.net.forward_t(xs, true);
+                let loss = self.loss(&logits, ys);
+                (logits, loss)
+            }
+        };
+        let value = f64::try_from(&loss)?;
+        if !value.is_finite() {
+            return Err(Error::NonFinite { value, epoch: at.epoch, batch: at.batch + 1 });
+        }
+        self.opt.zero_grad();
+        loss.backward();
+        if let Some(max) = self.cfg.grad_clip {
+            self.opt.clip_grad_norm(max)?;
+        }
+        self.opt.step(lr);
+        if let Some(la) = self.lookahead.as_mut() {
+            la.after_step(self.opt.steps() as usize, at.total_steps);
+        }
+        let correct = i64::try_from(logits.argmax(-1, false).eq_tensor(ys).sum(Kind::Int64))?;
+        Ok(StepStats { loss: value, correct, n: ys.size()[0] as usize })
+    }
+
+    /// The end of training: the model takes lookahead's slow weights (a no-op without
+    /// lookahead, and when they were taken already).
+    pub(crate) fn finish(&mut self) {
+        if let Some(la) = self.lookahead.as_mut() {
+            la.finish();
+        }
+    }
+}

@@ -1,0 +1,518 @@
+//! The run folder, `runs/<group>/<stem>/`: every file a run leaves, named here and
+//! nowhere else, written through one atomic writer (a temporary file renamed into
+//! place, removed again when the write fails), read back as typed values, and owned
+//! by one process at a time (`.lock`).
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use cnnlab_data::ImageShape;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Tta;
+use crate::error::{Error, Result};
+use crate::schedule::Monitor;
+
+/// The file names of a run folder.
+pub mod files {
+    /// The resolved experiment (`extends` merged, overrides applied).
+    pub const CONFIG: &str = "config.toml";
+    pub const CLASSES: &str = "classes.json";
+    pub const SHAPE: &str = "shape.json";
+    pub const CLASS_COUNTS: &str = "class_counts.json";
+    pub const SPLIT: &str = "split.json";
+    pub const SKIPPED: &str = "skipped.json";
+    pub const NORMALIZER: &str = "normalizer.json";
+    pub const HISTORY: &str = "history.csv";
+    pub const LAST: &str = "last.safetensors";
+    pub const BEST: &str = "best.safetensors";
+    pub const RESUME: &str = "resume.safetensors";
+    pub const METRICS: &str = "metrics.json";
+    pub const REPORT: &str = "classification_report.txt";
+    pub const PREDICTIONS: &str = "predictions.csv";
+    pub const LOG: &str = "train.log";
+    pub const LOCK: &str = ".lock";
+    /// Folder of a one-vs-rest run's member networks, one sub-folder per class.
+    pub const OVR: &str = "ovr";
+    /// Folder of the report's plots.
+    pub const PLOTS: &str = "plots";
+}
+
+/// Header of `history.csv`, one row per epoch.
+pub const HISTORY_HEADER: [&str; 9] =
+    ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_f1", "lr", "seconds", "images_per_sec"];
+
+/// One row of `history.csv`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub train_acc: f64,
+    pub val_loss: f64,
+    pub val_acc: f64,
+    /// Macro-averaged F1 on the validation split.
+    pub val_f1: f64,
+    /// Learning rate at the end of the epoch.
+    pub lr: f64,
+    pub seconds: f64,
+    pub images_per_sec: f64,
+}
+
+impl EpochRecord {
+    /// The value of a validation metric in this row.
+    pub fn monitored(&self, metric: Monitor) -> f64 {
+        match metric {
+            Monitor::ValLoss => self.val_loss,
+            Monitor::ValAcc => self.val_acc,
+            Monitor::ValF1 => self.val_f1,
+        }
+    }
+}
+
+/// What `metrics.json` holds for the final evaluation on the test split: the keys of
+/// `cnnlab metrics --json` (from cnnlab-metrics) plus the run's own.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FinalMetrics {
+    #[serde(flatten)]
+    pub report: cnnlab_metrics::Report,
+    /// Mean cross-entropy on the test split (`accuracy` is in the report).
+    pub loss: f64,
+    pub n_samples: usize,
+    /// Epochs actually trained (fewer than configured after early stopping).
+    pub epochs: usize,
+    pub device: String,
+    pub trainable_params: i64,
+    pub train_seconds: f64,
+    pub images_per_sec: f64,
+    #[serde(default)]
+    pub tta: Tta,
+}
+
+/// Which trained weights of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Weights {
+    /// `best.safetensors`: the epoch with the best `train.monitor`.
+    Best,
+    /// `last.safetensors`: the final weights, which the run's test metrics used.
+    Last,
+}
+
+impl Weights {
+    pub fn file(self) -> &'static str {
+        match self {
+            Weights::Best => files::BEST,
+            Weights::Last => files::LAST,
+        }
+    }
+}
+
+/// How far a run folder got.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunState {
+    /// No run has trained here yet (missing folder, or only files written before the
+    /// first checkpoint).
+    Empty,
+    /// Training stopped before the test evaluation; `--resume` continues it.
+    Unfinished {
+        /// Epochs with a row in `history.csv`.
+        epochs_done: usize,
+    },
+    /// `metrics.json` was written.
+    Finished { accuracy: f64, epochs: usize },
+}
+
+/// A run folder. Cheap to make; nothing is touched until a method is called.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunDir {
+    path: PathBuf,
+}
+
+impl RunDir {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        RunDir { path: path.into() }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// `<run>/<name>`, for a name from [`files`].
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// The folder of a one-vs-rest member network for `class`.
+    pub fn member(&self, class: &str) -> RunDir {
+        RunDir::new(self.path.join(files::OVR).join(safe_name(class)))
+    }
+
+    pub fn create(&self) -> Result<()> {
+        std::fs::create_dir_all(&self.path).map_err(|e| Error::io(&self.path, e))
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.file(name).exists()
+    }
+
+    /// Where the run stands, from the files it left.
+    pub fn state(&self) -> Result<RunState> {
+        if self.has(files::METRICS) {
+            let m = self.read_metrics()?;
+            return Ok(RunState::Finished { accuracy: m.report.accuracy, epochs: m.epochs });
+        }
+        if self.has(files::RESUME) {
+            let epochs_done = if self.has(files::HISTORY) { self.read_history()?.len() } else { 0 };
+            return Ok(RunState::Unfinished { epochs_done });
+        }
+        Ok(RunState::Empty)
+    }
+
+    /// Takes the folder for this process until the guard drops: `.lock` holds our pid
+    /// and host. A lock left by a process that no longer runs (on this host) is taken
+    /// over; a live one is an error naming its pid.
+    pub fn lock(&self) -> Result<RunLock> {
+        self.create()?;
+        let path = self.file(files::LOCK);
+        let me = format!("{} {}\n", std::process::id(), hostname());
+        for _ in 0..2 {
+            match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(mut file) => {
+                    file.write_all(me.as_bytes()).map_err(|e| Error::io(&path, e))?;
+                    return Ok(RunLock { path });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let text = std::fs::read_to_string(&path).unwrap_or_default();
+                    let mut words = text.split_whitespace();
+                    let pid: Option<u32> = words.next().and_then(|p| p.parse().ok());
+                    let host = words.next().unwrap_or("").to_string();
+                    let alive = match pid {
+                        Some(pid) if host == hostname() => process_alive(pid),
+                        // Another host's process cannot be checked from here.
+                        Some(_) => !host.is_empty(),
+                        None => false,
+                    };
+                    if alive {
+                        return Err(Error::Locked { dir: self.path.clone(), pid: pid.unwrap_or(0), host });
+                    }
+                    tracing::warn!("{}: taking over the lock of process {text:?}, which is gone", path.display());
+                    let _ = std::fs::remove_file(&path);
+                }
+                Err(e) => return Err(Error::io(&path, e)),
+            }
+        }
+        Err(Error::Locked { dir: self.path.clone(), pid: 0, host: hostname() })
+    }
+
+    /// Writes `<run>/<name>` atomically.
+    pub fn write_bytes(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        write_bytes(&self.file(name), bytes)
+    }
+
+    /// Pretty JSON, atomically.
+    pub fn write_json(&self, name: &str, value: &impl Serialize) -> Result<()> {
+        write_json(&self.file(name), value)
+    }
+
+    /// The whole `history.csv`, atomically (a resumed run rewrites it without the
+    /// rows of the epochs it redoes).
+    pub fn write_history(&self, rows: &[EpochRecord]) -> Result<()> {
+        let path = self.file(files::HISTORY);
+        let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new());
+        let csv_err = |source| Error::Csv { path: path.clone(), source };
+        w.write_record(HISTORY_HEADER).map_err(csv_err)?;
+        for row in rows {
+            w.serialize(row).map_err(csv_err)?;
+        }
+        let bytes = w.into_inner().map_err(|e| Error::io(&path, e.into_error()))?;
+        write_bytes(&path, &bytes)
+    }
+
+    pub fn read_history(&self) -> Result<Vec<EpochRecord>> {
+        let path = self.file(files::HISTORY);
+        let csv_err = |source| Error::Csv { path: path.clone(), source };
+        let mut reader = csv::Reader::from_path(&path).map_err(csv_err)?;
+        reader.deserialize().map(|row| row.map_err(csv_err)).collect()
+    }
+
+    pub fn read_metrics(&self) -> Result<FinalMetrics> {
+        self.read_json(files::METRICS)
+    }
+
+    pub fn read_classes(&self) -> Result<Vec<String>> {
+        self.read_json(files::CLASSES)
+    }
+
+    pub fn read_shape(&self) -> Result<ImageShape> {
+        self.read_json(files::SHAPE)
+    }
+
+    /// `(class, training images)` pairs, in class order.
+    pub fn read_class_counts(&self) -> Result<Vec<(String, usize)>> {
+        self.read_json(files::CLASS_COUNTS)
+    }
+
+    pub fn read_config_text(&self) -> Result<String> {
+        let path = self.file(files::CONFIG);
+        std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))
+    }
+
+    fn read_json<T: DeserializeOwned>(&self, name: &str) -> Result<T> {
+        let path = self.file(name);
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        serde_json::from_str(&text).map_err(|e| Error::Format { path, reason: e.to_string() })
+    }
+
+    /// Saves the variables of `vs` as `<run>/<name>` (safetensors), atomically.
+    pub(crate) fn save_vars(&self, name: &str, vs: &tch::nn::VarStore) -> Result<()> {
+        let path = self.file(name);
+        // The temporary name keeps the extension: tch picks the format from it.
+        let tmp = path.with_extension("tmp.safetensors");
+        commit(&tmp, &path, vs.save(&tmp).map_err(|e| write_reason(&e)))
+    }
+
+    /// Saves named tensors as `<run>/<name>` (safetensors), atomically.
+    pub(crate) fn save_tensors(&self, name: &str, named: &[(String, tch::Tensor)]) -> Result<()> {
+        let path = self.file(name);
+        let tmp = path.with_extension("tmp.safetensors");
+        commit(&tmp, &path, tch::Tensor::write_safetensors(named, &tmp).map_err(|e| write_reason(&e)))
+    }
+
+    /// Removes what an earlier run trained and concluded (`cnnlab train --force`): its
+    /// history, checkpoints, test results, one-vs-rest members and plots. The log
+    /// stays (it is appended to) and so does the lock.
+    pub fn clear_results(&self) -> Result<()> {
+        let results = [
+            files::HISTORY,
+            files::LAST,
+            files::BEST,
+            files::RESUME,
+            files::METRICS,
+            files::REPORT,
+            files::PREDICTIONS,
+            files::NORMALIZER,
+            files::SPLIT,
+            files::SKIPPED,
+        ];
+        for name in results {
+            let path = self.file(name);
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(&path, e)),
+                _ => {}
+            }
+        }
+        for dir in [files::OVR, files::PLOTS] {
+            let path = self.file(dir);
+            if path.is_dir() {
+                std::fs::remove_dir_all(&path).map_err(|e| Error::io(&path, e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the folder if the run never got as far as its first file of results,
+    /// so that a run that fails before training leaves nothing behind.
+    pub fn remove_if_unused(&self, created: bool) {
+        let only_setup = |dir: &Path| {
+            std::fs::read_dir(dir).is_ok_and(|entries| {
+                entries.filter_map(|e| e.ok()).all(|e| {
+                    let name = e.file_name();
+                    [files::LOCK, files::LOG].iter().any(|f| name == *f)
+                })
+            })
+        };
+        if created && only_setup(&self.path) {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+/// Releases the run folder's `.lock` when dropped.
+#[derive(Debug)]
+pub struct RunLock {
+    path: PathBuf,
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+fn process_alive(pid: u32) -> bool {
+    if pid == std::process::id() {
+        return true;
+    }
+    if cfg!(target_os = "linux") {
+        // A zombie (killed, not yet reaped) holds nothing any more.
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Ok(stat) => !stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')),
+            Err(_) => false,
+        }
+    } else {
+        // Without /proc, assume it runs: refusing is safer than sharing the folder.
+        true
+    }
+}
+
+/// The plain reason a tch write failed (an `io::Error`'s text, not its Debug form).
+fn write_reason(e: &tch::TchError) -> String {
+    match e {
+        tch::TchError::SafeTensorError { err: safetensors::SafeTensorError::IoError(io), .. } => io.to_string(),
+        tch::TchError::Io(io) => io.to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// Renames `tmp` to `path` after a successful write; after a failed one removes `tmp`
+/// (a full disk must not stay full of half files) and names `path`.
+fn commit(tmp: &Path, path: &Path, written: std::result::Result<(), String>) -> Result<()> {
+    let renamed = written.and_then(|()| std::fs::rename(tmp, path).map_err(|e| e.to_string()));
+    renamed.map_err(|reason| {
+        let _ = std::fs::remove_file(tmp);
+        Error::Write { path: path.to_path_buf(), reason }
+    })
+}
+
+/// Writes `path` through `<path>.tmp` and a rename: readers (and a crash) see the old
+/// file or the new one, never half of one.
+pub fn write_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let written = std::fs::File::create(&tmp).and_then(|mut f| f.write_all(bytes)).map_err(|e| e.to_string());
+    commit(&tmp, path, written)
+}
+
+/// Pretty JSON with a final newline, through [`write_bytes`].
+pub fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).expect("plain structs serialize");
+    write_bytes(path, (text + "\n").as_bytes())
+}
+
+/// A predictions CSV: `id_header` (`file` or `index`), `y_true`, `y_pred` (class names)
+/// and one `p_<class>` column per class, a row `(id, true class, predicted class,
+/// probabilities)` per image. What a run leaves as `predictions.csv` and `cnnlab evaluate
+/// --out` writes; `cnnlab metrics` reads it back. Written atomically.
+pub fn write_predictions<'a>(
+    path: &Path,
+    id_header: &str,
+    classes: &[String],
+    rows: impl IntoIterator<Item = (String, usize, usize, &'a [f32])>,
+) -> Result<()> {
+    let csv_err = |source| Error::Csv { path: path.to_path_buf(), source };
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut header = vec![id_header.to_string(), "y_true".to_string(), "y_pred".to_string()];
+    header.extend(classes.iter().map(|c| format!("p_{c}")));
+    w.write_record(&header).map_err(csv_err)?;
+    for (id, y_true, y_pred, probs) in rows {
+        let mut row = vec![id, classes[y_true].clone(), classes[y_pred].clone()];
+        row.extend(probs.iter().map(|p| format!("{p:.6}")));
+        w.write_record(&row).map_err(csv_err)?;
+    }
+    let bytes = w.into_inner().map_err(|e| Error::io(path, e.into_error()))?;
+    write_bytes(path, &bytes)
+}
+
+/// A class name usable as a folder name.
+pub(crate) fn safe_name(name: &str) -> String {
+    name.chars().map(|c| if c.is_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_write_leaves_the_old_file_and_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path());
+        run.write_bytes("a.json", b"old").unwrap();
+        // Writing into a folder that is a file fails like a full disk does: at create.
+        let blocked = RunDir::new(dir.path().join("a.json"));
+        let err = blocked.write_bytes("b.json", b"new").unwrap_err().to_string();
+        assert!(err.starts_with(&format!("writing {}", dir.path().join("a.json/b.json").display())), "{err}");
+        assert_eq!(std::fs::read(dir.path().join("a.json")).unwrap(), b"old");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["a.json"]);
+    }
+
+    /// A full disk, for real: the temporary file is a link to /dev/full, whose writes
+    /// fail with ENOSPC. The error is one plain line naming the file, the temporary is
+    /// gone, and the earlier checkpoint is intact.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_full_disk_names_the_file_removes_the_temporary_and_keeps_the_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path());
+        let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+        let _w = vs.root().randn("w", &[64, 64], 0.0, 1.0);
+        run.save_vars(files::LAST, &vs).unwrap();
+        let before = std::fs::read(run.file(files::LAST)).unwrap();
+        run.write_json(files::METRICS, &[1, 2]).unwrap();
+        let full = |tmp: &str| std::os::unix::fs::symlink("/dev/full", run.file(tmp)).unwrap();
+        full("last.tmp.safetensors");
+        full("metrics.json.tmp");
+        tch::no_grad(|| {
+            let _ = vs.variables()["w"].shallow_clone().fill_(0.0);
+        });
+        let err = run.save_vars(files::LAST, &vs).unwrap_err().to_string();
+        let path = run.file(files::LAST);
+        assert_eq!(err, format!("writing {}: No space left on device (os error 28)", path.display()));
+        let err = run.write_json(files::METRICS, &[3]).unwrap_err().to_string();
+        let path = run.file(files::METRICS);
+        assert_eq!(err, format!("writing {}: No space left on device (os error 28)", path.display()));
+        let mut names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        names.sort();
+        assert_eq!(names, [files::LAST, files::METRICS], "no temporary file is left");
+        assert_eq!(std::fs::read(run.file(files::LAST)).unwrap(), before);
+        assert_eq!(run.read_json::<Vec<i32>>(files::METRICS).unwrap(), [1, 2]);
+    }
+
+    #[test]
+    fn a_live_lock_is_refused_and_a_dead_one_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path().join("run"));
+        let held = run.lock().unwrap();
+        let err = run.lock().unwrap_err().to_string();
+        assert!(err.contains(&format!("process {}", std::process::id())), "{err}");
+        drop(held);
+        assert!(!run.has(files::LOCK), "the guard removes the lock");
+        // pid 2^22 + 1 is above Linux's pid_max: no such process.
+        std::fs::write(run.file(files::LOCK), format!("4194305 {}\n", hostname())).unwrap();
+        let _taken = run.lock().unwrap();
+        let text = std::fs::read_to_string(run.file(files::LOCK)).unwrap();
+        assert!(text.starts_with(&std::process::id().to_string()), "{text}");
+    }
+
+    #[test]
+    fn history_round_trips_and_states_follow_the_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path());
+        assert_eq!(run.state().unwrap(), RunState::Empty);
+        let row = |epoch| EpochRecord {
+            epoch,
+            train_loss: 0.5,
+            train_acc: 0.75,
+            val_loss: 0.25,
+            val_acc: 0.875,
+            val_f1: 0.8,
+            lr: 1e-3,
+            seconds: 1.5,
+            images_per_sec: 100.0,
+        };
+        run.write_history(&[row(1), row(2)]).unwrap();
+        assert_eq!(run.read_history().unwrap(), [row(1), row(2)]);
+        let text = std::fs::read_to_string(run.file(files::HISTORY)).unwrap();
+        assert_eq!(text.lines().next().unwrap(), HISTORY_HEADER.join(","));
+        std::fs::write(run.file(files::RESUME), b"x").unwrap();
+        assert_eq!(run.state().unwrap(), RunState::Unfinished { epochs_done: 2 });
+    }
+}
