@@ -2,14 +2,14 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::experiment::Experiment;
 
 /// Per-class counts sorted by size (as seed 001 listed them), imbalance ratio, image
 /// sizes and unreadable files of an image folder.
 pub(crate) fn stats(dir: &Path, json: bool, plot: Option<&Path>) -> Result<()> {
-    let stats = cnnlab_data::folder_stats(dir).with_context(|| format!("reading {}", dir.display()))?;
+    let stats = cnnlab_data::folder_stats(dir)?;
     if let Some(png) = plot {
         crate::plots::class_distribution(png, &format!("class distribution: {}", dir.display()), &stats.counts)?;
     }

@@ -66,7 +66,11 @@ impl Experiment {
             let msg = clean(&e);
             let key = msg.split('`').nth(1).unwrap_or("");
             for (file, text) in &chain {
-                if let Some(line) = text.lines().position(|l| l.trim_start().starts_with(key) && !key.is_empty()) {
+                let names_key = |l: &str| {
+                    let l = l.trim_start().trim_start_matches('[').trim_start();
+                    l.strip_prefix(key).is_some_and(|rest| rest.starts_with([' ', '=', ']', '.']))
+                };
+                if let Some(line) = text.lines().position(|l| !key.is_empty() && names_key(l)) {
                     return anyhow!("{}:{}: {msg}", file.display(), line + 1);
                 }
             }
@@ -184,10 +188,18 @@ fn resolve(path: &Path, mut table: toml::Table, chain: &mut Vec<(PathBuf, String
     let Some(base) = base.as_str() else {
         bail!("{}: `extends` must be a file name", path.display());
     };
-    if chain.len() > MAX_EXTENDS {
-        bail!("{}: `extends` chain is deeper than {MAX_EXTENDS} (a cycle?)", path.display());
-    }
     let base_path = path.parent().unwrap_or(Path::new(".")).join(base);
+    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    };
+    if let Some(start) = chain.iter().position(|(p, _)| same(p, &base_path)) {
+        let names: Vec<String> = chain[start..].iter().map(|(p, _)| p.display().to_string()).collect();
+        bail!("`extends` cycle: {} -> {}", names.join(" -> "), base_path.display());
+    }
+    if chain.len() > MAX_EXTENDS {
+        bail!("{}: `extends` chain is deeper than {MAX_EXTENDS}", path.display());
+    }
     let text = std::fs::read_to_string(&base_path)
         .with_context(|| format!("{}: reading `extends` file {}", path.display(), base_path.display()))?;
     let base_table: toml::Table = toml::from_str(&text).map_err(|e| match line_of(&text, &e) {
@@ -196,21 +208,27 @@ fn resolve(path: &Path, mut table: toml::Table, chain: &mut Vec<(PathBuf, String
     })?;
     chain.push((base_path.clone(), text));
     let mut merged = resolve(&base_path, base_table, chain)?;
-    merge(&mut merged, table);
+    merge(&mut merged, table, "");
     Ok(merged)
 }
 
+/// The tables that are serde-tagged enums, by dotted path, and their tag key: a child
+/// naming another variant replaces the base's table instead of merging into it.
+const TAGGED: [(&str, &str); 2] = [("train.schedule", "kind"), ("data.imbalance", "strategy")];
+
 /// Tables merge key by key; any other value (arrays included) replaces the base's,
-/// and so does a table that names another variant (`kind` or `strategy`), e.g. a
-/// `schedule = { kind = "triangle" }` over a one-cycle schedule's `pct_start`.
-fn merge(base: &mut toml::Table, over: toml::Table) {
-    let variant = |t: &toml::Table| ["kind", "strategy"].iter().find_map(|k| t.get(*k).cloned());
+/// and so does a tagged table ([`TAGGED`]) that names another variant, e.g. a
+/// `schedule = { kind = "triangle" }` over a one-cycle schedule's `pct_start`. A `kind`
+/// anywhere else is a plain key (`[model] kind = "one_vs_rest"` keeps the base's layers).
+fn merge(base: &mut toml::Table, over: toml::Table, path: &str) {
     for (key, value) in over {
+        let here = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+        let tag = TAGGED.iter().find(|(p, _)| *p == here).map(|(_, tag)| *tag);
         match (base.get_mut(&key), value) {
             (Some(toml::Value::Table(b)), toml::Value::Table(o))
-                if variant(&o).is_none() || variant(&o) == variant(b) =>
+                if tag.is_none_or(|t| o.get(t).is_none() || o.get(t) == b.get(t)) =>
             {
-                merge(b, o)
+                merge(b, o, &here)
             }
             (_, value) => {
                 base.insert(key, value);
@@ -280,6 +298,13 @@ mod tests {
         std::fs::write(&child, swapped).unwrap();
         let err = Experiment::load(&child).unwrap_err().to_string();
         assert!(err.starts_with(&format!("{}:5: augment.ops[0].", child.display())), "{err}");
+        // Data values are data errors, located too (not "conv kernel 3 is larger than 0x0").
+        std::fs::write(&child, "extends = \"base.toml\"\n[train]\nepochs = 2\n[data]\nimage_size = 0\n").unwrap();
+        let err = Experiment::load(&child).unwrap_err().to_string();
+        assert_eq!(err, format!("{}:5: data.image_size: must be at least 1", child.display()));
+        std::fs::write(&child, "extends = \"base.toml\"\n[train]\nepochs = 2\n[data]\n\nval_fraction = 1.5\n").unwrap();
+        let err = Experiment::load(&child).unwrap_err().to_string();
+        assert_eq!(err, format!("{}:6: data.val_fraction: 1.5 is outside [0, 1)", child.display()));
         std::fs::write(&child, "extends = \"base.toml\"\n[train]\nepochs = 2\n[target]\naccuracy = 94\n").unwrap();
         let err = Experiment::load(&child).unwrap_err().to_string();
         assert_eq!(err, format!("{}:5: target.accuracy: 94 is outside [0, 1]", child.display()));
@@ -299,6 +324,12 @@ mod tests {
         assert_eq!((exp.train.epochs, exp.train.lr), (5, 0.01));
         assert_eq!(exp.data.dataset, "mnist");
         assert_eq!(exp.data.imbalance.name(), "min_flip");
+
+        // `kind` outside a tagged table is a plain key: the base's layers stay.
+        std::fs::write(&child, "extends = \"base.toml\"\n[model]\nkind = \"one_vs_rest\"\n").unwrap();
+        let exp = Experiment::load(&child).unwrap();
+        assert_eq!(exp.model.kind, cnnlab_models::ModelKind::OneVsRest);
+        assert_eq!(exp.model.layers.len(), 2);
 
         // Another schedule kind replaces the base's table instead of merging into it.
         let schedule = |s: &str| format!("{GOOD}[train]\nepochs = 5\nschedule = {s}\n");
@@ -322,7 +353,16 @@ mod tests {
 
         std::fs::write(&child, "extends = \"child.toml\"\n").unwrap();
         let err = Experiment::load(&child).unwrap_err().to_string();
-        assert!(err.contains("deeper than 8"), "{err}");
+        assert_eq!(err, format!("`extends` cycle: {0} -> {0}", child.display()));
+        let other = dir.path().join("other.toml");
+        std::fs::write(&other, "extends = \"child.toml\"\n").unwrap();
+        std::fs::write(&child, "extends = \"other.toml\"\n").unwrap();
+        let err = Experiment::load(&child).unwrap_err().to_string();
+        assert_eq!(err, format!("`extends` cycle: {0} -> {1} -> {0}", child.display(), other.display()));
+        // An unknown table in a child names its line.
+        std::fs::write(&child, "extends = \"base.toml\"\n\n[trian]\nepochs = 1\n").unwrap();
+        let err = Experiment::load(&child).unwrap_err().to_string();
+        assert!(err.starts_with(&format!("{}:3: unknown field `trian`", child.display())), "{err}");
         std::fs::write(&child, "extends = \"nope.toml\"\n").unwrap();
         let err = Experiment::load(&child).unwrap_err().to_string();
         assert!(err.contains("reading `extends` file"), "{err}");
@@ -336,5 +376,65 @@ mod tests {
         );
         assert_eq!(default_run_dir(Path::new("configs/x.toml")), Path::new("runs/x"));
         assert_eq!(default_run_dir(Path::new("x.toml")), Path::new("runs/x"));
+    }
+}
+
+/// Fuzzing the experiment loader: TOML-like text, mutated shipped configs and
+/// mutated `extends` children load or fail with a one-line message, never a panic.
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn mutate(text: &str, edits: &[(usize, char)]) -> String {
+        let mut chars: Vec<char> = text.chars().collect();
+        for &(at, c) in edits {
+            let n = chars.len();
+            chars[at % n] = c;
+        }
+        chars.into_iter().collect()
+    }
+
+    fn edit() -> impl Strategy<Value = (usize, char)> {
+        (
+            any::<usize>(),
+            prop_oneof![Just('0'), Just('-'), Just('"'), Just('['), Just('='), Just('\n'), Just('9'), Just('.')],
+        )
+    }
+
+    fn check(dir: &Path, name: &str, text: &str) -> std::result::Result<(), TestCaseError> {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        if let Err(e) = Experiment::load(&path) {
+            let msg = e.to_string();
+            prop_assert!(!msg.contains('\n'), "{}", msg);
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(128),
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn toml_like_text_never_panics(text in "(\\[data\\]|\\[model\\]|\\[train\\]|\\[augment\\]|dataset = \"mnist\"|layers = \\[\\{ type = \"linear\" \\}\\]|epochs = |image_size = |[0-9\n=\\-\\.\"\\[\\]{}]){0,30}") {
+            let dir = tempfile::tempdir().unwrap();
+            check(dir.path(), "x.toml", &text)?;
+        }
+
+        #[test]
+        fn mutated_shipped_configs_never_panic(which in 0usize..4, edits in proptest::collection::vec(edit(), 1..4)) {
+            let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+            let file = ["shapes/seed3-final.toml", "cifar10/fast94.toml", "pets/seed2-model3.toml", "simpsons/seed0-alexnet-elu.toml"][which];
+            let text = std::fs::read_to_string(root.join(file)).unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            check(dir.path(), "x.toml", &mutate(&text, &edits))?;
+            // The same edits in a child that extends the intact file.
+            std::fs::write(dir.path().join("base.toml"), &text).unwrap();
+            let child = mutate("extends = \"base.toml\"\n[train]\nepochs = 3\nlr = 0.01\n[model]\nkind = \"standard\"\n", &edits);
+            check(dir.path(), "child.toml", &child)?;
+        }
     }
 }

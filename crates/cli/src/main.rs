@@ -52,7 +52,7 @@ enum Command {
         /// Image files, or with --submission one folder of images.
         inputs: Vec<PathBuf>,
         /// How many classes to list per image.
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, default_value_t = 3, value_parser = at_least_one)]
         top: usize,
         /// Write Kaggle's journey-springfield format (Id,Expected) to this file.
         #[arg(long)]
@@ -87,16 +87,20 @@ enum Command {
     /// The model's layer table (output shape, parameters), parameter totals and
     /// activation memory, like torchsummary / Keras' model.summary().
     Summary {
+        /// Experiment file, e.g. configs/cifar10/seed3-final.toml.
         config: PathBuf,
         /// Class count (default: the dataset's, e.g. 37 for pets).
         #[arg(long)]
         classes: Option<usize>,
+        /// Where datasets live; read only when the model's input shape needs the data
+        /// (dataset = "image-folder" without image_size).
         #[arg(long, env = "CNNLAB_DATA", default_value = "data")]
         data_dir: PathBuf,
     },
     /// Compare every finished run under RUNS (default runs/): RUNS/REPORT.md and
     /// RUNS/report.html with plots.
     Report {
+        /// The folder searched for run folders (each with a metrics.json).
         #[arg(default_value = "runs")]
         runs: PathBuf,
         /// The comparison tables to show (skipped when the file does not exist).
@@ -131,6 +135,7 @@ enum DataCommand {
     Stats {
         /// An image folder: DIR/<class>/*.jpg.
         dir: PathBuf,
+        /// Print one JSON object instead of the text summary.
         #[arg(long)]
         json: bool,
         /// Also draw the class distribution as a bar chart (PNG).
@@ -139,9 +144,12 @@ enum DataCommand {
     },
     /// Write the dataset of CONFIG as image folders OUT/{train,val,test}/<class>/*.png.
     Export {
+        /// Experiment file whose [data] section is exported (splits included).
         config: PathBuf,
+        /// Output folder; gets train/, val/ (when the config has one) and test/.
         #[arg(long)]
         out: PathBuf,
+        /// Where datasets live.
         #[arg(long, env = "CNNLAB_DATA", default_value = "data")]
         data_dir: PathBuf,
     },
@@ -153,8 +161,9 @@ struct TrainArgs {
     #[arg(required_unless_present = "resume")]
     config: Option<PathBuf>,
     /// Continue the run in this folder where it stopped (its config.toml and
-    /// resume.safetensors), e.g. after Ctrl-C or a crash.
-    #[arg(long, conflicts_with_all = ["config", "out", "epochs"])]
+    /// resume.safetensors), e.g. after Ctrl-C or a crash; with --epochs, train a
+    /// finished run on to that many epochs (Keras' initial_epoch).
+    #[arg(long, conflicts_with_all = ["config", "out"])]
     resume: Option<PathBuf>,
     /// Override `train.epochs`.
     #[arg(long)]
@@ -169,7 +178,7 @@ struct TrainArgs {
     #[arg(long, conflicts_with = "resume")]
     quick: bool,
     /// Train on at most N batches per epoch (throughput measurements; `cargo xtask bench`)
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
     max_batches: Option<usize>,
     /// Replace a finished or unfinished run in the run folder instead of refusing.
     #[arg(long, conflicts_with = "resume")]
@@ -359,6 +368,15 @@ fn status_command(runs: &[PathBuf], json: bool) -> Result<()> {
     Ok(())
 }
 
+/// A count flag: 0 would silently mean 1 (or nothing).
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 fn train_command(args: &TrainArgs, quiet: bool) -> Result<()> {
     let (config, out_dir) = match (&args.resume, &args.config) {
         (Some(run), _) => {
@@ -391,6 +409,8 @@ fn train_command(args: &TrainArgs, quiet: bool) -> Result<()> {
         refuse_to_replace(&run, args.force)?;
     } else if !run.has(files::RESUME) {
         tracing::warn!("{} has no {}: starting from epoch 1", out_dir.display(), files::RESUME);
+    } else if let Some(epochs) = args.epochs {
+        extend(&run, epochs)?;
     }
     open_run_log(&run.file(files::LOG))?;
     tracing::info!("cnnlab {} {}: run folder {}", env!("CARGO_PKG_VERSION"), config.display(), out_dir.display());
@@ -403,7 +423,7 @@ fn train_command(args: &TrainArgs, quiet: bool) -> Result<()> {
             return Err(e);
         }
     };
-    write_run_inputs(&run, &exp, &splits, resume)?;
+    write_run_inputs(&run, &exp, &splits, resume && args.epochs.is_none())?;
 
     // Ctrl-C asks the trainer to stop after the current batch and save a resumable
     // checkpoint; a second Ctrl-C exits at once.
@@ -434,6 +454,23 @@ fn train_command(args: &TrainArgs, quiet: bool) -> Result<()> {
         metrics.n_samples,
         out_dir.display()
     );
+    Ok(())
+}
+
+/// `--resume RUN --epochs N`: the run trains on to N epochs; a finished one becomes
+/// unfinished again (its old test results go, so they cannot pass for the new ones).
+fn extend(run: &RunDir, epochs: usize) -> Result<()> {
+    let done = match run.state()? {
+        RunState::Finished { epochs, .. } => epochs,
+        RunState::Unfinished { epochs_done } => epochs_done,
+        RunState::Empty => 0,
+    };
+    anyhow::ensure!(
+        epochs >= done,
+        "--epochs {epochs} is fewer than the {done} epochs {} trained",
+        run.path().display()
+    );
+    run.clear_test_results()?;
     Ok(())
 }
 
@@ -468,6 +505,23 @@ fn load_data(exp: &Experiment, data_dir: &std::path::Path, quiet: bool) -> Resul
     for line in &splits.report.cache {
         tracing::info!("decode cache: {line}");
     }
+    // A class missing from a split still counts in its macro averages (as 0): say so.
+    for (name, split) in [("test", Some(&splits.test)), ("validation", splits.val.as_ref())] {
+        let Some(split) = split else { continue };
+        let empty: Vec<&str> = split
+            .class_counts()
+            .iter()
+            .zip(&split.classes)
+            .filter(|(n, _)| **n == 0)
+            .map(|(_, c)| c.as_str())
+            .collect();
+        if !empty.is_empty() {
+            tracing::warn!(
+                "no {name} images of class(es) {}: their {name} F1 is 0 and pulls macro-F1 down",
+                empty.join(", ")
+            );
+        }
+    }
     if !splits.report.filtered_by_size.is_empty() {
         tracing::info!("size filter dropped, per class: {:?}", splits.report.filtered_by_size);
     }
@@ -489,9 +543,9 @@ fn load_data(exp: &Experiment, data_dir: &std::path::Path, quiet: bool) -> Resul
 }
 
 /// What a run folder keeps about its inputs: the resolved config (a resumed run keeps
-/// its own), classes, shape, class counts, the exact split and the skipped files.
-fn write_run_inputs(run: &RunDir, exp: &Experiment, splits: &cnnlab_data::Splits, resume: bool) -> Result<()> {
-    if !resume {
+/// its own, unless --epochs extends it), classes, shape, class counts, the exact split and the skipped files.
+fn write_run_inputs(run: &RunDir, exp: &Experiment, splits: &cnnlab_data::Splits, keep_config: bool) -> Result<()> {
+    if !keep_config {
         let text = toml::to_string(exp).context("serializing the resolved config")?;
         run.write_bytes(files::CONFIG, text.as_bytes())?;
     }
@@ -507,4 +561,32 @@ fn write_run_inputs(run: &RunDir, exp: &Experiment, splits: &cnnlab_data::Splits
         run.write_json(files::SKIPPED, &splits.report.skipped)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--help` describes every command and every argument of every command.
+    #[test]
+    fn every_command_and_argument_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if !["help", "version"].contains(&id) && arg.get_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_about().is_none() {
+                    missing.push(format!("{path} {} (the command)", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        use clap::CommandFactory;
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "cnnlab", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:?}");
+    }
 }

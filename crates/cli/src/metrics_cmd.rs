@@ -23,8 +23,15 @@ pub(crate) fn read(path: &Path) -> Result<Predictions> {
     let shown = path.display();
     let mut reader = csv::Reader::from_path(path).with_context(|| format!("reading {shown}"))?;
     let header = reader.headers().with_context(|| format!("{shown}: reading the header"))?.clone();
+    if header.iter().all(|h| h.trim().is_empty()) {
+        bail!("{shown}: the file is empty (expected a header with y_true and y_pred or p_<class> columns)");
+    }
     let column = |name: &str| header.iter().position(|h| h.trim() == name);
     let t_col = column("y_true").ok_or_else(|| anyhow!("{shown}: missing column `y_true`"))?;
+    let mut names = BTreeSet::new();
+    if let Some(dup) = header.iter().map(str::trim).find(|h| !names.insert(*h)) {
+        bail!("{shown}: column `{dup}` appears twice in the header");
+    }
     let p_col = column("y_pred");
     let score_cols: Vec<(usize, String)> =
         header.iter().enumerate().filter_map(|(i, h)| h.trim().strip_prefix("p_").map(|c| (i, c.to_owned()))).collect();
@@ -79,13 +86,19 @@ pub(crate) fn read(path: &Path) -> Result<Predictions> {
             y_pred.push(label(&r[p], "y_pred", *line)?);
         }
         if let Some(s) = scores.as_mut() {
+            let mut sum = 0.0;
             for (i, name) in &score_cols {
                 let raw = r.get(*i).unwrap_or("").trim();
                 let v: f64 = raw.parse().map_err(|_| anyhow!("{shown}:{line}: p_{name}: `{raw}` is not a number"))?;
-                if !v.is_finite() {
-                    bail!("{shown}:{line}: p_{name}: `{raw}` is not a finite number");
+                if !(0.0..=1.0).contains(&v) {
+                    bail!("{shown}:{line}: p_{name}: `{raw}` is not a probability in [0, 1]");
                 }
+                sum += v;
                 s.push(v);
+            }
+            // Written with 6 decimals, a row of k probabilities sums to 1 within k * 5e-7.
+            if (sum - 1.0).abs() > 1e-3_f64.max(k as f64 * 1e-6) {
+                bail!("{shown}:{line}: the p_<class> values sum to {sum:.4}, not 1 (scores, not probabilities? apply softmax first)");
             }
         }
     }
@@ -112,10 +125,65 @@ pub(crate) fn run(path: &Path, json: bool) -> Result<()> {
 /// The one-number scores under a classification report (`cnnlab metrics`, `cnnlab evaluate`).
 pub(crate) fn print_scores(report: &Report) {
     let opt = |v: Option<f64>| v.map_or("n/a (no p_<class> columns)".to_owned(), |v| format!("{v:.4}"));
+    let auc = match (report.roc_auc_ovr_macro, report.log_loss) {
+        // Scores were given: AUC needs positives and negatives of some class.
+        (None, Some(_)) => "n/a (y_true holds a single class: no class has both positives and negatives)".to_owned(),
+        (auc, _) => opt(auc),
+    };
     println!("micro-F1            {:.4}", report.f1_micro);
     println!("macro-F1            {:.4}", report.f1_macro);
     println!("balanced accuracy   {:.4}", report.balanced_accuracy);
     println!("MCC                 {:.4}", report.mcc);
-    println!("ROC AUC (ovr macro) {}", opt(report.roc_auc_ovr_macro));
+    println!("ROC AUC (ovr macro) {auc}");
     println!("log loss            {}", opt(report.log_loss));
+}
+
+/// Fuzzing the predictions-CSV reader: CSV-like text and mutated valid files give
+/// predictions or an error, never a panic; what reads back is consistent.
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    const VALID: &str =
+        "file,y_true,y_pred,p_cat,p_dog\na.png,cat,cat,0.900000,0.100000\nb.png,dog,cat,0.600000,0.400000\n";
+
+    fn check(text: &[u8]) -> std::result::Result<(), TestCaseError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.csv");
+        std::fs::write(&path, text).unwrap();
+        if let Ok(p) = read(&path) {
+            let k = p.classes.len();
+            prop_assert_eq!(p.y_true.len(), p.y_pred.len());
+            prop_assert!(p.y_true.iter().chain(&p.y_pred).all(|&c| c < k));
+            if let Some(s) = &p.scores {
+                prop_assert_eq!(s.len(), p.y_true.len() * k);
+            }
+            // And the metrics of what was read compute without a panic.
+            let _ = Report::new(&p.y_true, &p.y_pred, p.scores.as_deref(), &p.classes);
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(128),
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn csv_like_text_never_panics(text in "(y_true|y_pred|p_[a-c]|[abc0-9.,\\-\"\n ]|1e400|NaN){0,40}") {
+            check(text.as_bytes())?;
+        }
+
+        #[test]
+        fn mutated_valid_files_never_panic(edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..6)) {
+            let mut bytes = VALID.as_bytes().to_vec();
+            for (at, byte) in edits {
+                let n = bytes.len();
+                bytes[at % n] = byte;
+            }
+            check(&bytes)?;
+        }
+    }
 }

@@ -90,17 +90,29 @@ pub(crate) fn predict_command(a: PredictArgs<'_>) -> Result<()> {
         bail!("give image files to classify, or --submission OUT.csv DIR");
     }
     let mut stdout = std::io::stdout().lock();
+    // A file that does not decode is reported and skipped; the rest are classified.
+    let mut failed = 0;
     for path in a.inputs {
-        let (pixels, (w, h)) =
-            cnnlab_data::folder::decode(path, shape).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let (pixels, (w, h)) = match cnnlab_data::folder::decode(path, shape) {
+            Ok(decoded) => decoded,
+            Err(e) => {
+                stdout.flush()?;
+                eprintln!("error: {}: {e}", path.display());
+                failed += 1;
+                continue;
+            }
+        };
         let probs = predictor.predict(&pixels)?;
         let mut order: Vec<usize> = (0..k).collect();
         order.sort_by(|&x, &y| probs[y].total_cmp(&probs[x]));
         writeln!(stdout, "{} ({w}x{h})", path.display())?;
         writeln!(stdout, "  {:<28} {:>11}", "class", "probability")?;
-        for &c in order.iter().take(a.top.max(1)) {
+        for &c in order.iter().take(a.top) {
             writeln!(stdout, "  {:<28} {:>11.4}", classes[c], probs[c])?;
         }
+    }
+    if failed > 0 {
+        bail!("{failed} of {} images could not be read (named above)", a.inputs.len());
     }
     Ok(())
 }

@@ -205,7 +205,7 @@ fn duration(s: f64) -> String {
     }
 }
 
-const HEADER: [&str; 14] = [
+const HEADER: [&str; 15] = [
     "run",
     "dataset",
     "model",
@@ -216,6 +216,7 @@ const HEADER: [&str; 14] = [
     "epochs",
     "train time",
     "images/s",
+    "peak RSS",
     "test accuracy",
     "macro-F1",
     "ROC-AUC (ovr macro)",
@@ -234,6 +235,7 @@ fn cells(r: &RunRow) -> Vec<String> {
         r.epochs.clone(),
         duration(r.train_seconds),
         format!("{:.0}", r.images_per_sec),
+        r.metrics.peak_rss_mb.map_or_else(|| "-".to_owned(), |mb| format!("{mb:.0} MB")),
         format!("{:.4}", r.accuracy),
         format!("{:.4}", r.f1_macro),
         opt(r.roc_auc),
@@ -333,6 +335,11 @@ fn html_table(header: &[&str], rows: &[Vec<String>]) -> String {
     s
 }
 
+/// "1 finished run", "3 finished runs".
+fn finished_runs(n: usize) -> String {
+    format!("{n} finished run{}", if n == 1 { "" } else { "s" })
+}
+
 /// Writes REPORT.md and report.html into `root`, with the comparison tables of
 /// `comparisons` (`configs/comparisons.toml`) when that file exists; returns the
 /// number of runs.
@@ -362,7 +369,7 @@ pub(crate) fn write_report(root: &Path, comparisons_file: &Path) -> Result<usize
     let goals = targets(&runs);
 
     let mut md = String::from("# cnnlab report\n\n");
-    let _ = writeln!(md, "{} finished runs under `{}`, written by `cnnlab report`.\n", runs.len(), root.display());
+    let _ = writeln!(md, "{} under `{}`, written by `cnnlab report`.\n", finished_runs(runs.len()), root.display());
     md.push_str(&md_table(&HEADER, &table));
     if !goals.is_empty() {
         let _ = write!(md, "\n## Targets\n\n{}", md_table(&TARGET_HEADER, &goals));
@@ -386,8 +393,8 @@ pub(crate) fn write_report(root: &Path, comparisons_file: &Path) -> Result<usize
     );
     let _ = writeln!(
         html,
-        "<p>{} finished runs under <code>{}</code>.</p>",
-        runs.len(),
+        "<p>{} under <code>{}</code>.</p>",
+        finished_runs(runs.len()),
         html_escape(&root.display().to_string())
     );
     html.push_str(&html_table(&HEADER, &table));
@@ -425,6 +432,12 @@ mod tests {
         assert!(tables
             .iter()
             .any(|t| t.rows.iter().any(|r| r.run == "seed3-final" && r.seed.as_deref() == Some("0.8090"))));
+    }
+
+    #[test]
+    fn run_counts_read_as_english() {
+        assert_eq!(finished_runs(1), "1 finished run");
+        assert_eq!(finished_runs(2), "2 finished runs");
     }
 
     #[test]

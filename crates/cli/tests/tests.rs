@@ -132,12 +132,21 @@ fn metrics_command_reads_names_scores_and_reports_errors() {
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("    accuracy                           0.50         2"), "{text}");
+    // Scores of a single true class: AUC cannot be computed, and the reason is that.
+    std::fs::write(&csv, "y_true,p_a,p_b\na,0.9,0.1\na,0.4,0.6\n").unwrap();
+    let out = cnnlab(&["metrics", csv.to_str().unwrap()], tmp.path());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("ROC AUC (ovr macro) n/a (y_true holds a single class"), "{text}");
 
     for (body, needle) in [
         ("y_pred\n0\n", "missing column `y_true`"),
         ("y_true,p_a,p_b\na,0.5,zero\n", "pred.csv:2: p_b: `zero` is not a number"),
         ("y_true,y_pred,p_a,p_b\na,b,0.1,0.9\nb,c,0.3,0.7\n", "pred.csv:3: unknown class `c` in y_pred"),
         ("y_true,y_pred\n0,1\n1\n", "pred.csv: malformed CSV"),
+        ("", "pred.csv: the file is empty"),
+        ("y_true,p_cat,p_cat\ncat,0.5,0.5\n", "column `p_cat` appears twice"),
+        ("y_true,p_a,p_b\na,-0.5,1.5\n", "pred.csv:2: p_a: `-0.5` is not a probability in [0, 1]"),
+        ("y_true,p_a,p_b\na,0.9,0.8\n", "pred.csv:2: the p_<class> values sum to 1.7000, not 1"),
     ] {
         std::fs::write(&csv, body).unwrap();
         let out = cnnlab(&["metrics", csv.to_str().unwrap()], tmp.path());
@@ -424,6 +433,44 @@ fn evaluate_scores_a_labeled_folder_as_the_run_did() {
     image::GrayImage::new(32, 32).save(test_dir.join("dog/a.png")).unwrap();
     let out = cnnlab(&["evaluate", "--run", run_s, test_s], tmp.path());
     assert_one_line_error(&out, 1, "`dog` is not one of the run's classes");
+    std::fs::remove_dir_all(test_dir.join("dog")).unwrap();
+
+    // A missing folder names itself once; a truncated best.safetensors says so and
+    // points at the final weights, which still work.
+    let out = cnnlab(&["evaluate", "--run", run_s, "/no/such/dir"], tmp.path());
+    assert_one_line_error(&out, 1, "/no/such/dir");
+    assert_eq!(String::from_utf8_lossy(&out.stderr).matches("os error 2").count(), 1);
+    let best = run.join("best.safetensors");
+    let bytes = std::fs::read(&best).unwrap();
+    std::fs::write(&best, &bytes[..bytes.len() / 2]).unwrap();
+    let image = std::fs::read_dir(test_dir.join("circle")).unwrap().next().unwrap().unwrap().path();
+    let out = cnnlab(&["predict", "--run", run_s, image.to_str().unwrap()], tmp.path());
+    let expected = format!("{}: truncated or damaged safetensors file", best.display());
+    assert_one_line_error(&out, 1, &expected);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--last") && stderr.matches(best.to_str().unwrap()).count() == 1, "{stderr}");
+    let out = cnnlab(&["predict", "--run", run_s, "--last", image.to_str().unwrap()], tmp.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // One unreadable image among good ones: the others are classified, it is named,
+    // and the exit code says something failed.
+    let bad = tmp.path().join("bad.jpg");
+    std::fs::write(&bad, b"not a jpeg").unwrap();
+    let (img, bad_s) = (image.to_str().unwrap(), bad.to_str().unwrap());
+    let out = cnnlab(&["predict", "--run", run_s, "--last", img, bad_s, img], tmp.path());
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stdout.matches("probability").count(), 2, "{stdout}");
+    assert!(
+        stderr.contains(&format!("error: {bad_s}: ")) && stderr.contains("1 of 3 images could not be read"),
+        "{stderr}"
+    );
+    let cfg = config.to_str().unwrap();
+    for args in [vec!["predict", "--top", "0", "--run", run_s, img], vec!["train", cfg, "--max-batches", "0"]] {
+        let out = cnnlab(&args, tmp.path());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.code() == Some(2) && stderr.contains("must be at least 1"), "{args:?}: {stderr}");
+    }
 }
 
 /// The shapes seed-003 config on `n` training images, written to `dir/name`, with the
@@ -529,4 +576,102 @@ fn a_run_folder_has_one_owner() {
     let out = cnnlab(&["-q", "train", cifar, "--out", gone.to_str().unwrap()], &tmp.path().join("none"));
     assert_one_line_error(&out, 3, "dataset `cifar10` not found");
     assert!(!gone.exists(), "a run that fails before training leaves no folder");
+}
+
+/// A class whose only image went to training has no test support: the load warns,
+/// naming it, instead of letting its F1 of 0 pull macro-F1 down without a word.
+#[test]
+fn a_class_without_test_images_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("pics");
+    std::fs::create_dir_all(root.join("cat")).unwrap();
+    std::fs::create_dir_all(root.join("lynx")).unwrap();
+    for i in 0..6 {
+        let img = image::RgbImage::from_fn(12, 12, |x, y| image::Rgb([(x * 20) as u8, (y * 20) as u8, i * 40]));
+        img.save(root.join("cat").join(format!("{i}.png"))).unwrap();
+    }
+    image::RgbImage::new(12, 12).save(root.join("lynx/only.png")).unwrap();
+    let config = tmp.path().join("pics.toml");
+    let text = format!(
+        "[data]\ndataset = \"image-folder\"\npath = \"{}\"\nimage_size = 8\ntest_fraction = 0.3\n\n[model]\nlayers = [{{ type = \"flatten\" }}, {{ type = \"linear\" }}]\n",
+        root.display()
+    );
+    std::fs::write(&config, text).unwrap();
+    let run = tmp.path().join("run");
+    let out = cnnlab(&["train", config.to_str().unwrap(), "--quick", "--out", run.to_str().unwrap()], tmp.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("no test images of class(es) lynx"), "{stderr}");
+}
+
+/// Every shipped config loads, summarises and `--quick`-trains (or, when its dataset
+/// is not on this machine, stops with exit 3 and says so). `CNNLAB_DATA` (default: an
+/// empty folder; Fashion-MNIST and shapes are found anyway) points at more datasets.
+#[test]
+fn every_shipped_config_loads_summarises_and_quick_trains() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = std::env::var_os("CNNLAB_DATA").map_or_else(|| tmp.path().to_path_buf(), PathBuf::from);
+    let mut configs: Vec<PathBuf> = std::fs::read_dir(workspace().join("configs"))
+        .unwrap()
+        .flat_map(|group| std::fs::read_dir(group.unwrap().path()).into_iter().flatten())
+        .map(|f| f.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .filter(|p| !is_base(p))
+        .collect();
+    configs.sort();
+    assert!(configs.len() >= 50, "{} configs", configs.len());
+    let (mut trained, mut missing) = (Vec::new(), Vec::new());
+    for config in &configs {
+        let name = config.strip_prefix(workspace().join("configs")).unwrap().display().to_string();
+        let c = config.to_str().unwrap();
+        let out = cnnlab(&["summary", c], &data);
+        // A config whose model needs the data's shape (image-folder) may need the data.
+        if out.status.code() != Some(3) {
+            assert!(out.status.success(), "summary {name}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let run = tmp.path().join("runs").join(&name);
+        let out = cnnlab(&["-q", "train", c, "--quick", "--out", run.to_str().unwrap()], &data);
+        match out.status.code() {
+            Some(0) => trained.push(name),
+            Some(3) => missing.push(name),
+            _ => panic!("train --quick {name}: {}", String::from_utf8_lossy(&out.stderr)),
+        }
+    }
+    eprintln!("quick-trained {} configs; {} need a dataset not here: {missing:?}", trained.len(), missing.len());
+    assert!(trained.iter().any(|n| n.starts_with("shapes/")), "{trained:?}");
+    if Path::new("/usr/share/datasets/fashion-mnist").is_dir() {
+        assert!(trained.iter().filter(|n| n.starts_with("fashion-mnist/")).count() >= 15, "{trained:?}");
+    }
+}
+
+/// `base*.toml` / `_*.toml` files are shared bases of other configs, not experiments.
+fn is_base(path: &Path) -> bool {
+    let stem = path.file_stem().unwrap().to_string_lossy();
+    stem.starts_with("base") || stem.starts_with('_')
+}
+
+/// `--resume RUN --epochs N` trains a finished run on to N epochs, as Keras'
+/// `initial_epoch` does: with a constant learning rate, 1 epoch then 1 more gives the
+/// history of 2 epochs in one go (timing columns aside).
+#[test]
+fn a_finished_run_trains_on_with_resume_and_epochs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = small_shapes_config(tmp.path(), "small.toml", 300, None);
+    let text = std::fs::read_to_string(&config).unwrap().replace("schedule = { kind = \"cosine\" }", "");
+    std::fs::write(&config, text).unwrap();
+    let (c, once) = (config.to_str().unwrap(), tmp.path().join("once"));
+    let ok = |o: &Output| assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    ok(&cnnlab(&["-q", "train", c, "--epochs", "2", "--out", once.to_str().unwrap()], tmp.path()));
+    let out = cnnlab(&["-q", "train", "--resume", once.to_str().unwrap(), "--epochs", "1"], tmp.path());
+    assert_one_line_error(&out, 1, "--epochs 1 is fewer than the 2 epochs");
+    let twice2 = tmp.path().join("twice2");
+    ok(&cnnlab(&["-q", "train", c, "--epochs", "1", "--out", twice2.to_str().unwrap()], tmp.path()));
+    ok(&cnnlab(&["-q", "train", "--resume", twice2.to_str().unwrap(), "--epochs", "2"], tmp.path()));
+    assert_eq!(history_without_timing(&twice2), history_without_timing(&once));
+    let metrics = |d: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(d.join("metrics.json")).unwrap()).unwrap()
+    };
+    assert_eq!(metrics(&twice2)["epochs"], 2);
+    assert_eq!(metrics(&twice2)["accuracy"], metrics(&once)["accuracy"]);
+    assert!(std::fs::read_to_string(twice2.join("config.toml")).unwrap().contains("epochs = 2"));
 }

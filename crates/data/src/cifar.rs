@@ -81,3 +81,25 @@ mod tests {
         assert!(err.to_string().contains("record 1 has label 10"), "{err}");
     }
 }
+
+/// Fuzzing: arbitrary CIFAR-10 batch bytes never panic; what parses is whole records.
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn arbitrary_batches_never_panic(len in 0usize..3 * RECORD, seed in any::<u8>(), label in any::<u8>()) {
+            let mut bytes: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(seed)).collect();
+            if let Some(first) = bytes.first_mut() {
+                *first = label;
+            }
+            let (mut images, mut labels) = (Vec::new(), Vec::new());
+            if parse_batch(Path::new("b.bin"), &bytes, &mut images, &mut labels).is_ok() {
+                prop_assert_eq!(images.len(), labels.len() * 3 * PIXELS);
+                prop_assert!(labels.iter().all(|&l| l < 10));
+            }
+        }
+    }
+}

@@ -114,11 +114,31 @@ impl Dataset {
 
 /// The files behind each split, when the dataset came from image files (saved with
 /// every run so a split can be audited and reproduced).
+/// File names are data: one that is not UTF-8 is written lossily (U+FFFD for each bad
+/// byte), never a failure.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct SplitFiles {
+    #[serde(serialize_with = "lossy::paths")]
     pub train: Vec<std::path::PathBuf>,
+    #[serde(serialize_with = "lossy::paths")]
     pub val: Vec<std::path::PathBuf>,
+    #[serde(serialize_with = "lossy::paths")]
     pub test: Vec<std::path::PathBuf>,
+}
+
+/// Paths serialized as lossy UTF-8 strings (serde's own `PathBuf` impl fails on
+/// invalid UTF-8).
+pub(crate) mod lossy {
+    use serde::Serializer;
+    use std::path::{Path, PathBuf};
+
+    pub(crate) fn path<S: Serializer>(p: &Path, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&p.to_string_lossy())
+    }
+
+    pub(crate) fn paths<S: Serializer>(ps: &[PathBuf], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(ps.iter().map(|p| p.to_string_lossy()))
+    }
 }
 
 /// A dataset's splits. Without a validation split, per-epoch evaluation uses test.

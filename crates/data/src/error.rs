@@ -4,8 +4,10 @@ use std::path::PathBuf;
 /// names the file or the key at fault, on one line.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    /// The OS error is part of the message, not a `source` (a `{:#}` chain would print
+    /// it twice).
+    #[error("{}: {error}", path.display())]
+    Io { path: PathBuf, error: std::io::Error },
     #[error("{}: {reason}", path.display())]
     Format { path: PathBuf, reason: String },
     #[error("dataset `{name}` not found (looked in {tried}); {hint}")]
@@ -23,7 +25,7 @@ impl Error {
         Error::Format { path: path.into(), reason: reason.into() }
     }
 
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+    pub(crate) fn io(path: impl Into<PathBuf>, error: std::io::Error) -> Self {
+        Error::Io { path: path.into(), error }
     }
 }

@@ -24,6 +24,7 @@ pub struct FileSample {
 /// Why a file was left out.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Skipped {
+    #[serde(serialize_with = "crate::dataset::lossy::path")]
     pub path: PathBuf,
     pub reason: String,
 }
@@ -63,31 +64,40 @@ fn is_image(path: &Path) -> bool {
 /// Files with other extensions go to `report`; an empty class folder is an error.
 pub fn list_class_folders(root: &Path, report: &mut LoadReport) -> Result<(Vec<String>, Vec<FileSample>)> {
     let entries = std::fs::read_dir(root).map_err(|e| Error::io(root, e))?;
-    let mut classes: Vec<String> = Vec::new();
+    // (name, folder): a folder name that is not UTF-8 is shown lossily but read as is.
+    let mut folders: Vec<(String, PathBuf)> = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| Error::io(root, e))?;
         if entry.path().is_dir() {
             let name = entry.file_name().to_string_lossy().into_owned();
             if !name.starts_with('.') {
-                classes.push(name);
+                folders.push((name, entry.path()));
             }
         }
     }
-    classes.sort();
-    if classes.is_empty() {
+    folders.sort();
+    if folders.is_empty() {
         return Err(Error::format(root, "no class folders (expected root/<class>/*.jpg)"));
     }
-    if classes.len() > 256 {
-        return Err(Error::format(root, format!("{} class folders; at most 256 are supported", classes.len())));
+    if folders.len() > 256 {
+        return Err(Error::format(root, format!("{} class folders; at most 256 are supported", folders.len())));
     }
     let mut samples = Vec::new();
-    for (label, class) in classes.iter().enumerate() {
-        let dir = root.join(class);
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .map_err(|e| Error::io(&dir, e))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_file())
-            .collect();
+    for (label, (_, dir)) in folders.iter().enumerate() {
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+            let path = entry.map_err(|e| Error::io(dir, e))?.path();
+            if path.is_file() {
+                files.push(path);
+            } else if !path.is_dir() {
+                // A link to nothing, a socket, a fifo: not silently dropped.
+                let reason = match std::fs::symlink_metadata(&path) {
+                    Ok(m) if m.file_type().is_symlink() => "a symbolic link to no file",
+                    _ => "not a regular file",
+                };
+                report.skipped.push(Skipped { path, reason: reason.into() });
+            }
+        }
         files.sort();
         let before = samples.len();
         for path in files {
@@ -98,10 +108,10 @@ pub fn list_class_folders(root: &Path, report: &mut LoadReport) -> Result<(Vec<S
             }
         }
         if samples.len() == before {
-            return Err(Error::format(&dir, "class folder holds no image"));
+            return Err(Error::format(dir, "class folder holds no image"));
         }
     }
-    Ok((classes, samples))
+    Ok((folders.into_iter().map(|(name, _)| name).collect(), samples))
 }
 
 /// Width and height from the file header, without decoding the pixels.
@@ -139,11 +149,32 @@ pub(crate) fn check_complete(bytes: &[u8]) -> std::result::Result<(), String> {
     Ok(())
 }
 
+/// The most pixels a file may claim in its header: 64 megapixels (8000 x 8000, a
+/// 192 MB RGB buffer). A header claiming more (a decompression bomb, or damage) is
+/// refused before any pixel is decoded, naming the claim and the limit.
+pub const MAX_PIXELS: u64 = 64 * 1024 * 1024;
+
+fn check_claimed_size(bytes: &[u8]) -> std::result::Result<(), String> {
+    let Ok((w, h)) = dimensions_of(bytes) else {
+        return Ok(()); // the decoder reports what it makes of the header
+    };
+    let claimed = u64::from(w) * u64::from(h);
+    if claimed > MAX_PIXELS {
+        return Err(format!(
+            "header claims {w}x{h} pixels ({:.0} megapixels), over the {} megapixel limit",
+            claimed as f64 / 1048576.0,
+            MAX_PIXELS / 1048576
+        ));
+    }
+    Ok(())
+}
+
 /// Decodes one file and resizes it to `shape` (bilinear), as HWC bytes; also returns
 /// the original width and height.
 pub fn decode(path: &Path, shape: ImageShape) -> std::result::Result<(Vec<u8>, (u32, u32)), String> {
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
     check_complete(&bytes)?;
+    check_claimed_size(&bytes)?;
     let (img, dims) = match decode_jpeg_reduced(&bytes, shape) {
         Some(reduced) => reduced,
         None => {
@@ -273,8 +304,11 @@ fn decode_uncached(
 ) -> Result<(Dataset, Vec<PathBuf>, Vec<usize>)> {
     let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(files.len() as u64) };
     bar.set_style(
-        ProgressStyle::with_template("decoding [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
+        ProgressStyle::with_template("decoding [{bar:30}] {pos}/{len} {rate} {elapsed}<{eta}")
             .expect("static template")
+            .with_key("rate", |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{:.0} images/s", s.per_sec());
+            })
             .progress_chars("=> "),
     );
     let decoded: Vec<std::result::Result<Vec<u8>, String>> = files
@@ -316,6 +350,38 @@ mod tests {
         assert!(check_complete(&jpeg).is_ok());
     }
 
+    /// Headers claiming 100000x100000 (PNG) and 60000x60000 (JPEG) pixels are refused
+    /// before decoding, with the claim and the limit in the reason.
+    #[test]
+    fn huge_claimed_sizes_are_refused_before_decoding() {
+        let shape = ImageShape { channels: 3, height: 8, width: 8 };
+        let dir = tempfile::tempdir().unwrap();
+        let img = image::RgbImage::from_fn(16, 16, |x, y| image::Rgb([x as u8 * 9, y as u8 * 9, 77]));
+        // PNG: IHDR is the first chunk; width and height at bytes 16..24, CRC after.
+        let mut png = Vec::new();
+        img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).unwrap();
+        png[16..20].copy_from_slice(&100_000u32.to_be_bytes());
+        png[20..24].copy_from_slice(&100_000u32.to_be_bytes());
+        let mut crc = flate2::Crc::new();
+        crc.update(&png[12..29]);
+        png[29..33].copy_from_slice(&crc.sum().to_be_bytes());
+        // JPEG: height and width at 5..9 after the baseline SOF0 marker.
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90).encode_image(&img).unwrap();
+        let sof = jpeg.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+        jpeg[sof + 5..sof + 7].copy_from_slice(&60_000u16.to_be_bytes());
+        jpeg[sof + 7..sof + 9].copy_from_slice(&60_000u16.to_be_bytes());
+        for (name, bytes, claim) in [("big.png", png, "100000x100000"), ("big.jpg", jpeg, "60000x60000")] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).unwrap();
+            let err = decode(&path, shape).unwrap_err();
+            assert!(
+                err.contains(&format!("header claims {claim} pixels")) && err.contains("64 megapixel limit"),
+                "{err}"
+            );
+        }
+    }
+
     #[test]
     fn large_jpegs_decode_reduced_close_to_a_full_decode() {
         // A smooth 400x300 photo-like image: gradients and a disc.
@@ -339,5 +405,56 @@ mod tests {
         assert!(mean_diff < 3.0, "mean absolute difference {mean_diff}");
         // Too small to reduce: the full decoder.
         assert!(decode_jpeg_reduced(&bytes, ImageShape { channels: 3, height: 224, width: 224 }).is_none());
+    }
+}
+
+/// Fuzzing the decoder front: arbitrary bytes behind each format's magic and mutated
+/// valid PNG / JPEG / GIF files never panic, and what decodes has the asked-for size.
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn valid(format: image::ImageFormat) -> Vec<u8> {
+        let img = image::RgbImage::from_fn(9, 7, |x, y| image::Rgb([x as u8 * 25, y as u8 * 30, 128]));
+        let mut bytes = Vec::new();
+        image::DynamicImage::ImageRgb8(img).write_to(&mut std::io::Cursor::new(&mut bytes), format).unwrap();
+        bytes
+    }
+
+    const MAGIC: [&[u8]; 5] = [b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff\xe0", b"GIF89a", b"BM", b"RIFF"];
+
+    proptest! {
+        // Each case writes a file: 64 by default, PROPTEST_CASES for a campaign.
+        #![proptest_config(ProptestConfig {
+            cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64),
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn arbitrary_and_mutated_images_never_panic(
+            which in 0usize..8,
+            tail in proptest::collection::vec(any::<u8>(), 0..300),
+            edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..8),
+            channels in prop_oneof![Just(1usize), Just(3usize)],
+        ) {
+            let mut bytes = match which {
+                0..=4 => [MAGIC[which], &tail].concat(),
+                5 => valid(image::ImageFormat::Png),
+                6 => valid(image::ImageFormat::Jpeg),
+                _ => valid(image::ImageFormat::Gif),
+            };
+            for (at, byte) in edits {
+                let n = bytes.len();
+                bytes[at % n] = byte;
+            }
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("x.img");
+            std::fs::write(&path, &bytes).unwrap();
+            let shape = ImageShape { channels, height: 5, width: 6 };
+            if let Ok((pixels, _)) = decode(&path, shape) {
+                prop_assert_eq!(pixels.len(), shape.len());
+            }
+        }
     }
 }

@@ -47,9 +47,11 @@ pub(crate) fn parse(path: &Path, bytes: &[u8], expected_dims: usize) -> Result<(
     let dims: Vec<usize> = (0..ndims)
         .map(|i| u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize)
         .collect();
-    let want = dims.iter().product::<usize>();
     let have = bytes.len() - header;
-    if have != want {
+    // Checked: 4 x 2^31 x 2^31 wraps a usize to 0 and would pass for an empty file.
+    let want = dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+    if want != Some(have) {
+        let want = want.map_or_else(|| "more than 2^64".to_owned(), |w| w.to_string());
         return Err(Error::format(path, format!("IDX header {dims:?} announces {want} data bytes, file has {have}")));
     }
     Ok((dims, bytes[header..].to_vec()))
@@ -99,5 +101,43 @@ mod tests {
         check_err(&[0, 0, 0x0d, 3, 0, 0, 0, 1], 3, "bad IDX magic");
         check_err(&encode(&[3], &[1, 2, 3]), 3, "1 dimensions, expected 3");
         check_err(&[0, 0, 8, 3, 0, 0], 3, "truncated IDX header");
+        // 4 x 2^31 x 2^31 overflows: an unchecked product is 0 (and an empty body fits).
+        let mut huge = encode(&[4, 1 << 31, 1 << 31], &[]);
+        check_err(&huge, 3, "announces more than 2^64 data bytes, file has 0");
+        huge.extend_from_slice(&[7; 16]);
+        check_err(&huge, 3, "file has 16");
+    }
+}
+
+/// Fuzzing: arbitrary and mutated IDX files never panic, and a header that parses
+/// always describes exactly the data returned.
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..128), dims in 1usize..4) {
+            if let Ok((d, data)) = parse(Path::new("f.idx"), &bytes, dims) {
+                prop_assert_eq!(d.iter().product::<usize>(), data.len());
+            }
+        }
+
+        #[test]
+        fn mutated_valid_files_never_panic(
+            edits in proptest::collection::vec((0usize..40, any::<u8>()), 0..6),
+            cut in 0usize..45,
+        ) {
+            let mut file = encode(&[2, 3, 4], &(0..24).collect::<Vec<u8>>());
+            for (at, byte) in edits {
+                let n = file.len();
+                file[at % n] = byte;
+            }
+            file.truncate(cut.max(1));
+            if let Ok((d, data)) = parse(Path::new("f.idx"), &file, 3) {
+                prop_assert_eq!(d.iter().product::<usize>(), data.len());
+            }
+        }
     }
 }

@@ -105,22 +105,24 @@ impl Default for DataConfig {
 impl DataConfig {
     /// Rejects settings that cannot work, naming the key.
     pub fn validate(&self) -> Result<()> {
-        let bad = |msg: &str| Err(Error::Invalid(msg.to_owned()));
-        if !(0.0..1.0).contains(&self.val_fraction) || !(0.0..1.0).contains(&self.test_fraction) {
-            return bad("data.val_fraction and data.test_fraction must be in [0, 1)");
+        let bad = |key: &str, msg: String| Err(Error::Invalid(format!("data.{key}: {msg}")));
+        for (key, f) in [("val_fraction", self.val_fraction), ("test_fraction", self.test_fraction)] {
+            if !(0.0..1.0).contains(&f) {
+                return bad(key, format!("{f} is outside [0, 1)"));
+            }
         }
         if self.val_fraction + self.test_fraction >= 1.0 {
-            return bad("data.val_fraction + data.test_fraction must leave images for training");
+            return bad("val_fraction", "plus data.test_fraction must leave images for training".into());
         }
         if !matches!(self.channels, None | Some(1) | Some(3)) {
-            return bad("data.channels must be 1 or 3");
+            return bad("channels", "must be 1 or 3".into());
         }
         if self.image_size == Some(0) {
-            return bad("data.image_size must be at least 1");
+            return bad("image_size", "must be at least 1".into());
         }
         if let (Some(lo), Some(hi)) = (self.min_side, self.max_side) {
             if lo > hi {
-                return bad("data.min_side is larger than data.max_side");
+                return bad("min_side", format!("{lo} is larger than data.max_side = {hi}"));
             }
         }
         self.imbalance.validate().map_err(Error::Invalid)

@@ -413,3 +413,92 @@ fn shapes_are_generated_deterministically_and_imbalance_can_be_configured() {
     assert_eq!((counts[4], counts[6], counts[0]), (30, 100, cnnlab_data::SHAPES_PER_CLASS));
     assert_eq!(splits.test.len(), cnnlab_data::SHAPES_PER_CLASS / 4 * 8);
 }
+
+/// File names are data: a class folder and a file whose names are not UTF-8 load, a
+/// link to nothing is reported, and the split serializes (lossily) instead of failing.
+#[cfg(unix)]
+#[test]
+fn non_utf8_names_and_dangling_links_load_and_are_reported() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("pics");
+    let cafe = root.join(OsStr::from_bytes(b"caf\xe9"));
+    for i in 0..4 {
+        write_image(&cafe.join(format!("{i}.png")), 20, 20, 10);
+        write_image(&root.join(format!("dog/{i}.png")), 20, 20, 200);
+    }
+    write_image(&root.join("dog").join(OsStr::from_bytes(b"\xff\xfe.png")), 20, 20, 90);
+    std::os::unix::fs::symlink(root.join("nowhere.png"), root.join("dog/dangling.png")).unwrap();
+    let splits = load(&folder_cfg(&root), tmp.path()).unwrap();
+    assert_eq!(splits.train.classes, ["caf\u{fffd}", "dog"]);
+    assert_eq!(splits.train.len() + splits.test.len(), 9);
+    let skipped = &splits.report.skipped;
+    assert!(
+        skipped.len() == 1 && skipped[0].path.ends_with("dangling.png") && skipped[0].reason.contains("link"),
+        "{skipped:?}"
+    );
+    let json = serde_json::to_string(splits.files.as_ref().unwrap()).unwrap();
+    assert!(json.contains("\u{fffd}\u{fffd}.png") && json.contains("caf\u{fffd}/"), "{json}");
+    serde_json::to_string(&splits.report.skipped).unwrap();
+}
+
+/// Fuzzing the image-folder lister and loader: trees of odd names (dots, spaces,
+/// non-UTF-8, no extension), empty folders and files that are not images end in a
+/// dataset or an error, never a panic.
+#[cfg(unix)]
+mod fuzz_folders {
+    use super::*;
+    use proptest::prelude::*;
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+
+    fn name() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            Just(b"cat".to_vec()),
+            Just(b".hidden".to_vec()),
+            Just(b"a b".to_vec()),
+            Just(b"caf\xe9".to_vec()),
+            Just(b"x.JPG".to_vec()),
+            Just(b"y.png".to_vec()),
+            Just(b"z.txt".to_vec()),
+            Just(b"noext".to_vec()),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(32),
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn odd_trees_never_panic(
+            entries in proptest::collection::vec((name(), name(), 0u8..4), 0..12),
+            size in 1usize..20,
+        ) {
+            let tmp = tempfile::tempdir().unwrap();
+            let root = tmp.path().join("pics");
+            std::fs::create_dir_all(&root).unwrap();
+            for (class, file, kind) in entries {
+                let dir = root.join(OsStr::from_bytes(&class));
+                std::fs::create_dir_all(&dir).unwrap();
+                let path = dir.join(OsStr::from_bytes(&file));
+                match kind {
+                    0 => write_image(&path.with_extension("png"), 10, 12, 50),
+                    1 => std::fs::write(&path, b"").unwrap(),
+                    2 => std::fs::write(&path, b"\x89PNG\r\n\x1a\ngarbage").unwrap(),
+                    _ => { let _ = std::fs::create_dir_all(&path); }
+                }
+            }
+            let mut cfg = folder_cfg(&root);
+            cfg.image_size = Some(size);
+            if let Ok(splits) = load(&cfg, tmp.path()) {
+                prop_assert!(!splits.train.is_empty());
+                prop_assert_eq!(splits.train.pixels.len(), splits.train.len() * splits.train.shape.len());
+                serde_json::to_string(&splits.files).unwrap();
+                serde_json::to_string(&splits.report.skipped).unwrap();
+            }
+        }
+    }
+}

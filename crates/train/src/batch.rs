@@ -38,7 +38,7 @@ impl Normalizer {
 
     /// Reads what [`Normalizer::save`] wrote.
     pub fn load(path: &std::path::Path, shape: ImageShape, device: Device) -> crate::Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| crate::Error::Io { path: path.into(), source: e })?;
+        let text = std::fs::read_to_string(path).map_err(|e| crate::Error::io(path, e))?;
         let bad = |reason: String| crate::Error::Format { path: path.into(), reason };
         #[derive(serde::Deserialize)]
         struct Saved {

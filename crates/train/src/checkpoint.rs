@@ -89,7 +89,7 @@ pub(crate) fn load(run: &RunDir, learner: &mut Learner) -> Result<Progress> {
     let path = run.file(files::RESUME);
     let bad = |reason: String| Error::Checkpoint { path: path.clone(), reason };
     let saved: HashMap<String, Tensor> =
-        Tensor::read_safetensors(&path).map_err(|e| bad(e.to_string()))?.into_iter().collect();
+        Tensor::read_safetensors(&path).map_err(|e| bad(crate::run_dir::tch_reason(&e)))?.into_iter().collect();
     let json = saved.get(PROGRESS_KEY).ok_or_else(|| bad("not a cnnlab resume checkpoint".into()))?;
     let bytes = Vec::<u8>::try_from(json)?;
     let progress: Progress = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;

@@ -10,10 +10,12 @@ pub enum Error {
     Tch(#[from] tch::TchError),
     #[error("metrics: {0}")]
     Metrics(#[from] cnnlab_metrics::Error),
-    #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
-    #[error("{}: {source}", path.display())]
-    Csv { path: PathBuf, source: csv::Error },
+    /// The OS error is part of the message, not a `source` (a `{:#}` chain would print
+    /// it twice).
+    #[error("{}: {error}", path.display())]
+    Io { path: PathBuf, error: std::io::Error },
+    #[error("{}: {error}", path.display())]
+    Csv { path: PathBuf, error: csv::Error },
     /// A write failed (full disk, read-only folder); the temporary file is gone and
     /// the earlier version of the file, if any, is intact.
     #[error("writing {}: {reason}", path.display())]
@@ -41,8 +43,8 @@ pub enum Error {
     #[error("{} is missing: did this run finish an epoch?", path.display())]
     MissingWeights { path: PathBuf },
     /// Trained weights that do not load into the run's model.
-    #[error("{}: {reason}", path.display())]
-    Weights { path: PathBuf, reason: String },
+    #[error("{}: {reason}{hint}", path.display())]
+    Weights { path: PathBuf, reason: String, hint: &'static str },
     /// Another live process trains in the folder.
     #[error("{} is in use by process {pid} on {host} (its .lock); wait for it or stop it", dir.display())]
     Locked { dir: PathBuf, pid: u32, host: String },
@@ -55,8 +57,8 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+    pub(crate) fn io(path: impl Into<PathBuf>, error: std::io::Error) -> Self {
+        Error::Io { path: path.into(), error }
     }
 
     pub(crate) fn invalid(key: &str, message: impl Into<String>) -> Self {

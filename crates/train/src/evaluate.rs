@@ -176,6 +176,7 @@ pub(crate) fn write_test_results(
         train_seconds: facts.train_seconds,
         images_per_sec: facts.images_seen as f64 / facts.train_seconds.max(1e-9),
         tta: facts.tta,
+        peak_rss_mb: crate::run_dir::peak_rss_mb(),
     };
     run.write_json(files::METRICS, &metrics)?;
     Ok(metrics)

@@ -76,7 +76,7 @@ pub fn train(
         return crate::ovr::one_vs_rest(splits, imbalance, augment, model, cfg, opts);
     }
     let fitted = fit(splits, imbalance, augment, model, cfg, opts)?;
-    let eval = evaluate_tta(&fitted.learner.net, &splits.test, &fitted.norm, cfg.eval_batch_size, cfg.tta)?;
+    let eval = evaluate_tta(&fitted.learner.net, &splits.test, &fitted.norm, fitted.eval_batch, cfg.tta)?;
     write_test_results(&run, splits, &eval, fitted.facts(cfg, fitted.learner.net.trainable_params()))
 }
 
@@ -84,6 +84,8 @@ pub fn train(
 pub(crate) struct Fitted {
     pub(crate) learner: Learner,
     pub(crate) norm: Normalizer,
+    /// The evaluation batch size ([`eval_batch`]).
+    pub(crate) eval_batch: usize,
     device: Device,
     progress: Progress,
 }
@@ -114,6 +116,7 @@ struct Ctx<'a> {
     feed: Option<DeviceFeed>,
     pipeline: Pipeline,
     copies: Pipeline,
+    eval_batch: usize,
 }
 
 /// The training loop proper, resumable. Leaves the trained network in memory.
@@ -142,7 +145,8 @@ pub(crate) fn fit(
     };
     let pipeline = Pipeline::new(augment.to_vec(), seed::augment(cfg.seed));
     let copies = Pipeline::new(copy_augmentation(), seed::copies(cfg.seed));
-    let ctx = Ctx { splits, imbalance, cfg, opts, run, norm: &norm, device, feed, pipeline, copies };
+    let eval_batch = eval_batch(cfg, model, input, classes);
+    let ctx = Ctx { splits, imbalance, cfg, opts, run, norm: &norm, device, feed, pipeline, copies, eval_batch };
 
     let mut progress = start_or_resume(&ctx, &mut learner)?;
     let mut history = match progress.position.epoch {
@@ -177,7 +181,27 @@ pub(crate) fn fit(
         progress.watch.finished |= epoch == cfg.epochs;
         checkpoint::save(&ctx.run, &learner, &progress)?;
     }
-    Ok(Fitted { learner, norm, device, progress })
+    Ok(Fitted { learner, norm, eval_batch, device, progress })
+}
+
+/// What two f32 layer outputs of one evaluation batch may take: a forward pass without
+/// gradients holds a layer's input and output at once. At 224x224 the default
+/// `eval_batch_size = 500` needed 2 x 1.6 GB for the first conv alone.
+const EVAL_MEMORY_BYTES: i64 = 512 << 20;
+
+/// `train.eval_batch_size`, capped so the widest layer's input and output fit in
+/// [`EVAL_MEMORY_BYTES`]. Scores do not depend on it (eval mode: no batch statistics).
+fn eval_batch(cfg: &TrainConfig, model: &ModelConfig, input: Shape, classes: i64) -> usize {
+    let rows = cnnlab_models::plan(model, input, classes).unwrap_or_default();
+    let widest = rows.iter().map(|r| r.output.numel()).chain([input.numel()]).max().unwrap_or(1);
+    let cap = (EVAL_MEMORY_BYTES / (2 * 4 * widest.max(1))).max(1) as usize;
+    if cap < cfg.eval_batch_size {
+        tracing::info!(
+            "evaluating in batches of {cap} (train.eval_batch_size {}: too large for its layers)",
+            cfg.eval_batch_size
+        );
+    }
+    cfg.eval_batch_size.min(cap)
 }
 
 /// airbench fits its whitening layer to 5,000 training images.
@@ -210,7 +234,13 @@ fn start_or_resume(ctx: &Ctx<'_>, learner: &mut Learner) -> Result<Progress> {
     if !(ctx.opts.resume && ctx.run.has(files::RESUME)) {
         return Ok(Progress::start());
     }
-    let progress = checkpoint::load(&ctx.run, learner)?;
+    let mut progress = checkpoint::load(&ctx.run, learner)?;
+    // A run that finished all its epochs trains on when given more (`--epochs`); one
+    // that early stopping ended stays ended.
+    let stopped_early = ctx.cfg.early_stopping.is_some_and(|es| progress.watch.since_best >= es.patience);
+    if progress.watch.finished && progress.position.epoch <= ctx.cfg.epochs && !stopped_early {
+        progress.watch.finished = false;
+    }
     tracing::info!(
         "resuming {} at epoch {}, batch {} ({} optimizer steps done)",
         ctx.run.path().display(),
@@ -263,6 +293,7 @@ fn run_epoch(ctx: &Ctx<'_>, learner: &mut Learner, progress: &mut Progress) -> R
     bar.set_position(seen_before as u64);
     let mut lr = cfg.lr;
     let interrupt = ctx.opts.interrupt.as_deref().unwrap_or(&NEVER);
+    let mut last_line = Instant::now();
     let mut step = |b: usize, xs: Tensor, ys: Tensor| -> Result<()> {
         if interrupt.load(Ordering::SeqCst) {
             return Err(Error::Interrupted { epoch, batch: b });
@@ -274,11 +305,16 @@ fn run_epoch(ctx: &Ctx<'_>, learner: &mut Learner, progress: &mut Progress) -> R
         (t.loss_sum, t.correct, t.seen) = (t.loss_sum + s.loss * s.n as f64, t.correct + s.correct, t.seen + s.n);
         progress.position.batches_done = b + 1;
         bar.set_position(t.seen as u64);
-        if b.is_multiple_of(20) {
-            let rate = t.seen as f64 / (t.epoch_seconds + started.elapsed().as_secs_f64());
-            let (loss, acc) = (t.loss_sum / t.seen as f64, t.correct as f64 / t.seen as f64);
-            bar.set_message(format!("loss {loss:.4} acc {acc:.4} lr {lr:.2e} {rate:.0} img/s"));
+        let rate = t.seen as f64 / (t.epoch_seconds + started.elapsed().as_secs_f64());
+        let (loss, acc) = (t.loss_sum / t.seen as f64, t.correct as f64 / t.seen as f64);
+        let status = format!("loss {loss:.4} acc {acc:.4} lr {lr:.2e} {rate:.0} img/s");
+        // Without a terminal (a pipe, nohup, CI) the bar is hidden: a line every 30 s.
+        if bar.is_hidden() && last_line.elapsed().as_secs() >= PROGRESS_LINE_SECONDS {
+            last_line = Instant::now();
+            let eta = (plan.len() - t.seen.min(plan.len())) as f64 / rate.max(1e-9);
+            tracing::info!("epoch {epoch}/{}: {}/{} images, {status}, eta {eta:.0}s", cfg.epochs, t.seen, plan.len());
         }
+        bar.set_message(status);
         Ok(())
     };
     // Dropout draws from libtorch's generator, seeded per batch (the feeds seed their
@@ -319,7 +355,7 @@ fn run_epoch(ctx: &Ctx<'_>, learner: &mut Learner, progress: &mut Progress) -> R
         learner.finish();
     }
     let eval_data = ctx.splits.eval();
-    let eval = evaluate(&learner.net, eval_data, ctx.norm, cfg.eval_batch_size)?;
+    let eval = evaluate(&learner.net, eval_data, ctx.norm, ctx.eval_batch)?;
     let t = &progress.tally;
     Ok(EpochRecord {
         epoch,
@@ -335,6 +371,9 @@ fn run_epoch(ctx: &Ctx<'_>, learner: &mut Learner, progress: &mut Progress) -> R
 }
 
 static NEVER: AtomicBool = AtomicBool::new(false);
+
+/// How often an epoch without a progress bar logs where it is.
+const PROGRESS_LINE_SECONDS: u64 = 30;
 
 fn log_epoch(ctx: &Ctx<'_>, r: &EpochRecord) {
     let split = if std::ptr::eq(ctx.splits.eval(), &ctx.splits.test) { "test" } else { "val" };
@@ -359,7 +398,7 @@ fn progress_bar(quiet: bool, len: u64, prefix: String) -> ProgressBar {
     }
     let bar = ProgressBar::new(len).with_prefix(prefix);
     bar.set_style(
-        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg}")
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {elapsed}<{eta} {msg}")
             .expect("static template")
             .progress_chars("=> "),
     );

@@ -37,7 +37,7 @@ pub(crate) fn one_vs_rest(
         let model = ModelConfig { kind: ModelKind::Standard, ..model.clone() };
         let member = RunOptions { out_dir: run.member(name).path().to_path_buf(), ..opts.clone() };
         let fitted = fit(&sub, imbalance, augment, &model, cfg, &member)?;
-        let eval = evaluate_tta(&fitted.learner.net, &sub.test, &fitted.norm, cfg.eval_batch_size, cfg.tta)?;
+        let eval = evaluate_tta(&fitted.learner.net, &sub.test, &fitted.norm, fitted.eval_batch, cfg.tta)?;
         for i in 0..n {
             scores[i * k + c] = eval.probabilities[i * 2 + 1];
         }

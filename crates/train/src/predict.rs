@@ -11,7 +11,7 @@ use crate::batch::Normalizer;
 use crate::config::Tta;
 use crate::error::{Error, Result};
 use crate::evaluate::tta_probabilities;
-use crate::run_dir::{files, RunDir, Weights};
+use crate::run_dir::{files, tch_reason, RunDir, Weights};
 
 /// One network per class for one-vs-rest runs, else one.
 #[derive(Debug)]
@@ -42,7 +42,11 @@ impl Predictor {
             if !path.exists() {
                 return Err(Error::MissingWeights { path });
             }
-            vs.load(&path).map_err(|e| Error::Weights { path: path.clone(), reason: e.to_string() })?;
+            let hint = match weights {
+                Weights::Best => "; the final weights may be intact: --last uses last.safetensors",
+                Weights::Last => "; the best epoch's may be intact: best.safetensors (evaluate --best)",
+            };
+            vs.load(&path).map_err(|e| Error::Weights { path: path.clone(), reason: tch_reason(&e), hint })?;
             Ok((vs, net))
         };
         let nets = match model.kind {

@@ -87,6 +87,18 @@ pub struct FinalMetrics {
     pub images_per_sec: f64,
     #[serde(default)]
     pub tta: Tta,
+    /// The process's peak resident memory (Linux' VmHWM) when the run finished, MB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_rss_mb: Option<f64>,
+}
+
+/// This process's peak resident set size in MB (`VmHWM` of /proc/self/status); `None`
+/// where there is no such file.
+pub(crate) fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
 }
 
 /// Which trained weights of a run.
@@ -219,7 +231,7 @@ impl RunDir {
     pub fn write_history(&self, rows: &[EpochRecord]) -> Result<()> {
         let path = self.file(files::HISTORY);
         let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new());
-        let csv_err = |source| Error::Csv { path: path.clone(), source };
+        let csv_err = |error| Error::Csv { path: path.clone(), error };
         w.write_record(HISTORY_HEADER).map_err(csv_err)?;
         for row in rows {
             w.serialize(row).map_err(csv_err)?;
@@ -230,7 +242,7 @@ impl RunDir {
 
     pub fn read_history(&self) -> Result<Vec<EpochRecord>> {
         let path = self.file(files::HISTORY);
-        let csv_err = |source| Error::Csv { path: path.clone(), source };
+        let csv_err = |error| Error::Csv { path: path.clone(), error };
         let mut reader = csv::Reader::from_path(&path).map_err(csv_err)?;
         reader.deserialize().map(|row| row.map_err(csv_err)).collect()
     }
@@ -268,14 +280,14 @@ impl RunDir {
         let path = self.file(name);
         // The temporary name keeps the extension: tch picks the format from it.
         let tmp = path.with_extension("tmp.safetensors");
-        commit(&tmp, &path, vs.save(&tmp).map_err(|e| write_reason(&e)))
+        commit(&tmp, &path, vs.save(&tmp).map_err(|e| tch_reason(&e)))
     }
 
     /// Saves named tensors as `<run>/<name>` (safetensors), atomically.
     pub(crate) fn save_tensors(&self, name: &str, named: &[(String, tch::Tensor)]) -> Result<()> {
         let path = self.file(name);
         let tmp = path.with_extension("tmp.safetensors");
-        commit(&tmp, &path, tch::Tensor::write_safetensors(named, &tmp).map_err(|e| write_reason(&e)))
+        commit(&tmp, &path, tch::Tensor::write_safetensors(named, &tmp).map_err(|e| tch_reason(&e)))
     }
 
     /// Removes what an earlier run trained and concluded (`cnnlab train --force`): its
@@ -305,6 +317,19 @@ impl RunDir {
             let path = self.file(dir);
             if path.is_dir() {
                 std::fs::remove_dir_all(&path).map_err(|e| Error::io(&path, e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the test results (`metrics.json`, the report, `predictions.csv`): a run
+    /// that trains on (`--resume --epochs`) is unfinished until it writes new ones.
+    pub fn clear_test_results(&self) -> Result<()> {
+        for name in [files::METRICS, files::REPORT, files::PREDICTIONS] {
+            let path = self.file(name);
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(&path, e)),
+                _ => {}
             }
         }
         Ok(())
@@ -362,10 +387,18 @@ fn process_alive(pid: u32) -> bool {
     }
 }
 
-/// The plain reason a tch write failed (an `io::Error`'s text, not its Debug form).
-fn write_reason(e: &tch::TchError) -> String {
+/// The plain reason a tch read or write failed: an `io::Error`'s text, not its Debug
+/// form, and a safetensors format error said as such, without tch's repeated path.
+pub(crate) fn tch_reason(e: &tch::TchError) -> String {
+    use safetensors::SafeTensorError as S;
     match e {
-        tch::TchError::SafeTensorError { err: safetensors::SafeTensorError::IoError(io), .. } => io.to_string(),
+        tch::TchError::SafeTensorError { err: S::IoError(io), .. } => io.to_string(),
+        tch::TchError::SafeTensorError { err, .. } => match err {
+            S::MetadataIncompleteBuffer | S::HeaderTooSmall | S::InvalidHeaderLength | S::InvalidOffset(_) => {
+                format!("truncated or damaged safetensors file ({err:?})")
+            }
+            _ => format!("not a valid safetensors file ({err:?})"),
+        },
         tch::TchError::Io(io) => io.to_string(),
         other => other.to_string(),
     }
@@ -393,7 +426,8 @@ pub fn write_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Pretty JSON with a final newline, through [`write_bytes`].
 pub fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
-    let text = serde_json::to_string_pretty(value).expect("plain structs serialize");
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| Error::Write { path: path.to_path_buf(), reason: e.to_string() })?;
     write_bytes(path, (text + "\n").as_bytes())
 }
 
@@ -407,7 +441,7 @@ pub fn write_predictions<'a>(
     classes: &[String],
     rows: impl IntoIterator<Item = (String, usize, usize, &'a [f32])>,
 ) -> Result<()> {
-    let csv_err = |source| Error::Csv { path: path.to_path_buf(), source };
+    let csv_err = |error| Error::Csv { path: path.to_path_buf(), error };
     let mut w = csv::Writer::from_writer(Vec::new());
     let mut header = vec![id_header.to_string(), "y_true".to_string(), "y_pred".to_string()];
     header.extend(classes.iter().map(|c| format!("p_{c}")));
