@@ -17,6 +17,7 @@ the last step. Prints one JSON line with images_per_sec.
 2-worker DataLoader (PIL + torchvision), images/s.
 """
 import argparse
+import resource
 import json
 import os
 import time
@@ -154,9 +155,20 @@ def train(args):
             if done == args.batches:
                 break
     seconds = time.perf_counter() - start
+    if args.eval_images:
+        # As `cnnlab train --quick` ends: the first N images scored in eval mode.
+        net.eval()
+        plain = T.Compose([T.ToTensor(), T.Normalize(CIFAR_MEAN, CIFAR_STD)])
+        with torch.no_grad():
+            for i in range(0, min(args.eval_images, len(pixels)), args.eval_batch):
+                xs = torch.stack([plain(p) for p in pixels[i:min(i + args.eval_batch, args.eval_images)]])
+                net(xs.to(device)).softmax(-1)
+    # Peak resident memory: this process and its (joined) DataLoader workers, each on its own.
+    peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+               resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
     print(json.dumps({"task": args.task, "images": seen, "seconds": seconds, "images_per_sec": seen / seconds,
                       "device": str(device), "torch": torch.__version__, "workers": args.workers,
-                      "threads": torch.get_num_threads()}))
+                      "threads": torch.get_num_threads(), "peak_rss_mb": peak}))
 
 
 def pipeline(args):
@@ -182,6 +194,8 @@ def main():
     p.add_argument("--batches", type=int, default=100)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--limit", type=int, default=None, help="at most this many files, spread evenly")
+    p.add_argument("--eval-images", type=int, default=0, help="after training, score this many images (eval mode)")
+    p.add_argument("--eval-batch", type=int, default=32, help="the batch size of that evaluation")
     args = p.parse_args()
     train(args) if args.what == "train" else pipeline(args)
 
