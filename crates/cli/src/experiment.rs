@@ -413,10 +413,7 @@ mod fuzz {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig {
-            cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(128),
-            ..ProptestConfig::default()
-        })]
+        #![proptest_config(crate::fuzz_config(128))]
 
         #[test]
         fn toml_like_text_never_panics(text in "(\\[data\\]|\\[model\\]|\\[train\\]|\\[augment\\]|dataset = \"mnist\"|layers = \\[\\{ type = \"linear\" \\}\\]|epochs = |image_size = |[0-9\n=\\-\\.\"\\[\\]{}]){0,30}") {

@@ -563,6 +563,14 @@ fn write_run_inputs(run: &RunDir, exp: &Experiment, splits: &cnnlab_data::Splits
     Ok(())
 }
 
+/// The fuzz tests' proptest config: `default_cases` cases, or `PROPTEST_CASES` for a
+/// campaign.
+#[cfg(test)]
+pub(crate) fn fuzz_config(default_cases: u32) -> proptest::test_runner::Config {
+    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default_cases);
+    proptest::test_runner::Config { cases, ..Default::default() }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -166,10 +166,7 @@ mod fuzz {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig {
-            cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(128),
-            ..ProptestConfig::default()
-        })]
+        #![proptest_config(crate::fuzz_config(128))]
 
         #[test]
         fn csv_like_text_never_panics(text in "(y_true|y_pred|p_[a-c]|[abc0-9.,\\-\"\n ]|1e400|NaN){0,40}") {

@@ -70,13 +70,13 @@ pub fn train(
             return Err(Error::EmptySplit { split });
         }
     }
-    let run = RunDir::new(&opts.out_dir);
-    run.create()?;
+    // `fit` creates the run folder (one-vs-rest: each member's, inside it).
     if model.kind == ModelKind::OneVsRest {
         return crate::ovr::one_vs_rest(splits, imbalance, augment, model, cfg, opts);
     }
     let fitted = fit(splits, imbalance, augment, model, cfg, opts)?;
     let eval = evaluate_tta(&fitted.learner.net, &splits.test, &fitted.norm, fitted.eval_batch, cfg.tta)?;
+    let run = RunDir::new(&opts.out_dir);
     write_test_results(&run, splits, &eval, fitted.facts(cfg, fitted.learner.net.trainable_params()))
 }
 

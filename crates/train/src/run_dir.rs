@@ -294,25 +294,16 @@ impl RunDir {
     /// history, checkpoints, test results, one-vs-rest members and plots. The log
     /// stays (it is appended to) and so does the lock.
     pub fn clear_results(&self) -> Result<()> {
-        let results = [
+        self.clear_test_results()?;
+        self.remove_files(&[
             files::HISTORY,
             files::LAST,
             files::BEST,
             files::RESUME,
-            files::METRICS,
-            files::REPORT,
-            files::PREDICTIONS,
             files::NORMALIZER,
             files::SPLIT,
             files::SKIPPED,
-        ];
-        for name in results {
-            let path = self.file(name);
-            match std::fs::remove_file(&path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(&path, e)),
-                _ => {}
-            }
-        }
+        ])?;
         for dir in [files::OVR, files::PLOTS] {
             let path = self.file(dir);
             if path.is_dir() {
@@ -325,7 +316,12 @@ impl RunDir {
     /// Removes the test results (`metrics.json`, the report, `predictions.csv`): a run
     /// that trains on (`--resume --epochs`) is unfinished until it writes new ones.
     pub fn clear_test_results(&self) -> Result<()> {
-        for name in [files::METRICS, files::REPORT, files::PREDICTIONS] {
+        self.remove_files(&[files::METRICS, files::REPORT, files::PREDICTIONS])
+    }
+
+    /// Removes these files of the run; one that is not there is fine.
+    fn remove_files(&self, names: &[&str]) -> Result<()> {
+        for name in names {
             let path = self.file(name);
             match std::fs::remove_file(&path) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(&path, e)),
