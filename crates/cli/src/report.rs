@@ -37,6 +37,8 @@ pub(crate) struct RunRow {
     target: Option<Target>,
     plots: Vec<(String, PathBuf)>,
     metrics: FinalMetrics,
+    /// What the run trained, beyond its data and length: see [`recipe`].
+    recipe: toml::Value,
 }
 
 /// `configs/comparisons.toml`: the seeds' comparisons, as tables of experiments.
@@ -58,11 +60,17 @@ struct Comparison {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ComparisonRow {
-    /// A config stem: every finished run of that name is listed.
+    /// A config stem, `configs/<dataset>/<run>.toml`: every finished run of that name
+    /// and of that config's recipe is listed (a run of the same name on another dataset
+    /// that trains another way is not what `what` describes).
     run: String,
     what: String,
     /// The seed's own number.
     seed: Option<String>,
+    /// The recipe of the config the row names in its table's dataset folder, when that
+    /// file exists and loads.
+    #[serde(skip)]
+    recipe: Option<toml::Value>,
 }
 
 /// Reads the comparisons file; a row naming no config under its folder's `<group>/`
@@ -73,7 +81,17 @@ fn read_comparisons(path: &Path) -> Result<Vec<Comparison>> {
         let line = e.span().map_or(0, |s| text[..s.start].matches('\n').count() + 1);
         anyhow::anyhow!("{}:{line}: {}", path.display(), e.message().trim())
     })?;
+    let mut parsed = parsed;
     let configs = path.parent().unwrap_or(Path::new("."));
+    for table in &mut parsed.comparison {
+        for row in &mut table.rows {
+            let config = configs.join(&table.dataset).join(format!("{}.toml", row.run));
+            row.recipe = config
+                .is_file()
+                .then(|| Experiment::load(&config).and_then(|e| recipe(&e)))
+                .and_then(|r| r.map_err(|e| tracing::warn!("comparison row `{}`: {e:#}", row.run)).ok());
+        }
+    }
     for row in parsed.comparison.iter().flat_map(|c| &c.rows) {
         let pattern = configs.join("*").join(format!("{}.toml", row.run));
         let found = glob_one(&pattern);
@@ -138,11 +156,7 @@ fn read_run(root: &Path, dir: &Path) -> Result<RunRow> {
         imbalance: exp.data.imbalance.name().to_string(),
         augment,
         optimizer: format!("{:?} {}", t.optimizer, t.lr).to_lowercase(),
-        epochs: if metrics.epochs != t.epochs {
-            format!("{}/{}", metrics.epochs, t.epochs)
-        } else {
-            t.epochs.to_string()
-        },
+        epochs: epochs_cell(metrics.epochs, t.epochs, t.early_stopping.is_some()),
         train_seconds: metrics.train_seconds,
         images_per_sec: metrics.images_per_sec,
         accuracy: r.accuracy,
@@ -153,7 +167,37 @@ fn read_run(root: &Path, dir: &Path) -> Result<RunRow> {
         target: exp.target.clone(),
         plots: Vec::new(),
         metrics,
+        recipe: recipe(&exp)?,
     })
+}
+
+/// The report's epochs cell: the epochs trained, and why they differ from the config's
+/// when they do (early stopping; a run trained on with `--resume --epochs`).
+fn epochs_cell(trained: usize, configured: usize, early_stopping: bool) -> String {
+    use std::cmp::Ordering::*;
+    match trained.cmp(&configured) {
+        Equal => trained.to_string(),
+        Less if early_stopping => format!("{trained} of {configured} (early stop)"),
+        Less => format!("{trained} of {configured} (stopped)"),
+        Greater => format!("{trained} (config: {configured})"),
+    }
+}
+
+/// What a run trained, as a comparable value: the experiment without its data, its
+/// model's display name, its epoch count and its target. Two runs with equal recipes
+/// trained the same network the same way, on whatever data each had.
+fn recipe(exp: &Experiment) -> Result<toml::Value> {
+    let mut value = toml::Value::try_from(exp).context("serializing the experiment")?;
+    if let Some(table) = value.as_table_mut() {
+        table.remove("data");
+        table.remove("target");
+        for (section, key) in [("model", "name"), ("train", "epochs")] {
+            if let Some(t) = table.get_mut(section).and_then(toml::Value::as_table_mut) {
+                t.remove(key);
+            }
+        }
+    }
+    Ok(value)
 }
 
 /// Draws a run's plots into `<run>/plots/`; a plot whose input is missing is skipped.
@@ -279,13 +323,27 @@ fn targets(runs: &[RunRow]) -> Vec<Vec<String>> {
     rows
 }
 
-/// The comparison tables that have at least one run: (title, rows of cells).
-fn comparisons(tables: &[Comparison], runs: &[RunRow]) -> Vec<(String, Vec<Vec<String>>)> {
+/// A comparison table with at least one run: its rows of cells, and the runs that
+/// share a row's name but not its recipe (listed under the table, not in it).
+struct ComparisonTable {
+    title: String,
+    rows: Vec<Vec<String>>,
+    other_recipes: Vec<String>,
+}
+
+/// The comparison tables that have at least one run.
+fn comparisons(tables: &[Comparison], runs: &[RunRow]) -> Vec<ComparisonTable> {
     let mut out = Vec::new();
     for table in tables {
         let mut rows = Vec::new();
+        let mut other_recipes = Vec::new();
         for entry in &table.rows {
-            for r in runs.iter().filter(|r| r.stem == entry.run) {
+            let (same, other): (Vec<&RunRow>, Vec<&RunRow>) = runs
+                .iter()
+                .filter(|r| r.stem == entry.run)
+                .partition(|r| entry.recipe.as_ref().is_none_or(|recipe| *recipe == r.recipe));
+            other_recipes.extend(other.iter().map(|r| r.id.clone()));
+            for r in same {
                 rows.push(vec![
                     r.id.clone(),
                     entry.what.clone(),
@@ -298,10 +356,20 @@ fn comparisons(tables: &[Comparison], runs: &[RunRow]) -> Vec<(String, Vec<Vec<S
             }
         }
         if !rows.is_empty() {
-            out.push((table.title.clone(), rows));
+            out.push(ComparisonTable { title: table.title.clone(), rows, other_recipes });
         }
     }
     out
+}
+
+/// The sentence under a comparison table naming the runs left out of it.
+fn other_recipes_note(ids: &[String]) -> Option<String> {
+    (!ids.is_empty()).then(|| {
+        format!(
+            "Not listed: {} (same name, trained another way than the rows describe).",
+            ids.iter().map(|id| format!("`{id}`")).collect::<Vec<_>>().join(", ")
+        )
+    })
 }
 
 const COMPARISON_HEADER: [&str; 6] = ["run", "what", "test accuracy", "macro-F1", "train time", "the seed's number"];
@@ -374,8 +442,11 @@ pub(crate) fn write_report(root: &Path, comparisons_file: &Path) -> Result<usize
     if !goals.is_empty() {
         let _ = write!(md, "\n## Targets\n\n{}", md_table(&TARGET_HEADER, &goals));
     }
-    for (title, rows) in &comps {
-        let _ = write!(md, "\n## {title}\n\n{}", md_table(&COMPARISON_HEADER, rows));
+    for t in &comps {
+        let _ = write!(md, "\n## {}\n\n{}", t.title, md_table(&COMPARISON_HEADER, &t.rows));
+        if let Some(note) = other_recipes_note(&t.other_recipes) {
+            let _ = writeln!(md, "\n{note}");
+        }
     }
     md.push_str("\n## Runs\n");
     for r in &runs {
@@ -401,8 +472,11 @@ pub(crate) fn write_report(root: &Path, comparisons_file: &Path) -> Result<usize
     if !goals.is_empty() {
         let _ = write!(html, "<h2>Targets</h2>\n{}", html_table(&TARGET_HEADER, &goals));
     }
-    for (title, rows) in &comps {
-        let _ = write!(html, "<h2>{}</h2>\n{}", html_escape(title), html_table(&COMPARISON_HEADER, rows));
+    for t in &comps {
+        let _ = write!(html, "<h2>{}</h2>\n{}", html_escape(&t.title), html_table(&COMPARISON_HEADER, &t.rows));
+        if let Some(note) = other_recipes_note(&t.other_recipes) {
+            let _ = writeln!(html, "<p>{}</p>", html_escape(&note.replace('`', "")));
+        }
     }
     html.push_str("<h2>Runs</h2>\n");
     for r in &runs {
@@ -432,6 +506,14 @@ mod tests {
         assert!(tables
             .iter()
             .any(|t| t.rows.iter().any(|r| r.run == "seed3-final" && r.seed.as_deref() == Some("0.8090"))));
+    }
+
+    #[test]
+    fn epochs_that_differ_from_the_config_say_why() {
+        assert_eq!(epochs_cell(5, 5, false), "5");
+        assert_eq!(epochs_cell(3, 5, true), "3 of 5 (early stop)");
+        assert_eq!(epochs_cell(3, 5, false), "3 of 5 (stopped)");
+        assert_eq!(epochs_cell(3, 2, false), "3 (config: 2)");
     }
 
     #[test]

@@ -361,9 +361,26 @@ fn shapes_runs_and_the_report() {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         assert!(run.join("train.log").exists(), "every run keeps its log");
     }
+    // Seed 003's own recipe (configs/cifar10/seed3-final.toml) on shapes data: the
+    // comparison rows describe it; the shapes config of the same name (cosine schedule)
+    // is another recipe and must not be labelled by them.
+    let seed_recipe = tmp.path().join("seed-recipe.toml");
+    let text = std::fs::read_to_string(workspace().join("configs/cifar10/seed3-final.toml")).unwrap();
+    let text = text.replace("dataset = \"cifar10\"", "dataset = \"shapes\"\nmax_train = 300\nmax_test = 100");
+    std::fs::write(&seed_recipe, text).unwrap();
+    let run = runs.join("seed-recipe/seed3-final");
+    let out = cnnlab(
+        &["-q", "train", seed_recipe.to_str().unwrap(), "--epochs", "1", "--out", run.to_str().unwrap()],
+        tmp.path(),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let out = cnnlab(&["report", runs.to_str().unwrap()], tmp.path());
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let md = std::fs::read_to_string(runs.join("REPORT.md")).unwrap();
+    let table = md.split("## Seed 003: architectures").nth(1).unwrap().split("\n## ").next().unwrap();
+    assert!(table.contains("| seed-recipe/seed3-final | final (augmentation) |"), "{table}");
+    assert!(!table.contains("| shapes/seed3-final |"), "{table}");
+    assert!(table.contains("Not listed: `shapes/seed3-final` (same name, trained another way"), "{table}");
     assert!(
         md.contains(
             "| shapes/imbalanced-none | shapes | seed3-final | 288,264 | none | random_crop, hflip | adam 0.001 | 2 |"
