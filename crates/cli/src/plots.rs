@@ -24,7 +24,7 @@ fn register_font() {
 pub(crate) fn class_distribution(path: &Path, title: &str, counts: &[(String, usize)]) -> Result<()> {
     let max = counts.iter().map(|c| c.1).max().unwrap_or(1).max(1) as f64;
     let rows: Vec<(String, f64)> = counts.iter().map(|(c, n)| (c.clone(), *n as f64)).collect();
-    hbars(path, title, &rows, max * 1.1, "images", BLUE)
+    hbars(path, title, &rows, max * 1.12, "images", BLUE, |v| format!("{v:.0}"))
 }
 
 /// Picks (train, val) values of one metric from a history row.
@@ -51,7 +51,15 @@ pub(crate) fn curves(path: &Path, title: &str, rows: &[EpochRecord]) -> Result<(
                 .x_label_area_size(30)
                 .y_label_area_size(50)
                 .build_cartesian_2d(1usize..last, (lo - pad)..(hi + pad))?;
-            chart.configure_mesh().label_style((FONT, 13)).x_desc("epoch").y_desc(name).draw()?;
+            chart
+                .configure_mesh()
+                .light_line_style(TRANSPARENT)
+                .label_style((FONT, 13))
+                .x_labels((last as usize).min(12))
+                .y_label_formatter(&|v| format!("{v:.2}"))
+                .x_desc("epoch")
+                .y_desc(name)
+                .draw()?;
             for (label, colour, series) in [("train", BLUE, 0), ("val", RED, 1)] {
                 let pts: Vec<(usize, f64)> =
                     rows.iter().map(|r| (r.epoch, if series == 0 { pick(r).0 } else { pick(r).1 })).collect();
@@ -150,11 +158,21 @@ pub(crate) fn confusion(path: &Path, title: &str, classes: &[String], matrix: &[
 
 /// Per-class F1 as horizontal bars (classes in label order, top to bottom).
 pub(crate) fn per_class_f1(path: &Path, title: &str, rows: &[(String, f64)]) -> Result<()> {
-    hbars(path, title, rows, 1.0, "F1", GREEN)
+    hbars(path, title, rows, 1.0, "F1", GREEN, |v| format!("{v:.3}"))
 }
 
-/// One horizontal bar per row, the first row on top, on an x axis from 0 to `x_max`.
-fn hbars(path: &Path, title: &str, rows: &[(String, f64)], x_max: f64, x_desc: &str, colour: RGBColor) -> Result<()> {
+/// One horizontal bar per row, the first row on top, on an x axis from 0 to `x_max`,
+/// each labelled with its value (`label`): past its end, or inside it when the bar is
+/// too long for the label to fit after it.
+fn hbars(
+    path: &Path,
+    title: &str,
+    rows: &[(String, f64)],
+    x_max: f64,
+    x_desc: &str,
+    colour: RGBColor,
+    label: fn(f64) -> String,
+) -> Result<()> {
     register_font();
     let n = rows.len();
     let height = (60 + 22 * n as u32).max(240);
@@ -167,10 +185,12 @@ fn hbars(path: &Path, title: &str, rows: &[(String, f64)], x_max: f64, x_desc: &
             .margin(12)
             .x_label_area_size(30)
             .y_label_area_size(label_width)
-            .build_cartesian_2d(0.0..x_max, (0..n).into_segmented())?;
+            // n - 1 as the last value: n segments, no empty one on top.
+            .build_cartesian_2d(0.0..x_max, (0..n.max(1) - 1).into_segmented())?;
         chart
             .configure_mesh()
             .disable_y_mesh()
+            .light_line_style(TRANSPARENT)
             .label_style((FONT, 13))
             .y_labels(n)
             .y_label_formatter(&|v| match v {
@@ -179,6 +199,7 @@ fn hbars(path: &Path, title: &str, rows: &[(String, f64)], x_max: f64, x_desc: &
                 _ => String::new(),
             })
             .x_label_formatter(&|v| if x_max > 10.0 { format!("{v:.0}") } else { format!("{v:.1}") })
+            .x_labels(8)
             .x_desc(x_desc)
             .draw()?;
         chart.draw_series(rows.iter().rev().enumerate().map(|(i, (_, value))| {
@@ -186,6 +207,12 @@ fn hbars(path: &Path, title: &str, rows: &[(String, f64)], x_max: f64, x_desc: &
             let mut bar = Rectangle::new(corners, colour.mix(0.6).filled());
             bar.set_margin(2, 2, 0, 0);
             bar
+        }))?;
+        chart.draw_series(rows.iter().rev().enumerate().map(|(i, (_, value))| {
+            let inside = *value > 0.88 * x_max;
+            let (x, h) = if inside { (*value - 0.01 * x_max, HPos::Right) } else { (*value + 0.01 * x_max, HPos::Left) };
+            let style = (FONT, 12).into_font().color(&BLACK).pos(Pos::new(h, VPos::Center));
+            Text::new(label(*value), (x, SegmentValue::CenterOf(i)), style)
         }))?;
         root.present()?;
         Ok(())
