@@ -15,8 +15,15 @@ fn main() {
     let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {
         panic!("torch-sys did not report its libtorch dir: run `cargo xtask setup`");
     };
-    println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
+    // cli's light `cnnlab` binary must not load libtorch: the forced link goes only to
+    // `cnnlab-torch` there (and to every target of models and train).
+    let link_arg = if std::env::var("CARGO_PKG_NAME").as_deref() == Ok("cnnlab-cli") {
+        "cargo:rustc-link-arg-bin=cnnlab-torch="
+    } else {
+        "cargo:rustc-link-arg="
+    };
+    println!("{link_arg}-Wl,-rpath,{lib}");
     if Path::new(&lib).join("libtorch_cuda.so").exists() {
-        println!("cargo:rustc-link-arg=-Wl,--no-as-needed,-ltorch_cuda,--as-needed");
+        println!("{link_arg}-Wl,--no-as-needed,-ltorch_cuda,--as-needed");
     }
 }

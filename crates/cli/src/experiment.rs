@@ -413,7 +413,7 @@ mod fuzz {
     }
 
     proptest! {
-        #![proptest_config(crate::fuzz_config(128))]
+        #![proptest_config(proptest::test_runner::Config::with_cases(cnnlab_cli::args::fuzz_cases(128)))]
 
         #[test]
         fn toml_like_text_never_panics(text in "(\\[data\\]|\\[model\\]|\\[train\\]|\\[augment\\]|dataset = \"mnist\"|layers = \\[\\{ type = \"linear\" \\}\\]|epochs = |image_size = |[0-9\n=\\-\\.\"\\[\\]{}]){0,30}") {

@@ -3,21 +3,19 @@
 //! Exit codes: 0 success, 1 error, 2 bad command line, 3 the config's dataset is not
 //! on disk (so `cargo xtask train-all` can skip it with the reason).
 
-mod data_cmd;
 mod experiment;
-mod metrics_cmd;
-mod plots;
 mod predict_cmd;
 mod report;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use clap::builder::{PossibleValuesParser, TypedValueParser};
-use clap::{Parser, Subcommand};
+use clap::Parser;
+use cnnlab_cli::args::{Cli, Command, DataCommand, TrainArgs};
+use cnnlab_cli::{data_stats, metrics_cmd};
 use cnnlab_train::{files, train, RunDir, RunOptions, RunState};
 
 use crate::experiment::{default_run_dir, Experiment};
@@ -25,165 +23,6 @@ use crate::experiment::{default_run_dir, Experiment};
 const EXIT_DATASET_MISSING: u8 = 3;
 /// Stopped by Ctrl-C after saving a resumable checkpoint (128 + SIGINT, as shells do).
 const EXIT_INTERRUPTED: u8 = 130;
-
-#[derive(Debug, Parser)]
-#[command(name = "cnnlab", version, about = "Train and compare CNN image classifiers on libtorch")]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-    /// More log output (debug level); RUST_LOG overrides.
-    #[arg(short, long, global = true)]
-    verbose: bool,
-    /// Only warnings and errors, no progress bars.
-    #[arg(short, long, global = true)]
-    quiet: bool,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Train the experiment described by CONFIG and evaluate it on the test split.
-    Train(TrainArgs),
-    /// Classify images with a trained run: top-k classes per image, or a Kaggle
-    /// submission CSV (Id,Expected) for a folder.
-    Predict {
-        /// The run folder (runs/<group>/<name>).
-        #[arg(long)]
-        run: PathBuf,
-        /// Image files, or with --submission one folder of images.
-        inputs: Vec<PathBuf>,
-        /// How many classes to list per image.
-        #[arg(long, default_value_t = 3, value_parser = at_least_one)]
-        top: usize,
-        /// Write Kaggle's journey-springfield format (Id,Expected) to this file.
-        #[arg(long)]
-        submission: Option<PathBuf>,
-        /// Use last.safetensors instead of best.safetensors.
-        #[arg(long)]
-        last: bool,
-    },
-    /// Score a trained run on a labeled folder (DIR/<class>/*.jpg), like Keras'
-    /// model.evaluate: accuracy, per-class report, micro/macro-F1, MCC, ROC AUC.
-    Evaluate {
-        /// The run folder (runs/<group>/<name>).
-        #[arg(long)]
-        run: PathBuf,
-        /// A folder with one sub-folder per class, named as the run's classes.
-        dir: PathBuf,
-        /// Test-time augmentation (default: the run's train.tta).
-        #[arg(long, value_parser = PossibleValuesParser::new(cnnlab_train::Tta::ALL.map(|t| t.name()))
-            .map(|t: String| cnnlab_train::Tta::from_name(&t).expect("a listed name")))]
-        tta: Option<cnnlab_train::Tta>,
-        /// Use best.safetensors instead of the final weights (last.safetensors, which
-        /// the run's own test metrics used).
-        #[arg(long)]
-        best: bool,
-        /// Also write every prediction (file, y_true, y_pred, p_<class>...) to this CSV.
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Print one JSON object of every metric instead of the text report.
-        #[arg(long)]
-        json: bool,
-    },
-    /// The model's layer table (output shape, parameters), parameter totals and
-    /// activation memory, like torchsummary / Keras' model.summary().
-    Summary {
-        /// Experiment file, e.g. configs/cifar10/seed3-final.toml.
-        config: PathBuf,
-        /// Class count (default: the dataset's, e.g. 37 for pets).
-        #[arg(long)]
-        classes: Option<usize>,
-        /// Where datasets live; read only when the model's input shape needs the data
-        /// (dataset = "image-folder" without image_size).
-        #[arg(long, env = "CNNLAB_DATA", default_value = "data")]
-        data_dir: PathBuf,
-    },
-    /// Compare every finished run under RUNS (default runs/): RUNS/REPORT.md and
-    /// RUNS/report.html with plots.
-    Report {
-        /// The folder searched for run folders (each with a metrics.json).
-        #[arg(default_value = "runs")]
-        runs: PathBuf,
-        /// The comparison tables to show (skipped when the file does not exist).
-        #[arg(long, default_value = "configs/comparisons.toml")]
-        comparisons: PathBuf,
-    },
-    /// Dataset tools.
-    #[command(subcommand)]
-    Data(DataCommand),
-    /// Where each run folder stands: empty, unfinished (resumable) or finished.
-    Status {
-        /// Run folders (runs/<group>/<name>).
-        #[arg(required = true)]
-        runs: Vec<PathBuf>,
-        /// One JSON object per line instead of text.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Every classification metric of a predictions CSV (y_true, y_pred, p_<class>...).
-    Metrics {
-        /// CSV file with a header.
-        file: PathBuf,
-        /// Print one JSON object instead of the text report.
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum DataCommand {
-    /// Per-class counts, imbalance ratio, image sizes and unreadable files of a folder.
-    Stats {
-        /// An image folder: DIR/<class>/*.jpg.
-        dir: PathBuf,
-        /// Print one JSON object instead of the text summary.
-        #[arg(long)]
-        json: bool,
-        /// Also draw the class distribution as a bar chart (PNG).
-        #[arg(long)]
-        plot: Option<PathBuf>,
-    },
-    /// Write the dataset of CONFIG as image folders OUT/{train,val,test}/<class>/*.png.
-    Export {
-        /// Experiment file whose [data] section is exported (splits included).
-        config: PathBuf,
-        /// Output folder; gets train/, val/ (when the config has one) and test/.
-        #[arg(long)]
-        out: PathBuf,
-        /// Where datasets live.
-        #[arg(long, env = "CNNLAB_DATA", default_value = "data")]
-        data_dir: PathBuf,
-    },
-}
-
-#[derive(Debug, clap::Args)]
-struct TrainArgs {
-    /// Experiment file, e.g. configs/fashion-mnist/seed3-final.toml.
-    #[arg(required_unless_present = "resume")]
-    config: Option<PathBuf>,
-    /// Continue the run in this folder where it stopped (its config.toml and
-    /// resume.safetensors), e.g. after Ctrl-C or a crash; with --epochs, train a
-    /// finished run on to that many epochs (Keras' initial_epoch).
-    #[arg(long, conflicts_with_all = ["config", "out"])]
-    resume: Option<PathBuf>,
-    /// Override `train.epochs`.
-    #[arg(long)]
-    epochs: Option<usize>,
-    /// Where datasets live.
-    #[arg(long, env = "CNNLAB_DATA", default_value = "data")]
-    data_dir: PathBuf,
-    /// Run folder (default: runs/<config folder>/<config stem>/).
-    #[arg(long)]
-    out: Option<PathBuf>,
-    /// A smoke run: 1 epoch of 5 batches, at most 500 test images.
-    #[arg(long, conflicts_with = "resume")]
-    quick: bool,
-    /// Train on at most N batches per epoch (throughput measurements; `cargo xtask bench`)
-    #[arg(long, value_name = "N", value_parser = at_least_one)]
-    max_batches: Option<usize>,
-    /// Replace a finished or unfinished run in the run folder instead of refusing.
-    #[arg(long, conflicts_with = "resume")]
-    force: bool,
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -314,16 +153,16 @@ fn run(cli: &Cli) -> Result<()> {
             predict_cmd::evaluate_command(predict_cmd::EvaluateArgs {
                 run,
                 dir,
-                tta: *tta,
+                tta: tta.as_deref().map(tta_from_name),
                 best: *best,
                 out: out.as_deref(),
                 json: *json,
                 quiet: cli.quiet,
             })
         }
-        Command::Data(DataCommand::Stats { dir, json, plot }) => data_cmd::stats(dir, *json, plot.as_deref()),
+        Command::Data(DataCommand::Stats { dir, json, plot }) => data_stats::stats(dir, *json, plot.as_deref()),
         Command::Data(DataCommand::Export { config, out, data_dir }) => {
-            data_cmd::export(config, data_dir, out, cli.quiet)
+            export_command(config, data_dir, out, cli.quiet)
         }
     }
 }
@@ -366,15 +205,6 @@ fn status_command(runs: &[PathBuf], json: bool) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// A count flag: 0 would silently mean 1 (or nothing).
-fn at_least_one(s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(0) => Err("must be at least 1".into()),
-        Ok(n) => Ok(n),
-        Err(e) => Err(e.to_string()),
-    }
 }
 
 fn train_command(args: &TrainArgs, quiet: bool) -> Result<()> {
@@ -563,12 +393,23 @@ fn write_run_inputs(run: &RunDir, exp: &Experiment, splits: &cnnlab_data::Splits
     Ok(())
 }
 
-/// The fuzz tests' proptest config: `default_cases` cases, or `PROPTEST_CASES` for a
-/// campaign.
-#[cfg(test)]
-pub(crate) fn fuzz_config(default_cases: u32) -> proptest::test_runner::Config {
-    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default_cases);
-    proptest::test_runner::Config { cases, ..Default::default() }
+/// Writes the config's dataset as `out/train/<class>/*.png` and `out/test/<class>/*.png`.
+fn export_command(config: &Path, data_dir: &Path, out: &Path, quiet: bool) -> Result<()> {
+    let exp = Experiment::load(config)?;
+    let splits = cnnlab_data::load_with_progress(&exp.data, data_dir, quiet)?;
+    let mut written = 0;
+    for (name, split) in [("train", Some(&splits.train)), ("val", splits.val.as_ref()), ("test", Some(&splits.test))] {
+        if let Some(split) = split {
+            written += cnnlab_data::export_image_folder(split, &out.join(name))?;
+        }
+    }
+    println!("wrote {written} images to {}", out.display());
+    Ok(())
+}
+
+/// A `--tta` value, which clap has checked against `TTA_NAMES`.
+fn tta_from_name(name: &str) -> cnnlab_train::Tta {
+    cnnlab_train::Tta::from_name(name).unwrap_or_else(|| unreachable!("clap accepts only TTA_NAMES"))
 }
 
 #[cfg(test)]
@@ -596,5 +437,10 @@ mod tests {
         let mut missing = Vec::new();
         walk(&Cli::command(), "cnnlab", &mut missing);
         assert!(missing.is_empty(), "no help text: {missing:?}");
+    }
+
+    #[test]
+    fn the_light_binarys_tta_names_are_trains() {
+        assert_eq!(cnnlab_cli::args::TTA_NAMES, cnnlab_train::Tta::ALL.map(|t| t.name()));
     }
 }

@@ -12,14 +12,14 @@ use cnnlab_metrics::{argmax_rows, Report};
 
 /// Parsed predictions: labels as indices into `classes`, scores row-major.
 #[derive(Debug)]
-pub(crate) struct Predictions {
-    pub(crate) classes: Vec<String>,
-    pub(crate) y_true: Vec<usize>,
-    pub(crate) y_pred: Vec<usize>,
-    pub(crate) scores: Option<Vec<f64>>,
+pub struct Predictions {
+    pub classes: Vec<String>,
+    pub y_true: Vec<usize>,
+    pub y_pred: Vec<usize>,
+    pub scores: Option<Vec<f64>>,
 }
 
-pub(crate) fn read(path: &Path) -> Result<Predictions> {
+pub fn read(path: &Path) -> Result<Predictions> {
     let shown = path.display();
     let mut reader = csv::Reader::from_path(path).with_context(|| format!("reading {shown}"))?;
     let header = reader.headers().with_context(|| format!("{shown}: reading the header"))?.clone();
@@ -108,7 +108,7 @@ pub(crate) fn read(path: &Path) -> Result<Predictions> {
     Ok(Predictions { classes, y_true, y_pred, scores })
 }
 
-pub(crate) fn run(path: &Path, json: bool) -> Result<()> {
+pub fn run(path: &Path, json: bool) -> Result<()> {
     let p = read(path)?;
     let report = Report::new(&p.y_true, &p.y_pred, p.scores.as_deref(), &p.classes)
         .with_context(|| format!("computing metrics of {}", path.display()))?;
@@ -123,7 +123,7 @@ pub(crate) fn run(path: &Path, json: bool) -> Result<()> {
 }
 
 /// The one-number scores under a classification report (`cnnlab metrics`, `cnnlab evaluate`).
-pub(crate) fn print_scores(report: &Report) {
+pub fn print_scores(report: &Report) {
     let opt = |v: Option<f64>| v.map_or("n/a (no p_<class> columns)".to_owned(), |v| format!("{v:.4}"));
     let auc = match (report.roc_auc_ovr_macro, report.log_loss) {
         // Scores were given: AUC needs positives and negatives of some class.
@@ -166,7 +166,7 @@ mod fuzz {
     }
 
     proptest! {
-        #![proptest_config(crate::fuzz_config(128))]
+        #![proptest_config(proptest::test_runner::Config::with_cases(crate::args::fuzz_cases(128)))]
 
         #[test]
         fn csv_like_text_never_panics(text in "(y_true|y_pred|p_[a-c]|[abc0-9.,\\-\"\n ]|1e400|NaN){0,40}") {

@@ -5,7 +5,6 @@ use std::path::Path;
 use std::sync::Once;
 
 use anyhow::{anyhow, Result};
-use cnnlab_train::EpochRecord;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -21,17 +20,28 @@ fn register_font() {
 }
 
 /// Horizontal bars, one per class, largest first (seed 001's class distribution).
-pub(crate) fn class_distribution(path: &Path, title: &str, counts: &[(String, usize)]) -> Result<()> {
+pub fn class_distribution(path: &Path, title: &str, counts: &[(String, usize)]) -> Result<()> {
     let max = counts.iter().map(|c| c.1).max().unwrap_or(1).max(1) as f64;
     let rows: Vec<(String, f64)> = counts.iter().map(|(c, n)| (c.clone(), *n as f64)).collect();
     hbars(path, title, &rows, max * 1.12, "images", BLUE, |v| format!("{v:.0}"))
 }
 
-/// Picks (train, val) values of one metric from a history row.
-type Pick = fn(&EpochRecord) -> (f64, f64);
+/// One epoch of a run's learning curves (a row of its history.csv).
+#[derive(Debug, Clone, Copy)]
+pub struct Epoch {
+    /// The epoch, from 1.
+    pub epoch: usize,
+    /// Train and validation loss.
+    pub loss: (f64, f64),
+    /// Train and validation accuracy.
+    pub accuracy: (f64, f64),
+}
+
+/// Picks (train, val) values of one metric from an epoch.
+type Pick = fn(&Epoch) -> (f64, f64);
 
 /// Loss (left) and accuracy (right) per epoch, train against validation.
-pub(crate) fn curves(path: &Path, title: &str, rows: &[EpochRecord]) -> Result<()> {
+pub fn curves(path: &Path, title: &str, rows: &[Epoch]) -> Result<()> {
     register_font();
     let draw = || -> Result<(), Box<dyn std::error::Error>> {
         let root = BitMapBackend::new(path, (1000, 380)).into_drawing_area();
@@ -40,7 +50,7 @@ pub(crate) fn curves(path: &Path, title: &str, rows: &[EpochRecord]) -> Result<(
         let (left, right) = root.split_horizontally(500);
         let last = rows.iter().map(|r| r.epoch).max().unwrap_or(1).max(2);
         let panels: [(&DrawingArea<_, _>, &str, Pick); 2] =
-            [(&left, "loss", |r| (r.train_loss, r.val_loss)), (&right, "accuracy", |r| (r.train_acc, r.val_acc))];
+            [(&left, "loss", |r| r.loss), (&right, "accuracy", |r| r.accuracy)];
         for (area, name, pick) in panels {
             let values: Vec<f64> = rows.iter().flat_map(|r| [pick(r).0, pick(r).1]).filter(|v| v.is_finite()).collect();
             let lo = values.iter().cloned().fold(f64::INFINITY, f64::min).min(if name == "loss" { 0.0 } else { 1.0 });
@@ -55,7 +65,7 @@ pub(crate) fn curves(path: &Path, title: &str, rows: &[EpochRecord]) -> Result<(
                 .configure_mesh()
                 .light_line_style(TRANSPARENT)
                 .label_style((FONT, 13))
-                .x_labels((last as usize).min(12))
+                .x_labels(last.min(12))
                 .y_label_formatter(&|v| format!("{v:.2}"))
                 .x_desc("epoch")
                 .y_desc(name)
@@ -85,7 +95,7 @@ pub(crate) fn curves(path: &Path, title: &str, rows: &[EpochRecord]) -> Result<(
 
 /// The confusion matrix as a heat map (rows: true class, columns: predicted), each
 /// cell shaded by its share of the row and labelled with its count.
-pub(crate) fn confusion(path: &Path, title: &str, classes: &[String], matrix: &[Vec<u64>]) -> Result<()> {
+pub fn confusion(path: &Path, title: &str, classes: &[String], matrix: &[Vec<u64>]) -> Result<()> {
     register_font();
     let n = classes.len();
     let cell = (640 / n.max(1)).clamp(14, 60) as u32;
@@ -157,7 +167,7 @@ pub(crate) fn confusion(path: &Path, title: &str, classes: &[String], matrix: &[
 }
 
 /// Per-class F1 as horizontal bars (classes in label order, top to bottom).
-pub(crate) fn per_class_f1(path: &Path, title: &str, rows: &[(String, f64)]) -> Result<()> {
+pub fn per_class_f1(path: &Path, title: &str, rows: &[(String, f64)]) -> Result<()> {
     hbars(path, title, rows, 1.0, "F1", GREEN, |v| format!("{v:.3}"))
 }
 
@@ -210,7 +220,8 @@ fn hbars(
         }))?;
         chart.draw_series(rows.iter().rev().enumerate().map(|(i, (_, value))| {
             let inside = *value > 0.88 * x_max;
-            let (x, h) = if inside { (*value - 0.01 * x_max, HPos::Right) } else { (*value + 0.01 * x_max, HPos::Left) };
+            let (x, h) =
+                if inside { (*value - 0.01 * x_max, HPos::Right) } else { (*value + 0.01 * x_max, HPos::Left) };
             let style = (FONT, 12).into_font().color(&BLACK).pos(Pos::new(h, VPos::Center));
             Text::new(label(*value), (x, SegmentValue::CenterOf(i)), style)
         }))?;

@@ -171,7 +171,7 @@ pub(crate) fn evaluate_command(a: EvaluateArgs<'_>) -> Result<()> {
     );
     print!("{}", metrics.text());
     println!();
-    crate::metrics_cmd::print_scores(&metrics);
+    cnnlab_cli::metrics_cmd::print_scores(&metrics);
     if let Some(out) = a.out {
         println!("predictions written to {}", out.display());
     }

@@ -11,7 +11,7 @@ use cnnlab_train::{files, FinalMetrics, RunDir};
 use serde::Deserialize;
 
 use crate::experiment::{Experiment, Target};
-use crate::plots;
+use cnnlab_cli::plots;
 
 /// One finished run, as the report shows it.
 #[derive(Debug)]
@@ -208,7 +208,15 @@ fn draw_plots(run: &mut RunRow) -> Result<()> {
     let history = if dir.has(files::HISTORY) { dir.read_history()? } else { Vec::new() };
     if !history.is_empty() {
         let p = plots_dir.join("curves.png");
-        plots::curves(&p, &format!("{}: loss and accuracy", run.id), &history)?;
+        let epochs: Vec<plots::Epoch> = history
+            .iter()
+            .map(|r| plots::Epoch {
+                epoch: r.epoch,
+                loss: (r.train_loss, r.val_loss),
+                accuracy: (r.train_acc, r.val_acc),
+            })
+            .collect();
+        plots::curves(&p, &format!("{}: loss and accuracy", run.id), &epochs)?;
         run.plots.push(("loss and accuracy".into(), p));
     }
     let report = &run.metrics.report;

@@ -692,3 +692,33 @@ fn a_finished_run_trains_on_with_resume_and_epochs() {
     assert_eq!(metrics(&twice2)["accuracy"], metrics(&once)["accuracy"]);
     assert!(std::fs::read_to_string(twice2.join("config.toml")).unwrap().contains("epochs = 2"));
 }
+
+/// `cnnlab --help`, `metrics` and `data stats` never load libtorch (glibc's loader
+/// lists every library it opens under LD_DEBUG=libs); `status` is handed to
+/// `cnnlab-torch`, which does, so the check can fail.
+#[test]
+fn commands_without_tensors_do_not_load_libtorch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = tmp.path().join("p.csv");
+    std::fs::write(&csv, "y_true,y_pred\n0,1\n1,1\n").unwrap();
+    let loads = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_cnnlab"))
+            .args(args)
+            .env("LD_DEBUG", "libs")
+            .env_remove("LD_LIBRARY_PATH")
+            .current_dir(workspace())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code(), stderr.contains("libtorch_cpu"))
+    };
+    std::fs::create_dir(tmp.path().join("cat")).unwrap();
+    std::fs::write(tmp.path().join("cat/not-an-image.jpg"), "x").unwrap();
+    let csv = csv.to_str().unwrap();
+    let dir = tmp.path().to_str().unwrap();
+    assert_eq!(loads(&["--help"]), (Some(0), false));
+    assert_eq!(loads(&["metrics", csv]), (Some(0), false));
+    assert_eq!(loads(&["data", "stats", dir]), (Some(0), false));
+    assert_eq!(loads(&["metrics", "--nonsense"]), (Some(2), false));
+    assert_eq!(loads(&["status", dir]), (Some(0), true));
+}

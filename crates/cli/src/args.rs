@@ -1,0 +1,186 @@
+//! The command line of `cnnlab`, shared by its two binaries: `cnnlab`, which runs the
+//! commands that need no tensors itself and hands the others to `cnnlab-torch`, and
+//! `cnnlab-torch`, which runs every command.
+
+use std::path::PathBuf;
+
+use clap::builder::PossibleValuesParser;
+use clap::{Parser, Subcommand};
+
+/// The names of `cnnlab_train::Tta` (that crate links libtorch, which this module must
+/// not pull into the light binary; `cnnlab-torch` tests that the lists agree).
+pub const TTA_NAMES: [&str; 3] = ["none", "flip", "flip_translate"];
+
+#[derive(Debug, Parser)]
+#[command(name = "cnnlab", version, about = "Train and compare CNN image classifiers on libtorch")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// More log output (debug level); RUST_LOG overrides.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    /// Only warnings and errors, no progress bars.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train the experiment described by CONFIG and evaluate it on the test split.
+    Train(TrainArgs),
+    /// Classify images with a trained run: top-k classes per image, or a Kaggle
+    /// submission CSV (Id,Expected) for a folder.
+    Predict {
+        /// The run folder (runs/<group>/<name>).
+        #[arg(long)]
+        run: PathBuf,
+        /// Image files, or with --submission one folder of images.
+        inputs: Vec<PathBuf>,
+        /// How many classes to list per image.
+        #[arg(long, default_value_t = 3, value_parser = at_least_one)]
+        top: usize,
+        /// Write Kaggle's journey-springfield format (Id,Expected) to this file.
+        #[arg(long)]
+        submission: Option<PathBuf>,
+        /// Use last.safetensors instead of best.safetensors.
+        #[arg(long)]
+        last: bool,
+    },
+    /// Score a trained run on a labeled folder (DIR/<class>/*.jpg), like Keras'
+    /// model.evaluate: accuracy, per-class report, micro/macro-F1, MCC, ROC AUC.
+    Evaluate {
+        /// The run folder (runs/<group>/<name>).
+        #[arg(long)]
+        run: PathBuf,
+        /// A folder with one sub-folder per class, named as the run's classes.
+        dir: PathBuf,
+        /// Test-time augmentation (default: the run's train.tta).
+        #[arg(long, value_parser = PossibleValuesParser::new(TTA_NAMES))]
+        tta: Option<String>,
+        /// Use best.safetensors instead of the final weights (last.safetensors, which
+        /// the run's own test metrics used).
+        #[arg(long)]
+        best: bool,
+        /// Also write every prediction (file, y_true, y_pred, p_<class>...) to this CSV.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Print one JSON object of every metric instead of the text report.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The model's layer table (output shape, parameters), parameter totals and
+    /// activation memory, like torchsummary / Keras' model.summary().
+    Summary {
+        /// Experiment file, e.g. configs/cifar10/seed3-final.toml.
+        config: PathBuf,
+        /// Class count (default: the dataset's, e.g. 37 for pets).
+        #[arg(long)]
+        classes: Option<usize>,
+        /// Where datasets live; read only when the model's input shape needs the data
+        /// (dataset = "image-folder" without image_size).
+        #[arg(long, env = "CNNLAB_DATA", default_value = "data")]
+        data_dir: PathBuf,
+    },
+    /// Compare every finished run under RUNS (default runs/): RUNS/REPORT.md and
+    /// RUNS/report.html with plots.
+    Report {
+        /// The folder searched for run folders (each with a metrics.json).
+        #[arg(default_value = "runs")]
+        runs: PathBuf,
+        /// The comparison tables to show (skipped when the file does not exist).
+        #[arg(long, default_value = "configs/comparisons.toml")]
+        comparisons: PathBuf,
+    },
+    /// Dataset tools.
+    #[command(subcommand)]
+    Data(DataCommand),
+    /// Where each run folder stands: empty, unfinished (resumable) or finished.
+    Status {
+        /// Run folders (runs/<group>/<name>).
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        /// One JSON object per line instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every classification metric of a predictions CSV (y_true, y_pred, p_<class>...).
+    Metrics {
+        /// CSV file with a header.
+        file: PathBuf,
+        /// Print one JSON object instead of the text report.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Per-class counts, imbalance ratio, image sizes and unreadable files of a folder.
+    Stats {
+        /// An image folder: DIR/<class>/*.jpg.
+        dir: PathBuf,
+        /// Print one JSON object instead of the text summary.
+        #[arg(long)]
+        json: bool,
+        /// Also draw the class distribution as a bar chart (PNG).
+        #[arg(long)]
+        plot: Option<PathBuf>,
+    },
+    /// Write the dataset of CONFIG as image folders OUT/{train,val,test}/<class>/*.png.
+    Export {
+        /// Experiment file whose [data] section is exported (splits included).
+        config: PathBuf,
+        /// Output folder; gets train/, val/ (when the config has one) and test/.
+        #[arg(long)]
+        out: PathBuf,
+        /// Where datasets live.
+        #[arg(long, env = "CNNLAB_DATA", default_value = "data")]
+        data_dir: PathBuf,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TrainArgs {
+    /// Experiment file, e.g. configs/fashion-mnist/seed3-final.toml.
+    #[arg(required_unless_present = "resume")]
+    pub config: Option<PathBuf>,
+    /// Continue the run in this folder where it stopped (its config.toml and
+    /// resume.safetensors), e.g. after Ctrl-C or a crash; with --epochs, train a
+    /// finished run on to that many epochs (Keras' initial_epoch).
+    #[arg(long, conflicts_with_all = ["config", "out"])]
+    pub resume: Option<PathBuf>,
+    /// Override `train.epochs`.
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Where datasets live.
+    #[arg(long, env = "CNNLAB_DATA", default_value = "data")]
+    pub data_dir: PathBuf,
+    /// Run folder (default: runs/<config folder>/<config stem>/).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// A smoke run: 1 epoch of 5 batches, at most 500 test images.
+    #[arg(long, conflicts_with = "resume")]
+    pub quick: bool,
+    /// Train on at most N batches per epoch (throughput measurements; `cargo xtask bench`)
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
+    pub max_batches: Option<usize>,
+    /// Replace a finished or unfinished run in the run folder instead of refusing.
+    #[arg(long, conflicts_with = "resume")]
+    pub force: bool,
+}
+
+/// A count flag: 0 would silently mean 1 (or nothing).
+pub fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// How many cases the fuzz tests run: `default_cases`, or `PROPTEST_CASES` for a
+/// campaign (both binaries' and the library's tests use it).
+#[doc(hidden)]
+pub fn fuzz_cases(default_cases: u32) -> u32 {
+    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default_cases)
+}
