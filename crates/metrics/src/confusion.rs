@@ -10,12 +10,15 @@ pub enum ZeroDivision {
     /// scikit-learn's default ("warn" behaves as 0).
     #[default]
     Zero,
+    /// The ratio is 1.
     One,
+    /// The ratio is NaN, and averages skip it (scikit-learn's `zero_division=np.nan`:
+    /// macro and weighted averages are over the classes where it is defined).
     Nan,
 }
 
 impl ZeroDivision {
-    fn value(self) -> f64 {
+    pub(crate) fn value(self) -> f64 {
         match self {
             ZeroDivision::Zero => 0.0,
             ZeroDivision::One => 1.0,
@@ -23,7 +26,7 @@ impl ZeroDivision {
         }
     }
 
-    fn divide(self, num: f64, den: f64) -> f64 {
+    pub(crate) fn divide(self, num: f64, den: f64) -> f64 {
         if den == 0.0 {
             self.value()
         } else {
@@ -32,21 +35,82 @@ impl ZeroDivision {
     }
 }
 
-/// How per-class values are combined.
+/// How per-class values are combined (scikit-learn's `average`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Average {
+    /// The unweighted mean over classes.
     Macro,
+    /// Computed from the total true positives, false positives and false negatives.
     Micro,
+    /// The mean over classes weighted by their support (true count).
     Weighted,
 }
 
 /// Per-class precision, recall, F-beta and support.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PerClass {
+    /// Precision of each class.
     pub precision: Vec<f64>,
+    /// Recall of each class.
     pub recall: Vec<f64>,
+    /// F-beta of each class.
     pub f_beta: Vec<f64>,
+    /// True samples of each class.
     pub support: Vec<u64>,
+}
+
+/// Averaged precision, recall and F-beta.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Prf {
+    /// Averaged precision.
+    pub precision: f64,
+    /// Averaged recall.
+    pub recall: f64,
+    /// Averaged F-beta (F1 for beta = 1).
+    pub f_beta: f64,
+}
+
+/// Precision, recall and F-beta of one class from its true positives, predicted count
+/// and true count (weighted counts allowed), as scikit-learn computes them.
+pub(crate) fn prf(tp: f64, predicted: f64, support: f64, beta: f64, zd: ZeroDivision) -> (f64, f64, f64) {
+    let (fp, fn_) = (predicted - tp, support - tp);
+    let b2 = beta * beta;
+    (zd.divide(tp, predicted), zd.divide(tp, support), zd.divide((1.0 + b2) * tp, (1.0 + b2) * tp + b2 * fn_ + fp))
+}
+
+/// The mean of `values` weighted by `weights` (all 1 for a macro average), skipping NaN
+/// values and their weights (scikit-learn's `_nanaverage`); NaN when nothing is left,
+/// `empty` when every weight is zero.
+pub(crate) fn nan_average(values: &[f64], weights: Option<&[f64]>, empty: f64) -> f64 {
+    let (mut sum, mut total, mut any) = (0.0, 0.0, false);
+    for (k, &v) in values.iter().enumerate() {
+        if v.is_nan() {
+            continue;
+        }
+        any = true;
+        let w = weights.map_or(1.0, |w| w[k]);
+        sum += v * w;
+        total += w;
+    }
+    if !any {
+        f64::NAN
+    } else if total == 0.0 {
+        empty
+    } else {
+        sum / total
+    }
+}
+
+/// How disagreements count in Cohen's kappa (scikit-learn's `weights`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KappaWeights {
+    /// Every disagreement counts 1 (plain kappa).
+    #[default]
+    None,
+    /// A disagreement counts by the distance between the classes.
+    Linear,
+    /// A disagreement counts by the squared distance between the classes.
+    Quadratic,
 }
 
 /// Rows are true classes, columns predicted classes (scikit-learn's layout).
@@ -86,6 +150,13 @@ impl ConfusionMatrix {
         Ok(Self { n_classes, counts: vec![0; n_classes * n_classes] })
     }
 
+    /// The matrix of labels `y_true` against `y_pred`, both below `n_classes`
+    /// (`confusion_matrix(labels=range(n_classes))`).
+    ///
+    /// ```
+    /// let cm = cnnlab_metrics::ConfusionMatrix::from_labels(&[0, 1, 1], &[0, 1, 0], 2).unwrap();
+    /// assert_eq!(cm.rows(), vec![vec![1, 0], vec![1, 1]]);
+    /// ```
     pub fn from_labels(y_true: &[usize], y_pred: &[usize], n_classes: usize) -> Result<Self> {
         check_pair(y_true, y_pred, n_classes)?;
         let mut cm = Self::new(n_classes)?;
@@ -102,6 +173,21 @@ impl ConfusionMatrix {
         Ok(())
     }
 
+    /// Adds another matrix's counts (batches evaluated apart, e.g. by two workers).
+    pub fn merge(&mut self, other: &ConfusionMatrix) -> Result<()> {
+        if other.n_classes != self.n_classes {
+            return Err(Error::ClassCountMismatch { left: self.n_classes, right: other.n_classes });
+        }
+        self.counts.iter_mut().zip(&other.counts).for_each(|(a, b)| *a += b);
+        Ok(())
+    }
+
+    /// Sets every count to zero.
+    pub fn reset(&mut self) {
+        self.counts.fill(0);
+    }
+
+    /// The number of classes (rows and columns).
     pub fn n_classes(&self) -> usize {
         self.n_classes
     }
@@ -116,6 +202,7 @@ impl ConfusionMatrix {
         self.counts.chunks(self.n_classes).map(<[u64]>::to_vec).collect()
     }
 
+    /// Every sample counted.
     pub fn total(&self) -> u64 {
         self.counts.iter().sum()
     }
@@ -134,6 +221,7 @@ impl ConfusionMatrix {
         (0..self.n_classes).map(|p| (0..self.n_classes).map(|t| self.get(t, p)).sum()).collect()
     }
 
+    /// The share of samples on the diagonal (`accuracy_score`).
     pub fn accuracy(&self) -> f64 {
         self.diag().iter().sum::<u64>() as f64 / self.total().max(1) as f64
     }
@@ -148,52 +236,65 @@ impl ConfusionMatrix {
     /// `precision_recall_fscore_support(average=None, beta=beta)`.
     pub fn per_class(&self, beta: f64, zero_division: ZeroDivision) -> PerClass {
         let (support, predicted, diag) = (self.support(), self.predicted(), self.diag());
-        let b2 = beta * beta;
         let mut out = PerClass { precision: vec![], recall: vec![], f_beta: vec![], support: support.clone() };
         for k in 0..self.n_classes {
-            let (tp, fp, fn_) = (diag[k] as f64, (predicted[k] - diag[k]) as f64, (support[k] - diag[k]) as f64);
-            out.precision.push(zero_division.divide(tp, tp + fp));
-            out.recall.push(zero_division.divide(tp, tp + fn_));
-            out.f_beta.push(zero_division.divide((1.0 + b2) * tp, (1.0 + b2) * tp + b2 * fn_ + fp));
+            let (p, r, f) = prf(diag[k] as f64, predicted[k] as f64, support[k] as f64, beta, zero_division);
+            out.precision.push(p);
+            out.recall.push(r);
+            out.f_beta.push(f);
         }
         out
     }
 
-    /// Averaged (precision, recall, F-beta), as `precision_recall_fscore_support(average=...)`.
-    pub fn averaged(&self, average: Average, beta: f64, zero_division: ZeroDivision) -> (f64, f64, f64) {
+    /// Averaged precision, recall and F-beta over all `n_classes` classes, as
+    /// `precision_recall_fscore_support(labels=range(n_classes), average=...)`; with
+    /// [`ZeroDivision::Nan`] the averages skip undefined classes. For scikit-learn's
+    /// default labels (only the classes present) use [`crate::precision_recall_fscore`].
+    pub fn averaged(&self, average: Average, beta: f64, zero_division: ZeroDivision) -> Prf {
         match average {
             Average::Micro => {
                 let tp = self.diag().iter().sum::<u64>() as f64;
                 let total = self.total() as f64;
-                // Over all classes, false positives and false negatives both count
-                // every off-diagonal sample.
-                let off = total - tp;
-                let b2 = beta * beta;
-                (
-                    zero_division.divide(tp, tp + off),
-                    zero_division.divide(tp, tp + off),
-                    zero_division.divide((1.0 + b2) * tp, (1.0 + b2) * tp + b2 * off + off),
-                )
+                let (precision, recall, f_beta) = prf(tp, total, total, beta, zero_division);
+                Prf { precision, recall, f_beta }
             }
-            Average::Macro => {
+            Average::Macro | Average::Weighted => {
                 let pc = self.per_class(beta, zero_division);
-                let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-                (mean(&pc.precision), mean(&pc.recall), mean(&pc.f_beta))
-            }
-            Average::Weighted => {
-                let pc = self.per_class(beta, zero_division);
-                let total = pc.support.iter().sum::<u64>() as f64;
-                if total == 0.0 {
-                    let z = zero_division.value();
-                    return (z, z, z);
+                let support: Vec<f64> = pc.support.iter().map(|&s| s as f64).collect();
+                let weights = (average == Average::Weighted).then_some(&support[..]);
+                let empty = zero_division.value();
+                Prf {
+                    precision: nan_average(&pc.precision, weights, empty),
+                    recall: nan_average(&pc.recall, weights, empty),
+                    f_beta: nan_average(&pc.f_beta, weights, empty),
                 }
-                let wmean = |v: &[f64]| v.iter().zip(&pc.support).map(|(x, &s)| x * s as f64).sum::<f64>() / total;
-                (wmean(&pc.precision), wmean(&pc.recall), wmean(&pc.f_beta))
             }
         }
     }
 
-    /// Matthews correlation coefficient, multiclass (`matthews_corrcoef`).
+    /// Cohen's kappa of the two label sets the matrix counts (`cohen_kappa_score`).
+    pub fn cohen_kappa(&self, weights: KappaWeights) -> f64 {
+        let n = self.n_classes;
+        let total = self.total() as f64;
+        let (rows, cols) = (self.support(), self.predicted());
+        let (mut observed, mut expected) = (0.0, 0.0);
+        for i in 0..n {
+            for j in 0..n {
+                let d = i.abs_diff(j) as f64;
+                let w = match weights {
+                    KappaWeights::None => f64::from(u8::from(i != j)),
+                    KappaWeights::Linear => d,
+                    KappaWeights::Quadratic => d * d,
+                };
+                observed += w * self.get(i, j) as f64;
+                expected += w * rows[i] as f64 * cols[j] as f64 / total;
+            }
+        }
+        1.0 - observed / expected
+    }
+
+    /// Matthews correlation coefficient, multiclass (`matthews_corrcoef`); 0 where it
+    /// is undefined, as scikit-learn returns.
     pub fn mcc(&self) -> f64 {
         let (t, p) = (self.support(), self.predicted());
         let n = self.total() as f64;

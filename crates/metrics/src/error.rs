@@ -1,22 +1,93 @@
+//! The one error type of this crate.
+
 /// Bad input to a metric: a typed error, never a panic.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Error {
+    /// Two inputs that pair up sample by sample differ in length.
     #[error("y_true has {y_true} samples but the other input has {other}")]
-    LengthMismatch { y_true: usize, other: usize },
+    LengthMismatch {
+        /// Samples in `y_true`.
+        y_true: usize,
+        /// Samples in the other input.
+        other: usize,
+    },
+    /// No sample at all.
     #[error("no samples")]
     Empty,
+    /// Zero classes (or an empty `labels` list).
     #[error("n_classes must be at least 1")]
     NoClasses,
+    /// A label not below the class count.
     #[error("label {label} at sample {index} is not below n_classes = {n_classes}")]
-    LabelOutOfRange { label: usize, index: usize, n_classes: usize },
+    LabelOutOfRange {
+        /// The label.
+        label: usize,
+        /// Its sample.
+        index: usize,
+        /// The class count.
+        n_classes: usize,
+    },
+    /// A NaN or infinite score.
     #[error("score {value} at sample {index} is NaN or infinite")]
-    NonFiniteScore { value: f64, index: usize },
+    NonFiniteScore {
+        /// The score.
+        value: f64,
+        /// Its sample (row).
+        index: usize,
+    },
+    /// A score matrix of the wrong size.
     #[error("scores have {len} values, expected {n_samples} samples x {n_classes} classes")]
-    ScoreShape { len: usize, n_samples: usize, n_classes: usize },
-    #[error("ROC AUC is undefined for class {class}: y_true has no {missing} sample of it")]
-    UndefinedAuc { class: usize, missing: &'static str },
+    ScoreShape {
+        /// Values given.
+        len: usize,
+        /// Samples in `y_true`.
+        n_samples: usize,
+        /// The class count.
+        n_classes: usize,
+    },
+    /// A probability below 0 or above 1 where probabilities are required (log loss,
+    /// Brier score), as scikit-learn's "y_prob contains values greater than 1".
+    #[error("y_prob row {index} holds {value}, outside [0, 1]: pass probabilities (apply softmax to logits first)")]
+    NotProbability {
+        /// The value.
+        value: f64,
+        /// Its sample (row).
+        index: usize,
+    },
+    /// A row of probabilities that does not sum to 1 (within the square root of f32's
+    /// epsilon, so f32 softmax outputs pass).
+    #[error("y_prob row {index} sums to {sum}, not 1: pass probabilities (apply softmax to logits first)")]
+    RowSum {
+        /// The row's sum.
+        sum: f64,
+        /// The row.
+        index: usize,
+    },
+    /// A negative, NaN or infinite sample weight.
+    #[error("sample_weight {value} at sample {index} is negative, NaN or infinite")]
+    BadWeight {
+        /// The weight.
+        value: f64,
+        /// Its sample.
+        index: usize,
+    },
+    /// Two matrices or accumulators of different class counts cannot be merged.
+    #[error("cannot merge {right} classes into {left}")]
+    ClassCountMismatch {
+        /// Classes of the receiving side.
+        left: usize,
+        /// Classes of the merged side.
+        right: usize,
+    },
+    /// A top-k with k outside 1..=n_classes.
     #[error("k = {k} must be between 1 and n_classes = {n_classes}")]
-    BadK { k: usize, n_classes: usize },
+    BadK {
+        /// The k asked for.
+        k: usize,
+        /// The class count.
+        n_classes: usize,
+    },
 }
 
+/// This crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

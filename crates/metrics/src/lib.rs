@@ -16,22 +16,29 @@
 //! use cnnlab_metrics::{Average, ConfusionMatrix, ZeroDivision};
 //! let cm = ConfusionMatrix::from_labels(&[0, 1, 1, 2], &[0, 1, 2, 2], 3).unwrap();
 //! assert_eq!(cm.accuracy(), 0.75);
-//! let (_p, _r, f1) = cm.averaged(Average::Macro, 1.0, ZeroDivision::Zero);
+//! let f1 = cm.averaged(Average::Macro, 1.0, ZeroDivision::Zero).f_beta;
 //! assert!((f1 - 7.0 / 9.0).abs() < 1e-12);
 //! ```
 //!
 //! This crate depends on neither `tch` nor the image stack, so it can be used alone
 //! (ARCHITECTURE.md).
 
+#![deny(missing_docs)]
+
 mod confusion;
 mod error;
+mod functional;
 mod report;
 mod scores;
 
-pub use confusion::{Average, ConfusionMatrix, PerClass, ZeroDivision};
+pub use confusion::{Average, ConfusionMatrix, KappaWeights, PerClass, Prf, ZeroDivision};
 pub use error::{Error, Result};
-pub use report::{Accumulator, ClassRow, Report};
+pub use functional::{
+    cohen_kappa_score, encode_labels, f1_score, precision_recall_fscore, precision_score, recall_score, Encoded,
+    Labels, Options, Scores,
+};
+pub use report::{Accumulator, ClassRow, DictEntry, Report, ReportDict};
 pub use scores::{
-    argmax_rows, log_loss, roc_auc, roc_auc_ovr, roc_auc_ovr_lenient, roc_auc_ovr_per_class, roc_curve, top_k_accuracy,
-    RocCurve,
+    argmax_rows, average_precision, average_precision_ovr, brier_score, log_loss, precision_recall_curve, roc_auc,
+    roc_auc_ovr, roc_auc_ovr_lenient, roc_auc_ovr_per_class, roc_curve, top_k_accuracy, Averages, PrCurve, RocCurve,
 };

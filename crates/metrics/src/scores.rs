@@ -1,5 +1,6 @@
-//! Metrics of scores (probabilities or any monotone confidence): ROC, AUC, top-k,
-//! log loss. Scores are row-major `n_samples x n_classes`.
+//! Metrics of scores: ROC, AUC, precision-recall and average precision, top-k (any
+//! monotone confidence) and log loss and Brier score (probabilities only). Scores are
+//! row-major `n_samples x n_classes`.
 
 use serde::Serialize;
 
@@ -22,18 +23,47 @@ pub(crate) fn check_scores<T: Copy + Into<f64>>(y_true: &[usize], scores: &[T], 
     }
 }
 
+/// Checks a probability matrix: scores that are finite, in [0, 1], and whose rows sum
+/// to 1 within `sqrt(f32::EPSILON)`.
+pub(crate) fn check_probabilities<T: Copy + Into<f64>>(
+    y_true: &[usize],
+    probs: &[T],
+    n_classes: usize,
+) -> Result<Vec<f64>> {
+    let p = check_scores(y_true, probs, n_classes)?;
+    if let Some(i) = p.iter().position(|v| !(0.0..=1.0).contains(v)) {
+        return Err(Error::NotProbability { value: p[i], index: i / n_classes });
+    }
+    let tolerance = f64::from(f32::EPSILON).sqrt();
+    for (index, row) in p.chunks_exact(n_classes).enumerate() {
+        let sum: f64 = row.iter().sum();
+        if (sum - 1.0).abs() > tolerance {
+            return Err(Error::RowSum { sum, index });
+        }
+    }
+    Ok(p)
+}
+
+/// Whether a score matrix is one of probabilities ([`check_probabilities`] passes).
+pub(crate) fn are_probabilities(y_true: &[usize], scores: &[f64], n_classes: usize) -> bool {
+    check_probabilities(y_true, scores, n_classes).is_ok()
+}
+
 /// scikit-learn's `roc_curve(drop_intermediate=True)`: false and true positive rates
 /// at decreasing thresholds, starting at (0, 0) with threshold +inf.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RocCurve {
+    /// False positive rate at each threshold.
     pub fpr: Vec<f64>,
+    /// True positive rate at each threshold.
     pub tpr: Vec<f64>,
+    /// The thresholds, decreasing (the first is +inf).
     pub thresholds: Vec<f64>,
 }
 
-/// ROC curve of binary truth `positive` against `scores`. Errors if either class is
-/// absent (the rates would divide by zero).
-pub fn roc_curve<T: Copy + Into<f64>>(positive: &[bool], scores: &[T]) -> Result<RocCurve> {
+/// Cumulative true and false positives at each distinct score, highest first
+/// (scikit-learn's `_binary_clf_curve`): (tps, fps, thresholds).
+fn binary_clf_curve<T: Copy + Into<f64>>(positive: &[bool], scores: &[T]) -> Result<(Vec<f64>, Vec<f64>, Vec<f64>)> {
     if positive.len() != scores.len() {
         return Err(Error::LengthMismatch { y_true: positive.len(), other: scores.len() });
     }
@@ -43,11 +73,6 @@ pub fn roc_curve<T: Copy + Into<f64>>(positive: &[bool], scores: &[T]) -> Result
     let s: Vec<f64> = scores.iter().map(|&v| v.into()).collect();
     if let Some(i) = s.iter().position(|v| !v.is_finite()) {
         return Err(Error::NonFiniteScore { value: s[i], index: i });
-    }
-    let n_pos = positive.iter().filter(|&&p| p).count();
-    if n_pos == 0 || n_pos == positive.len() {
-        let missing = if n_pos == 0 { "positive" } else { "negative" };
-        return Err(Error::UndefinedAuc { class: 1, missing });
     }
     // Descending by score; ties keep no particular order (only cumulative counts at
     // distinct thresholds matter).
@@ -68,6 +93,20 @@ pub fn roc_curve<T: Copy + Into<f64>>(positive: &[bool], scores: &[T]) -> Result
             thr.push(s[i]);
         }
     }
+    Ok((tps, fps, thr))
+}
+
+/// ROC curve of binary truth `positive` against `scores`. With no negative (or no
+/// positive) sample the false (true) positive rates are NaN, as scikit-learn's are.
+///
+/// ```
+/// let c = cnnlab_metrics::roc_curve(&[false, true, true], &[0.1, 0.8, 0.4]).unwrap();
+/// assert_eq!(c.tpr, vec![0.0, 0.5, 1.0, 1.0]);
+/// assert_eq!(c.fpr, vec![0.0, 0.0, 0.0, 1.0]);
+/// ```
+pub fn roc_curve<T: Copy + Into<f64>>(positive: &[bool], scores: &[T]) -> Result<RocCurve> {
+    let (tps, fps, thr) = binary_clf_curve(positive, scores)?;
+    let (tp, fp) = (tps[tps.len() - 1], fps[fps.len() - 1]);
     // drop_intermediate: keep points where the curve changes direction.
     let keep: Vec<usize> = (0..tps.len())
         .filter(|&k| {
@@ -77,21 +116,117 @@ pub fn roc_curve<T: Copy + Into<f64>>(positive: &[bool], scores: &[T]) -> Result
             }
         })
         .collect();
-    let (last_tp, last_fp) = (tp, fp);
-    let mut curve = RocCurve { fpr: vec![0.0], tpr: vec![0.0], thresholds: vec![f64::INFINITY] };
+    // 0 / 0 is NaN: a rate of a class that is absent.
+    let mut curve = RocCurve { fpr: vec![0.0 / fp], tpr: vec![0.0 / tp], thresholds: vec![f64::INFINITY] };
     for k in keep {
-        curve.fpr.push(fps[k] / last_fp);
-        curve.tpr.push(tps[k] / last_tp);
+        curve.fpr.push(fps[k] / fp);
+        curve.tpr.push(tps[k] / tp);
         curve.thresholds.push(thr[k]);
     }
     Ok(curve)
 }
 
 /// Area under the ROC curve by trapezoids over distinct thresholds
-/// (`roc_auc_score` for binary targets).
+/// (`roc_auc_score` for binary targets): NaN when `positive` holds one class only, as
+/// scikit-learn 1.9 returns (with a warning).
+///
+/// ```
+/// assert_eq!(cnnlab_metrics::roc_auc(&[false, true, true], &[0.1, 0.8, 0.4]).unwrap(), 1.0);
+/// assert!(cnnlab_metrics::roc_auc(&[true, true], &[0.1, 0.8]).unwrap().is_nan());
+/// ```
 pub fn roc_auc<T: Copy + Into<f64>>(positive: &[bool], scores: &[T]) -> Result<f64> {
     let c = roc_curve(positive, scores)?;
+    let n_pos = positive.iter().filter(|&&p| p).count();
+    if n_pos == 0 || n_pos == positive.len() {
+        return Ok(f64::NAN);
+    }
     Ok(c.fpr.windows(2).zip(c.tpr.windows(2)).map(|(x, y)| (x[1] - x[0]) * (y[1] + y[0]) / 2.0).sum())
+}
+
+/// scikit-learn's `precision_recall_curve`: precision and recall at increasing
+/// thresholds, ending at (recall 0, precision 1) with no threshold.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PrCurve {
+    /// Precision at each threshold, then 1.
+    pub precision: Vec<f64>,
+    /// Recall at each threshold, then 0.
+    pub recall: Vec<f64>,
+    /// The distinct scores, increasing.
+    pub thresholds: Vec<f64>,
+}
+
+/// Precision-recall curve of binary truth `positive` against `scores`
+/// (`precision_recall_curve(drop_intermediate=False)`); recall without a positive
+/// sample is 1, as scikit-learn sets it (with a warning).
+pub fn precision_recall_curve<T: Copy + Into<f64>>(positive: &[bool], scores: &[T]) -> Result<PrCurve> {
+    let (tps, fps, thr) = binary_clf_curve(positive, scores)?;
+    let total_tp = tps[tps.len() - 1];
+    let mut curve = PrCurve { precision: vec![], recall: vec![], thresholds: vec![] };
+    for k in (0..tps.len()).rev() {
+        let predicted = tps[k] + fps[k];
+        curve.precision.push(if predicted == 0.0 { 1.0 } else { tps[k] / predicted });
+        // Without a positive sample scikit-learn sets every recall to 1.
+        curve.recall.push(if total_tp == 0.0 { 1.0 } else { tps[k] / total_tp });
+        curve.thresholds.push(thr[k]);
+    }
+    curve.precision.push(1.0);
+    curve.recall.push(0.0);
+    Ok(curve)
+}
+
+/// Average precision (`average_precision_score`, binary): the precision at each
+/// threshold weighted by the recall gained there.
+///
+/// ```
+/// let ap = cnnlab_metrics::average_precision(&[false, true, true, false], &[0.1, 0.4, 0.35, 0.8]).unwrap();
+/// assert!((ap - 0.5833333333333333).abs() < 1e-15);
+/// ```
+pub fn average_precision<T: Copy + Into<f64>>(positive: &[bool], scores: &[T]) -> Result<f64> {
+    let c = precision_recall_curve(positive, scores)?;
+    Ok(-(0..c.recall.len() - 1).map(|k| (c.recall[k + 1] - c.recall[k]) * c.precision[k]).sum::<f64>())
+}
+
+/// One-vs-rest average precision per class, averaged (macro, weighted by support), as
+/// `average_precision_score(label_binarize(y_true), scores, average=...)`.
+pub fn average_precision_ovr<T: Copy + Into<f64>>(
+    y_true: &[usize],
+    scores: &[T],
+    n_classes: usize,
+) -> Result<Averages> {
+    let s = check_scores(y_true, scores, n_classes)?;
+    let mut per = Vec::with_capacity(n_classes);
+    for k in 0..n_classes {
+        let positive: Vec<bool> = y_true.iter().map(|&t| t == k).collect();
+        let column: Vec<f64> = s.chunks_exact(n_classes).map(|row| row[k]).collect();
+        per.push(average_precision(&positive, &column)?);
+    }
+    Ok(Averages::of(&per, y_true, n_classes))
+}
+
+/// A per-class score and its macro and support-weighted means.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Averages {
+    /// The score of each class (NaN where undefined).
+    pub per_class: Vec<f64>,
+    /// The plain mean (NaN when a class is NaN, as scikit-learn's).
+    pub macro_avg: f64,
+    /// The mean weighted by each class's count in `y_true` (a class with no sample
+    /// weighs nothing, even when its score is NaN, as in scikit-learn).
+    pub weighted: f64,
+}
+
+impl Averages {
+    fn of(per_class: &[f64], y_true: &[usize], n_classes: usize) -> Self {
+        let mut support = vec![0.0; n_classes];
+        for &t in y_true {
+            support[t] += 1.0;
+        }
+        let total: f64 = support.iter().sum();
+        let macro_avg = per_class.iter().sum::<f64>() / n_classes as f64;
+        let weighted =
+            per_class.iter().zip(&support).filter(|(_, &s)| s > 0.0).map(|(a, s)| a * s).sum::<f64>() / total;
+        Averages { per_class: per_class.to_vec(), macro_avg, weighted }
+    }
 }
 
 /// One-vs-rest ROC AUC per class, `None` for a class that has no positive or no
@@ -106,25 +241,25 @@ pub fn roc_auc_ovr_per_class<T: Copy + Into<f64>>(
         .map(|k| {
             let positive: Vec<bool> = y_true.iter().map(|&t| t == k).collect();
             let column: Vec<f64> = s.chunks_exact(n_classes).map(|row| row[k]).collect();
-            match roc_auc(&positive, &column) {
-                Ok(auc) => Ok(Some(auc)),
-                Err(Error::UndefinedAuc { .. }) => Ok(None),
-                Err(e) => Err(e),
-            }
+            roc_auc(&positive, &column).map(|auc| (!auc.is_nan()).then_some(auc))
         })
         .collect()
 }
 
-/// `roc_auc_score(multi_class="ovr")` as (macro, weighted). Strict, like
-/// scikit-learn: a class with no positive or no negative sample is an error naming it.
-pub fn roc_auc_ovr<T: Copy + Into<f64>>(y_true: &[usize], scores: &[T], n_classes: usize) -> Result<(f64, f64)> {
+/// `roc_auc_score(multi_class="ovr", labels=range(n_classes))`: per class and its
+/// macro and weighted means, NaN where a class has no positive or no negative sample
+/// (as scikit-learn 1.9; [`roc_auc_ovr_lenient`] averages over the defined classes).
+///
+/// ```
+/// let scores = [0.5, 0.3, 0.2, 0.2, 0.5, 0.3, 0.1, 0.6, 0.3, 0.7, 0.2, 0.1];
+/// let auc = cnnlab_metrics::roc_auc_ovr(&[0, 1, 1, 0], &scores, 3).unwrap();
+/// assert_eq!(auc.per_class[0], 1.0);
+/// assert!(auc.macro_avg.is_nan(), "class 2 never occurs");
+/// ```
+pub fn roc_auc_ovr<T: Copy + Into<f64>>(y_true: &[usize], scores: &[T], n_classes: usize) -> Result<Averages> {
     let per = roc_auc_ovr_per_class(y_true, scores, n_classes)?;
-    if let Some(class) = per.iter().position(Option::is_none) {
-        let missing = if y_true.contains(&class) { "negative" } else { "positive" };
-        return Err(Error::UndefinedAuc { class, missing });
-    }
-    let (m, w) = roc_auc_ovr_lenient(y_true, &per, n_classes);
-    Ok((m.expect("all defined"), w.expect("all defined")))
+    let per: Vec<f64> = per.iter().map(|a| a.unwrap_or(f64::NAN)).collect();
+    Ok(Averages::of(&per, y_true, n_classes))
 }
 
 /// Lenient averages: over the classes whose AUC is defined (macro: plain mean,
@@ -169,12 +304,43 @@ pub fn top_k_accuracy<T: Copy + Into<f64>>(y_true: &[usize], scores: &[T], n_cla
 }
 
 /// Mean negative log-likelihood of the true class, with probabilities clipped to
-/// `[eps, 1 - eps]` (f64 machine epsilon), as `log_loss`.
+/// `[eps, 1 - eps]` (f64 machine epsilon), as `log_loss`. Scores that are not
+/// probabilities (logits, rows not summing to 1) are an error naming the first bad row.
+///
+/// ```
+/// use cnnlab_metrics::{log_loss, Error};
+/// assert!((log_loss(&[0, 1], &[0.9, 0.1, 0.2, 0.8], 2).unwrap() - 0.164252033486018).abs() < 1e-12);
+/// assert!(matches!(log_loss(&[0], &[2.5, -1.0], 2), Err(Error::NotProbability { index: 0, .. })));
+/// ```
 pub fn log_loss<T: Copy + Into<f64>>(y_true: &[usize], probs: &[T], n_classes: usize) -> Result<f64> {
-    let s = check_scores(y_true, probs, n_classes)?;
+    let s = check_probabilities(y_true, probs, n_classes)?;
     let eps = f64::EPSILON;
     let total: f64 =
         y_true.iter().zip(s.chunks_exact(n_classes)).map(|(&t, row)| -row[t].clamp(eps, 1.0 - eps).ln()).sum();
+    Ok(total / y_true.len() as f64)
+}
+
+/// The Brier score of probabilities (`brier_score_loss`): for two classes the mean
+/// squared error of class 1's probability, for more the mean over samples of the
+/// squared distance between the row and the one-hot truth.
+///
+/// ```
+/// let b = cnnlab_metrics::brier_score(&[0, 1, 1], &[0.9, 0.1, 0.3, 0.7, 0.4, 0.6], 2).unwrap();
+/// assert!((b - 0.08666666666666667).abs() < 1e-15);
+/// ```
+pub fn brier_score<T: Copy + Into<f64>>(y_true: &[usize], probs: &[T], n_classes: usize) -> Result<f64> {
+    let p = check_probabilities(y_true, probs, n_classes)?;
+    let total: f64 = y_true
+        .iter()
+        .zip(p.chunks_exact(n_classes))
+        .map(|(&t, row)| {
+            if n_classes == 2 {
+                (f64::from(u8::from(t == 1)) - row[1]).powi(2)
+            } else {
+                row.iter().enumerate().map(|(k, &v)| (f64::from(u8::from(k == t)) - v).powi(2)).sum()
+            }
+        })
+        .sum();
     Ok(total / y_true.len() as f64)
 }
 

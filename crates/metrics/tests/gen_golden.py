@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Golden values for cnnlab-metrics, computed by scikit-learn.
 
-Run by hand (pip install scikit-learn numpy) from the repository root:
+Run by hand (the project's .venv: pip install scikit-learn==1.9.1 numpy) from the
+repository root:
     python3 crates/metrics/tests/gen_golden.py > crates/metrics/tests/golden.json
 The Rust tests read golden.json; no Python runs at test time.
 """
@@ -41,7 +42,15 @@ def noisy_scores(rng, y, k, skill, decimals=None):
     return p
 
 
-def case(name, y_true, y_pred, scores, k):
+def nan_to_none(v):
+    """JSON has no NaN: null stands for it (the Rust side reads null as NaN)."""
+    if isinstance(v, (list, tuple)):
+        return [nan_to_none(x) for x in v]
+    v = float(v)
+    return None if np.isnan(v) else v
+
+
+def case(name, y_true, y_pred, scores, k, rng=None):
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     labels = list(range(k))
     names = [f"class_{i}" for i in labels] if k != 42 else list(SIMPSONS)
@@ -63,6 +72,23 @@ def case(name, y_true, y_pred, scores, k):
         e[f"per_class_{zd_name}"] = {"precision": p.tolist(), "recall": r.tolist(), "f1": f.tolist(),
                                      "support": s.tolist()}
     e["mcc"] = M.matthews_corrcoef(y_true, y_pred)
+    # scikit-learn's defaults: labels = the classes present in either list.
+    for avg in ["macro", "micro", "weighted"]:
+        p, r, f, _ = M.precision_recall_fscore_support(y_true, y_pred, average=avg, zero_division=0.0)
+        e[f"present_{avg}"] = [p, r, f]
+        p, r, f, _ = M.precision_recall_fscore_support(y_true, y_pred, labels=labels, average=avg,
+                                                       zero_division=np.nan)
+        e[f"nan_{avg}"] = nan_to_none([p, r, f])
+    weights = np.random.default_rng(len(y_true)).uniform(0.0, 3.0, len(y_true))
+    out["sample_weight"] = weights.tolist()
+    for avg in ["macro", "micro", "weighted"]:
+        p, r, f, _ = M.precision_recall_fscore_support(y_true, y_pred, average=avg, sample_weight=weights,
+                                                       zero_division=0.0)
+        e[f"weighted_samples_{avg}"] = [p, r, f]
+    for w in [None, "linear", "quadratic"]:
+        e[f"kappa_{w}"] = nan_to_none(M.cohen_kappa_score(y_true, y_pred, weights=w))
+    e["report_dict"] = M.classification_report(y_true, y_pred, labels=labels, target_names=names,
+                                               zero_division=0, output_dict=True)
     e["report_text"] = M.classification_report(y_true, y_pred, labels=labels, target_names=names,
                                                zero_division=0)
     if scores is not None:
@@ -72,8 +98,25 @@ def case(name, y_true, y_pred, scores, k):
             per.append(M.roc_auc_score(pos, scores[:, c]) if 0 < pos.sum() < len(pos) else None)
         e["roc_auc_per_class"] = per
         defined = [(a, (y_true == c).sum()) for c, a in enumerate(per) if a is not None]
-        e["roc_auc_lenient"] = [float(np.mean([a for a, _ in defined])),
-                                float(np.average([a for a, _ in defined], weights=[w for _, w in defined]))]
+        e["roc_auc_lenient"] = ([float(np.mean([a for a, _ in defined])),
+                                 float(np.average([a for a, _ in defined], weights=[w for _, w in defined]))]
+                                if defined else None)
+        if k > 2:
+            e["roc_auc_nan"] = nan_to_none([M.roc_auc_score(y_true, scores, multi_class="ovr", average=a,
+                                                            labels=labels) for a in ["macro", "weighted"]])
+        ap = [M.average_precision_score(y_true == c, scores[:, c]) for c in labels]
+        e["ap_per_class"] = nan_to_none(ap)
+        if k > 2:
+            from sklearn.preprocessing import label_binarize
+            Y = label_binarize(y_true, classes=labels)
+            e["ap_averages"] = nan_to_none([M.average_precision_score(Y, scores, average=a)
+                                            for a in ["macro", "weighted"]])
+        pr, rc, th = M.precision_recall_curve(y_true == 0, scores[:, 0])
+        e["pr_curve_class0"] = {"precision": pr.tolist(), "recall": nan_to_none(rc.tolist()), "thresholds": th.tolist()}
+        e["brier"] = (M.brier_score_loss(y_true, scores[:, 1]) if k == 2
+                      else M.brier_score_loss(y_true, scores, labels=labels))
+        if k > 2:
+            e["top_k"] = [M.top_k_accuracy_score(y_true, scores, k=j, labels=labels) for j in range(1, k)]
         if all(a is not None for a in per):
             if k == 2:
                 e["roc_auc_strict"] = [M.roc_auc_score(y_true, scores[:, 1])] * 2
@@ -128,6 +171,10 @@ def main():
 
     y = rng.integers(0, 3, 40)
     cases.append(case("labels_only", y, rng.integers(0, 3, 40), None, 3))
+
+    y = np.array([1, 1, 1, 1])  # binary truth with one class: ROC AUC is nan
+    cases.append(case("one_class_binary", y, np.array([1, 0, 1, 1]), np.array([[0.2, 0.8], [0.6, 0.4], [0.3, 0.7],
+                                                                               [0.1, 0.9]]), 2))
 
     json.dump({"sklearn": sklearn.__version__, "cases": cases}, sys.stdout)
 

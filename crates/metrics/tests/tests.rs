@@ -2,8 +2,10 @@
 //! properties that hold for any input.
 
 use cnnlab_metrics::{
-    roc_auc_ovr, roc_auc_ovr_lenient, roc_auc_ovr_per_class, roc_curve, top_k_accuracy, Accumulator, Average,
-    ConfusionMatrix, Error, Report, ZeroDivision,
+    average_precision, average_precision_ovr, brier_score, cohen_kappa_score, encode_labels, f1_score, log_loss,
+    precision_recall_curve, precision_recall_fscore, roc_auc, roc_auc_ovr, roc_auc_ovr_lenient, roc_auc_ovr_per_class,
+    roc_curve, top_k_accuracy, Accumulator, Average, ConfusionMatrix, Error, KappaWeights, Labels, Options, Report,
+    ZeroDivision,
 };
 use proptest::prelude::*;
 use serde_json::Value;
@@ -28,6 +30,17 @@ fn close(name: &str, what: &str, got: f64, want: f64) {
     assert!((got - want).abs() <= TOL, "{name}: {what}: got {got}, scikit-learn {want}");
 }
 
+/// Like [`close`], with JSON's null standing for scikit-learn's NaN.
+fn close_or_nan(name: &str, what: &str, got: f64, want: &Value) {
+    match want.as_f64() {
+        Some(w) => close(name, what, got, w),
+        None => assert!(got.is_nan(), "{name}: {what}: got {got}, scikit-learn nan"),
+    }
+}
+
+const AVERAGES: [(&str, Average); 3] =
+    [("macro", Average::Macro), ("micro", Average::Micro), ("weighted", Average::Weighted)];
+
 #[test]
 fn agrees_with_scikit_learn() {
     for case in golden() {
@@ -49,7 +62,8 @@ fn agrees_with_scikit_learn() {
                 for beta in [1.0, 2.0] {
                     let key = format!("{avg_name}_beta{beta}_{zd_name}");
                     let want = floats(&e[&key]);
-                    let (p, r, f) = cm.averaged(avg, beta, zd);
+                    let prf = cm.averaged(avg, beta, zd);
+                    let (p, r, f) = (prf.precision, prf.recall, prf.f_beta);
                     for (what, got, want) in [("precision", p, want[0]), ("recall", r, want[1]), ("f", f, want[2])] {
                         close(name, &format!("{key} {what}"), got, want);
                     }
@@ -77,6 +91,10 @@ fn agrees_with_scikit_learn() {
         };
         close(name, "log loss", report.log_loss.unwrap(), e["log_loss"].as_f64().unwrap());
         let per = roc_auc_ovr_per_class(&y_true, &scores, k).unwrap();
+        if e["roc_auc_lenient"].is_null() {
+            assert!(per.iter().all(Option::is_none), "{name}: no class has a defined ROC AUC");
+            continue;
+        }
         for (c, (got, want)) in per.iter().zip(e["roc_auc_per_class"].as_array().unwrap()).enumerate() {
             match (got, want.as_f64()) {
                 (Some(g), Some(w)) => close(name, &format!("roc auc of class {c}"), *g, w),
@@ -91,10 +109,10 @@ fn agrees_with_scikit_learn() {
         close(name, "report auc", report.roc_auc_ovr_macro.unwrap(), lenient[0]);
         match e.get("roc_auc_strict") {
             Some(strict) => {
-                let (m, w) = roc_auc_ovr(&y_true, &scores, k).unwrap();
+                let auc = roc_auc_ovr(&y_true, &scores, k).unwrap();
                 let strict = floats(strict);
-                close(name, "strict macro auc", m, strict[0]);
-                close(name, "strict weighted auc", w, strict[1]);
+                close(name, "strict macro auc", auc.macro_avg, strict[0]);
+                close(name, "strict weighted auc", auc.weighted, strict[1]);
                 let curve_want = &e["roc_curve_class0"];
                 let positive: Vec<bool> = y_true.iter().map(|&t| t == 0).collect();
                 let column: Vec<f64> = scores.chunks(k).map(|r| r[0]).collect();
@@ -107,8 +125,11 @@ fn agrees_with_scikit_learn() {
                 assert_eq!(curve.thresholds[1..], floats(&curve_want["thresholds"])[..], "{name}: thresholds");
             }
             None => {
-                let err = roc_auc_ovr(&y_true, &scores, k).unwrap_err();
-                assert!(matches!(err, Error::UndefinedAuc { class: 3, missing: "positive" }), "{name}: {err}");
+                // scikit-learn 1.9 returns nan (with a warning) where a class is absent.
+                let auc = roc_auc_ovr(&y_true, &scores, k).unwrap();
+                let want = e["roc_auc_nan"].as_array().unwrap();
+                close_or_nan(name, "macro auc with an absent class", auc.macro_avg, &want[0]);
+                close_or_nan(name, "weighted auc with an absent class", auc.weighted, &want[1]);
             }
         }
         if let Some(top2) = e.get("top2") {
@@ -143,18 +164,19 @@ fn bad_input_is_a_typed_error() {
     let err = top_k_accuracy(&[0, 1], &[0.5f32, 0.5, 0.5], 2, 1).unwrap_err();
     assert_eq!(err, Error::ScoreShape { len: 3, n_samples: 2, n_classes: 2 });
     assert_eq!(top_k_accuracy(&[0], &[1.0, 0.0], 2, 3).unwrap_err(), Error::BadK { k: 3, n_classes: 2 });
-    let err = roc_auc_ovr(&[0, 0], &[0.9, 0.1, 0.8, 0.2], 2).unwrap_err();
-    assert_eq!(err.to_string(), "ROC AUC is undefined for class 0: y_true has no negative sample of it");
-    let mut acc = Accumulator::new(vec!["a".into()]).unwrap();
+    // scikit-learn 1.9: nan, not an error, when y_true holds one class.
+    assert!(roc_auc_ovr(&[0, 0], &[0.9, 0.1, 0.8, 0.2], 2).unwrap().macro_avg.is_nan());
+    assert!(roc_auc(&[true, true], &[0.9, 0.8]).unwrap().is_nan());
+    let mut acc = Accumulator::new(["a"]).unwrap();
     assert_eq!(acc.finish().unwrap_err(), Error::Empty);
-    assert!(acc.add_labels(&[0, 1], &[0, 0]).is_err());
+    assert!(acc.update(&[0, 1], &[0, 0]).is_err());
     assert_eq!(acc.confusion_matrix().total(), 0, "a rejected batch adds nothing");
 }
 
 #[test]
 fn report_json_has_the_documented_keys() {
     let names = vec!["a".to_owned(), "b".to_owned()];
-    let r = Report::new::<f64>(&[0, 1, 1], &[0, 1, 0], None, &names).unwrap();
+    let r = Report::from_labels(&[0, 1, 1], &[0, 1, 0], &names).unwrap();
     let json = serde_json::to_value(&r).unwrap();
     for key in [
         "accuracy",
@@ -192,7 +214,7 @@ proptest! {
     #[test]
     fn micro_f1_is_accuracy((k, t, p) in labels_strategy()) {
         let cm = ConfusionMatrix::from_labels(&t, &p, k).unwrap();
-        let (_, _, f1) = cm.averaged(Average::Micro, 1.0, ZeroDivision::Zero);
+        let f1 = cm.averaged(Average::Micro, 1.0, ZeroDivision::Zero).f_beta;
         prop_assert!((f1 - cm.accuracy()).abs() < 1e-12);
     }
 
@@ -204,4 +226,167 @@ proptest! {
         prop_assert_eq!(cm.total() as usize, t.len());
         prop_assert_eq!(cm.support().iter().sum::<u64>(), cm.predicted().iter().sum::<u64>());
     }
+}
+
+/// The scikit-learn behaviours beyond `labels=range(n_classes)`: default labels,
+/// sample weights, NaN zero division, kappa, average precision, Brier, top-k, the
+/// output_dict report.
+#[test]
+fn agrees_with_scikit_learn_beyond_the_confusion_matrix() {
+    for case in golden() {
+        let name = case["name"].as_str().unwrap();
+        let k = case["n_classes"].as_u64().unwrap() as usize;
+        let (y_true, y_pred) = (usizes(&case["y_true"]), usizes(&case["y_pred"]));
+        let e = &case["expected"];
+        let present = precision_recall_fscore(&y_true, &y_pred, &Options::default()).unwrap();
+        let weighted = Options { sample_weight: Some(floats(&case["sample_weight"])), ..Options::default() };
+        let weighted = precision_recall_fscore(&y_true, &y_pred, &weighted).unwrap();
+        let nan =
+            Options { labels: Labels::Given((0..k).collect()), zero_division: ZeroDivision::Nan, ..Options::default() };
+        let nan = precision_recall_fscore(&y_true, &y_pred, &nan).unwrap();
+        let cm = ConfusionMatrix::from_labels(&y_true, &y_pred, k).unwrap();
+        for (avg_name, avg) in AVERAGES {
+            for (what, scores) in [("present", &present), ("weighted_samples", &weighted), ("nan", &nan)] {
+                let want = e[format!("{what}_{avg_name}")].as_array().unwrap();
+                let got = scores.average(avg);
+                for (part, g, w) in [
+                    ("precision", got.precision, &want[0]),
+                    ("recall", got.recall, &want[1]),
+                    ("f", got.f_beta, &want[2]),
+                ] {
+                    close_or_nan(name, &format!("{what} {avg_name} {part}"), g, w);
+                }
+            }
+            // The matrix's own averages with NaN zero division skip the same classes.
+            let want = e[format!("nan_{avg_name}")].as_array().unwrap();
+            close_or_nan(name, "matrix nan f", cm.averaged(avg, 1.0, ZeroDivision::Nan).f_beta, &want[2]);
+        }
+        close(name, "f1_score macro", f1_score(&y_true, &y_pred, Average::Macro).unwrap(), present.macro_avg.f_beta);
+        for (key, w) in
+            [("None", KappaWeights::None), ("linear", KappaWeights::Linear), ("quadratic", KappaWeights::Quadratic)]
+        {
+            let got = cohen_kappa_score(&y_true, &y_pred, w).unwrap();
+            close_or_nan(name, &format!("kappa {key}"), got, &e[format!("kappa_{key}")]);
+        }
+        let names: Vec<String> =
+            case["class_names"].as_array().unwrap().iter().map(|n| n.as_str().unwrap().to_owned()).collect();
+        let report = Report::from_labels(&y_true, &y_pred, &names).unwrap();
+        let dict = serde_json::to_value(report.to_dict()).unwrap();
+        let want = &e["report_dict"];
+        assert_eq!(dict.as_object().unwrap().len(), want.as_object().unwrap().len(), "{name}: dict keys");
+        for (key, w) in want.as_object().unwrap() {
+            match w.as_object() {
+                Some(w) => {
+                    for (field, wv) in w {
+                        close(
+                            name,
+                            &format!("dict {key} {field}"),
+                            dict[key][field].as_f64().unwrap(),
+                            wv.as_f64().unwrap(),
+                        );
+                    }
+                }
+                None => close(name, &format!("dict {key}"), dict[key].as_f64().unwrap(), w.as_f64().unwrap()),
+            }
+        }
+
+        let Some(scores) = case["scores"].as_array().map(|_| floats(&case["scores"])) else { continue };
+        for (c, want) in e["ap_per_class"].as_array().unwrap().iter().enumerate() {
+            let positive: Vec<bool> = y_true.iter().map(|&t| t == c).collect();
+            let column: Vec<f64> = scores.chunks(k).map(|r| r[c]).collect();
+            close_or_nan(
+                name,
+                &format!("average precision of class {c}"),
+                average_precision(&positive, &column).unwrap(),
+                want,
+            );
+        }
+        if let Some(want) = e.get("ap_averages") {
+            let ap = average_precision_ovr(&y_true, &scores, k).unwrap();
+            close_or_nan(name, "average precision macro", ap.macro_avg, &want[0]);
+            close_or_nan(name, "average precision weighted", ap.weighted, &want[1]);
+        }
+        let positive: Vec<bool> = y_true.iter().map(|&t| t == 0).collect();
+        let column: Vec<f64> = scores.chunks(k).map(|r| r[0]).collect();
+        let curve = precision_recall_curve(&positive, &column).unwrap();
+        let want = &e["pr_curve_class0"];
+        for (what, got) in
+            [("precision", &curve.precision), ("recall", &curve.recall), ("thresholds", &curve.thresholds)]
+        {
+            let want = want[what].as_array().unwrap();
+            assert_eq!(got.len(), want.len(), "{name}: pr curve {what} points");
+            got.iter().zip(want).for_each(|(g, w)| close_or_nan(name, what, *g, w));
+        }
+        close(name, "brier", brier_score(&y_true, &scores, k).unwrap(), e["brier"].as_f64().unwrap());
+        if let Some(want) = e.get("top_k") {
+            for (j, w) in floats(want).iter().enumerate() {
+                close(name, &format!("top-{}", j + 1), top_k_accuracy(&y_true, &scores, k, j + 1).unwrap(), *w);
+            }
+        }
+    }
+}
+
+/// Logits are not probabilities: log loss names the row (scikit-learn raises), and a
+/// report of logits has no log loss instead of a clamped 36.
+#[test]
+fn log_loss_refuses_what_is_not_a_probability() {
+    let logits = [2.5, -1.0, 0.3, 0.9];
+    assert_eq!(log_loss(&[0, 1], &logits, 2).unwrap_err(), Error::NotProbability { value: 2.5, index: 0 });
+    let unnormalised = [0.5, 0.4, 0.2, 0.8];
+    assert!(matches!(log_loss(&[0, 1], &unnormalised, 2), Err(Error::RowSum { index: 0, .. })));
+    assert!(matches!(brier_score(&[0, 1], &[0.2, 0.8, 1.2, -0.2], 2), Err(Error::NotProbability { index: 1, .. })));
+    let mut acc = Accumulator::new(["a", "b"]).unwrap();
+    acc.add_scores(&[0, 1], &logits).unwrap();
+    let report = acc.finish().unwrap();
+    assert_eq!(report.log_loss, None);
+    assert!(report.roc_auc_ovr_macro.is_some(), "ROC AUC takes any monotone score");
+    // f32 softmax rows sum to 1 only within f32 rounding: still probabilities.
+    let probs: [f32; 2] = [0.333_333_34, 0.666_666_7];
+    assert!(log_loss(&[1], &probs, 2).is_ok());
+}
+
+/// Accumulators: labels, predictions and scores together; merge across workers gives
+/// what one accumulator of everything gives; reset forgets; labels without scores no
+/// longer drop earlier scores silently (the report says there are none).
+#[test]
+fn accumulators_update_merge_and_reset() {
+    let names = ["a", "b", "c"];
+    let y = [0, 1, 2, 2, 1, 0, 2];
+    let p = [0, 2, 2, 1, 1, 0, 2];
+    let s: Vec<f64> = p.iter().flat_map(|&c| (0..3).map(move |k| if k == c { 0.8 } else { 0.1 })).collect();
+    let mut whole = Accumulator::new(names).unwrap();
+    whole.update_scored(&y, &p, &s).unwrap();
+    let (mut a, mut b) = (Accumulator::new(names).unwrap(), Accumulator::new(names).unwrap());
+    a.update_scored(&y[..3], &p[..3], &s[..9]).unwrap();
+    b.update_scored(&y[3..], &p[3..], &s[9..]).unwrap();
+    a.merge(&b).unwrap();
+    assert_eq!(a.compute().unwrap(), whole.compute().unwrap());
+    assert!(a.has_scores());
+    a.update(&[0], &[0]).unwrap();
+    assert!(!a.has_scores());
+    let r = a.compute().unwrap();
+    assert_eq!((r.roc_auc_ovr_macro, r.log_loss), (None, None));
+    assert_eq!(r.confusion_matrix.iter().flatten().sum::<u64>(), 8);
+    a.reset();
+    assert_eq!(a.compute().unwrap_err(), Error::Empty);
+    assert_eq!(
+        a.merge(&Accumulator::new(["x"]).unwrap()).unwrap_err(),
+        Error::ClassCountMismatch { left: 3, right: 1 }
+    );
+    assert!(a.update(&[0], &[5]).is_err());
+    assert_eq!(a.confusion_matrix().total(), 0, "a rejected batch adds nothing");
+}
+
+/// Strings as labels, through encode_labels; a bad sample weight is an error.
+#[test]
+fn any_labels_and_weights() {
+    let e = encode_labels(&["dog", "cat", "emu"], &["dog", "dog", "emu"]);
+    assert_eq!(e.classes, ["cat", "dog", "emu"]);
+    let f1 = f1_score(&e.y_true, &e.y_pred, Average::Micro).unwrap();
+    assert!((f1 - 2.0 / 3.0).abs() < 1e-15);
+    let bad = Options { sample_weight: Some(vec![1.0, -1.0, 1.0]), ..Options::default() };
+    assert_eq!(
+        precision_recall_fscore(&e.y_true, &e.y_pred, &bad).unwrap_err(),
+        Error::BadWeight { value: -1.0, index: 1 }
+    );
 }

@@ -38,7 +38,7 @@ impl Evaluation {
 
     /// Macro-averaged F1 (a class never predicted counts 0, as in scikit-learn).
     pub fn macro_f1(&self) -> f64 {
-        self.scores.confusion_matrix().averaged(Average::Macro, 1.0, ZeroDivision::Zero).2
+        self.scores.confusion_matrix().averaged(Average::Macro, 1.0, ZeroDivision::Zero).f_beta
     }
 
     /// The predicted class of each sample (the argmax of its probabilities).
