@@ -1,7 +1,5 @@
 //! The confusion matrix and every metric that is a function of it.
 
-use serde::Serialize;
-
 use crate::error::{Error, Result};
 
 /// What a ratio with a zero denominator becomes, as scikit-learn's `zero_division`.
@@ -47,7 +45,8 @@ pub enum Average {
 }
 
 /// Per-class precision, recall, F-beta and support.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct PerClass {
     /// Precision of each class.
     pub precision: Vec<f64>,
@@ -60,7 +59,8 @@ pub struct PerClass {
 }
 
 /// Averaged precision, recall and F-beta.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Prf {
     /// Averaged precision.
     pub precision: f64,
@@ -114,7 +114,8 @@ pub enum KappaWeights {
 }
 
 /// Rows are true classes, columns predicted classes (scikit-learn's layout).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct ConfusionMatrix {
     n_classes: usize,
     counts: Vec<u64>,

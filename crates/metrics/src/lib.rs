@@ -1,16 +1,26 @@
-//! cnnlab-metrics: classification metrics over plain slices, identical to
-//! scikit-learn's (golden tests compare to 1e-9).
+//! Classification metrics that give scikit-learn's numbers (golden tests compare to
+//! 1e-9 with scikit-learn 1.9.1), over plain slices.
 //!
-//! Labels are `usize` class indices below `n_classes`; scores are row-major
-//! `n_samples x n_classes` slices of `f32` or `f64`. Bad input is a typed [`Error`]
-//! (length mismatch, label out of range, NaN score, empty input, zero classes),
-//! never a panic.
+//! Labels are `usize` class indices below `n_classes` (number other labels with
+//! [`encode_labels`]); scores are row-major `n_samples x n_classes` slices of `f32` or
+//! `f64`. Bad input is a typed [`Error`] (length mismatch, label out of range, NaN
+//! score, values that are not probabilities where probabilities are needed, empty
+//! input), never a panic.
 //!
-//! ROC AUC comes in two flavours: [`roc_auc_ovr`] is strict like scikit-learn (a class
-//! with no positive or no negative sample is an error naming the class), while
-//! [`roc_auc_ovr_per_class`] gives `None` for such a class and
-//! [`roc_auc_ovr_lenient`] averages over the defined ones; [`Report`] uses the lenient
-//! form so one rare class does not hide every other number.
+//! - Label metrics: [`ConfusionMatrix`] (accuracy, balanced accuracy, per-class and
+//!   averaged precision/recall/F-beta, MCC, Cohen's kappa) and scikit-learn's
+//!   function-style [`precision_recall_fscore`], [`f1_score`] with `labels`,
+//!   `sample_weight` and `zero_division` ([`Options`]).
+//! - Score metrics: [`roc_curve`], [`roc_auc`], [`roc_auc_ovr`],
+//!   [`precision_recall_curve`], [`average_precision`], [`top_k_accuracy`],
+//!   [`log_loss`], [`brier_score`].
+//! - Everything at once: [`Report`] (and its `classification_report` text and
+//!   `output_dict` layout), fed in batches by an [`Accumulator`].
+//!
+//! ROC AUC comes in two flavours: [`roc_auc_ovr`] is like scikit-learn (NaN for a
+//! class with no positive or no negative sample, and so a NaN macro average), while
+//! [`roc_auc_ovr_lenient`] averages over the defined classes; [`Report`] uses the
+//! lenient form so one rare class does not hide every other number.
 //!
 //! ```
 //! use cnnlab_metrics::{Average, ConfusionMatrix, ZeroDivision};
@@ -20,8 +30,8 @@
 //! assert!((f1 - 7.0 / 9.0).abs() < 1e-12);
 //! ```
 //!
-//! This crate depends on neither `tch` nor the image stack, so it can be used alone
-//! (ARCHITECTURE.md).
+//! Features: `serde` (default) derives `Serialize`/`Deserialize` for the reports.
+//! This crate depends on neither a tensor library nor an image stack.
 
 #![deny(missing_docs)]
 
@@ -38,6 +48,11 @@ pub use functional::{
     Labels, Options, Scores,
 };
 pub use report::{Accumulator, ClassRow, DictEntry, Report, ReportDict};
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 pub use scores::{
     argmax_rows, average_precision, average_precision_ovr, brier_score, log_loss, precision_recall_curve, roc_auc,
     roc_auc_ovr, roc_auc_ovr_lenient, roc_auc_ovr_per_class, roc_curve, top_k_accuracy, Averages, PrCurve, RocCurve,

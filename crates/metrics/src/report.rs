@@ -1,6 +1,7 @@
 //! Everything at once: the streaming [`Accumulator`] and the [`Report`] it produces,
 //! as JSON (serde) and as `classification_report` text.
 
+#[cfg(feature = "serde")]
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::confusion::{Average, ConfusionMatrix, ZeroDivision};
@@ -10,18 +11,19 @@ use crate::scores::{
 };
 
 /// One class's row of the report.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
 pub struct ClassRow {
     /// The class name.
     pub class: String,
     /// Precision (0 where nothing was predicted as the class).
-    #[serde(deserialize_with = "f64_or_nan")]
+    #[cfg_attr(feature = "serde", serde(deserialize_with = "f64_or_nan"))]
     pub precision: f64,
     /// Recall (0 where the class has no sample).
-    #[serde(deserialize_with = "f64_or_nan")]
+    #[cfg_attr(feature = "serde", serde(deserialize_with = "f64_or_nan"))]
     pub recall: f64,
     /// F1.
-    #[serde(deserialize_with = "f64_or_nan")]
+    #[cfg_attr(feature = "serde", serde(deserialize_with = "f64_or_nan"))]
     pub f1: f64,
     /// True samples of the class.
     pub support: u64,
@@ -41,43 +43,44 @@ pub struct ClassRow {
 /// assert!((r.f1_macro - 2.0 / 3.0).abs() < 1e-12);
 /// println!("{}", r.text()); // scikit-learn's classification_report layout
 /// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
 pub struct Report {
     /// Share of correct predictions (`accuracy_score`).
-    #[serde(deserialize_with = "f64_or_nan")]
+    #[cfg_attr(feature = "serde", serde(deserialize_with = "f64_or_nan"))]
     pub accuracy: f64,
     /// Mean recall over the classes present in y_true (`balanced_accuracy_score`).
-    #[serde(deserialize_with = "f64_or_nan")]
+    #[cfg_attr(feature = "serde", serde(deserialize_with = "f64_or_nan"))]
     pub balanced_accuracy: f64,
     /// Unweighted mean of per-class precision.
-    #[serde(deserialize_with = "f64_or_nan")]
+    #[cfg_attr(feature = "serde", serde(deserialize_with = "f64_or_nan"))]
     pub precision_macro: f64,
     /// Unweighted mean of per-class recall.
-    #[serde(deserialize_with = "f64_or_nan")]
+    #[cfg_attr(feature = "serde", serde(deserialize_with = "f64_or_nan"))]
     pub recall_macro: f64,
     /// Unweighted mean of per-class F1.
-    #[serde(deserialize_with = "f64_or_nan")]
+    #[cfg_attr(feature = "serde", serde(deserialize_with = "f64_or_nan"))]
     pub f1_macro: f64,
     /// Precision of all samples pooled (equals accuracy).
-    #[serde(deserialize_with = "f64_or_nan")]
+    #[cfg_attr(feature = "serde", serde(deserialize_with = "f64_or_nan"))]
     pub precision_micro: f64,
     /// Recall of all samples pooled (equals accuracy).
-    #[serde(deserialize_with = "f64_or_nan")]
+    #[cfg_attr(feature = "serde", serde(deserialize_with = "f64_or_nan"))]
     pub recall_micro: f64,
     /// F1 of all samples pooled (equals accuracy).
-    #[serde(deserialize_with = "f64_or_nan")]
+    #[cfg_attr(feature = "serde", serde(deserialize_with = "f64_or_nan"))]
     pub f1_micro: f64,
     /// Per-class precision weighted by support.
-    #[serde(deserialize_with = "f64_or_nan")]
+    #[cfg_attr(feature = "serde", serde(deserialize_with = "f64_or_nan"))]
     pub precision_weighted: f64,
     /// Per-class recall weighted by support.
-    #[serde(deserialize_with = "f64_or_nan")]
+    #[cfg_attr(feature = "serde", serde(deserialize_with = "f64_or_nan"))]
     pub recall_weighted: f64,
     /// Per-class F1 weighted by support.
-    #[serde(deserialize_with = "f64_or_nan")]
+    #[cfg_attr(feature = "serde", serde(deserialize_with = "f64_or_nan"))]
     pub f1_weighted: f64,
     /// Matthews correlation coefficient (`matthews_corrcoef`).
-    #[serde(deserialize_with = "f64_or_nan")]
+    #[cfg_attr(feature = "serde", serde(deserialize_with = "f64_or_nan"))]
     pub mcc: f64,
     /// One-vs-rest ROC AUC, mean over the classes where it is defined.
     pub roc_auc_ovr_macro: Option<f64>,
@@ -174,8 +177,8 @@ impl Report {
 }
 
 /// One entry of [`Report::to_dict`]: a class's (or an average's) scores, or accuracy.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(Serialize), serde(untagged))]
 pub enum DictEntry {
     /// Precision, recall, F1 and support.
     Scores {
@@ -184,7 +187,7 @@ pub enum DictEntry {
         /// Recall.
         recall: f64,
         /// F1, under scikit-learn's key `f1-score`.
-        #[serde(rename = "f1-score")]
+        #[cfg_attr(feature = "serde", serde(rename = "f1-score"))]
         f1_score: f64,
         /// Support, a float as scikit-learn writes it.
         support: f64,
@@ -198,6 +201,7 @@ pub enum DictEntry {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReportDict(pub Vec<(String, DictEntry)>);
 
+#[cfg(feature = "serde")]
 impl Serialize for ReportDict {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
@@ -232,6 +236,7 @@ impl Report {
 
 /// JSON has no NaN: serde_json writes it as `null`, and this reads `null` back as NaN,
 /// so every report that was written can be read.
+#[cfg(feature = "serde")]
 fn f64_or_nan<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<f64, D::Error> {
     Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }

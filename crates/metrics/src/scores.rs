@@ -2,8 +2,6 @@
 //! monotone confidence) and log loss and Brier score (probabilities only). Scores are
 //! row-major `n_samples x n_classes`.
 
-use serde::Serialize;
-
 use crate::confusion::check_labels;
 use crate::error::{Error, Result};
 
@@ -51,7 +49,8 @@ pub(crate) fn are_probabilities(y_true: &[usize], scores: &[f64], n_classes: usi
 
 /// scikit-learn's `roc_curve(drop_intermediate=True)`: false and true positive rates
 /// at decreasing thresholds, starting at (0, 0) with threshold +inf.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct RocCurve {
     /// False positive rate at each threshold.
     pub fpr: Vec<f64>,
@@ -145,7 +144,8 @@ pub fn roc_auc<T: Copy + Into<f64>>(positive: &[bool], scores: &[T]) -> Result<f
 
 /// scikit-learn's `precision_recall_curve`: precision and recall at increasing
 /// thresholds, ending at (recall 0, precision 1) with no threshold.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct PrCurve {
     /// Precision at each threshold, then 1.
     pub precision: Vec<f64>,
@@ -204,7 +204,8 @@ pub fn average_precision_ovr<T: Copy + Into<f64>>(
 }
 
 /// A per-class score and its macro and support-weighted means.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Averages {
     /// The score of each class (NaN where undefined).
     pub per_class: Vec<f64>,
