@@ -11,7 +11,7 @@ fn photo(shape: Shape) -> Vec<u8> {
 }
 
 fn bench_recipe(c: &mut Criterion, name: &str, shape: Shape, ops: Vec<Op>) {
-    let pipe = Pipeline::new(ops, 1);
+    let pipe = Pipeline::new(ops, 1).unwrap();
     let src = photo(shape);
     let mut img = src.clone();
     let mut group = c.benchmark_group("augment");
@@ -20,29 +20,22 @@ fn bench_recipe(c: &mut Criterion, name: &str, shape: Shape, ops: Vec<Op>) {
     group.bench_function(name, |b| {
         b.iter(|| {
             img.copy_from_slice(&src);
-            pipe.apply(&mut img, shape, 0, index);
+            pipe.apply(&mut img, shape, 0, index).unwrap();
             index += 1;
         })
     });
     group.finish();
 }
 
-/// The `[augment] ops` of one of the repository's configs (`rel` from the workspace
-/// root): the recipe is written once, there.
-fn config_ops(rel: &str) -> Vec<Op> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(rel);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let config: toml::Table = toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    config["augment"]["ops"].clone().try_into().unwrap_or_else(|e| panic!("{}: [augment] ops: {e}", path.display()))
-}
-
 fn recipes(c: &mut Criterion) {
-    // Seed 002: rotate 10 degrees, zoom 10%, brightness 0.7..1.3, horizontal flip.
-    let seed002 = config_ops("configs/pets/seed2-model4.toml");
-    bench_recipe(c, "seed002_224x224", Shape { height: 224, width: 224, channels: 3 }, seed002);
-    // Seed 003 / CIFAR: pad 4 and random crop, horizontal flip.
-    let seed003 = config_ops("configs/cifar10/seed3-final.toml");
-    bench_recipe(c, "pad4_crop_flip_32x32", Shape { height: 32, width: 32, channels: 3 }, seed003);
+    // Seed 002 (configs/pets/seed2-model4.toml): rotate 10 degrees, zoom 10%,
+    // brightness 0.7..1.3, horizontal flip.
+    let seed002 = vec![Op::rotate(10.0), Op::zoom(0.1), Op::brightness(0.7, 1.3), Op::hflip(0.5)];
+    bench_recipe(c, "seed002_224x224", Shape::new(224, 224, 3), seed002);
+    // Seed 003 / CIFAR (configs/cifar10/seed3-final.toml): pad 4 and random crop,
+    // horizontal flip.
+    let seed003 = vec![Op::random_crop(4), Op::hflip(0.5)];
+    bench_recipe(c, "pad4_crop_flip_32x32", Shape::new(32, 32, 3), seed003);
 }
 
 criterion_group!(benches, recipes);

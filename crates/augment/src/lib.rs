@@ -1,28 +1,34 @@
-//! cnnlab-augment: seeded image augmentation on raw HWC u8 buffers and
-//! `image::RgbImage`.
+//! Seeded image augmentation on raw HWC `u8` buffers (and `image::RgbImage`), with
+//! torchvision's parameter conventions.
 //!
 //! A [`Pipeline`] is an ordered list of [`Op`]s, each applied with its probability
 //! `p`. Randomness is derived from `(seed, epoch, sample index)` alone, so the same
-//! sample in the same epoch gets the same augmentation whichever thread handles it.
+//! sample in the same epoch gets the same augmentation whichever thread handles it,
+//! and a training run that resumes mid-way augments exactly as before.
 //!
 //! ```
-//! use cnnlab_augment::{Op, Pipeline, Shape, Fill};
-//! // Seed 002's recipe: rotate 10 degrees, zoom 10%, brightness 0.7..1.3, hflip.
-//! let pipe = Pipeline::new(vec![
-//!     Op::Rotate { degrees: 10.0, fill: Fill::Constant, p: 1.0 },
-//!     Op::Zoom { range: 0.1, fill: Fill::Constant, p: 1.0 },
-//!     Op::Brightness { min: 0.7, max: 1.3, p: 1.0 },
-//!     Op::Hflip { p: 0.5 },
-//! ], 42);
-//! let shape = Shape { height: 32, width: 32, channels: 3 };
+//! use cnnlab_augment::{Pipeline, Shape};
+//! // Rotate up to 10 degrees, zoom 10%, brightness 0.7..1.3, horizontal flip.
+//! let pipe = Pipeline::builder().rotate(10.0).zoom(0.1).brightness(0.7, 1.3).hflip(0.5).seed(42).build().unwrap();
+//! let shape = Shape::new(32, 32, 3);
 //! let mut img = vec![128u8; shape.len()];
-//! pipe.apply(&mut img, shape, 0, 7);
+//! pipe.apply(&mut img, shape, 0, 7).unwrap();
 //! ```
 //!
-//! No tensors here and no dependency on `tch`: anyone can use this crate alone.
+//! Every op is also a plain function on one buffer (`hflip`, `rotate_zoom`,
+//! `solarize`, ...). Features (all default): `image` ([`Pipeline::apply_rgb`]),
+//! `rayon` (a parallel [`Pipeline::apply_batch`]; sequential without it), `serde`
+//! (ops and [`AugmentConfig`] as TOML/JSON). `default-features = false` leaves a small
+//! crate on raw buffers. No tensors here: the crate never depends on a tensor library.
 
+#![deny(missing_docs)]
+
+mod color;
+mod error;
 mod ops;
 
+pub use color::{autocontrast, equalize, grayscale, invert, posterize, sharpness, solarize};
+pub use error::{Error, Result};
 pub use ops::{
     brightness, contrast, crop_resize, cutout, hflip, normalize_to_chw, rotate_zoom, saturation, translate, vflip, Fill,
 };
@@ -31,31 +37,65 @@ use ops::{brightness_lut, rotate_zoom_then, Post};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
+#[cfg(feature = "rayon")]
 use rayon::prelude::*;
+#[cfg(feature = "serde")]
 use serde::{Deserialize, Serialize};
 
-/// Size of one HWC image (also the data crate's `ImageShape`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Size of one image stored row by row, channels interleaved (HWC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
 pub struct Shape {
+    /// Rows.
     pub height: usize,
+    /// Columns.
     pub width: usize,
+    /// Values per pixel (1 grey, 3 RGB, 4 RGBA).
     pub channels: usize,
 }
 
 impl Shape {
+    /// A shape of `height` rows, `width` columns and `channels` values per pixel.
+    pub fn new(height: usize, width: usize, channels: usize) -> Self {
+        Shape { height, width, channels }
+    }
+
+    /// Bytes of one image.
     pub fn len(&self) -> usize {
         self.height * self.width * self.channels
     }
 
+    /// Whether the image has no byte.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Checks that `buf` holds exactly one image of this shape.
+    fn check(&self, buf: &[u8]) -> Result<()> {
+        if buf.len() == self.len() {
+            return Ok(());
+        }
+        Err(Error::BufferSize {
+            len: buf.len(),
+            expected: self.len(),
+            height: self.height,
+            width: self.width,
+            channels: self.channels,
+        })
+    }
 }
 
+#[cfg(feature = "serde")]
 fn half() -> f64 {
     0.5
 }
 
+#[cfg(feature = "serde")]
+fn tenth() -> f64 {
+    0.1
+}
+
+#[cfg(feature = "serde")]
 fn always() -> f64 {
     1.0
 }
@@ -71,85 +111,161 @@ fn default_ratio() -> [f64; 2] {
 /// One augmentation, as written in the `[augment] ops` list, e.g.
 /// `{ op = "rotate", degrees = 10 }`, `{ op = "hflip", p = 0.5 }`. Every op has a
 /// probability `p` (flips default to 0.5, the others to 1).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
+#[cfg_attr(feature = "serde", serde(tag = "op", rename_all = "snake_case", deny_unknown_fields))]
 pub enum Op {
     /// Mirror left-right.
     Hflip {
-        #[serde(default = "half")]
+        /// The probability of applying the op.
+        #[cfg_attr(feature = "serde", serde(default = "half"))]
         p: f64,
     },
     /// Mirror top-bottom.
     Vflip {
-        #[serde(default = "half")]
+        /// The probability of applying the op.
+        #[cfg_attr(feature = "serde", serde(default = "half"))]
         p: f64,
     },
     /// Rotate by a uniform angle in `[-degrees, degrees]`.
     Rotate {
+        /// The largest angle, in degrees.
         degrees: f64,
-        #[serde(default)]
+        /// What fills the area the source does not reach.
+        #[cfg_attr(feature = "serde", serde(default))]
         fill: Fill,
-        #[serde(default = "always")]
+        /// The probability of applying the op.
+        #[cfg_attr(feature = "serde", serde(default = "always"))]
         p: f64,
     },
     /// Scale by a uniform factor in `[1 - range, 1 + range]` about the centre, then
     /// crop or pad back to size (Keras `RandomZoom(range)`).
     Zoom {
+        /// The largest relative change of scale.
         range: f64,
-        #[serde(default)]
+        /// What fills the area the source does not reach.
+        #[cfg_attr(feature = "serde", serde(default))]
         fill: Fill,
-        #[serde(default = "always")]
+        /// The probability of applying the op.
+        #[cfg_attr(feature = "serde", serde(default = "always"))]
         p: f64,
     },
     /// Multiply by a uniform factor in `[min, max]`.
     Brightness {
+        /// The smallest factor.
         min: f64,
+        /// The largest factor.
         max: f64,
-        #[serde(default = "always")]
+        /// The probability of applying the op.
+        #[cfg_attr(feature = "serde", serde(default = "always"))]
         p: f64,
     },
     /// Blend with the mean grey by a uniform factor in `[min, max]`.
     Contrast {
+        /// The smallest factor.
         min: f64,
+        /// The largest factor.
         max: f64,
-        #[serde(default = "always")]
+        /// The probability of applying the op.
+        #[cfg_attr(feature = "serde", serde(default = "always"))]
         p: f64,
     },
     /// Blend with each pixel's grey by a uniform factor in `[min, max]`.
     Saturation {
+        /// The smallest factor.
         min: f64,
+        /// The largest factor.
         max: f64,
-        #[serde(default = "always")]
+        /// The probability of applying the op.
+        #[cfg_attr(feature = "serde", serde(default = "always"))]
         p: f64,
     },
     /// Pad by `padding` on every side, crop back at a random offset (torchvision
     /// `RandomCrop(size, padding)`; `fill = "reflect"` for `padding_mode="reflect"`).
     RandomCrop {
+        /// Pixels of padding on every side.
         padding: usize,
-        #[serde(default)]
+        /// What fills the area the source does not reach.
+        #[cfg_attr(feature = "serde", serde(default))]
         fill: Fill,
-        #[serde(default = "always")]
+        /// The probability of applying the op.
+        #[cfg_attr(feature = "serde", serde(default = "always"))]
         p: f64,
     },
     /// torchvision `RandomResizedCrop(size, scale, ratio)`, back to the input size.
     RandomResizedCrop {
-        #[serde(default = "default_scale")]
+        /// The range of the crop's area, as a share of the image.
+        #[cfg_attr(feature = "serde", serde(default = "default_scale"))]
         scale: [f64; 2],
-        #[serde(default = "default_ratio")]
+        /// The range of the crop's aspect ratio (width / height).
+        #[cfg_attr(feature = "serde", serde(default = "default_ratio"))]
         ratio: [f64; 2],
-        #[serde(default = "always")]
+        /// The probability of applying the op.
+        #[cfg_attr(feature = "serde", serde(default = "always"))]
         p: f64,
     },
     /// Zero a `size x size` square at a uniform centre (DeVries & Taylor's cutout).
     Cutout {
+        /// The side of the square, in pixels.
         size: usize,
-        #[serde(default = "always")]
+        /// The probability of applying the op.
+        #[cfg_attr(feature = "serde", serde(default = "always"))]
         p: f64,
     },
     /// Add gaussian noise with standard deviation `std` (on the 0..1 scale).
     Noise {
+        /// The standard deviation, on the 0..1 scale.
         std: f64,
-        #[serde(default = "always")]
+        /// The probability of applying the op.
+        #[cfg_attr(feature = "serde", serde(default = "always"))]
+        p: f64,
+    },
+    /// Luma in every RGB channel (torchvision `RandomGrayscale(p)`, p 0.1 there).
+    Grayscale {
+        /// The probability of applying the op.
+        #[cfg_attr(feature = "serde", serde(default = "tenth"))]
+        p: f64,
+    },
+    /// `255 - v` (`RandomInvert(p)`).
+    Invert {
+        /// The probability of applying the op.
+        #[cfg_attr(feature = "serde", serde(default = "half"))]
+        p: f64,
+    },
+    /// `255 - v` for values at or above `threshold` (`RandomSolarize(threshold, p)`).
+    Solarize {
+        /// The threshold, 0..=255.
+        threshold: u8,
+        /// The probability of applying the op.
+        #[cfg_attr(feature = "serde", serde(default = "half"))]
+        p: f64,
+    },
+    /// Keep the `bits` highest bits (`RandomPosterize(bits, p)`).
+    Posterize {
+        /// Bits kept, 0..=8.
+        bits: u8,
+        /// The probability of applying the op.
+        #[cfg_attr(feature = "serde", serde(default = "half"))]
+        p: f64,
+    },
+    /// Stretch each channel to 0..255 (`RandomAutocontrast(p)`).
+    Autocontrast {
+        /// The probability of applying the op.
+        #[cfg_attr(feature = "serde", serde(default = "half"))]
+        p: f64,
+    },
+    /// Equalize each channel's histogram (`RandomEqualize(p)`).
+    Equalize {
+        /// The probability of applying the op.
+        #[cfg_attr(feature = "serde", serde(default = "half"))]
+        p: f64,
+    },
+    /// Blend with a 3x3 smoothing by `factor` (`RandomAdjustSharpness(factor, p)`).
+    Sharpness {
+        /// 0 blurs, 1 keeps, 2 sharpens.
+        factor: f64,
+        /// The probability of applying the op.
+        #[cfg_attr(feature = "serde", serde(default = "half"))]
         p: f64,
     },
 }
@@ -169,6 +285,13 @@ impl Op {
             Op::RandomResizedCrop { .. } => "random_resized_crop",
             Op::Cutout { .. } => "cutout",
             Op::Noise { .. } => "noise",
+            Op::Grayscale { .. } => "grayscale",
+            Op::Invert { .. } => "invert",
+            Op::Solarize { .. } => "solarize",
+            Op::Posterize { .. } => "posterize",
+            Op::Autocontrast { .. } => "autocontrast",
+            Op::Equalize { .. } => "equalize",
+            Op::Sharpness { .. } => "sharpness",
         }
     }
 
@@ -184,14 +307,22 @@ impl Op {
             | Op::RandomCrop { p, .. }
             | Op::RandomResizedCrop { p, .. }
             | Op::Cutout { p, .. }
-            | Op::Noise { p, .. } => p,
+            | Op::Noise { p, .. }
+            | Op::Grayscale { p }
+            | Op::Invert { p }
+            | Op::Solarize { p, .. }
+            | Op::Posterize { p, .. }
+            | Op::Autocontrast { p }
+            | Op::Equalize { p }
+            | Op::Sharpness { p, .. } => p,
         }
     }
 
-    /// Rejects ranges that make no sense, naming the op's position in the list and
-    /// the field: `augment.ops[2].min: ...`.
-    fn validate(&self, index: usize) -> Result<(), String> {
-        let bad = |field: &str, why: &str| Err(format!("augment.ops[{index}].{field}: {why}"));
+    /// Rejects parameters that make no sense, naming the op's position in the list
+    /// and the field.
+    pub fn validate(&self, index: usize) -> Result<()> {
+        let op = self.name();
+        let bad = |field: &'static str, why: &str| Err(Error::InvalidOp { index, op, field, message: why.to_owned() });
         let p = self.probability();
         if !(0.0..=1.0).contains(&p) {
             return bad("p", &format!("{p} is outside [0, 1]"));
@@ -207,6 +338,10 @@ impl Op {
             }
             Op::Rotate { degrees, .. } if !degrees.is_finite() => bad("degrees", "must be a number"),
             Op::Noise { std, .. } if !(std >= 0.0 && std.is_finite()) => bad("std", "must be >= 0"),
+            Op::Posterize { bits, .. } if bits > 8 => bad("bits", &format!("{bits} is outside 0..=8")),
+            Op::Sharpness { factor, .. } if !(factor >= 0.0 && factor.is_finite()) => {
+                bad("factor", &format!("{factor} must be >= 0"))
+            }
             Op::RandomResizedCrop { scale, ratio, .. }
                 if !(0.0 < scale[0]
                     && scale[0] <= scale[1]
@@ -221,22 +356,29 @@ impl Op {
     }
 }
 
-/// The `[augment]` section of an experiment file.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// An `[augment]` table of ops, as a config file writes it:
+/// `ops = [{ op = "rotate", degrees = 10 }, { op = "hflip" }]`.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
+#[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
 pub struct AugmentConfig {
-    #[serde(default)]
+    /// The ops, in order.
+    #[cfg_attr(feature = "serde", serde(default))]
     pub ops: Vec<Op>,
 }
 
 impl AugmentConfig {
-    /// Checks every op's ranges; the error names `augment.ops[i].<field>`.
+    /// Checks every op's ranges; the message names `augment.ops[i].<field>`, the key
+    /// in a config file.
     pub fn validate(&self) -> Result<(), String> {
-        self.ops.iter().enumerate().try_for_each(|(i, op)| op.validate(i))
+        self.ops.iter().enumerate().try_for_each(|(i, op)| op.validate(i)).map_err(|e| match e {
+            Error::InvalidOp { index, field, message, .. } => format!("augment.ops[{index}].{field}: {message}"),
+            other => other.to_string(),
+        })
     }
 }
 
-/// Ops plus the seed their randomness derives from.
+/// Validated ops plus the seed their randomness derives from.
 #[derive(Debug, Clone)]
 pub struct Pipeline {
     ops: Vec<Op>,
@@ -244,20 +386,36 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    pub fn new(ops: Vec<Op>, seed: u64) -> Self {
-        Self { ops, seed }
+    /// A pipeline of `ops` drawing from `seed`; an op with a parameter out of range
+    /// (`p` outside [0, 1], brightness `min > max`, zoom `range >= 1`, ...) is an
+    /// [`Error::InvalidOp`] naming it.
+    pub fn new(ops: Vec<Op>, seed: u64) -> Result<Self> {
+        ops.iter().enumerate().try_for_each(|(i, op)| op.validate(i))?;
+        Ok(Self { ops, seed })
     }
 
+    /// A [`Builder`] of ops with torchvision's defaults.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// The ops, in order.
+    pub fn ops(&self) -> &[Op] {
+        &self.ops
+    }
+
+    /// Whether there is no op.
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
     }
 
     /// Augments `img` (HWC, `shape`) in place, deterministically for
-    /// `(seed, epoch, index)`.
-    pub fn apply(&self, img: &mut [u8], shape: Shape, epoch: u64, index: u64) {
-        assert_eq!(img.len(), shape.len(), "image buffer does not match its shape");
+    /// `(seed, epoch, index)`; a buffer that does not match `shape` is an error and
+    /// stays untouched.
+    pub fn apply(&self, img: &mut [u8], shape: Shape, epoch: u64, index: u64) -> Result<()> {
+        shape.check(img)?;
         if self.ops.is_empty() {
-            return;
+            return Ok(());
         }
         let mut rng = ChaCha8Rng::seed_from_u64(mix(mix(self.seed, epoch), index));
         // Rotations and zooms about the centre commute, so a run of them is one warp:
@@ -319,22 +477,272 @@ impl Pipeline {
             }
         }
         flush(img, &mut pending, &mut post);
+        Ok(())
     }
 
-    /// Augments `n` images stored one after another in `batch`, in parallel (rayon);
-    /// image `i` uses sample index `indices[i]`.
-    pub fn apply_batch(&self, batch: &mut [u8], shape: Shape, epoch: u64, indices: &[u64]) {
-        assert_eq!(batch.len(), shape.len() * indices.len(), "batch buffer does not match its shape");
-        batch
-            .par_chunks_exact_mut(shape.len())
-            .zip(indices.par_iter())
-            .for_each(|(img, &index)| self.apply(img, shape, epoch, index));
+    /// Augments `n` images stored one after another in `batch` (in parallel with the
+    /// `rayon` feature); image `i` uses sample index `indices[i]`.
+    pub fn apply_batch(&self, batch: &mut [u8], shape: Shape, epoch: u64, indices: &[u64]) -> Result<()> {
+        let all = Shape { height: shape.height * indices.len(), ..shape };
+        all.check(batch)?;
+        if shape.is_empty() {
+            return Ok(());
+        }
+        #[cfg(feature = "rayon")]
+        let images = batch.par_chunks_exact_mut(shape.len()).zip(indices.par_iter());
+        #[cfg(not(feature = "rayon"))]
+        let mut images = batch.chunks_exact_mut(shape.len()).zip(indices.iter());
+        images.try_for_each(|(img, &index)| self.apply(img, shape, epoch, index))
     }
 
     /// Augments an `image::RgbImage` in place.
+    #[cfg(feature = "image")]
     pub fn apply_rgb(&self, img: &mut image::RgbImage, epoch: u64, index: u64) {
-        let shape = Shape { height: img.height() as usize, width: img.width() as usize, channels: 3 };
-        self.apply(img, shape, epoch, index);
+        let shape = Shape::new(img.height() as usize, img.width() as usize, 3);
+        self.apply(img, shape, epoch, index).unwrap_or_else(|e| unreachable!("an RgbImage matches its shape: {e}"));
+    }
+}
+
+impl Op {
+    /// Mirror left-right with probability `p` (torchvision `RandomHorizontalFlip(p)`).
+    pub fn hflip(p: f64) -> Op {
+        Op::Hflip { p }
+    }
+
+    /// Mirror top-bottom with probability `p` (torchvision `RandomVerticalFlip(p)`).
+    pub fn vflip(p: f64) -> Op {
+        Op::Vflip { p }
+    }
+
+    /// Rotate by up to `degrees` either way, black corners (`RandomRotation(degrees)`).
+    pub fn rotate(degrees: f64) -> Op {
+        Op::Rotate { degrees, fill: Fill::Constant, p: 1.0 }
+    }
+
+    /// Zoom in or out by up to `range` (Keras `RandomZoom(range)`), black borders.
+    pub fn zoom(range: f64) -> Op {
+        Op::Zoom { range, fill: Fill::Constant, p: 1.0 }
+    }
+
+    /// Multiply by a factor in `[min, max]` (`ColorJitter(brightness=...)`'s factor).
+    pub fn brightness(min: f64, max: f64) -> Op {
+        Op::Brightness { min, max, p: 1.0 }
+    }
+
+    /// Blend with the mean grey by a factor in `[min, max]`.
+    pub fn contrast(min: f64, max: f64) -> Op {
+        Op::Contrast { min, max, p: 1.0 }
+    }
+
+    /// Blend with each pixel's grey by a factor in `[min, max]`.
+    pub fn saturation(min: f64, max: f64) -> Op {
+        Op::Saturation { min, max, p: 1.0 }
+    }
+
+    /// Pad by `padding` and crop back at a random offset (`RandomCrop(size, padding)`).
+    pub fn random_crop(padding: usize) -> Op {
+        Op::RandomCrop { padding, fill: Fill::Constant, p: 1.0 }
+    }
+
+    /// `RandomResizedCrop` with torchvision's scale (0.08, 1) and ratio (3/4, 4/3),
+    /// back to the input size.
+    pub fn random_resized_crop() -> Op {
+        Op::RandomResizedCrop { scale: default_scale(), ratio: default_ratio(), p: 1.0 }
+    }
+
+    /// Zero a `size x size` square at a random centre.
+    pub fn cutout(size: usize) -> Op {
+        Op::Cutout { size, p: 1.0 }
+    }
+
+    /// Add gaussian noise of standard deviation `std` (0..1 scale).
+    pub fn noise(std: f64) -> Op {
+        Op::Noise { std, p: 1.0 }
+    }
+
+    /// Luma in every RGB channel with probability `p` (`RandomGrayscale(p)`).
+    pub fn grayscale(p: f64) -> Op {
+        Op::Grayscale { p }
+    }
+
+    /// Invert with probability 0.5 (`RandomInvert()`).
+    pub fn invert() -> Op {
+        Op::Invert { p: 0.5 }
+    }
+
+    /// Solarize above `threshold` with probability 0.5 (`RandomSolarize(threshold)`).
+    pub fn solarize(threshold: u8) -> Op {
+        Op::Solarize { threshold, p: 0.5 }
+    }
+
+    /// Keep `bits` bits with probability 0.5 (`RandomPosterize(bits)`).
+    pub fn posterize(bits: u8) -> Op {
+        Op::Posterize { bits, p: 0.5 }
+    }
+
+    /// Autocontrast with probability 0.5 (`RandomAutocontrast()`).
+    pub fn autocontrast() -> Op {
+        Op::Autocontrast { p: 0.5 }
+    }
+
+    /// Equalize with probability 0.5 (`RandomEqualize()`).
+    pub fn equalize() -> Op {
+        Op::Equalize { p: 0.5 }
+    }
+
+    /// Adjust sharpness by `factor` with probability 0.5 (`RandomAdjustSharpness`).
+    pub fn sharpness(factor: f64) -> Op {
+        Op::Sharpness { factor, p: 0.5 }
+    }
+
+    /// The same op with probability `p`.
+    pub fn with_p(mut self, p: f64) -> Op {
+        match &mut self {
+            Op::Hflip { p: q }
+            | Op::Vflip { p: q }
+            | Op::Rotate { p: q, .. }
+            | Op::Zoom { p: q, .. }
+            | Op::Brightness { p: q, .. }
+            | Op::Contrast { p: q, .. }
+            | Op::Saturation { p: q, .. }
+            | Op::RandomCrop { p: q, .. }
+            | Op::RandomResizedCrop { p: q, .. }
+            | Op::Cutout { p: q, .. }
+            | Op::Noise { p: q, .. }
+            | Op::Grayscale { p: q }
+            | Op::Invert { p: q }
+            | Op::Solarize { p: q, .. }
+            | Op::Posterize { p: q, .. }
+            | Op::Autocontrast { p: q }
+            | Op::Equalize { p: q }
+            | Op::Sharpness { p: q, .. } => *q = p,
+        }
+        self
+    }
+
+    /// The same geometric op with another fill (ops without one are unchanged).
+    pub fn with_fill(mut self, fill: Fill) -> Op {
+        if let Op::Rotate { fill: f, .. } | Op::Zoom { fill: f, .. } | Op::RandomCrop { fill: f, .. } = &mut self {
+            *f = fill;
+        }
+        self
+    }
+}
+
+/// Builds a [`Pipeline`] op by op, with torchvision's defaults:
+/// `Pipeline::builder().random_crop(4).hflip(0.5).seed(1).build()`.
+#[derive(Debug, Clone, Default)]
+pub struct Builder {
+    ops: Vec<Op>,
+    seed: u64,
+}
+
+impl Builder {
+    /// Adds any op.
+    pub fn op(mut self, op: Op) -> Self {
+        self.ops.push(op);
+        self
+    }
+
+    /// Adds [`Op::hflip`].
+    pub fn hflip(self, p: f64) -> Self {
+        self.op(Op::hflip(p))
+    }
+
+    /// Adds [`Op::vflip`].
+    pub fn vflip(self, p: f64) -> Self {
+        self.op(Op::vflip(p))
+    }
+
+    /// Adds [`Op::rotate`].
+    pub fn rotate(self, degrees: f64) -> Self {
+        self.op(Op::rotate(degrees))
+    }
+
+    /// Adds [`Op::zoom`].
+    pub fn zoom(self, range: f64) -> Self {
+        self.op(Op::zoom(range))
+    }
+
+    /// Adds [`Op::brightness`].
+    pub fn brightness(self, min: f64, max: f64) -> Self {
+        self.op(Op::brightness(min, max))
+    }
+
+    /// Adds [`Op::contrast`].
+    pub fn contrast(self, min: f64, max: f64) -> Self {
+        self.op(Op::contrast(min, max))
+    }
+
+    /// Adds [`Op::saturation`].
+    pub fn saturation(self, min: f64, max: f64) -> Self {
+        self.op(Op::saturation(min, max))
+    }
+
+    /// Adds [`Op::random_crop`].
+    pub fn random_crop(self, padding: usize) -> Self {
+        self.op(Op::random_crop(padding))
+    }
+
+    /// Adds [`Op::random_resized_crop`].
+    pub fn random_resized_crop(self) -> Self {
+        self.op(Op::random_resized_crop())
+    }
+
+    /// Adds [`Op::cutout`].
+    pub fn cutout(self, size: usize) -> Self {
+        self.op(Op::cutout(size))
+    }
+
+    /// Adds [`Op::noise`].
+    pub fn noise(self, std: f64) -> Self {
+        self.op(Op::noise(std))
+    }
+
+    /// Adds [`Op::grayscale`].
+    pub fn grayscale(self, p: f64) -> Self {
+        self.op(Op::grayscale(p))
+    }
+
+    /// Adds [`Op::invert`].
+    pub fn invert(self) -> Self {
+        self.op(Op::invert())
+    }
+
+    /// Adds [`Op::solarize`].
+    pub fn solarize(self, threshold: u8) -> Self {
+        self.op(Op::solarize(threshold))
+    }
+
+    /// Adds [`Op::posterize`].
+    pub fn posterize(self, bits: u8) -> Self {
+        self.op(Op::posterize(bits))
+    }
+
+    /// Adds [`Op::autocontrast`].
+    pub fn autocontrast(self) -> Self {
+        self.op(Op::autocontrast())
+    }
+
+    /// Adds [`Op::equalize`].
+    pub fn equalize(self) -> Self {
+        self.op(Op::equalize())
+    }
+
+    /// Adds [`Op::sharpness`].
+    pub fn sharpness(self, factor: f64) -> Self {
+        self.op(Op::sharpness(factor))
+    }
+
+    /// The seed the randomness derives from (default 0).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// The pipeline, or the first op whose parameters are out of range.
+    pub fn build(self) -> Result<Pipeline> {
+        Pipeline::new(self.ops, self.seed)
     }
 }
 
@@ -371,6 +779,13 @@ fn apply_op(op: &Op, img: &mut [u8], s: Shape, rng: &mut ChaCha8Rng) {
             let cy = rng.gen_range(0..s.height.max(1)) as i64;
             cutout(img, s, cx, cy, size);
         }
+        Op::Grayscale { .. } => grayscale(img, s),
+        Op::Invert { .. } => invert(img, s),
+        Op::Solarize { threshold, .. } => solarize(img, s, threshold),
+        Op::Posterize { bits, .. } => posterize(img, s, bits),
+        Op::Autocontrast { .. } => autocontrast(img, s),
+        Op::Equalize { .. } => equalize(img, s),
+        Op::Sharpness { factor, .. } => sharpness(img, s, factor),
         Op::Noise { std, .. } => {
             if std > 0.0 {
                 let normal = Normal::new(0.0, std * 255.0).expect("std validated");
@@ -474,10 +889,10 @@ mod tests {
             let shape = Shape { height: h, width: w, channels: c };
             let base: Vec<u8> = (0..shape.len()).map(|i| (i * 37 % 251) as u8).collect();
             for ops in &lists {
-                let p = Pipeline::new(ops.clone(), 3);
+                let p = Pipeline::new(ops.clone(), 3).unwrap();
                 for index in 0..40 {
                     let (mut fused, mut reference) = (base.clone(), base.clone());
-                    p.apply(&mut fused, shape, 1, index);
+                    p.apply(&mut fused, shape, 1, index).unwrap();
                     apply_op_by_op(&p, &mut reference, shape, 1, index);
                     assert_eq!(fused, reference, "ops {ops:?}, {c} channels, index {index}");
                 }

@@ -1,13 +1,12 @@
 //! The ops themselves, on one HWC u8 image, in place. Every function is public so the
 //! crate can be used without the [`crate::Pipeline`].
 
-use serde::{Deserialize, Serialize};
-
 use crate::Shape;
 
 /// What geometric ops put where the source image does not reach.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 pub enum Fill {
     /// Zeros (black), like torchvision's default.
     #[default]

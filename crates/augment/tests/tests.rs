@@ -1,6 +1,6 @@
 //! Identities, determinism and config parsing of the augmentation pipeline.
 
-use cnnlab_augment::{hflip, translate, vflip, AugmentConfig, Fill, Op, Pipeline, Shape};
+use cnnlab_augment::{hflip, translate, vflip, AugmentConfig, Error, Fill, Op, Pipeline, Shape};
 use proptest::prelude::*;
 
 const S: Shape = Shape { height: 8, width: 6, channels: 3 };
@@ -24,10 +24,10 @@ proptest! {
 
     #[test]
     fn crops_keep_shape_and_only_move_or_zero(epoch in 0u64..5, index in 0u64..100) {
-        let pipe = Pipeline::new(vec![Op::RandomCrop { padding: 2, fill: Fill::Constant, p: 1.0 }], 3);
+        let pipe = Pipeline::new(vec![Op::RandomCrop { padding: 2, fill: Fill::Constant, p: 1.0 }], 3).unwrap();
         let orig = image(1);
         let mut img = orig.clone();
-        pipe.apply(&mut img, S, epoch, index);
+        pipe.apply(&mut img, S, epoch, index).unwrap();
         prop_assert_eq!(img.len(), orig.len());
         // Every output pixel is zero or one of the input's values.
         for v in &img {
@@ -39,10 +39,11 @@ proptest! {
 #[test]
 fn same_seed_epoch_index_same_image() {
     let pipe =
-        Pipeline::new(vec![Op::RandomCrop { padding: 4, fill: Fill::Constant, p: 1.0 }, Op::Hflip { p: 0.5 }], 9);
+        Pipeline::new(vec![Op::RandomCrop { padding: 4, fill: Fill::Constant, p: 1.0 }, Op::Hflip { p: 0.5 }], 9)
+            .unwrap();
     let run = |epoch, index| {
         let mut img = image(5);
-        pipe.apply(&mut img, S, epoch, index);
+        pipe.apply(&mut img, S, epoch, index).unwrap();
         img
     };
     assert_eq!(run(1, 2), run(1, 2));
@@ -58,9 +59,11 @@ fn same_seed_epoch_index_same_image() {
 fn probability_extremes_and_zero_shift() {
     let mut img = image(0);
     Pipeline::new(vec![Op::Hflip { p: 0.0 }, Op::RandomCrop { padding: 0, fill: Fill::Reflect, p: 1.0 }], 1)
-        .apply(&mut img, S, 0, 0);
+        .unwrap()
+        .apply(&mut img, S, 0, 0)
+        .unwrap();
     assert_eq!(img, image(0));
-    Pipeline::new(vec![Op::Hflip { p: 1.0 }], 1).apply(&mut img, S, 0, 0);
+    Pipeline::new(vec![Op::Hflip { p: 1.0 }], 1).unwrap().apply(&mut img, S, 0, 0).unwrap();
     let mut expected = image(0);
     hflip(&mut expected, S);
     assert_eq!(img, expected);
@@ -116,22 +119,22 @@ fn identities_of_the_parametric_ops() {
     let s = Shape { height: 8, width: 8, channels: 3 };
     let orig: Vec<u8> = (0..s.len()).map(|i| (i * 37 % 256) as u8).collect();
     let mut img = orig.clone();
-    Pipeline::new(ident, 4).apply(&mut img, s, 3, 9);
+    Pipeline::new(ident, 4).unwrap().apply(&mut img, s, 3, 9).unwrap();
     assert_eq!(img, orig);
 }
 
 #[test]
 fn batch_rgb_and_single_paths_agree() {
-    let pipe = Pipeline::new(every_op(), 11);
+    let pipe = Pipeline::new(every_op(), 11).unwrap();
     let s = Shape { height: 12, width: 10, channels: 3 };
     let images: Vec<Vec<u8>> =
         (0..6u8).map(|k| (0..s.len()).map(|i| (i as u8).wrapping_mul(7) ^ k).collect()).collect();
     let indices: Vec<u64> = (100..106).collect();
     let mut batch: Vec<u8> = images.concat();
-    pipe.apply_batch(&mut batch, s, 2, &indices);
+    pipe.apply_batch(&mut batch, s, 2, &indices).unwrap();
     for (k, img) in images.iter().enumerate() {
         let mut one = img.clone();
-        pipe.apply(&mut one, s, 2, indices[k]);
+        pipe.apply(&mut one, s, 2, indices[k]).unwrap();
         assert_eq!(&batch[k * s.len()..(k + 1) * s.len()], &one[..], "image {k}");
         let mut rgb = image::RgbImage::from_raw(10, 12, img.clone()).unwrap();
         pipe.apply_rgb(&mut rgb, 2, indices[k]);
@@ -145,7 +148,93 @@ proptest! {
     fn every_op_keeps_shape(h in 1usize..20, w in 1usize..20, c in prop::sample::select(vec![1usize, 3]), index: u64) {
         let s = Shape { height: h, width: w, channels: c };
         let mut img: Vec<u8> = (0..s.len()).map(|i| (i % 256) as u8).collect();
-        Pipeline::new(every_op(), 1).apply(&mut img, s, 0, index);
+        Pipeline::new(every_op(), 1).unwrap().apply(&mut img, s, 0, index).unwrap();
         prop_assert_eq!(img.len(), s.len());
     }
+}
+
+/// Out-of-range parameters are errors naming the op and field, not silently run;
+/// a buffer of the wrong length is an error and stays untouched.
+#[test]
+fn bad_parameters_and_buffers_are_errors() {
+    let err = Pipeline::new(vec![Op::hflip(0.5), Op::brightness(1.4, 0.6)], 0).unwrap_err();
+    assert_eq!(err.to_string(), "op 1 (brightness): min: needs 0 <= min <= max, got min = 1.4, max = 0.6");
+    assert!(matches!(Pipeline::new(vec![Op::zoom(1.5)], 0), Err(Error::InvalidOp { index: 0, field: "range", .. })));
+    assert!(matches!(Pipeline::builder().hflip(2.0).build(), Err(Error::InvalidOp { field: "p", .. })));
+    let pipe = Pipeline::builder().hflip(1.0).build().unwrap();
+    let mut short = vec![7u8; S.len() - 1];
+    let err = pipe.apply(&mut short, S, 0, 0).unwrap_err();
+    assert_eq!(err.to_string(), "image buffer holds 143 bytes, but 8x6x3 needs 144");
+    assert_eq!(short, vec![7u8; S.len() - 1]);
+    let mut batch = vec![0u8; S.len() * 2];
+    assert!(matches!(pipe.apply_batch(&mut batch, S, 0, &[0, 1, 2]), Err(Error::BufferSize { .. })));
+}
+
+/// The constructors carry torchvision's defaults, the same as a config that names
+/// only the op's required keys; the builder gives the same pipeline as the list.
+#[test]
+fn constructors_match_the_config_defaults() {
+    let config: AugmentConfig = toml::from_str(
+        r#"ops = [
+            { op = "hflip" }, { op = "vflip" }, { op = "rotate", degrees = 15 }, { op = "zoom", range = 0.1 },
+            { op = "brightness", min = 0.7, max = 1.3 }, { op = "random_crop", padding = 4 },
+            { op = "random_resized_crop" }, { op = "cutout", size = 8 }, { op = "noise", std = 0.05 },
+        ]"#,
+    )
+    .unwrap();
+    let made = vec![
+        Op::hflip(0.5),
+        Op::vflip(0.5),
+        Op::rotate(15.0),
+        Op::zoom(0.1),
+        Op::brightness(0.7, 1.3),
+        Op::random_crop(4),
+        Op::random_resized_crop(),
+        Op::cutout(8),
+        Op::noise(0.05),
+    ];
+    assert_eq!(config.ops, made);
+    assert_eq!(
+        Op::rotate(10.0).with_p(0.3).with_fill(Fill::Reflect),
+        Op::Rotate { degrees: 10.0, fill: Fill::Reflect, p: 0.3 }
+    );
+    let built = Pipeline::builder().random_crop(4).hflip(0.5).seed(9).build().unwrap();
+    let listed = Pipeline::new(vec![Op::random_crop(4), Op::hflip(0.5)], 9).unwrap();
+    let (mut a, mut b) = (image(3), image(3));
+    built.apply(&mut a, S, 1, 5).unwrap();
+    listed.apply(&mut b, S, 1, 5).unwrap();
+    assert_eq!(a, b);
+    assert_eq!(built.ops(), listed.ops());
+}
+
+/// The colour ops against torchvision v2 on uint8 images (torchvision_colour.json,
+/// written by torchvision_colour.py): identical, value for value (the float ops
+/// compute in f32 and truncate as torchvision's uint8 kernels do).
+#[test]
+fn colour_ops_match_torchvision() {
+    let golden: serde_json::Value = serde_json::from_str(include_str!("torchvision_colour.json")).unwrap();
+    let bytes = |v: &serde_json::Value| -> Vec<u8> {
+        v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u8).collect()
+    };
+    let mut checked = 0;
+    for case in golden["cases"].as_array().unwrap() {
+        let op = case["op"].as_str().unwrap();
+        let dim = |k: &str| case[k].as_u64().unwrap() as usize;
+        let s = Shape::new(dim("height"), dim("width"), dim("channels"));
+        let mut img = bytes(&case["input"]);
+        let param = &case["param"];
+        match op {
+            "invert" => cnnlab_augment::invert(&mut img, s),
+            "autocontrast" => cnnlab_augment::autocontrast(&mut img, s),
+            "equalize" => cnnlab_augment::equalize(&mut img, s),
+            "grayscale" => cnnlab_augment::grayscale(&mut img, s),
+            "solarize" => cnnlab_augment::solarize(&mut img, s, param.as_u64().unwrap() as u8),
+            "posterize" => cnnlab_augment::posterize(&mut img, s, param.as_u64().unwrap() as u8),
+            "sharpness" => cnnlab_augment::sharpness(&mut img, s, param.as_f64().unwrap()),
+            other => panic!("unknown op {other}"),
+        }
+        assert_eq!(img, bytes(&case["expected"]), "{op}({param}) on {s:?}");
+        checked += 1;
+    }
+    assert_eq!(checked, 25);
 }

@@ -66,17 +66,25 @@ fn main() {
         let step = (files.len() / limit.max(1)).max(1);
         files = files.into_iter().step_by(step).take(limit).collect();
     }
-    let pipeline = Pipeline::new(ops, 0);
+    let pipeline = Pipeline::new(ops, 0).unwrap_or_else(|e| {
+        eprintln!("{e}");
+        std::process::exit(1);
+    });
     let start = Instant::now();
     let decoded: usize = files
         .par_iter()
         .enumerate()
         .map(|(i, f)| match decode(f, shape) {
-            Ok((mut img, _)) => {
-                pipeline.apply(&mut img, shape, 0, i as u64);
-                std::hint::black_box(&img);
-                1
-            }
+            Ok((mut img, _)) => match pipeline.apply(&mut img, shape, 0, i as u64) {
+                Ok(()) => {
+                    std::hint::black_box(&img);
+                    1
+                }
+                Err(e) => {
+                    eprintln!("{}: {e}", f.display());
+                    0
+                }
+            },
             Err(e) => {
                 eprintln!("{}: {e}", f.display());
                 0

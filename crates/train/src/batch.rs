@@ -112,16 +112,18 @@ pub fn gather(
         |(k, (img, &(i, variant)))| {
             img.copy_from_slice(data.image(i));
             let position = (first + k) as u64;
+            // `img` is one chunk of `s.len()` bytes: the shape always matches.
+            let fits = |r: cnnlab_augment::Result<()>| r.unwrap_or_else(|e| unreachable!("{e}"));
             match (variant, augment) {
                 (Variant::Original, _) => {}
                 (Variant::Hflip, _) => cnnlab_augment::hflip(img, s),
                 (Variant::Vflip, _) => cnnlab_augment::vflip(img, s),
-                (Variant::Augmented, Some(a)) => a.copies.apply(img, s, a.epoch, position),
+                (Variant::Augmented, Some(a)) => fits(a.copies.apply(img, s, a.epoch, position)),
                 // Evaluation never plans augmented copies; without pipelines, keep as is.
                 (Variant::Augmented, None) => {}
             }
             if let Some(a) = augment {
-                a.regular.apply(img, s, a.epoch, position);
+                fits(a.regular.apply(img, s, a.epoch, position));
             }
         },
     );

@@ -10,6 +10,8 @@ pub enum Error {
     Tch(#[from] tch::TchError),
     #[error("metrics: {0}")]
     Metrics(#[from] cnnlab_metrics::Error),
+    #[error(transparent)]
+    Augment(#[from] cnnlab_augment::Error),
     /// The OS error is part of the message, not a `source` (a `{:#}` chain would print
     /// it twice).
     #[error("{}: {error}", path.display())]

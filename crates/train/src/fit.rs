@@ -143,8 +143,8 @@ pub(crate) fn fit(
         Feed::Host => None,
         Feed::Device => Some(DeviceFeed::new(data, augment, device)?),
     };
-    let pipeline = Pipeline::new(augment.to_vec(), seed::augment(cfg.seed));
-    let copies = Pipeline::new(copy_augmentation(), seed::copies(cfg.seed));
+    let pipeline = Pipeline::new(augment.to_vec(), seed::augment(cfg.seed))?;
+    let copies = Pipeline::new(copy_augmentation(), seed::copies(cfg.seed))?;
     let eval_batch = eval_batch(cfg, model, input, classes);
     let ctx = Ctx { splits, imbalance, cfg, opts, run, norm: &norm, device, feed, pipeline, copies, eval_batch };
 

@@ -1,0 +1,120 @@
+//! torchvision v2's deterministic colour ops on u8 images (`rgb_to_grayscale`,
+//! `invert`, `solarize`, `posterize`, `autocontrast`, `equalize`, `adjust_sharpness`),
+//! computed as torchvision computes them on uint8 tensors (float32 arithmetic, then a
+//! truncating cast): on the fixtures of `tests/torchvision_colour.py` every value is
+//! identical to torchvision 0.28's. An alpha channel (the 4th) is left alone.
+
+use crate::Shape;
+
+/// Colour channels of a pixel: 3 of RGB or RGBA, 1 of grey (or grey + alpha).
+fn colour_channels(s: Shape) -> usize {
+    if s.channels >= 3 {
+        3
+    } else {
+        1
+    }
+}
+
+/// Replaces each RGB pixel by its luma `0.2989 R + 0.587 G + 0.114 B` in all three
+/// channels (`rgb_to_grayscale(num_output_channels=3)`); grey images are unchanged.
+pub fn grayscale(img: &mut [u8], s: Shape) {
+    if s.channels < 3 {
+        return;
+    }
+    for px in img.chunks_exact_mut(s.channels) {
+        let l = px[0] as f32 * 0.2989 + px[1] as f32 * 0.587 + px[2] as f32 * 0.114;
+        px[..3].fill(l as u8);
+    }
+}
+
+/// `255 - v` (`invert`).
+pub fn invert(img: &mut [u8], s: Shape) {
+    each_colour_value(img, s, |v| 255 - v);
+}
+
+/// `255 - v` where `v >= threshold` (`solarize`).
+pub fn solarize(img: &mut [u8], s: Shape, threshold: u8) {
+    each_colour_value(img, s, |v| if v >= threshold { 255 - v } else { v });
+}
+
+/// Keeps the `bits` highest bits of every value (`posterize`); `bits >= 8` changes
+/// nothing.
+pub fn posterize(img: &mut [u8], s: Shape, bits: u8) {
+    if bits >= 8 {
+        return;
+    }
+    let mask = (((1u16 << bits) - 1) << (8 - bits)) as u8;
+    each_colour_value(img, s, |v| v & mask);
+}
+
+fn each_colour_value(img: &mut [u8], s: Shape, f: impl Fn(u8) -> u8) {
+    let c = colour_channels(s);
+    for px in img.chunks_exact_mut(s.channels.max(1)) {
+        px[..c].iter_mut().for_each(|v| *v = f(*v));
+    }
+}
+
+/// Stretches each channel to span 0..255 (`autocontrast`): `(v - min) / ((max - min)
+/// / 255)`; a flat channel is unchanged.
+pub fn autocontrast(img: &mut [u8], s: Shape) {
+    for ch in 0..colour_channels(s) {
+        let values = || img.iter().skip(ch).step_by(s.channels);
+        let (Some(&lo), Some(&hi)) = (values().min(), values().max()) else { return };
+        if lo == hi {
+            continue;
+        }
+        let inv_scale = (hi - lo) as f32 * (1.0f32 / 255.0);
+        let lut: [u8; 256] = std::array::from_fn(|v| ((v as f32 - lo as f32) / inv_scale).clamp(0.0, 255.0) as u8);
+        img.iter_mut().skip(ch).step_by(s.channels).for_each(|v| *v = lut[*v as usize]);
+    }
+}
+
+/// Equalizes each channel's histogram as PIL's `ImageOps.equalize` does (`equalize`);
+/// a channel whose values are nearly all one value is unchanged.
+pub fn equalize(img: &mut [u8], s: Shape) {
+    let n = s.width * s.height;
+    for ch in 0..colour_channels(s) {
+        let mut hist = [0usize; 256];
+        img.iter().skip(ch).step_by(s.channels).for_each(|&v| hist[v as usize] += 1);
+        // The last value present holds the pixels that are not counted in `step`.
+        let Some(last) = hist.iter().rposition(|&h| h > 0) else { continue };
+        let step = (n - hist[last]) / 255;
+        if step == 0 {
+            continue;
+        }
+        let mut lut = [0u8; 256];
+        let mut cum = 0usize;
+        for v in 1..256 {
+            cum += hist[v - 1];
+            lut[v] = ((cum + step / 2) / step).min(255) as u8;
+        }
+        img.iter_mut().skip(ch).step_by(s.channels).for_each(|v| *v = lut[*v as usize]);
+    }
+}
+
+/// Blends each inner pixel with a 3x3 smoothing of it (`adjust_sharpness`): factor 0
+/// blurs, 1 keeps, 2 sharpens; the border rows and columns stay.
+pub fn sharpness(img: &mut [u8], s: Shape, factor: f64) {
+    let (h, w, c) = (s.height, s.width, s.channels);
+    if h <= 2 || w <= 2 {
+        return;
+    }
+    let src = img.to_vec();
+    let (a, b) = (1.0f32 / 13.0, 5.0f32 / 13.0);
+    let keep = 1.0 - factor as f32;
+    for y in 1..h - 1 {
+        for x in 1..w - 1 {
+            for ch in 0..colour_channels(s) {
+                let at = |yy: usize, xx: usize| src[(yy * w + xx) * c + ch] as f32;
+                let mut blurred = 0.0f32;
+                for (dy, dx) in [(0, 0), (0, 1), (0, 2), (1, 0), (1, 2), (2, 0), (2, 1), (2, 2)] {
+                    blurred += at(y + dy - 1, x + dx - 1) * a;
+                }
+                let centre = at(y, x);
+                blurred = (blurred + centre * b).round();
+                let out = centre + keep * (blurred - centre);
+                img[(y * w + x) * c + ch] = out.clamp(0.0, 255.0) as u8;
+            }
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! The one error type of this crate.
+
+/// A pipeline that cannot be built or an image that cannot be augmented: a typed
+/// error, never a panic.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Error {
+    /// An op's parameter outside its range, e.g. brightness `min > max`.
+    #[error("op {index} ({op}): {field}: {message}")]
+    InvalidOp {
+        /// The op's position in the pipeline.
+        index: usize,
+        /// The op's name (`"brightness"`).
+        op: &'static str,
+        /// The parameter (`"min"`).
+        field: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// An image buffer whose length does not match its shape.
+    #[error("image buffer holds {len} bytes, but {height}x{width}x{channels} needs {expected}")]
+    BufferSize {
+        /// Bytes given.
+        len: usize,
+        /// Bytes the shape needs.
+        expected: usize,
+        /// The shape's height.
+        height: usize,
+        /// The shape's width.
+        width: usize,
+        /// The shape's channels.
+        channels: usize,
+    },
+}
+
+/// This crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

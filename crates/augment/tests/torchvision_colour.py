@@ -1,0 +1,53 @@
+#!/usr/bin/env python3
+"""Goldens for cnnlab-augment's colour ops: torchvision v2's functional ops on uint8
+images.
+
+Run by hand (the project's .venv has torch; pip install torchvision==0.28.0 numpy)
+from the repository root:
+    python3 crates/augment/tests/torchvision_colour.py > crates/augment/tests/torchvision_colour.json
+The Rust test (tests.rs, colour_ops_match_torchvision) reads the JSON; no Python runs
+at test time.
+"""
+import json
+import sys
+
+import numpy as np
+import torch
+import torchvision
+from torchvision.transforms.v2 import functional as F
+
+
+def photo(rng, h, w, c):
+    """A small image with smooth gradients, an edge and noise, like a photo."""
+    y, x = np.mgrid[0:h, 0:w]
+    base = np.stack([40 + 150 * x / w, 30 + 120 * y / h, 90 + 60 * np.sin(x / 3.0 + y / 5.0)], axis=-1)[..., :c]
+    base[h // 3: 2 * h // 3, w // 4: w // 2] += 60
+    img = base + rng.normal(0, 12, size=base.shape)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def main():
+    rng = np.random.default_rng(20261202)
+    cases = []
+    for (h, w, c) in [(20, 24, 3), (17, 13, 1)]:
+        img = photo(rng, h, w, c)
+        t = torch.from_numpy(img).permute(2, 0, 1).contiguous()  # CHW uint8
+        ops = [("invert", None, F.invert(t)), ("autocontrast", None, F.autocontrast(t)),
+               ("equalize", None, F.equalize(t))]
+        for thr in [64, 128, 200]:
+            ops.append(("solarize", thr, F.solarize(t, thr)))
+        for bits in [1, 3, 6]:
+            ops.append(("posterize", bits, F.posterize(t, bits)))
+        for f in [0.0, 0.5, 2.0]:
+            ops.append(("sharpness", f, F.adjust_sharpness(t, f)))
+        if c == 3:
+            ops.append(("grayscale", None, F.rgb_to_grayscale(t, num_output_channels=3)))
+        for name, param, out in ops:
+            cases.append({"op": name, "param": param, "height": h, "width": w, "channels": c,
+                          "input": img.ravel().tolist(),
+                          "expected": out.permute(1, 2, 0).contiguous().numpy().ravel().tolist()})
+    json.dump({"torchvision": torchvision.__version__, "cases": cases}, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
