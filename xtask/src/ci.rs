@@ -3,7 +3,10 @@
 //! 1. `cargo fmt --check`.
 //! 2. The libtorch-free crates (metrics, augment, data, xtask): clippy and tests with
 //!    `LIBTORCH` pointing nowhere, so if any of them ever pulled in torch-sys the build
-//!    would fail. xtask's own tests also check `cargo tree` of those three.
+//!    would fail. xtask's own tests also check `cargo tree` of those three. The two
+//!    published libraries (metrics, augment) also build without default features, their
+//!    docs build with `-D missing_docs`, and `cargo publish --dry-run` packages and
+//!    builds each.
 //! 3. `cargo xtask setup`, the Fashion-MNIST Debian package, then clippy over the whole
 //!    workspace and the tests of models, train and cli, one crate at a time so a
 //!    failure names its crate.
@@ -17,6 +20,8 @@ use crate::{cargo, run_cmd, setup};
 
 /// Crates that must build and test on a machine without libtorch.
 pub(crate) const TORCH_FREE: [&str; 3] = ["cnnlab-metrics", "cnnlab-augment", "cnnlab-data"];
+/// The crates published for others to depend on.
+const PUBLISHED: [&str; 2] = ["cnnlab-metrics", "cnnlab-augment"];
 /// Crates that link libtorch.
 const TORCH_CRATES: [&str; 3] = ["cnnlab-models", "cnnlab-train", "cnnlab-cli"];
 /// Where Debian's `dataset-fashion-mnist` puts the real dataset.
@@ -43,6 +48,20 @@ pub(crate) fn run(root: &Path) -> Result<()> {
         test.args(["test", "-p", krate]);
         no_torch(&mut test);
         run_cmd(root, &mut test).with_context(|| format!("tests of {krate} failed"))?;
+    }
+    for krate in PUBLISHED {
+        let mut bare = cargo();
+        bare.args(["clippy", "-p", krate, "--no-default-features", "--", "-D", "warnings"]);
+        no_torch(&mut bare);
+        run_cmd(root, &mut bare).with_context(|| format!("{krate} without default features"))?;
+        let mut doc = cargo();
+        doc.args(["doc", "-p", krate, "--no-deps"]).env("RUSTDOCFLAGS", "-D missing_docs");
+        no_torch(&mut doc);
+        run_cmd(root, &mut doc).with_context(|| format!("docs of {krate}"))?;
+        let mut publish = cargo();
+        publish.args(["publish", "--dry-run", "--allow-dirty", "-p", krate]);
+        no_torch(&mut publish);
+        run_cmd(root, &mut publish).with_context(|| format!("cargo publish --dry-run -p {krate}"))?;
     }
 
     // Phase 2: libtorch and the real dataset for the integration test.

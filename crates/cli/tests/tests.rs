@@ -121,7 +121,7 @@ fn metrics_command_reads_names_scores_and_reports_errors() {
         &[0, 1, 2, 0],
         &[0, 1, 0, 1],
         Some(&[0.7, 0.2, 0.1, 0.1, 0.6, 0.3, 0.5, 0.1, 0.4, 0.2, 0.5, 0.3][..]),
-        &["cat".into(), "dog".into(), "fox".into()],
+        &["cat", "dog", "fox"],
     )
     .unwrap();
     assert_eq!(json["roc_auc_ovr_macro"].as_f64().unwrap(), expected.roc_auc_ovr_macro.unwrap());

@@ -275,12 +275,11 @@ impl ConfusionMatrix {
 
     /// Cohen's kappa of the two label sets the matrix counts (`cohen_kappa_score`).
     pub fn cohen_kappa(&self, weights: KappaWeights) -> f64 {
-        let n = self.n_classes;
         let total = self.total() as f64;
         let (rows, cols) = (self.support(), self.predicted());
         let (mut observed, mut expected) = (0.0, 0.0);
-        for i in 0..n {
-            for j in 0..n {
+        for (i, &row) in rows.iter().enumerate() {
+            for (j, &col) in cols.iter().enumerate() {
                 let d = i.abs_diff(j) as f64;
                 let w = match weights {
                     KappaWeights::None => f64::from(u8::from(i != j)),
@@ -288,7 +287,7 @@ impl ConfusionMatrix {
                     KappaWeights::Quadratic => d * d,
                 };
                 observed += w * self.get(i, j) as f64;
-                expected += w * rows[i] as f64 * cols[j] as f64 / total;
+                expected += w * row as f64 * col as f64 / total;
             }
         }
         1.0 - observed / expected
