@@ -118,3 +118,54 @@ pub fn sharpness(img: &mut [u8], s: Shape, factor: f64) {
         }
     }
 }
+
+/// torchvision's 1-D gaussian kernel: `softmax(-(x / sigma)^2)` over `size` points
+/// evenly spaced in `[-lim, lim]`, `lim = (size - 1) / (2 sqrt 2)`, in f32.
+fn gaussian_kernel(size: usize, sigma: f64) -> Vec<f32> {
+    let lim = (size as f32 - 1.0) / (2.0 * 2.0f32.sqrt());
+    let step = if size > 1 { 2.0 * lim / (size as f32 - 1.0) } else { 0.0 };
+    let logits: Vec<f32> = (0..size)
+        .map(|i| {
+            let x = -lim + i as f32 * step;
+            -(x / sigma as f32).powi(2)
+        })
+        .collect();
+    let max = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+    let e: Vec<f32> = logits.iter().map(|l| (l - max).exp()).collect();
+    let total: f32 = e.iter().sum();
+    e.iter().map(|v| v / total).collect()
+}
+
+/// Gaussian blur with an odd `kernel` size and `sigma` (`gaussian_blur`): reflect
+/// padding, the 2-D kernel applied in f32, rounded to u8. Kernels larger than the image
+/// allows for reflection (`kernel / 2 >= side`) leave it unchanged.
+pub fn gaussian_blur(img: &mut [u8], s: Shape, kernel: usize, sigma: f64) {
+    let r = kernel / 2;
+    if kernel.is_multiple_of(2) || r >= s.height || r >= s.width || sigma <= 0.0 {
+        return;
+    }
+    let k1 = gaussian_kernel(kernel, sigma);
+    let k2: Vec<f32> = k1.iter().flat_map(|ky| k1.iter().map(move |kx| ky * kx)).collect();
+    let reflect = |i: i64, n: usize| -> usize {
+        let n = n as i64;
+        let i = if i < 0 { -i } else { i };
+        (if i >= n { 2 * (n - 1) - i } else { i }) as usize
+    };
+    let src = img.to_vec();
+    let (w, c) = (s.width, s.channels);
+    for y in 0..s.height {
+        for x in 0..w {
+            for ch in 0..colour_channels(s) {
+                let mut sum = 0.0f32;
+                for ky in 0..kernel {
+                    let sy = reflect(y as i64 + ky as i64 - r as i64, s.height);
+                    for kx in 0..kernel {
+                        let sx = reflect(x as i64 + kx as i64 - r as i64, w);
+                        sum += src[(sy * w + sx) * c + ch] as f32 * k2[ky * kernel + kx];
+                    }
+                }
+                img[(y * w + x) * c + ch] = sum.round().clamp(0.0, 255.0) as u8;
+            }
+        }
+    }
+}

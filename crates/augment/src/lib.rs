@@ -31,13 +31,15 @@ struct ReadmeDoctests;
 mod color;
 mod error;
 mod ops;
+mod resize;
 
-pub use color::{autocontrast, equalize, grayscale, invert, posterize, sharpness, solarize};
+pub use color::{autocontrast, equalize, gaussian_blur, grayscale, invert, posterize, sharpness, solarize};
 pub use error::{Error, Result};
 pub use ops::{
     brightness, contrast, crop_resize, cutout, hflip, normalize_to_chw, rotate_zoom, saturation, translate, vflip, Fill,
 };
 use ops::{brightness_lut, rotate_zoom_then, Post};
+pub use resize::{center_crop, crop, random_resized_crop, resize};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -93,6 +95,10 @@ impl Shape {
 #[cfg(feature = "serde")]
 fn half() -> f64 {
     0.5
+}
+
+fn default_sigma() -> [f64; 2] {
+    [0.1, 2.0]
 }
 
 #[cfg(feature = "serde")]
@@ -265,6 +271,18 @@ pub enum Op {
         #[cfg_attr(feature = "serde", serde(default = "half"))]
         p: f64,
     },
+    /// Gaussian blur with an odd `kernel` size and a sigma drawn uniformly from
+    /// `sigma` (torchvision `GaussianBlur(kernel_size, sigma=(0.1, 2.0))`).
+    GaussianBlur {
+        /// The kernel's side, odd.
+        kernel: usize,
+        /// The range sigma is drawn from.
+        #[cfg_attr(feature = "serde", serde(default = "default_sigma"))]
+        sigma: [f64; 2],
+        /// The probability of applying the op.
+        #[cfg_attr(feature = "serde", serde(default = "always"))]
+        p: f64,
+    },
     /// Blend with a 3x3 smoothing by `factor` (`RandomAdjustSharpness(factor, p)`).
     Sharpness {
         /// 0 blurs, 1 keeps, 2 sharpens.
@@ -297,6 +315,7 @@ impl Op {
             Op::Autocontrast { .. } => "autocontrast",
             Op::Equalize { .. } => "equalize",
             Op::Sharpness { .. } => "sharpness",
+            Op::GaussianBlur { .. } => "gaussian_blur",
         }
     }
 
@@ -319,7 +338,8 @@ impl Op {
             | Op::Posterize { p, .. }
             | Op::Autocontrast { p }
             | Op::Equalize { p }
-            | Op::Sharpness { p, .. } => p,
+            | Op::Sharpness { p, .. }
+            | Op::GaussianBlur { p, .. } => p,
         }
     }
 
@@ -343,6 +363,12 @@ impl Op {
             }
             Op::Rotate { degrees, .. } if !degrees.is_finite() => bad("degrees", "must be a number"),
             Op::Noise { std, .. } if !(std >= 0.0 && std.is_finite()) => bad("std", "must be >= 0"),
+            Op::GaussianBlur { kernel, .. } if kernel.is_multiple_of(2) => {
+                bad("kernel", &format!("{kernel} must be odd"))
+            }
+            Op::GaussianBlur { sigma, .. } if !(0.0 < sigma[0] && sigma[0] <= sigma[1] && sigma[1].is_finite()) => {
+                bad("sigma", "needs 0 < sigma[0] <= sigma[1]")
+            }
             Op::Posterize { bits, .. } if bits > 8 => bad("bits", &format!("{bits} is outside 0..=8")),
             Op::Sharpness { factor, .. } if !(factor >= 0.0 && factor.is_finite()) => {
                 bad("factor", &format!("{factor} must be >= 0"))
@@ -600,6 +626,12 @@ impl Op {
         Op::Sharpness { factor, p: 0.5 }
     }
 
+    /// Gaussian blur of `kernel` size, sigma from torchvision's (0.1, 2.0)
+    /// (`GaussianBlur(kernel_size)`).
+    pub fn gaussian_blur(kernel: usize) -> Op {
+        Op::GaussianBlur { kernel, sigma: default_sigma(), p: 1.0 }
+    }
+
     /// The same op with probability `p`.
     pub fn with_p(mut self, p: f64) -> Op {
         match &mut self {
@@ -620,7 +652,8 @@ impl Op {
             | Op::Posterize { p: q, .. }
             | Op::Autocontrast { p: q }
             | Op::Equalize { p: q }
-            | Op::Sharpness { p: q, .. } => *q = p,
+            | Op::Sharpness { p: q, .. }
+            | Op::GaussianBlur { p: q, .. } => *q = p,
         }
         self
     }
@@ -734,6 +767,11 @@ impl Builder {
         self.op(Op::equalize())
     }
 
+    /// Adds [`Op::gaussian_blur`].
+    pub fn gaussian_blur(self, kernel: usize) -> Self {
+        self.op(Op::gaussian_blur(kernel))
+    }
+
     /// Adds [`Op::sharpness`].
     pub fn sharpness(self, factor: f64) -> Self {
         self.op(Op::sharpness(factor))
@@ -791,6 +829,7 @@ fn apply_op(op: &Op, img: &mut [u8], s: Shape, rng: &mut ChaCha8Rng) {
         Op::Autocontrast { .. } => autocontrast(img, s),
         Op::Equalize { .. } => equalize(img, s),
         Op::Sharpness { factor, .. } => sharpness(img, s, factor),
+        Op::GaussianBlur { kernel, sigma, .. } => gaussian_blur(img, s, kernel, uniform(rng, sigma[0], sigma[1])),
         Op::Noise { std, .. } => {
             if std > 0.0 {
                 let normal = Normal::new(0.0, std * 255.0).expect("std validated");
@@ -804,7 +843,12 @@ fn apply_op(op: &Op, img: &mut [u8], s: Shape, rng: &mut ChaCha8Rng) {
 
 /// torchvision's `RandomResizedCrop.get_params`: ten tries at a box of random area
 /// and aspect ratio, then a centre crop of the closest allowed ratio.
-fn resized_crop_box(rng: &mut ChaCha8Rng, s: Shape, scale: [f64; 2], ratio: [f64; 2]) -> (f64, f64, f64, f64) {
+pub(crate) fn resized_crop_box(
+    rng: &mut ChaCha8Rng,
+    s: Shape,
+    scale: [f64; 2],
+    ratio: [f64; 2],
+) -> (f64, f64, f64, f64) {
     let (w, h) = (s.width as f64, s.height as f64);
     let area = w * h;
     let (log_lo, log_hi) = (ratio[0].ln(), ratio[1].ln());
@@ -832,7 +876,7 @@ fn resized_crop_box(rng: &mut ChaCha8Rng, s: Shape, scale: [f64; 2], ratio: [f64
 
 /// SplitMix64's finalizer over `a ^ b`, so nearby (seed, epoch, index) triples get
 /// unrelated streams.
-fn mix(a: u64, b: u64) -> u64 {
+pub(crate) fn mix(a: u64, b: u64) -> u64 {
     let mut z = a ^ b.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);

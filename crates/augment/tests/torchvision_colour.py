@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Goldens for cnnlab-augment's colour ops: torchvision v2's functional ops on uint8
-images.
+"""Goldens for cnnlab-augment's colour, blur, crop and resize ops: torchvision v2's
+functional ops on uint8 images.
 
 Run by hand (the project's .venv has torch; pip install torchvision==0.28.0 numpy)
 from the repository root:
@@ -42,9 +42,15 @@ def main():
             ops.append(("sharpness", f, F.adjust_sharpness(t, f)))
         if c == 3:
             ops.append(("grayscale", None, F.rgb_to_grayscale(t, num_output_channels=3)))
+        for k, sigma in [(3, 0.8), (5, 1.5)]:
+            ops.append(("gaussian_blur", [k, sigma], F.gaussian_blur(t, [k, k], [sigma, sigma])))
+        for size in [[11, 9], [26, 30], [7, 7]]:
+            ops.append(("center_crop", size, F.center_crop(t, size)))
+        for size in [[10, 12], [8, 5], [31, 40], [20, 7]]:
+            ops.append(("resize", size, F.resize(t, size, antialias=True)))
         for name, param, out in ops:
             cases.append({"op": name, "param": param, "height": h, "width": w, "channels": c,
-                          "input": img.ravel().tolist(),
+                          "input": img.ravel().tolist(), "out_shape": list(out.shape[1:]),
                           "expected": out.permute(1, 2, 0).contiguous().numpy().ravel().tolist()})
     json.dump({"torchvision": torchvision.__version__, "cases": cases}, sys.stdout)
 
