@@ -38,5 +38,37 @@ fn recipes(c: &mut Criterion) {
     bench_recipe(c, "pad4_crop_flip_32x32", Shape::new(32, 32, 3), seed003);
 }
 
-criterion_group!(benches, recipes);
+/// One op on a 224x224 RGB image, one image at a time (torchvision_ref.py times the
+/// same ops with torchvision v2's functional API).
+fn single_ops(c: &mut Criterion) {
+    let shape = Shape::new(224, 224, 3);
+    let src = photo(shape);
+    let mut group = c.benchmark_group("op_224x224");
+    group.throughput(Throughput::Elements(1));
+    type InPlace = fn(&mut [u8], Shape);
+    let in_place: [(&str, InPlace); 8] = [
+        ("grayscale", cnnlab_augment::grayscale),
+        ("solarize", |img, s| cnnlab_augment::solarize(img, s, 128)),
+        ("posterize", |img, s| cnnlab_augment::posterize(img, s, 4)),
+        ("autocontrast", cnnlab_augment::autocontrast),
+        ("equalize", cnnlab_augment::equalize),
+        ("sharpness", |img, s| cnnlab_augment::sharpness(img, s, 2.0)),
+        ("gaussian_blur_5", |img, s| cnnlab_augment::gaussian_blur(img, s, 5, 1.5)),
+        ("rotate_zoom", |img, s| cnnlab_augment::rotate_zoom(img, s, 10.0, 1.1, cnnlab_augment::Fill::Constant)),
+    ];
+    let mut img = src.clone();
+    for (name, op) in in_place {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                img.copy_from_slice(&src);
+                op(&mut img, shape);
+            })
+        });
+    }
+    group.bench_function("resize_to_112", |b| b.iter(|| cnnlab_augment::resize(&src, shape, 112, 112)));
+    group.bench_function("center_crop_200", |b| b.iter(|| cnnlab_augment::center_crop(&src, shape, 200, 200)));
+    group.finish();
+}
+
+criterion_group!(benches, recipes, single_ops);
 criterion_main!(benches);

@@ -37,6 +37,22 @@ def main():
         "pad4_crop_flip_32x32": rate(cifar, small),
         "torch": torch.__version__,
     }
+    F = v2.functional
+    ops = {
+        "grayscale": lambda x: F.rgb_to_grayscale(x, num_output_channels=3),
+        "solarize": lambda x: F.solarize(x, 128),
+        "posterize": lambda x: F.posterize(x, 4),
+        "autocontrast": F.autocontrast,
+        "equalize": F.equalize,
+        "sharpness": lambda x: F.adjust_sharpness(x, 2.0),
+        "gaussian_blur_5": lambda x: F.gaussian_blur(x, [5, 5], [1.5, 1.5]),
+        "rotate_zoom": lambda x: F.affine(x, angle=10.0, translate=[0, 0], scale=1.1, shear=[0.0, 0.0],
+                                          interpolation=v2.InterpolationMode.BILINEAR),
+        "resize_to_112": lambda x: F.resize(x, [112, 112], antialias=True),
+        "center_crop_200": lambda x: F.center_crop(x, [200, 200]).contiguous(),
+    }
+    for name, op in ops.items():
+        out[f"op_224x224/{name}"] = rate(op, photo, seconds=2.0)
     print(json.dumps(out))
 
 
