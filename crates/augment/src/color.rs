@@ -169,3 +169,45 @@ pub fn gaussian_blur(img: &mut [u8], s: Shape, kernel: usize, sigma: f64) {
         }
     }
 }
+
+/// Which of (v, p, q, t) each of R, G, B takes in each sixth of the hue circle
+/// (torchvision's `_hsv_to_rgb` table).
+const HSV_SELECT: [[usize; 6]; 3] = [[0, 2, 1, 1, 3, 0], [3, 0, 0, 2, 1, 1], [1, 1, 3, 0, 0, 2]];
+
+/// Turns the hue by `factor` of the colour circle, in `[-0.5, 0.5]` (`adjust_hue`:
+/// RGB to HSV and back in f32, as torchvision computes it); grey images are unchanged.
+pub fn hue(img: &mut [u8], s: Shape, factor: f64) {
+    if s.channels < 3 {
+        return;
+    }
+    let to_unit = (1.0f64 / 255.0) as f32;
+    let to_u8 = 255.0f32 + 1.0 - 1e-3;
+    for px in img.chunks_exact_mut(s.channels) {
+        let [r, g, b] = [px[0], px[1], px[2]].map(|v| v as f32 * to_unit);
+        let (maxc, minc) = (r.max(g).max(b), r.min(g).min(b));
+        let flat = maxc == minc;
+        let sat = (maxc - minc) / if flat { 1.0 } else { maxc };
+        let divisor = if flat { 1.0 } else { maxc - minc };
+        let [rc, gc, bc] = [r, g, b].map(|c| (maxc - c) / divisor);
+        let (not_r, is_g) = (maxc != r, maxc == g);
+        let hg = if is_g && not_r { rc + 2.0 - bc } else { 0.0 };
+        let hr = if not_r { 0.0 } else { bc - gc };
+        let hb = if not_r && !is_g { gc + 4.0 - rc } else { 0.0 };
+        let h = ((hr + hg + hb) * (1.0f64 / 6.0) as f32 + 1.0) % 1.0;
+        let h = (h + factor as f32).rem_euclid(1.0);
+        let h6 = h * 6.0;
+        let sector = h6.floor();
+        let f = h6 - sector;
+        let sector = (sector as i32).rem_euclid(6) as usize;
+        let v = maxc;
+        let sxf = sat * f;
+        let one_minus_s = 1.0 - sat;
+        let q = ((1.0 - sxf) * v).clamp(0.0, 1.0);
+        let t = ((sxf + one_minus_s) * v).clamp(0.0, 1.0);
+        let p = (one_minus_s * v).clamp(0.0, 1.0);
+        let vpqt = [v, p, q, t];
+        for (c, row) in HSV_SELECT.iter().enumerate() {
+            px[c] = (vpqt[row[sector]] * to_u8) as u8;
+        }
+    }
+}

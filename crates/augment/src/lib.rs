@@ -33,7 +33,7 @@ mod error;
 mod ops;
 mod resize;
 
-pub use color::{autocontrast, equalize, gaussian_blur, grayscale, invert, posterize, sharpness, solarize};
+pub use color::{autocontrast, equalize, gaussian_blur, grayscale, hue, invert, posterize, sharpness, solarize};
 pub use error::{Error, Result};
 pub use ops::{
     brightness, contrast, crop_resize, cutout, hflip, normalize_to_chw, rotate_zoom, saturation, translate, vflip, Fill,
@@ -231,6 +231,17 @@ pub enum Op {
         #[cfg_attr(feature = "serde", serde(default = "always"))]
         p: f64,
     },
+    /// Turn the hue by a uniform share of the colour circle in `[min, max]`, within
+    /// `[-0.5, 0.5]` (`ColorJitter(hue=h)` draws from `[-h, h]`).
+    Hue {
+        /// The smallest turn.
+        min: f64,
+        /// The largest turn.
+        max: f64,
+        /// The probability of applying the op.
+        #[cfg_attr(feature = "serde", serde(default = "always"))]
+        p: f64,
+    },
     /// Luma in every RGB channel (torchvision `RandomGrayscale(p)`, p 0.1 there).
     Grayscale {
         /// The probability of applying the op.
@@ -316,6 +327,7 @@ impl Op {
             Op::Equalize { .. } => "equalize",
             Op::Sharpness { .. } => "sharpness",
             Op::GaussianBlur { .. } => "gaussian_blur",
+            Op::Hue { .. } => "hue",
         }
     }
 
@@ -339,7 +351,8 @@ impl Op {
             | Op::Autocontrast { p }
             | Op::Equalize { p }
             | Op::Sharpness { p, .. }
-            | Op::GaussianBlur { p, .. } => p,
+            | Op::GaussianBlur { p, .. }
+            | Op::Hue { p, .. } => p,
         }
     }
 
@@ -363,6 +376,9 @@ impl Op {
             }
             Op::Rotate { degrees, .. } if !degrees.is_finite() => bad("degrees", "must be a number"),
             Op::Noise { std, .. } if !(std >= 0.0 && std.is_finite()) => bad("std", "must be >= 0"),
+            Op::Hue { min, max, .. } if !(-0.5 <= min && min <= max && max <= 0.5) => {
+                bad("min", &format!("needs -0.5 <= min <= max <= 0.5, got min = {min}, max = {max}"))
+            }
             Op::GaussianBlur { kernel, .. } if kernel.is_multiple_of(2) => {
                 bad("kernel", &format!("{kernel} must be odd"))
             }
@@ -591,6 +607,11 @@ impl Op {
         Op::Noise { std, p: 1.0 }
     }
 
+    /// Turn the hue by up to `max` either way (`ColorJitter(hue=max)`).
+    pub fn hue(max: f64) -> Op {
+        Op::Hue { min: -max, max, p: 1.0 }
+    }
+
     /// Luma in every RGB channel with probability `p` (`RandomGrayscale(p)`).
     pub fn grayscale(p: f64) -> Op {
         Op::Grayscale { p }
@@ -653,7 +674,8 @@ impl Op {
             | Op::Autocontrast { p: q }
             | Op::Equalize { p: q }
             | Op::Sharpness { p: q, .. }
-            | Op::GaussianBlur { p: q, .. } => *q = p,
+            | Op::GaussianBlur { p: q, .. }
+            | Op::Hue { p: q, .. } => *q = p,
         }
         self
     }
@@ -735,6 +757,11 @@ impl Builder {
     /// Adds [`Op::noise`].
     pub fn noise(self, std: f64) -> Self {
         self.op(Op::noise(std))
+    }
+
+    /// Adds [`Op::hue`].
+    pub fn hue(self, max: f64) -> Self {
+        self.op(Op::hue(max))
     }
 
     /// Adds [`Op::grayscale`].
@@ -829,6 +856,7 @@ fn apply_op(op: &Op, img: &mut [u8], s: Shape, rng: &mut ChaCha8Rng) {
         Op::Autocontrast { .. } => autocontrast(img, s),
         Op::Equalize { .. } => equalize(img, s),
         Op::Sharpness { factor, .. } => sharpness(img, s, factor),
+        Op::Hue { min, max, .. } => hue(img, s, uniform(rng, min, max)),
         Op::GaussianBlur { kernel, sigma, .. } => gaussian_blur(img, s, kernel, uniform(rng, sigma[0], sigma[1])),
         Op::Noise { std, .. } => {
             if std > 0.0 {

@@ -161,6 +161,7 @@ fn bad_parameters_and_buffers_are_errors() {
     assert_eq!(err.to_string(), "op 1 (brightness): min: needs 0 <= min <= max, got min = 1.4, max = 0.6");
     assert!(matches!(Pipeline::new(vec![Op::zoom(1.5)], 0), Err(Error::InvalidOp { index: 0, field: "range", .. })));
     assert!(matches!(Pipeline::builder().hflip(2.0).build(), Err(Error::InvalidOp { field: "p", .. })));
+    assert!(matches!(Pipeline::builder().hue(0.7).build(), Err(Error::InvalidOp { op: "hue", field: "min", .. })));
     let pipe = Pipeline::builder().hflip(1.0).build().unwrap();
     let mut short = vec![7u8; S.len() - 1];
     let err = pipe.apply(&mut short, S, 0, 0).unwrap_err();
@@ -229,6 +230,7 @@ fn colour_ops_match_torchvision() {
             "autocontrast" => cnnlab_augment::autocontrast(&mut img, s),
             "equalize" => cnnlab_augment::equalize(&mut img, s),
             "grayscale" => cnnlab_augment::grayscale(&mut img, s),
+            "hue" => cnnlab_augment::hue(&mut img, s, param.as_f64().unwrap()),
             "solarize" => cnnlab_augment::solarize(&mut img, s, param.as_u64().unwrap() as u8),
             "posterize" => cnnlab_augment::posterize(&mut img, s, param.as_u64().unwrap() as u8),
             "sharpness" => cnnlab_augment::sharpness(&mut img, s, param.as_f64().unwrap()),
@@ -254,7 +256,7 @@ fn colour_ops_match_torchvision() {
         assert_eq!(img, bytes(&case["expected"]), "{op}({param}) on {s:?}");
         checked += 1;
     }
-    assert_eq!(checked, 43);
+    assert_eq!(checked, 48);
 }
 
 /// RandomResizedCrop to a size: the output has that size, the box depends only on

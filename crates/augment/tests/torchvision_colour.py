@@ -42,6 +42,8 @@ def main():
             ops.append(("sharpness", f, F.adjust_sharpness(t, f)))
         if c == 3:
             ops.append(("grayscale", None, F.rgb_to_grayscale(t, num_output_channels=3)))
+            for hue in [-0.4, -0.1, 0.05, 0.3, 0.5]:
+                ops.append(("hue", hue, F.adjust_hue(t, hue)))
         for k, sigma in [(3, 0.8), (5, 1.5)]:
             ops.append(("gaussian_blur", [k, sigma], F.gaussian_blur(t, [k, k], [sigma, sigma])))
         for size in [[11, 9], [26, 30], [7, 7]]:
