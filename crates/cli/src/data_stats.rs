@@ -17,8 +17,13 @@ pub fn stats(dir: &Path, json: bool, plot: Option<&Path>) -> Result<()> {
     }
     let total: usize = stats.counts.iter().map(|c| c.1).sum();
     let width = stats.counts.iter().map(|c| c.0.len()).max().unwrap_or(5).max(5);
-    let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
-    println!("{} in {} ({})", plural(total, "image"), plural(stats.counts.len(), "class"), dir.display());
+    let count = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    println!(
+        "{} in {} ({})",
+        count(total, "image", "images"),
+        count(stats.counts.len(), "class", "classes"),
+        dir.display()
+    );
     for (class, n) in &stats.counts {
         println!("  {class:<width$}  {n:>7}  {:>5.1}%", 100.0 * *n as f64 / total.max(1) as f64);
     }
