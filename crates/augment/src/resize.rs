@@ -10,26 +10,8 @@ use crate::Shape;
 /// The centre `height x width` window (`center_crop`), zero-padded where the image
 /// is smaller; the top-left corner is rounded half to even, as Python's `round`.
 pub fn center_crop(img: &[u8], s: Shape, height: usize, width: usize) -> (Vec<u8>, Shape) {
-    let out = Shape::new(height, width, s.channels);
-    let mut buf = vec![0u8; out.len()];
     let anchor = |inside: usize, crop: usize| ((inside as f64 - crop as f64) / 2.0).round_ties_even() as i64;
-    let (top, left) = (anchor(s.height, height), anchor(s.width, width));
-    for y in 0..height {
-        let sy = y as i64 + top;
-        if sy < 0 || sy >= s.height as i64 {
-            continue;
-        }
-        for x in 0..width {
-            let sx = x as i64 + left;
-            if sx < 0 || sx >= s.width as i64 {
-                continue;
-            }
-            let from = (sy as usize * s.width + sx as usize) * s.channels;
-            let to = (y * width + x) * s.channels;
-            buf[to..to + s.channels].copy_from_slice(&img[from..from + s.channels]);
-        }
-    }
-    (buf, out)
+    crop(img, s, anchor(s.height, height), anchor(s.width, width), height, width)
 }
 
 /// Fixed-point precision of Pillow's 8-bit resampling.

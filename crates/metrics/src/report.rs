@@ -112,9 +112,9 @@ impl Report {
         let cm = ConfusionMatrix::from_labels(y_true, y_pred, n_classes)?;
         let (per_auc, auc_macro, auc_weighted, loss) = match scores {
             Some(s) => {
-                let per = roc_auc_ovr_per_class(y_true, s, n_classes)?;
-                let (m, w) = roc_auc_ovr_lenient(y_true, &per, n_classes);
                 let s = check_scores(y_true, s, n_classes)?;
+                let per = roc_auc_ovr_per_class(y_true, &s, n_classes)?;
+                let (m, w) = roc_auc_ovr_lenient(y_true, &per, n_classes);
                 let loss =
                     are_probabilities(y_true, &s, n_classes).then(|| log_loss(y_true, &s, n_classes)).transpose()?;
                 (per, m, w, loss)
