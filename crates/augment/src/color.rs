@@ -54,6 +54,55 @@ fn each_colour_value(img: &mut [u8], s: Shape, f: impl Fn(u8) -> u8) {
     }
 }
 
+/// torchvision's `_blend` on uint8: `v * ratio + other * (1 - ratio)` in float32
+/// (`1 - ratio` taken in double, as Python computes the `alpha` it passes), clamped,
+/// truncated.
+fn blend(v: u8, other: f32, ratio: f64) -> u8 {
+    (v as f32 * ratio as f32 + other * (1.0 - ratio) as f32).clamp(0.0, 255.0) as u8
+}
+
+/// The luma torchvision's contrast and saturation blend towards, floored to an
+/// integer as for uint8 images.
+fn luma_floor(px: &[u8]) -> f32 {
+    (px[0] as f32 * 0.2989 + px[1] as f32 * 0.587 + px[2] as f32 * 0.114).floor()
+}
+
+/// torchvision `adjust_brightness`: every colour value times `factor`, truncated.
+/// (The pipeline's `brightness` op rounds instead, its historical behaviour.)
+pub fn adjust_brightness(img: &mut [u8], s: Shape, factor: f64) {
+    let lut: [u8; 256] = std::array::from_fn(|v| blend(v as u8, 0.0, factor));
+    each_colour_value(img, s, |v| lut[v as usize]);
+}
+
+/// torchvision `adjust_contrast`: blend with the mean of the floored luma (the mean
+/// grey value for grey images).
+pub fn adjust_contrast(img: &mut [u8], s: Shape, factor: f64) {
+    let n = (s.width * s.height) as f64;
+    if n == 0.0 {
+        return;
+    }
+    let sum: f64 = if s.channels >= 3 {
+        img.chunks_exact(s.channels).map(|px| luma_floor(px) as f64).sum()
+    } else {
+        img.iter().step_by(s.channels.max(1)).map(|&v| v as f64).sum()
+    };
+    let mean = (sum / n) as f32;
+    let lut: [u8; 256] = std::array::from_fn(|v| blend(v as u8, mean, factor));
+    each_colour_value(img, s, |v| lut[v as usize]);
+}
+
+/// torchvision `adjust_saturation`: blend each RGB pixel with its floored luma; grey
+/// images are unchanged.
+pub fn adjust_saturation(img: &mut [u8], s: Shape, factor: f64) {
+    if s.channels < 3 {
+        return;
+    }
+    for px in img.chunks_exact_mut(s.channels) {
+        let l = luma_floor(px);
+        px[..3].iter_mut().for_each(|v| *v = blend(*v, l, factor));
+    }
+}
+
 /// Stretches each channel to span 0..255 (`autocontrast`): `(v - min) / ((max - min)
 /// / 255)`; a flat channel is unchanged.
 pub fn autocontrast(img: &mut [u8], s: Shape) {

@@ -30,17 +30,25 @@ struct ReadmeDoctests;
 
 mod color;
 mod error;
+mod geometry;
 mod ops;
+mod policy;
 mod resize;
 
-pub use color::{autocontrast, equalize, gaussian_blur, grayscale, hue, invert, posterize, sharpness, solarize};
+pub use color::{
+    adjust_brightness, adjust_contrast, adjust_saturation, autocontrast, equalize, gaussian_blur, grayscale, hue,
+    invert, posterize, sharpness, solarize,
+};
 pub use error::{Error, Result};
+pub use geometry::{affine, perspective, rotate, Affine, Border, Interpolation};
 pub use ops::{
-    brightness, contrast, crop_resize, cutout, hflip, normalize_to_chw, rotate_zoom, saturation, translate, vflip, Fill,
+    brightness, contrast, crop_resize, cutout, erase, hflip, normalize_to_chw, rotate_zoom, saturation, translate,
+    vflip, Fill,
 };
 use ops::{brightness_lut, rotate_zoom_then, Post};
 pub use resize::{center_crop, crop, random_resized_crop, resize};
 
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
@@ -111,6 +119,53 @@ fn always() -> f64 {
     1.0
 }
 
+fn unit_range() -> [f64; 2] {
+    [1.0, 1.0]
+}
+
+#[cfg(feature = "serde")]
+fn nearest() -> Interpolation {
+    Interpolation::Nearest
+}
+
+fn erase_scale() -> [f64; 2] {
+    [0.02, 0.33]
+}
+
+fn erase_ratio() -> [f64; 2] {
+    [0.3, 3.3]
+}
+
+#[cfg(feature = "serde")]
+fn two() -> usize {
+    2
+}
+
+#[cfg(feature = "serde")]
+fn three() -> usize {
+    3
+}
+
+#[cfg(feature = "serde")]
+fn nine() -> usize {
+    9
+}
+
+#[cfg(feature = "serde")]
+fn bins() -> usize {
+    31
+}
+
+#[cfg(feature = "serde")]
+fn one() -> f64 {
+    1.0
+}
+
+#[cfg(feature = "serde")]
+fn yes() -> bool {
+    true
+}
+
 fn default_scale() -> [f64; 2] {
     [0.08, 1.0]
 }
@@ -122,7 +177,7 @@ fn default_ratio() -> [f64; 2] {
 /// One augmentation, as written in the `[augment] ops` list, e.g.
 /// `{ op = "rotate", degrees = 10 }`, `{ op = "hflip", p = 0.5 }`. Every op has a
 /// probability `p` (flips default to 0.5, the others to 1).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
 #[cfg_attr(feature = "serde", serde(tag = "op", rename_all = "snake_case", deny_unknown_fields))]
 pub enum Op {
@@ -302,6 +357,162 @@ pub enum Op {
         #[cfg_attr(feature = "serde", serde(default = "half"))]
         p: f64,
     },
+    /// torchvision `RandomAffine`: a uniform angle in `[-degrees, degrees]`
+    /// (clockwise), a shift of up to `translate[0] * width` and `translate[1] *
+    /// height` pixels, a scale uniform in `scale`, x shear uniform in
+    /// `[shear[0], shear[1]]` and y shear in `[shear[2], shear[3]]` degrees.
+    RandomAffine {
+        /// The largest angle, in degrees.
+        degrees: f64,
+        /// The largest shift as a fraction of width and height.
+        #[cfg_attr(feature = "serde", serde(default))]
+        translate: [f64; 2],
+        /// The range of the scale factor.
+        #[cfg_attr(feature = "serde", serde(default = "unit_range"))]
+        scale: [f64; 2],
+        /// The ranges of the x and y shear angles, in degrees.
+        #[cfg_attr(feature = "serde", serde(default))]
+        shear: [f64; 4],
+        /// How the source is sampled (torchvision's default: nearest).
+        #[cfg_attr(feature = "serde", serde(default = "nearest"))]
+        interpolation: Interpolation,
+        /// What fills the area the source does not reach.
+        #[cfg_attr(feature = "serde", serde(default))]
+        fill: Fill,
+        /// The probability of applying the op.
+        #[cfg_attr(feature = "serde", serde(default = "always"))]
+        p: f64,
+    },
+    /// torchvision `RandomPerspective`: each corner moves inwards by up to
+    /// `distortion` of half the width and height.
+    RandomPerspective {
+        /// How far corners move, 0 (not at all) to 1.
+        #[cfg_attr(feature = "serde", serde(default = "half"))]
+        distortion: f64,
+        /// How the source is sampled (torchvision's default: bilinear).
+        #[cfg_attr(feature = "serde", serde(default))]
+        interpolation: Interpolation,
+        /// What fills the area the source does not reach.
+        #[cfg_attr(feature = "serde", serde(default))]
+        fill: Fill,
+        /// The probability of applying the op.
+        #[cfg_attr(feature = "serde", serde(default = "half"))]
+        p: f64,
+    },
+    /// torchvision `RandomErasing`: a box of a uniform fraction `scale` of the area
+    /// and log-uniform aspect ratio in `ratio`, set to `value` (or to random bytes).
+    RandomErasing {
+        /// The range of the box's area as a fraction of the image's.
+        #[cfg_attr(feature = "serde", serde(default = "erase_scale"))]
+        scale: [f64; 2],
+        /// The range of the box's aspect ratio (height / width).
+        #[cfg_attr(feature = "serde", serde(default = "erase_ratio"))]
+        ratio: [f64; 2],
+        /// The value the box is set to.
+        #[cfg_attr(feature = "serde", serde(default))]
+        value: u8,
+        /// Random bytes instead of `value` (torchvision `value="random"`).
+        #[cfg_attr(feature = "serde", serde(default))]
+        random: bool,
+        /// The probability of applying the op.
+        #[cfg_attr(feature = "serde", serde(default = "half"))]
+        p: f64,
+    },
+    /// torchvision `ColorJitter`: brightness, contrast, saturation and hue, each by a
+    /// uniform factor of its range, in a random order (ranges of `[1, 1]`, or
+    /// `[0, 0]` for hue, are skipped).
+    ColorJitter {
+        /// The brightness factor's range.
+        #[cfg_attr(feature = "serde", serde(default = "unit_range"))]
+        brightness: [f64; 2],
+        /// The contrast factor's range.
+        #[cfg_attr(feature = "serde", serde(default = "unit_range"))]
+        contrast: [f64; 2],
+        /// The saturation factor's range.
+        #[cfg_attr(feature = "serde", serde(default = "unit_range"))]
+        saturation: [f64; 2],
+        /// The hue shift's range, within `[-0.5, 0.5]`.
+        #[cfg_attr(feature = "serde", serde(default))]
+        hue: [f64; 2],
+        /// The probability of applying the op.
+        #[cfg_attr(feature = "serde", serde(default = "always"))]
+        p: f64,
+    },
+    /// torchvision `RandAugment`: `num_ops` ops of its 14, each at magnitude bin
+    /// `magnitude` of `bins`.
+    RandAugment {
+        /// Ops per image.
+        #[cfg_attr(feature = "serde", serde(default = "two"))]
+        num_ops: usize,
+        /// The magnitude bin, below `bins`.
+        #[cfg_attr(feature = "serde", serde(default = "nine"))]
+        magnitude: usize,
+        /// Magnitude bins.
+        #[cfg_attr(feature = "serde", serde(default = "bins"))]
+        bins: usize,
+        /// The probability of applying the op.
+        #[cfg_attr(feature = "serde", serde(default = "always"))]
+        p: f64,
+    },
+    /// torchvision `TrivialAugmentWide`: one op of its 14 at a random magnitude bin.
+    TrivialAugmentWide {
+        /// Magnitude bins.
+        #[cfg_attr(feature = "serde", serde(default = "bins"))]
+        bins: usize,
+        /// The probability of applying the op.
+        #[cfg_attr(feature = "serde", serde(default = "always"))]
+        p: f64,
+    },
+    /// torchvision `AugMix`: `width` chains of ops mixed by Dirichlet weights, then
+    /// blended with the original.
+    AugMix {
+        /// Magnitude bins drawn from, 1 to 10.
+        #[cfg_attr(feature = "serde", serde(default = "three"))]
+        severity: usize,
+        /// Chains mixed.
+        #[cfg_attr(feature = "serde", serde(default = "three"))]
+        width: usize,
+        /// Ops per chain; 0 draws 1 to 3 per chain (torchvision's `-1`).
+        #[cfg_attr(feature = "serde", serde(default))]
+        depth: usize,
+        /// The Dirichlet and Beta concentration.
+        #[cfg_attr(feature = "serde", serde(default = "one"))]
+        alpha: f64,
+        /// Colour ops too (brightness, colour, contrast, sharpness).
+        #[cfg_attr(feature = "serde", serde(default = "yes"))]
+        all_ops: bool,
+        /// The probability of applying the op.
+        #[cfg_attr(feature = "serde", serde(default = "always"))]
+        p: f64,
+    },
+    /// One of `ops`, chosen uniformly (torchvision `RandomChoice`); the chosen op
+    /// then applies with its own probability.
+    OneOf {
+        /// The ops to choose from.
+        ops: Vec<Op>,
+        /// The probability of applying the op.
+        #[cfg_attr(feature = "serde", serde(default = "always"))]
+        p: f64,
+    },
+    /// A uniform number in `n[0]..=n[1]` of distinct ops of `ops`, applied in their
+    /// listed order (imgaug/albumentations `SomeOf`).
+    SomeOf {
+        /// The ops to choose from.
+        ops: Vec<Op>,
+        /// The least and most ops applied.
+        n: [usize; 2],
+        /// The probability of applying the op.
+        #[cfg_attr(feature = "serde", serde(default = "always"))]
+        p: f64,
+    },
+    /// All of `ops` in a random order (torchvision `RandomOrder`).
+    RandomOrder {
+        /// The ops.
+        ops: Vec<Op>,
+        /// The probability of applying the op.
+        #[cfg_attr(feature = "serde", serde(default = "always"))]
+        p: f64,
+    },
 }
 
 impl Op {
@@ -328,6 +539,16 @@ impl Op {
             Op::Sharpness { .. } => "sharpness",
             Op::GaussianBlur { .. } => "gaussian_blur",
             Op::Hue { .. } => "hue",
+            Op::RandomAffine { .. } => "random_affine",
+            Op::RandomPerspective { .. } => "random_perspective",
+            Op::RandomErasing { .. } => "random_erasing",
+            Op::ColorJitter { .. } => "color_jitter",
+            Op::RandAugment { .. } => "rand_augment",
+            Op::TrivialAugmentWide { .. } => "trivial_augment_wide",
+            Op::AugMix { .. } => "aug_mix",
+            Op::OneOf { .. } => "one_of",
+            Op::SomeOf { .. } => "some_of",
+            Op::RandomOrder { .. } => "random_order",
         }
     }
 
@@ -352,7 +573,17 @@ impl Op {
             | Op::Equalize { p }
             | Op::Sharpness { p, .. }
             | Op::GaussianBlur { p, .. }
-            | Op::Hue { p, .. } => p,
+            | Op::Hue { p, .. }
+            | Op::RandomAffine { p, .. }
+            | Op::RandomPerspective { p, .. }
+            | Op::RandomErasing { p, .. }
+            | Op::ColorJitter { p, .. }
+            | Op::RandAugment { p, .. }
+            | Op::TrivialAugmentWide { p, .. }
+            | Op::AugMix { p, .. }
+            | Op::OneOf { p, .. }
+            | Op::SomeOf { p, .. }
+            | Op::RandomOrder { p, .. } => p,
         }
     }
 
@@ -397,6 +628,59 @@ impl Op {
                     && ratio[0] <= ratio[1]) =>
             {
                 bad("scale", "needs 0 < scale[0] <= scale[1] <= 1 and 0 < ratio[0] <= ratio[1]")
+            }
+            Op::RandomAffine { degrees, translate, scale, shear, .. } => {
+                if !degrees.is_finite() {
+                    bad("degrees", "must be a number")
+                } else if !translate.iter().all(|t| (0.0..=1.0).contains(t)) {
+                    bad("translate", "needs fractions in [0, 1]")
+                } else if !(0.0 < scale[0] && scale[0] <= scale[1] && scale[1].is_finite()) {
+                    bad("scale", "needs 0 < scale[0] <= scale[1]")
+                } else if !(shear[0] <= shear[1] && shear[2] <= shear[3] && shear.iter().all(|s| s.abs() < 90.0)) {
+                    bad("shear", "needs [x_min, x_max, y_min, y_max] in (-90, 90) degrees")
+                } else {
+                    Ok(())
+                }
+            }
+            Op::RandomPerspective { distortion, .. } if !(0.0..=1.0).contains(&distortion) => {
+                bad("distortion", &format!("{distortion} is outside [0, 1]"))
+            }
+            Op::RandomErasing { scale, ratio, .. }
+                if !(0.0 < scale[0]
+                    && scale[0] <= scale[1]
+                    && scale[1] <= 1.0
+                    && 0.0 < ratio[0]
+                    && ratio[0] <= ratio[1]) =>
+            {
+                bad("scale", "needs 0 < scale[0] <= scale[1] <= 1 and 0 < ratio[0] <= ratio[1]")
+            }
+            Op::ColorJitter { brightness, contrast, saturation, hue, .. } => {
+                let factor = |r: [f64; 2]| 0.0 <= r[0] && r[0] <= r[1] && r[1].is_finite();
+                match () {
+                    _ if !factor(brightness) => bad("brightness", "needs 0 <= min <= max"),
+                    _ if !factor(contrast) => bad("contrast", "needs 0 <= min <= max"),
+                    _ if !factor(saturation) => bad("saturation", "needs 0 <= min <= max"),
+                    _ if !(-0.5 <= hue[0] && hue[0] <= hue[1] && hue[1] <= 0.5) => {
+                        bad("hue", "needs -0.5 <= min <= max <= 0.5")
+                    }
+                    _ => Ok(()),
+                }
+            }
+            Op::RandAugment { magnitude, bins, .. } if magnitude >= bins => {
+                bad("magnitude", &format!("bin {magnitude} is not below bins = {bins}"))
+            }
+            Op::TrivialAugmentWide { bins: 0, .. } => bad("bins", "must be > 0"),
+            Op::AugMix { severity, width, alpha, .. } => match () {
+                _ if !(1..=10).contains(&severity) => bad("severity", &format!("{severity} is outside 1..=10")),
+                _ if width == 0 => bad("width", "must be > 0"),
+                _ if !(alpha > 0.0 && alpha.is_finite()) => bad("alpha", "must be > 0"),
+                _ => Ok(()),
+            },
+            Op::SomeOf { ref ops, n, .. } if !(n[0] <= n[1] && n[1] <= ops.len()) => {
+                bad("n", &format!("needs n[0] <= n[1] <= {} (the number of ops)", ops.len()))
+            }
+            Op::OneOf { ref ops, .. } | Op::SomeOf { ref ops, .. } | Op::RandomOrder { ref ops, .. } => {
+                ops.iter().try_for_each(|op| op.validate(index))
             }
             _ => Ok(()),
         }
@@ -653,6 +937,74 @@ impl Op {
         Op::GaussianBlur { kernel, sigma: default_sigma(), p: 1.0 }
     }
 
+    /// torchvision `RandomAffine(degrees)`: rotation only, nearest, zero fill; set
+    /// the other fields for translation, scale and shear.
+    pub fn random_affine(degrees: f64) -> Op {
+        Op::RandomAffine {
+            degrees,
+            translate: [0.0, 0.0],
+            scale: unit_range(),
+            shear: [0.0; 4],
+            interpolation: Interpolation::Nearest,
+            fill: Fill::Constant,
+            p: 1.0,
+        }
+    }
+
+    /// torchvision `RandomPerspective(distortion_scale, p=0.5)`, bilinear, zero fill.
+    pub fn random_perspective(distortion: f64) -> Op {
+        Op::RandomPerspective { distortion, interpolation: Interpolation::Bilinear, fill: Fill::Constant, p: 0.5 }
+    }
+
+    /// torchvision `RandomErasing()`: p 0.5, scale (0.02, 0.33), ratio (0.3, 3.3),
+    /// value 0.
+    pub fn random_erasing() -> Op {
+        Op::RandomErasing { scale: erase_scale(), ratio: erase_ratio(), value: 0, random: false, p: 0.5 }
+    }
+
+    /// torchvision `ColorJitter(brightness, contrast, saturation, hue)`: factors in
+    /// `[max(0, 1 - b), 1 + b]` and hue in `[-h, h]`.
+    pub fn color_jitter(brightness: f64, contrast: f64, saturation: f64, hue: f64) -> Op {
+        let range = |v: f64| [(1.0 - v).max(0.0), 1.0 + v];
+        Op::ColorJitter {
+            brightness: range(brightness),
+            contrast: range(contrast),
+            saturation: range(saturation),
+            hue: [-hue, hue],
+            p: 1.0,
+        }
+    }
+
+    /// torchvision `RandAugment(num_ops=2, magnitude=9, num_magnitude_bins=31)`.
+    pub fn rand_augment(num_ops: usize, magnitude: usize) -> Op {
+        Op::RandAugment { num_ops, magnitude, bins: 31, p: 1.0 }
+    }
+
+    /// torchvision `TrivialAugmentWide()`: 31 magnitude bins.
+    pub fn trivial_augment_wide() -> Op {
+        Op::TrivialAugmentWide { bins: 31, p: 1.0 }
+    }
+
+    /// torchvision `AugMix()`: severity 3, width 3, random depth, alpha 1, all ops.
+    pub fn aug_mix() -> Op {
+        Op::AugMix { severity: 3, width: 3, depth: 0, alpha: 1.0, all_ops: true, p: 1.0 }
+    }
+
+    /// One of `ops`, chosen uniformly (torchvision `RandomChoice`).
+    pub fn one_of(ops: Vec<Op>) -> Op {
+        Op::OneOf { ops, p: 1.0 }
+    }
+
+    /// Between `min` and `max` distinct ops of `ops`, in their order.
+    pub fn some_of(ops: Vec<Op>, min: usize, max: usize) -> Op {
+        Op::SomeOf { ops, n: [min, max], p: 1.0 }
+    }
+
+    /// All of `ops` in a random order (torchvision `RandomOrder`).
+    pub fn random_order(ops: Vec<Op>) -> Op {
+        Op::RandomOrder { ops, p: 1.0 }
+    }
+
     /// The same op with probability `p`.
     pub fn with_p(mut self, p: f64) -> Op {
         match &mut self {
@@ -675,14 +1027,29 @@ impl Op {
             | Op::Equalize { p: q }
             | Op::Sharpness { p: q, .. }
             | Op::GaussianBlur { p: q, .. }
-            | Op::Hue { p: q, .. } => *q = p,
+            | Op::Hue { p: q, .. }
+            | Op::RandomAffine { p: q, .. }
+            | Op::RandomPerspective { p: q, .. }
+            | Op::RandomErasing { p: q, .. }
+            | Op::ColorJitter { p: q, .. }
+            | Op::RandAugment { p: q, .. }
+            | Op::TrivialAugmentWide { p: q, .. }
+            | Op::AugMix { p: q, .. }
+            | Op::OneOf { p: q, .. }
+            | Op::SomeOf { p: q, .. }
+            | Op::RandomOrder { p: q, .. } => *q = p,
         }
         self
     }
 
     /// The same geometric op with another fill (ops without one are unchanged).
     pub fn with_fill(mut self, fill: Fill) -> Op {
-        if let Op::Rotate { fill: f, .. } | Op::Zoom { fill: f, .. } | Op::RandomCrop { fill: f, .. } = &mut self {
+        if let Op::Rotate { fill: f, .. }
+        | Op::Zoom { fill: f, .. }
+        | Op::RandomCrop { fill: f, .. }
+        | Op::RandomAffine { fill: f, .. }
+        | Op::RandomPerspective { fill: f, .. } = &mut self
+        {
             *f = fill;
         }
         self
@@ -804,6 +1171,56 @@ impl Builder {
         self.op(Op::sharpness(factor))
     }
 
+    /// Adds [`Op::random_affine`].
+    pub fn random_affine(self, degrees: f64) -> Self {
+        self.op(Op::random_affine(degrees))
+    }
+
+    /// Adds [`Op::random_perspective`].
+    pub fn random_perspective(self, distortion: f64) -> Self {
+        self.op(Op::random_perspective(distortion))
+    }
+
+    /// Adds [`Op::random_erasing`].
+    pub fn random_erasing(self) -> Self {
+        self.op(Op::random_erasing())
+    }
+
+    /// Adds [`Op::color_jitter`].
+    pub fn color_jitter(self, brightness: f64, contrast: f64, saturation: f64, hue: f64) -> Self {
+        self.op(Op::color_jitter(brightness, contrast, saturation, hue))
+    }
+
+    /// Adds [`Op::rand_augment`].
+    pub fn rand_augment(self, num_ops: usize, magnitude: usize) -> Self {
+        self.op(Op::rand_augment(num_ops, magnitude))
+    }
+
+    /// Adds [`Op::trivial_augment_wide`].
+    pub fn trivial_augment_wide(self) -> Self {
+        self.op(Op::trivial_augment_wide())
+    }
+
+    /// Adds [`Op::aug_mix`].
+    pub fn aug_mix(self) -> Self {
+        self.op(Op::aug_mix())
+    }
+
+    /// Adds [`Op::one_of`].
+    pub fn one_of(self, ops: Vec<Op>) -> Self {
+        self.op(Op::one_of(ops))
+    }
+
+    /// Adds [`Op::some_of`].
+    pub fn some_of(self, ops: Vec<Op>, min: usize, max: usize) -> Self {
+        self.op(Op::some_of(ops, min, max))
+    }
+
+    /// Adds [`Op::random_order`].
+    pub fn random_order(self, ops: Vec<Op>) -> Self {
+        self.op(Op::random_order(ops))
+    }
+
     /// The seed the randomness derives from (default 0).
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = seed;
@@ -824,11 +1241,113 @@ fn uniform(rng: &mut ChaCha8Rng, lo: f64, hi: f64) -> f64 {
     }
 }
 
+/// Draws `op`'s coin and applies it when the coin falls below its `p` (the ops inside
+/// a combinator).
+fn apply_maybe(op: &Op, img: &mut [u8], s: Shape, rng: &mut ChaCha8Rng) {
+    let coin: f64 = rng.gen();
+    if coin < op.probability() {
+        apply_op(op, img, s, rng);
+    }
+}
+
 fn apply_op(op: &Op, img: &mut [u8], s: Shape, rng: &mut ChaCha8Rng) {
     match *op {
         Op::Hflip { .. } => hflip(img, s),
         Op::Vflip { .. } => vflip(img, s),
-        Op::Rotate { .. } | Op::Zoom { .. } => unreachable!("rotations and zooms are fused in Pipeline::apply"),
+        // Inside combinators (the pipeline fuses runs of them into one warp).
+        Op::Rotate { degrees, fill, .. } => rotate_zoom(img, s, uniform(rng, -degrees.abs(), degrees.abs()), 1.0, fill),
+        Op::Zoom { range, fill, .. } => rotate_zoom(img, s, 0.0, uniform(rng, 1.0 - range, 1.0 + range), fill),
+        Op::RandomAffine { degrees, translate, scale, shear, interpolation, fill, .. } => {
+            // RandomAffine.make_params: angle, translation (rounded pixels), scale, shear.
+            let angle = uniform(rng, -degrees.abs(), degrees.abs());
+            let mut shift = |fraction: f64, size: usize| {
+                let max = fraction * size as f64;
+                uniform(rng, -max, max).round()
+            };
+            let translate = [shift(translate[0], s.width), shift(translate[1], s.height)];
+            let scale = uniform(rng, scale[0], scale[1]);
+            let shear = [uniform(rng, shear[0], shear[1]), uniform(rng, shear[2], shear[3])];
+            let a = Affine { angle, translate, scale, shear, center: None };
+            affine(img, s, a, interpolation, fill.into());
+        }
+        Op::RandomPerspective { distortion, interpolation, fill, .. } => {
+            let (w, h) = (s.width as i64, s.height as i64);
+            let bw = (distortion * (w / 2) as f64) as i64 + 1;
+            let bh = (distortion * (h / 2) as f64) as i64 + 1;
+            let mut at = |lo: i64, hi: i64| rng.gen_range(lo..hi.max(lo + 1)) as f64;
+            let end = [
+                [at(0, bw), at(0, bh)],
+                [at(w - bw, w), at(0, bh)],
+                [at(w - bw, w), at(h - bh, h)],
+                [at(0, bw), at(h - bh, h)],
+            ];
+            let (r, b) = ((w - 1) as f64, (h - 1) as f64);
+            perspective(img, s, [[0.0, 0.0], [r, 0.0], [r, b], [0.0, b]], end, interpolation, fill.into());
+        }
+        Op::RandomErasing { scale, ratio, value, random, .. } => {
+            let (w, h) = (s.width as f64, s.height as f64);
+            let (log_lo, log_hi) = (ratio[0].ln(), ratio[1].ln());
+            for _ in 0..10 {
+                let area = w * h * uniform(rng, scale[0], scale[1]);
+                let aspect = uniform(rng, log_lo, log_hi).exp();
+                let (eh, ew) = ((area * aspect).sqrt().round(), (area / aspect).sqrt().round());
+                if !(eh < h && ew < w) {
+                    continue;
+                }
+                let (eh, ew) = (eh as usize, ew as usize);
+                let top = rng.gen_range(0..=s.height - eh);
+                let left = rng.gen_range(0..=s.width - ew);
+                if random {
+                    for y in top..top + eh {
+                        let row = (y * s.width + left) * s.channels;
+                        rng.fill(&mut img[row..row + ew * s.channels]);
+                    }
+                } else {
+                    erase(img, s, top, left, eh, ew, value);
+                }
+                break;
+            }
+        }
+        Op::ColorJitter { brightness, contrast, saturation, hue: hue_range, .. } => {
+            // ColorJitter.make_params: a random order, then the four factors.
+            let mut order = [0, 1, 2, 3];
+            order.shuffle(rng);
+            let factors = [brightness, contrast, saturation, hue_range].map(|r| uniform(rng, r[0], r[1]));
+            for i in order {
+                let identity = if i == 3 { [0.0, 0.0] } else { [1.0, 1.0] };
+                if [brightness, contrast, saturation, hue_range][i] == identity {
+                    continue;
+                }
+                match i {
+                    0 => adjust_brightness(img, s, factors[0]),
+                    1 => adjust_contrast(img, s, factors[1]),
+                    2 => adjust_saturation(img, s, factors[2]),
+                    _ => hue(img, s, factors[3]),
+                }
+            }
+        }
+        Op::RandAugment { num_ops, magnitude, bins, .. } => policy::rand_augment(img, s, rng, num_ops, magnitude, bins),
+        Op::TrivialAugmentWide { bins, .. } => policy::trivial_augment_wide(img, s, rng, bins),
+        Op::AugMix { severity, width, depth, alpha, all_ops, .. } => {
+            policy::aug_mix(img, s, rng, severity, width, depth, alpha, all_ops)
+        }
+        Op::OneOf { ref ops, .. } => {
+            if !ops.is_empty() {
+                let i = rng.gen_range(0..ops.len());
+                apply_maybe(&ops[i], img, s, rng);
+            }
+        }
+        Op::SomeOf { ref ops, n, .. } => {
+            let k = rng.gen_range(n[0]..=n[1]);
+            let mut chosen = rand::seq::index::sample(rng, ops.len(), k).into_vec();
+            chosen.sort_unstable();
+            chosen.into_iter().for_each(|i| apply_maybe(&ops[i], img, s, rng));
+        }
+        Op::RandomOrder { ref ops, .. } => {
+            let mut order: Vec<usize> = (0..ops.len()).collect();
+            order.shuffle(rng);
+            order.into_iter().for_each(|i| apply_maybe(&ops[i], img, s, rng));
+        }
         Op::Brightness { min, max, .. } => brightness(img, uniform(rng, min, max)),
         Op::Contrast { min, max, .. } => contrast(img, s, uniform(rng, min, max)),
         Op::Saturation { min, max, .. } => saturation(img, s, uniform(rng, min, max)),
@@ -951,16 +1470,16 @@ mod tests {
     #[test]
     fn folded_brightness_and_flips_change_nothing() {
         use Op::*;
-        let rotate = Rotate { degrees: 15.0, fill: Fill::Constant, p: 0.8 };
-        let zoom = Zoom { range: 0.2, fill: Fill::Reflect, p: 0.8 };
-        let bright = Brightness { min: 0.6, max: 1.4, p: 0.7 };
-        let flip = Hflip { p: 0.5 };
-        let contrast = Contrast { min: 0.8, max: 1.2, p: 0.5 };
+        let rotate = || Rotate { degrees: 15.0, fill: Fill::Constant, p: 0.8 };
+        let zoom = || Zoom { range: 0.2, fill: Fill::Reflect, p: 0.8 };
+        let bright = || Brightness { min: 0.6, max: 1.4, p: 0.7 };
+        let flip = || Hflip { p: 0.5 };
+        let contrast = || Contrast { min: 0.8, max: 1.2, p: 0.5 };
         let lists = [
-            vec![rotate, zoom, bright, flip],
-            vec![rotate, bright, flip, bright, flip, zoom, bright],
-            vec![flip, bright, rotate, contrast, flip, zoom, flip, bright],
-            vec![zoom, flip, flip, rotate, bright, contrast],
+            vec![rotate(), zoom(), bright(), flip()],
+            vec![rotate(), bright(), flip(), bright(), flip(), zoom(), bright()],
+            vec![flip(), bright(), rotate(), contrast(), flip(), zoom(), flip(), bright()],
+            vec![zoom(), flip(), flip(), rotate(), bright(), contrast()],
         ];
         for (c, (h, w)) in [(3usize, (9usize, 13usize)), (1, (8, 5)), (4, (6, 7))] {
             let shape = Shape { height: h, width: w, channels: c };

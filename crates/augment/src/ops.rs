@@ -273,6 +273,16 @@ pub fn cutout(img: &mut [u8], s: Shape, cx: i64, cy: i64, size: usize) {
     }
 }
 
+/// Sets the `height x width` box at `(top, left)` to `value` (torchvision `erase`
+/// with a constant), clipped at the borders.
+pub fn erase(img: &mut [u8], s: Shape, top: usize, left: usize, height: usize, width: usize, value: u8) {
+    let (y1, x1) = ((top + height).min(s.height), (left + width).min(s.width));
+    for y in top.min(y1)..y1 {
+        let row = y * s.width * s.channels;
+        img[row + left.min(x1) * s.channels..row + x1 * s.channels].fill(value);
+    }
+}
+
 /// HWC u8 to CHW f32: `(v / 255 - mean[c]) / std[c]` (torchvision `ToTensor` +
 /// `Normalize`).
 pub fn normalize_to_chw(img: &[u8], s: Shape, mean: &[f32], std: &[f32]) -> Vec<f32> {

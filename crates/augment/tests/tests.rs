@@ -238,6 +238,44 @@ fn colour_ops_match_torchvision() {
                 let k = param[0].as_u64().unwrap() as usize;
                 cnnlab_augment::gaussian_blur(&mut img, s, k, param[1].as_f64().unwrap());
             }
+            "adjust_brightness" => cnnlab_augment::adjust_brightness(&mut img, s, param.as_f64().unwrap()),
+            "adjust_contrast" => cnnlab_augment::adjust_contrast(&mut img, s, param.as_f64().unwrap()),
+            "adjust_saturation" => cnnlab_augment::adjust_saturation(&mut img, s, param.as_f64().unwrap()),
+            "affine" | "rotate" | "perspective" => {
+                use cnnlab_augment::{Border, Interpolation};
+                let f = |k: &str| param[k].as_f64().unwrap();
+                let pair = |v: &serde_json::Value| [v[0].as_f64().unwrap(), v[1].as_f64().unwrap()];
+                let quad = |k: &str| -> [[f64; 2]; 4] { std::array::from_fn(|i| pair(&param[k][i])) };
+                let nearest = param["interpolation"] == "nearest";
+                let interp = if nearest { Interpolation::Nearest } else { Interpolation::Bilinear };
+                let border = param["fill"].as_u64().map_or(Border::Zeros, |v| Border::Value(v as u8));
+                match op {
+                    "affine" => {
+                        let a = cnnlab_augment::Affine {
+                            angle: f("angle"),
+                            translate: pair(&param["translate"]),
+                            scale: f("scale"),
+                            shear: pair(&param["shear"]),
+                            center: (!param["center"].is_null()).then(|| pair(&param["center"])),
+                        };
+                        cnnlab_augment::affine(&mut img, s, a, interp, border);
+                    }
+                    "rotate" => cnnlab_augment::rotate(&mut img, s, f("angle"), interp, border),
+                    _ => cnnlab_augment::perspective(&mut img, s, quad("start"), quad("end"), interp, border),
+                }
+                let want = bytes(&case["expected"]);
+                // Bilinear: float32 sums in another order, at most one grey level.
+                // Nearest: a source exactly between two pixels may round either way.
+                let worst = img.iter().zip(&want).map(|(a, b)| a.abs_diff(*b)).max().unwrap();
+                let differ = img.chunks(s.channels).zip(want.chunks(s.channels)).filter(|(a, b)| a != b).count();
+                if nearest {
+                    assert!(differ * 100 <= s.width * s.height, "{op}({param}) on {s:?}: {differ} pixels differ");
+                } else {
+                    assert!(worst <= 1, "{op}({param}) on {s:?}: off by {worst}");
+                }
+                checked += 1;
+                continue;
+            }
             "center_crop" | "resize" => {
                 let (h, w) = (param[0].as_u64().unwrap() as usize, param[1].as_u64().unwrap() as usize);
                 let f = if op == "resize" { cnnlab_augment::resize } else { cnnlab_augment::center_crop };
@@ -256,7 +294,7 @@ fn colour_ops_match_torchvision() {
         assert_eq!(img, bytes(&case["expected"]), "{op}({param}) on {s:?}");
         checked += 1;
     }
-    assert_eq!(checked, 48);
+    assert_eq!(checked, 119);
 }
 
 /// RandomResizedCrop to a size: the output has that size, the box depends only on
@@ -279,4 +317,216 @@ fn random_resized_crop_to_a_size() {
     let mut blurred = img.clone();
     Pipeline::builder().gaussian_blur(5).build().unwrap().apply(&mut blurred, s, 0, 0).unwrap();
     assert_ne!(blurred, img);
+}
+
+/// The torchvision v2 ops and policies added beside the seed recipes, one of each.
+fn every_torchvision_op() -> Vec<Op> {
+    vec![
+        Op::RandomAffine {
+            degrees: 20.0,
+            translate: [0.1, 0.2],
+            scale: [0.8, 1.2],
+            shear: [-10.0, 10.0, -5.0, 5.0],
+            interpolation: cnnlab_augment::Interpolation::Bilinear,
+            fill: Fill::Reflect,
+            p: 1.0,
+        },
+        Op::random_perspective(0.5).with_p(1.0),
+        Op::random_erasing().with_p(1.0),
+        Op::RandomErasing { scale: [0.1, 0.4], ratio: [0.5, 2.0], value: 0, random: true, p: 1.0 },
+        Op::color_jitter(0.4, 0.4, 0.4, 0.1),
+        Op::rand_augment(2, 9),
+        Op::trivial_augment_wide(),
+        Op::aug_mix(),
+        Op::one_of(vec![Op::invert().with_p(1.0), Op::random_affine(30.0)]),
+        Op::some_of(vec![Op::hflip(1.0), Op::equalize(), Op::rotate(5.0)], 1, 2),
+        Op::random_order(vec![Op::solarize(100), Op::posterize(3), Op::zoom(0.1)]),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn torchvision_ops_keep_shape_on_any_size(h in 1usize..16, w in 1usize..16, c in prop::sample::select(vec![1usize, 3, 4]), index: u64) {
+        let s = Shape { height: h, width: w, channels: c };
+        let mut img: Vec<u8> = (0..s.len()).map(|i| (i * 13 % 256) as u8).collect();
+        Pipeline::new(every_torchvision_op(), 2).unwrap().apply(&mut img, s, 0, index).unwrap();
+        prop_assert_eq!(img.len(), s.len());
+    }
+}
+
+/// Each op is deterministic in (seed, epoch, index), varies with the index, and
+/// does nothing at p = 0 or at its identity parameters.
+#[test]
+fn torchvision_ops_are_seeded_and_have_identities() {
+    let s = Shape::new(16, 20, 3);
+    let orig: Vec<u8> = (0..s.len()).map(|i| (i * 37 % 251) as u8).collect();
+    let run = |op: &Op, index| {
+        let mut img = orig.clone();
+        Pipeline::new(vec![op.clone()], 5).unwrap().apply(&mut img, s, 1, index).unwrap();
+        img
+    };
+    for op in every_torchvision_op() {
+        assert_eq!(run(&op, 3), run(&op, 3), "{}", op.name());
+        assert!((0..8).any(|i| run(&op, i) != orig), "{} changes something", op.name());
+        assert!((0..8).any(|i| run(&op, i) != run(&op, 0)), "{} varies with the index", op.name());
+        assert_eq!(run(&op.clone().with_p(0.0), 3), orig, "{} at p = 0", op.name());
+    }
+    let identities = [
+        Op::random_affine(0.0),
+        Op::random_perspective(0.0).with_p(1.0),
+        Op::color_jitter(0.0, 0.0, 0.0, 0.0),
+        Op::RandAugment { num_ops: 0, magnitude: 0, bins: 31, p: 1.0 },
+        Op::some_of(vec![Op::invert()], 0, 0),
+    ];
+    for op in identities {
+        assert_eq!(run(&op, 4), orig, "{op:?}");
+    }
+}
+
+/// RandomErasing sets exactly one box, of an area within `scale` (up to rounding),
+/// to the value.
+#[test]
+fn random_erasing_sets_one_box() {
+    let s = Shape::new(30, 40, 3);
+    let orig: Vec<u8> = (0..s.len()).map(|i| 10 + (i % 200) as u8).collect();
+    let pipe = Pipeline::new(vec![Op::random_erasing().with_p(1.0)], 7).unwrap();
+    for index in 0..50 {
+        let mut img = orig.clone();
+        pipe.apply(&mut img, s, 0, index).unwrap();
+        let erased: Vec<(usize, usize)> = (0..s.height * s.width)
+            .filter(|p| img[p * 3..p * 3 + 3] == [0, 0, 0])
+            .map(|p| (p / s.width, p % s.width))
+            .collect();
+        let (rows, cols) = (erased.iter().map(|e| e.0), erased.iter().map(|e| e.1));
+        let (y0, y1) = (rows.clone().min().unwrap(), rows.max().unwrap());
+        let (x0, x1) = (cols.clone().min().unwrap(), cols.max().unwrap());
+        let area = (y1 - y0 + 1) * (x1 - x0 + 1);
+        assert_eq!(erased.len(), area, "a full box at index {index}");
+        let fraction = area as f64 / (s.height * s.width) as f64;
+        assert!((0.01..=0.36).contains(&fraction), "area {fraction} at index {index}");
+        let changed = img.iter().zip(&orig).filter(|(a, b)| a != b).count();
+        assert_eq!(changed, area * 3);
+    }
+}
+
+/// ColorJitter applies its four adjustments in a random order: with brightness x2
+/// and contrast 0, the two orders give two different flat images, both seen.
+#[test]
+fn color_jitter_orders_vary() {
+    let s = Shape::new(6, 6, 3);
+    let orig: Vec<u8> = (0..s.len()).map(|i| (i * 7 % 200) as u8).collect();
+    let jitter = Op::ColorJitter {
+        brightness: [2.0, 2.0],
+        contrast: [0.0, 0.0],
+        saturation: [1.0, 1.0],
+        hue: [0.0, 0.0],
+        p: 1.0,
+    };
+    let (mut bc, mut cb) = (orig.clone(), orig.clone());
+    cnnlab_augment::adjust_brightness(&mut bc, s, 2.0);
+    cnnlab_augment::adjust_contrast(&mut bc, s, 0.0);
+    cnnlab_augment::adjust_contrast(&mut cb, s, 0.0);
+    cnnlab_augment::adjust_brightness(&mut cb, s, 2.0);
+    assert_ne!(bc, cb);
+    let pipe = Pipeline::new(vec![jitter], 1).unwrap();
+    let outs: Vec<Vec<u8>> = (0..40)
+        .map(|i| {
+            let mut img = orig.clone();
+            pipe.apply(&mut img, s, 0, i).unwrap();
+            img
+        })
+        .collect();
+    assert!(outs.iter().all(|o| *o == bc || *o == cb));
+    assert!(outs.contains(&bc) && outs.contains(&cb), "both orders occur");
+}
+
+/// one_of applies one op, some_of the drawn number of distinct ops in list order,
+/// random_order all of them in every order; each outcome occurs.
+#[test]
+fn combinators_choose_and_order() {
+    use cnnlab_augment::{invert, posterize, solarize};
+    let s = Shape::new(5, 7, 3);
+    let orig: Vec<u8> = (0..s.len()).map(|i| (i * 29 % 256) as u8).collect();
+    let with = |fs: &[fn(&mut [u8], Shape)]| {
+        let mut img = orig.clone();
+        fs.iter().for_each(|f| f(&mut img, s));
+        img
+    };
+    let outcomes = |op: Op| -> Vec<Vec<u8>> {
+        let pipe = Pipeline::new(vec![op], 3).unwrap();
+        (0..60)
+            .map(|i| {
+                let mut img = orig.clone();
+                pipe.apply(&mut img, s, 0, i).unwrap();
+                img
+            })
+            .collect()
+    };
+    let inv: fn(&mut [u8], Shape) = invert;
+    let sol: fn(&mut [u8], Shape) = |img, s| solarize(img, s, 100);
+    let post: fn(&mut [u8], Shape) = |img, s| posterize(img, s, 2);
+    let ops = || vec![Op::invert().with_p(1.0), Op::solarize(100).with_p(1.0), Op::posterize(2).with_p(1.0)];
+    let check = |op: Op, expected: Vec<Vec<u8>>| {
+        let got = outcomes(op);
+        for e in &expected {
+            assert!(got.contains(e), "an outcome never occurs");
+        }
+        assert!(got.iter().all(|g| expected.contains(g)), "an unexpected outcome");
+    };
+    check(Op::one_of(ops()), vec![with(&[inv]), with(&[sol]), with(&[post])]);
+    check(Op::some_of(ops(), 2, 2), vec![with(&[inv, sol]), with(&[inv, post]), with(&[sol, post])]);
+    let orders = vec![
+        with(&[inv, sol, post]),
+        with(&[inv, post, sol]),
+        with(&[sol, inv, post]),
+        with(&[sol, post, inv]),
+        with(&[post, inv, sol]),
+        with(&[post, sol, inv]),
+    ];
+    check(Op::random_order(ops()), orders);
+}
+
+/// The new ops read from TOML with torchvision's defaults, nest in combinators,
+/// and are validated (nested ones too).
+#[test]
+fn torchvision_ops_from_config_and_validation() {
+    let config: AugmentConfig = toml::from_str(
+        r#"ops = [
+            { op = "random_affine", degrees = 30 }, { op = "random_perspective" }, { op = "random_erasing" },
+            { op = "rand_augment" }, { op = "trivial_augment_wide" }, { op = "aug_mix" },
+            { op = "one_of", ops = [{ op = "hflip" }, { op = "random_order", ops = [{ op = "equalize" }] }] },
+            { op = "some_of", n = [1, 2], ops = [{ op = "rotate", degrees = 5 }, { op = "invert" }] },
+        ]"#,
+    )
+    .unwrap();
+    let made = vec![
+        Op::random_affine(30.0),
+        Op::random_perspective(0.5),
+        Op::random_erasing(),
+        Op::rand_augment(2, 9),
+        Op::trivial_augment_wide(),
+        Op::aug_mix(),
+        Op::one_of(vec![Op::hflip(0.5), Op::random_order(vec![Op::equalize()])]),
+        Op::some_of(vec![Op::rotate(5.0), Op::invert()], 1, 2),
+    ];
+    assert_eq!(config.ops, made);
+    let jitter: AugmentConfig =
+        toml::from_str(r#"ops = [{ op = "color_jitter", brightness = [0.6, 1.4], hue = [-0.1, 0.1] }]"#).unwrap();
+    assert_eq!(jitter.ops, vec![Op::color_jitter(0.4, 0.0, 0.0, 0.1)]);
+    let typo = toml::from_str::<AugmentConfig>(r#"ops = [{ op = "rand_augment", magnitud = 9 }]"#).unwrap_err();
+    assert!(typo.to_string().contains("unknown field `magnitud`"), "{typo}");
+    let err = |ops: Vec<Op>| Pipeline::new(ops, 0).unwrap_err().to_string();
+    assert_eq!(err(vec![Op::rand_augment(2, 31)]), "op 0 (rand_augment): magnitude: bin 31 is not below bins = 31");
+    assert_eq!(
+        err(vec![Op::hflip(0.5), Op::some_of(vec![Op::invert()], 1, 2)]),
+        "op 1 (some_of): n: needs n[0] <= n[1] <= 1 (the number of ops)"
+    );
+    assert_eq!(
+        err(vec![Op::one_of(vec![Op::brightness(2.0, 1.0)])]),
+        "op 0 (brightness): min: needs 0 <= min <= max, got min = 2, max = 1"
+    );
+    assert!(err(vec![Op::random_perspective(1.5)]).contains("distortion"));
+    assert!(err(vec![Op::color_jitter(0.0, 0.0, 0.0, 0.6)]).contains("hue"));
+    assert!(err(vec![Op::AugMix { severity: 11, width: 3, depth: 0, alpha: 1.0, all_ops: true, p: 1.0 }])
+        .contains("severity"));
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Goldens for cnnlab-augment's colour, blur, crop and resize ops: torchvision v2's
+"""Goldens for cnnlab-augment's colour, blur, crop, resize and warp ops: torchvision v2's
 functional ops on uint8 images.
 
 Run by hand (the project's .venv has torch; pip install torchvision==0.28.0 numpy)
@@ -50,6 +50,38 @@ def main():
             ops.append(("center_crop", size, F.center_crop(t, size)))
         for size in [[10, 12], [8, 5], [31, 40], [20, 7]]:
             ops.append(("resize", size, F.resize(t, size, antialias=True)))
+        for f in [0.3, 1.0, 1.7]:
+            ops.append(("adjust_brightness", f, F.adjust_brightness(t, f)))
+            ops.append(("adjust_contrast", f, F.adjust_contrast(t, f)))
+            if c == 3:
+                ops.append(("adjust_saturation", f, F.adjust_saturation(t, f)))
+        # Grid warps: affine (RandomAffine's and the policies' shears about the
+        # top-left corner), rotate, perspective; nearest and bilinear, fill None or 0.
+        warps = [
+            dict(angle=17.0, translate=[2, -1], scale=1.1, shear=[5.0, -8.0], center=None),
+            dict(angle=-40.0, translate=[0, 0], scale=0.8, shear=[0.0, 0.0], center=None),
+            dict(angle=0.0, translate=[0, 0], scale=1.0, shear=[16.7, 0.0], center=[0, 0]),
+            dict(angle=0.0, translate=[-3, 0], scale=1.0, shear=[0.0, 0.0], center=None),
+        ]
+        for a in warps:
+            for interp in ["nearest", "bilinear"]:
+                for fill in [None, 0]:
+                    param = dict(a, interpolation=interp, fill=fill)
+                    out = F.affine(t, angle=a["angle"], translate=a["translate"], scale=a["scale"], shear=a["shear"],
+                                   interpolation=getattr(F.InterpolationMode, interp.upper()), fill=fill,
+                                   center=a["center"])
+                    ops.append(("affine", param, out))
+        for angle in [13.0, -100.0]:
+            for interp in ["nearest", "bilinear"]:
+                out = F.rotate(t, angle, interpolation=getattr(F.InterpolationMode, interp.upper()))
+                ops.append(("rotate", dict(angle=angle, interpolation=interp, fill=None), out))
+        start = [[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]]
+        for end in [[[2, 1], [w - 3, 0], [w - 1, h - 4], [1, h - 2]], [[0, 3], [w - 1, 1], [w - 5, h - 1], [3, h - 3]]]:
+            for interp in ["nearest", "bilinear"]:
+                for fill in [None, 0]:
+                    out = F.perspective(t, start, end, interpolation=getattr(F.InterpolationMode, interp.upper()),
+                                        fill=fill)
+                    ops.append(("perspective", dict(start=start, end=end, interpolation=interp, fill=fill), out))
         for name, param, out in ops:
             cases.append({"op": name, "param": param, "height": h, "width": w, "channels": c,
                           "input": img.ravel().tolist(), "out_shape": list(out.shape[1:]),
