@@ -65,10 +65,52 @@ fn single_ops(c: &mut Criterion) {
             })
         });
     }
+    use cnnlab_augment::{Affine, Border, Interpolation};
+    let warps: [(&str, InPlace); 3] = [
+        ("affine_bilinear", |img, s| {
+            let a = Affine { angle: 10.0, translate: [3.0, -2.0], scale: 1.1, shear: [5.0, 0.0], center: None };
+            cnnlab_augment::affine(img, s, a, Interpolation::Bilinear, Border::Value(0))
+        }),
+        ("perspective", |img, s| {
+            let start = [[0.0, 0.0], [223.0, 0.0], [223.0, 223.0], [0.0, 223.0]];
+            let end = [[20.0, 10.0], [210.0, 5.0], [200.0, 215.0], [8.0, 220.0]];
+            cnnlab_augment::perspective(img, s, start, end, Interpolation::Bilinear, Border::Value(0))
+        }),
+        ("color_jitter_fixed", |img, s| {
+            cnnlab_augment::adjust_brightness(img, s, 1.2);
+            cnnlab_augment::adjust_contrast(img, s, 0.8);
+            cnnlab_augment::adjust_saturation(img, s, 1.3);
+            cnnlab_augment::hue(img, s, 0.05);
+        }),
+    ];
+    for (name, op) in warps {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                img.copy_from_slice(&src);
+                op(&mut img, shape);
+            })
+        });
+    }
     group.bench_function("resize_to_112", |b| b.iter(|| cnnlab_augment::resize(&src, shape, 112, 112)));
     group.bench_function("center_crop_200", |b| b.iter(|| cnnlab_augment::center_crop(&src, shape, 200, 200)));
     group.finish();
 }
 
-criterion_group!(benches, recipes, single_ops);
+/// The random ops and policies as one-op pipelines on 224x224 (torchvision_ref.py:
+/// the v2 transform of the same name).
+fn policies(c: &mut Criterion) {
+    let shape = Shape::new(224, 224, 3);
+    let ops = [
+        ("random_erasing", Op::random_erasing().with_p(1.0)),
+        ("color_jitter", Op::color_jitter(0.4, 0.4, 0.4, 0.1)),
+        ("rand_augment", Op::rand_augment(2, 9)),
+        ("trivial_augment_wide", Op::trivial_augment_wide()),
+        ("aug_mix", Op::aug_mix()),
+    ];
+    for (name, op) in ops {
+        bench_recipe(c, &format!("{name}_224x224"), shape, vec![op]);
+    }
+}
+
+criterion_group!(benches, recipes, single_ops, policies);
 criterion_main!(benches);

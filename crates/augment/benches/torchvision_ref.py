@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""torchvision reference for benches/augment.rs: the same two recipes, one image at a
+"""torchvision reference for benches/augment.rs: the same recipes, ops and policies, one image at a
 time on one thread, images/s. Uses the project's venv torch plus torchvision:
 
     .venv/bin/pip install torchvision==0.28.0 --no-deps && .venv/bin/pip install numpy pillow
@@ -48,11 +48,26 @@ def main():
         "gaussian_blur_5": lambda x: F.gaussian_blur(x, [5, 5], [1.5, 1.5]),
         "rotate_zoom": lambda x: F.affine(x, angle=10.0, translate=[0, 0], scale=1.1, shear=[0.0, 0.0],
                                           interpolation=v2.InterpolationMode.BILINEAR),
+        "affine_bilinear": lambda x: F.affine(x, angle=10.0, translate=[3, -2], scale=1.1, shear=[5.0, 0.0],
+                                              interpolation=v2.InterpolationMode.BILINEAR, fill=0),
+        "perspective": lambda x: F.perspective(x, [[0, 0], [223, 0], [223, 223], [0, 223]],
+                                               [[20, 10], [210, 5], [200, 215], [8, 220]], fill=0),
+        "color_jitter_fixed": lambda x: F.adjust_hue(F.adjust_saturation(F.adjust_contrast(
+            F.adjust_brightness(x, 1.2), 0.8), 1.3), 0.05),
         "resize_to_112": lambda x: F.resize(x, [112, 112], antialias=True),
         "center_crop_200": lambda x: F.center_crop(x, [200, 200]).contiguous(),
     }
     for name, op in ops.items():
         out[f"op_224x224/{name}"] = rate(op, photo, seconds=2.0)
+    policies = {
+        "random_erasing": v2.RandomErasing(p=1.0),
+        "color_jitter": v2.ColorJitter(0.4, 0.4, 0.4, 0.1),
+        "rand_augment": v2.RandAugment(num_ops=2, magnitude=9),
+        "trivial_augment_wide": v2.TrivialAugmentWide(),
+        "aug_mix": v2.AugMix(),
+    }
+    for name, op in policies.items():
+        out[f"augment/{name}_224x224"] = rate(op, photo, seconds=2.0)
     print(json.dumps(out))
 
 

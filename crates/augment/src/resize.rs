@@ -102,13 +102,14 @@ pub fn crop(img: &[u8], s: Shape, top: i64, left: i64, height: usize, width: usi
         if !(0..s.height as i64).contains(&sy) {
             continue;
         }
-        for x in 0..width {
-            let sx = left + x as i64;
-            if (0..s.width as i64).contains(&sx) {
-                let from = (sy as usize * s.width + sx as usize) * s.channels;
-                let to = (y * width + x) * s.channels;
-                buf[to..to + s.channels].copy_from_slice(&img[from..from + s.channels]);
-            }
+        // The columns of the window inside the image, copied as one slice.
+        let x0 = (-left).clamp(0, width as i64) as usize;
+        let x1 = (s.width as i64 - left).clamp(0, width as i64) as usize;
+        if x0 < x1 {
+            let c = s.channels;
+            let from = (sy as usize * s.width) as i64 + left + x0 as i64;
+            let from = from as usize * c;
+            buf[(y * width + x0) * c..(y * width + x1) * c].copy_from_slice(&img[from..from + (x1 - x0) * c]);
         }
     }
     (buf, out)

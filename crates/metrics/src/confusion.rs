@@ -42,6 +42,12 @@ pub enum Average {
     Micro,
     /// The mean over classes weighted by their support (true count).
     Weighted,
+    /// The values of the positive class alone (scikit-learn's default
+    /// `average="binary"` with `pos_label`).
+    Binary {
+        /// The positive class (scikit-learn's `pos_label`, 1 by default).
+        pos_label: usize,
+    },
 }
 
 /// Per-class precision, recall, F-beta and support.
@@ -257,6 +263,16 @@ impl ConfusionMatrix {
                 let tp = self.diag().iter().sum::<u64>() as f64;
                 let total = self.total() as f64;
                 let (precision, recall, f_beta) = prf(tp, total, total, beta, zero_division);
+                Prf { precision, recall, f_beta }
+            }
+            Average::Binary { pos_label } => {
+                let (tp, predicted, support) = if pos_label < self.n_classes {
+                    let k = pos_label;
+                    (self.diag()[k] as f64, self.predicted()[k] as f64, self.support()[k] as f64)
+                } else {
+                    (0.0, 0.0, 0.0)
+                };
+                let (precision, recall, f_beta) = prf(tp, predicted, support, beta, zero_division);
                 Prf { precision, recall, f_beta }
             }
             Average::Macro | Average::Weighted => {

@@ -71,6 +71,21 @@ pub enum Error {
         /// Its sample.
         index: usize,
     },
+    /// `Average::Binary` on labels of more than two classes (scikit-learn's "Target
+    /// is multiclass but average='binary'").
+    #[error("average Binary needs at most two classes, the labels hold {classes:?}: use Macro, Micro or Weighted")]
+    NotBinary {
+        /// The classes present.
+        classes: Vec<usize>,
+    },
+    /// A `pos_label` that is not one of the two classes present.
+    #[error("pos_label {pos_label} is not one of the classes present, {present:?}")]
+    PosLabel {
+        /// The positive class asked for.
+        pos_label: usize,
+        /// The two classes present.
+        present: Vec<usize>,
+    },
     /// Two matrices or accumulators of different class counts cannot be merged.
     #[error("cannot merge {right} classes into {left}")]
     ClassCountMismatch {

@@ -51,12 +51,18 @@ pub struct Scores {
 }
 
 impl Scores {
-    /// The averages of one kind.
+    /// The averages of one kind; [`Average::Binary`] gives the values of `pos_label`
+    /// when it is one of [`Scores::labels`], NaN otherwise ([`f1_score`] and its
+    /// siblings check binary input as scikit-learn does).
     pub fn average(&self, average: Average) -> Prf {
         match average {
             Average::Macro => self.macro_avg,
             Average::Micro => self.micro_avg,
             Average::Weighted => self.weighted_avg,
+            Average::Binary { pos_label } => match self.labels.iter().position(|&l| l == pos_label) {
+                Some(k) => Prf { precision: self.precision[k], recall: self.recall[k], f_beta: self.f_beta[k] },
+                None => Prf { precision: f64::NAN, recall: f64::NAN, f_beta: f64::NAN },
+            },
         }
     }
 }
@@ -142,24 +148,52 @@ pub fn precision_recall_fscore(y_true: &[usize], y_pred: &[usize], options: &Opt
 }
 
 /// `f1_score(y_true, y_pred, average=...)` with scikit-learn's defaults (the classes
-/// present, zero division 0).
+/// present, zero division 0); `Average::Binary { pos_label: 1 }` is scikit-learn's
+/// default average and is an error on more than two classes.
+///
+/// ```
+/// use cnnlab_metrics::{f1_score, Average};
+/// let f1 = f1_score(&[0, 1, 1, 0], &[0, 1, 0, 0], Average::Binary { pos_label: 1 }).unwrap();
+/// assert!((f1 - 2.0 / 3.0).abs() < 1e-12);
+/// assert!(f1_score(&[0, 1, 2], &[0, 1, 2], Average::Binary { pos_label: 1 }).is_err());
+/// ```
 ///
 /// ```
 /// let f1 = cnnlab_metrics::f1_score(&[0, 1, 1, 2], &[0, 1, 2, 2], cnnlab_metrics::Average::Macro).unwrap();
 /// assert!((f1 - 7.0 / 9.0).abs() < 1e-12);
 /// ```
 pub fn f1_score(y_true: &[usize], y_pred: &[usize], average: Average) -> Result<f64> {
-    Ok(precision_recall_fscore(y_true, y_pred, &Options::default())?.average(average).f_beta)
+    Ok(averaged(y_true, y_pred, average)?.f_beta)
+}
+
+/// scikit-learn's defaults for one average; `Binary` checks that at most two classes
+/// occur and that `pos_label` is one of them when two do, then scores it alone
+/// (`labels=[pos_label]`).
+fn averaged(y_true: &[usize], y_pred: &[usize], average: Average) -> Result<Prf> {
+    let Average::Binary { pos_label } = average else {
+        return Ok(precision_recall_fscore(y_true, y_pred, &Options::default())?.average(average));
+    };
+    let mut present: Vec<usize> = y_true.iter().chain(y_pred).copied().collect();
+    present.sort_unstable();
+    present.dedup();
+    if present.len() > 2 {
+        return Err(Error::NotBinary { classes: present });
+    }
+    if present.len() == 2 && !present.contains(&pos_label) {
+        return Err(Error::PosLabel { pos_label, present });
+    }
+    let options = Options { labels: Labels::Given(vec![pos_label]), ..Options::default() };
+    Ok(precision_recall_fscore(y_true, y_pred, &options)?.macro_avg)
 }
 
 /// `precision_score(y_true, y_pred, average=...)` with scikit-learn's defaults.
 pub fn precision_score(y_true: &[usize], y_pred: &[usize], average: Average) -> Result<f64> {
-    Ok(precision_recall_fscore(y_true, y_pred, &Options::default())?.average(average).precision)
+    Ok(averaged(y_true, y_pred, average)?.precision)
 }
 
 /// `recall_score(y_true, y_pred, average=...)` with scikit-learn's defaults.
 pub fn recall_score(y_true: &[usize], y_pred: &[usize], average: Average) -> Result<f64> {
-    Ok(precision_recall_fscore(y_true, y_pred, &Options::default())?.average(average).recall)
+    Ok(averaged(y_true, y_pred, average)?.recall)
 }
 
 /// `cohen_kappa_score(y1, y2, weights=...)` over the classes present in either.

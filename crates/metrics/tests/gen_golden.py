@@ -85,6 +85,17 @@ def case(name, y_true, y_pred, scores, k, rng=None):
         p, r, f, _ = M.precision_recall_fscore_support(y_true, y_pred, average=avg, sample_weight=weights,
                                                        zero_division=0.0)
         e[f"weighted_samples_{avg}"] = [p, r, f]
+    present = sorted(set(y_true.tolist()) | set(y_pred.tolist()))
+    if len(present) <= 2:
+        # average="binary" (scikit-learn's default) for each possible pos_label.
+        # A pos_label outside two present classes is an error: no key.
+        for pos in range(k):
+            try:
+                e[f"binary_pos{pos}"] = [M.precision_score(y_true, y_pred, pos_label=pos, zero_division=0.0),
+                                         M.recall_score(y_true, y_pred, pos_label=pos, zero_division=0.0),
+                                         M.f1_score(y_true, y_pred, pos_label=pos, zero_division=0.0)]
+            except ValueError:
+                pass
     for w in [None, "linear", "quadratic"]:
         e[f"kappa_{w}"] = nan_to_none(M.cohen_kappa_score(y_true, y_pred, weights=w))
     e["report_dict"] = M.classification_report(y_true, y_pred, labels=labels, target_names=names,

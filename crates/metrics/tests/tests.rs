@@ -3,9 +3,9 @@
 
 use cnnlab_metrics::{
     average_precision, average_precision_ovr, brier_score, cohen_kappa_score, encode_labels, f1_score, log_loss,
-    precision_recall_curve, precision_recall_fscore, roc_auc, roc_auc_ovr, roc_auc_ovr_lenient, roc_auc_ovr_per_class,
-    roc_curve, top_k_accuracy, Accumulator, Average, ConfusionMatrix, Error, KappaWeights, Labels, Options, Report,
-    ZeroDivision,
+    precision_recall_curve, precision_recall_fscore, precision_score, recall_score, roc_auc, roc_auc_ovr,
+    roc_auc_ovr_lenient, roc_auc_ovr_per_class, roc_curve, top_k_accuracy, Accumulator, Average, ConfusionMatrix,
+    Error, KappaWeights, Labels, Options, Report, ZeroDivision,
 };
 use proptest::prelude::*;
 use serde_json::Value;
@@ -262,6 +262,21 @@ fn agrees_with_scikit_learn_beyond_the_confusion_matrix() {
             close_or_nan(name, "matrix nan f", cm.averaged(avg, 1.0, ZeroDivision::Nan).f_beta, &want[2]);
         }
         close(name, "f1_score macro", f1_score(&y_true, &y_pred, Average::Macro).unwrap(), present.macro_avg.f_beta);
+        for pos_label in 0..k {
+            let key = format!("binary_pos{pos_label}");
+            let binary = Average::Binary { pos_label };
+            let got = [precision_score, recall_score, f1_score].map(|f| f(&y_true, &y_pred, binary));
+            match e.get(&key) {
+                Some(want) => {
+                    for (g, w) in got.iter().zip(want.as_array().unwrap()) {
+                        close(name, &key, *g.as_ref().unwrap(), w.as_f64().unwrap());
+                    }
+                    let m = cm.averaged(binary, 1.0, ZeroDivision::Zero);
+                    close(name, &format!("matrix {key}"), m.f_beta, want[2].as_f64().unwrap());
+                }
+                None => assert!(got.iter().all(|g| g.is_err()), "{name}: {key} should be an error"),
+            }
+        }
         for (key, w) in
             [("None", KappaWeights::None), ("linear", KappaWeights::Linear), ("quadratic", KappaWeights::Quadratic)]
         {
