@@ -325,8 +325,9 @@ fn mismatched_weights_name_the_tensor() {
     let good = dir.join("efficientnet_lite0.safetensors");
     let tensors = Tensor::read_safetensors(&good).unwrap();
     let cfg = backbone_model("efficientnet_lite0", "\"imagenet\"");
-    let try_load = |edit: &dyn Fn(&mut Vec<(String, Tensor)>), name: &str| {
-        let mut edited: Vec<(String, Tensor)> = tensors.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
+    type Named = Vec<(String, Tensor)>;
+    let try_load = |edit: &dyn Fn(&mut Named), name: &str| {
+        let mut edited: Named = tensors.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
         edit(&mut edited);
         let path = dir.join(format!("{name}.safetensors"));
         Tensor::write_safetensors(&edited, &path).unwrap();
