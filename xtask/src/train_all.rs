@@ -126,7 +126,17 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
         let group = name.split('/').next().unwrap_or_default().to_string();
         if status.code() == Some(EXIT_DATASET_MISSING) && !tried_download.contains(&group) {
             tried_download.push(group.clone());
-            if crate::download::DATASETS.contains(&group.as_str()) {
+            // A config with pretrained EfficientNet-Lite0 weights may miss those instead.
+            let weights = std::fs::read_to_string(&config).is_ok_and(|t| t.contains("\"efficientnet_lite0\""));
+            if weights && !crate::download::lite0_weights(&data_dir(&opts.passthrough, root)).exists() {
+                let mut args = vec!["efficientnet-lite0".to_owned()];
+                args.extend(opts.passthrough.chunks(2).filter(|p| p[0] == "--data-dir").flat_map(|p| p.to_vec()));
+                eprintln!("xtask: trying `cargo xtask download {}`", args.join(" "));
+                match crate::download::run(root, &args) {
+                    Ok(()) => status = cmd.status().with_context(|| format!("starting {}", cnnlab.display()))?,
+                    Err(e) => eprintln!("xtask: {e:#}"),
+                }
+            } else if crate::download::DATASETS.contains(&group.as_str()) {
                 let mut args = vec![group.clone()];
                 args.extend(opts.passthrough.chunks(2).filter(|p| p[0] == "--data-dir").flat_map(|p| p.to_vec()));
                 eprintln!("xtask: trying `cargo xtask download {}`", args.join(" "));
@@ -230,4 +240,16 @@ mod tests {
             assert!(err.to_string().contains("I/N"), "{bad}: {err}");
         }
     }
+}
+
+/// The data dir a `--data-dir` in `passthrough` names, else `CNNLAB_DATA`, else
+/// `<root>/data` (as `cnnlab` and `download` resolve it).
+fn data_dir(passthrough: &[String], root: &Path) -> PathBuf {
+    passthrough
+        .chunks(2)
+        .find(|p| p[0] == "--data-dir")
+        .and_then(|p| p.get(1))
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("CNNLAB_DATA").map(PathBuf::from))
+        .unwrap_or_else(|| root.join("data"))
 }
