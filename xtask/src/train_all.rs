@@ -205,6 +205,18 @@ pub(crate) fn run_state(cnnlab: &Path, run: &Path) -> Result<RunStatus> {
     serde_json::from_slice(&out.stdout).with_context(|| format!("reading `cnnlab status --json {}`", run.display()))
 }
 
+/// The data dir a `--data-dir` in `passthrough` names, else `CNNLAB_DATA`, else
+/// `<root>/data` (as `cnnlab` and `download` resolve it).
+fn data_dir(passthrough: &[String], root: &Path) -> PathBuf {
+    passthrough
+        .chunks(2)
+        .find(|p| p[0] == "--data-dir")
+        .and_then(|p| p.get(1))
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("CNNLAB_DATA").map(PathBuf::from))
+        .unwrap_or_else(|| root.join("data"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,16 +252,4 @@ mod tests {
             assert!(err.to_string().contains("I/N"), "{bad}: {err}");
         }
     }
-}
-
-/// The data dir a `--data-dir` in `passthrough` names, else `CNNLAB_DATA`, else
-/// `<root>/data` (as `cnnlab` and `download` resolve it).
-fn data_dir(passthrough: &[String], root: &Path) -> PathBuf {
-    passthrough
-        .chunks(2)
-        .find(|p| p[0] == "--data-dir")
-        .and_then(|p| p.get(1))
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("CNNLAB_DATA").map(PathBuf::from))
-        .unwrap_or_else(|| root.join("data"))
 }
