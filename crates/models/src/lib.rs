@@ -30,3 +30,8 @@ pub use error::{Error, Result};
 pub use network::{build, plan, summary, thousands, LayerRow, Network, Shape};
 pub use pretrained::{load_pretrained, Loaded};
 pub use spec::{Head, HeadName, InitScheme, LayerSpec, ModelConfig, ModelKind};
+
+/// The Python script that converts a `torch.save`d state_dict (`.pth`) into
+/// `.safetensors` (`python -c PTH_TO_SAFETENSORS in.pth out.safetensors`), with the
+/// project's own torch: libtorch cannot read Python pickles.
+pub const PTH_TO_SAFETENSORS: &str = include_str!("pth_to_safetensors.py");

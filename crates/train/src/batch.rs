@@ -14,14 +14,20 @@ pub struct Normalizer {
     std: Tensor,
     shape: ImageShape,
     device: Device,
+    /// ImageNet's statistics rather than the training split's.
+    imagenet: bool,
 }
+
+/// torchvision's ImageNet channel means and standard deviations.
+const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
 
 impl Normalizer {
     pub fn new(mean: &[f32], std: &[f32], shape: ImageShape, device: Device) -> Self {
         let c = shape.channels as i64;
         let mean = Tensor::from_slice(mean).view([1, c, 1, 1]).to_device(device);
         let std = Tensor::from_slice(std).view([1, c, 1, 1]).to_device(device);
-        Self { mean, std, shape, device }
+        Self { mean, std, shape, device, imagenet: false }
     }
 
     /// From the training split's per-channel statistics.
@@ -30,10 +36,23 @@ impl Normalizer {
         Self::new(&mean, &std, train.shape, device)
     }
 
-    /// Saves mean and std as JSON (`cnnlab predict` normalizes new images with them).
+    /// ImageNet's statistics (torchvision's `Normalize(IMAGENET_MEAN, IMAGENET_STD)`),
+    /// for pretrained weights; RGB images only.
+    pub fn imagenet(shape: ImageShape, device: Device) -> crate::Result<Self> {
+        if shape.channels != 3 {
+            return Err(crate::Error::invalid("model.pretrained", "ImageNet weights need RGB images (3 channels)"));
+        }
+        let mut norm = Self::new(&IMAGENET_MEAN, &IMAGENET_STD, shape, device);
+        norm.imagenet = true;
+        Ok(norm)
+    }
+
+    /// Saves mean and std as JSON (`cnnlab predict` normalizes new images with them),
+    /// and where they come from (`"imagenet"` or `"train split"`).
     pub fn save(&self, path: &std::path::Path) -> crate::Result<()> {
         let (mean, std) = (self.mean_std(&self.mean), self.mean_std(&self.std));
-        crate::write_json(path, &serde_json::json!({ "mean": mean, "std": std }))
+        let source = if self.imagenet { "imagenet" } else { "train split" };
+        crate::write_json(path, &serde_json::json!({ "mean": mean, "std": std, "source": source }))
     }
 
     /// Reads what [`Normalizer::save`] wrote.

@@ -188,6 +188,15 @@ pub struct TrainConfig {
     /// `"host"` (default) or `"device"`, see [`Feed`].
     #[serde(default)]
     pub pipeline: Feed,
+    /// With a `[model] backbone`: train only the head for this many epochs (the
+    /// backbone frozen, its batch norms in eval mode), then all of it (fastai's
+    /// `fine_tune(freeze_epochs=...)`).
+    #[serde(default, skip_serializing_if = "defaults::is_zero")]
+    pub freeze_epochs: usize,
+    /// With a `[model] backbone`: the backbone's learning rate as a fraction of the
+    /// head's (discriminative learning rates, e.g. 0.1).
+    #[serde(default = "defaults::one", skip_serializing_if = "defaults::is_one")]
+    pub backbone_lr_mult: f64,
 }
 
 /// The same defaults serde fills in, so `Default` and an empty `[train]` agree.
@@ -215,6 +224,8 @@ impl Default for TrainConfig {
             lookahead: None,
             mix: None,
             pipeline: Feed::Host,
+            freeze_epochs: 0,
+            backbone_lr_mult: 1.0,
         }
     }
 }
@@ -227,6 +238,10 @@ mod defaults {
     }
     pub(super) fn is_one(v: &f64) -> bool {
         *v == 1.0
+    }
+
+    pub(super) fn is_zero(v: &usize) -> bool {
+        *v == 0
     }
 
     pub(super) fn lookahead_every() -> usize {
@@ -291,6 +306,11 @@ impl TrainConfig {
             ),
             (self.mix.is_some_and(|m| !(m.alpha > 0.0 && m.alpha.is_finite())), "train.mix.alpha", "must be > 0"),
             (self.mix.is_some_and(|m| !(0.0..=1.0).contains(&m.p)), "train.mix.p", "must be in [0, 1]"),
+            (
+                !(self.backbone_lr_mult > 0.0 && self.backbone_lr_mult.is_finite()),
+                "train.backbone_lr_mult",
+                "must be a positive number",
+            ),
         ];
         match checks.iter().find(|(bad, _, _)| *bad) {
             Some((_, key, message)) => Err(crate::Error::invalid(key, *message)),

@@ -134,7 +134,11 @@ pub(crate) fn fit(
     let data = &splits.train;
     let input = Shape::Map(data.shape.channels as i64, data.shape.height as i64, data.shape.width as i64);
     let classes = data.num_classes() as i64;
-    let norm = Normalizer::fit(data, device);
+    // Pretrained weights expect the statistics they were trained with.
+    let norm = match model.pretrained {
+        Some(_) => Normalizer::imagenet(data.shape, device)?,
+        None => Normalizer::fit(data, device),
+    };
     let weights = imbalance.class_weights(&data.class_counts());
     let mut learner =
         Learner::new(model, cfg, (input, classes), weights, device, |net| fit_whitening(net, data, &norm))?;
@@ -166,6 +170,8 @@ pub(crate) fn fit(
     );
     while !progress.watch.finished && progress.position.epoch <= cfg.epochs {
         let epoch = progress.position.epoch;
+        // fastai's fine_tune: the head alone for `freeze_epochs`, then everything.
+        learner.freeze_backbone(epoch <= cfg.freeze_epochs);
         let record = run_epoch(&ctx, &mut learner, &mut progress)?;
         history.push(record.clone());
         ctx.run.write_history(&history)?;

@@ -20,6 +20,8 @@ pub(crate) struct Learner {
     pub(crate) lookahead: Option<LookaheadState>,
     class_weights: Option<Tensor>,
     cfg: TrainConfig,
+    /// The backbone's trainable variables while it is frozen.
+    frozen: Vec<Tensor>,
 }
 
 /// Which step of the run a batch is: for the mixing draws, the error message and
@@ -55,13 +57,47 @@ impl Learner {
         prepare: impl FnOnce(&Network),
     ) -> Result<Self> {
         seed::init(cfg.seed);
-        let vs = nn::VarStore::new(device);
+        let mut vs = nn::VarStore::new(device);
         let net = build(&vs.root(), model, input, classes)?;
-        let opt = Optimizer::new(&vs, cfg);
+        if let Some(path) = &model.pretrained {
+            let loaded = cnnlab_models::load_pretrained(&mut vs, &net, std::path::Path::new(path))?;
+            tracing::info!(
+                "pretrained weights: {} tensors from {path}{}",
+                loaded.loaded,
+                match loaded.skipped_head.is_empty() {
+                    true => String::new(),
+                    false => format!(" (its classifier {} left out: a new head)", loaded.skipped_head.join(", ")),
+                }
+            );
+        }
+        let mut opt = Optimizer::new(&vs, cfg);
+        if net.backbone.is_some() && cfg.backbone_lr_mult != 1.0 {
+            opt.set_lr_mult(|name| net.in_backbone(name), cfg.backbone_lr_mult);
+        }
         prepare(&net);
         let lookahead = cfg.lookahead.map(|l| LookaheadState::new(&vs, l));
         let class_weights = class_weights.map(|w| Tensor::from_slice(&w).to_device(device));
-        Ok(Learner { vs, net, opt, lookahead, class_weights, cfg: cfg.clone() })
+        Ok(Learner { vs, net, opt, lookahead, class_weights, cfg: cfg.clone(), frozen: vec![] })
+    }
+
+    /// Freezes the backbone (no gradients, batch norms in eval mode) or thaws it;
+    /// a no-op without one.
+    pub(crate) fn freeze_backbone(&mut self, frozen: bool) {
+        if self.net.backbone.is_none() {
+            return;
+        }
+        self.net.set_backbone_frozen(frozen);
+        if frozen && self.frozen.is_empty() {
+            for (name, var) in self.vs.variables() {
+                if self.net.in_backbone(&name) && var.requires_grad() {
+                    self.frozen.push(var.set_requires_grad(false));
+                }
+            }
+        } else if !frozen {
+            for var in self.frozen.drain(..) {
+                let _ = var.set_requires_grad(true);
+            }
+        }
     }
 
     fn loss(&self, logits: &Tensor, ys: &Tensor) -> Tensor {

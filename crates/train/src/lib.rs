@@ -43,7 +43,7 @@ pub use error::{Error, Result};
 pub use evaluate::{evaluate, evaluate_tta, score, Evaluation};
 pub use fit::{resolve_device, train, RunOptions};
 pub use optim::Optimizer;
-pub use predict::Predictor;
+pub use predict::{pretrained_run, Predictor};
 pub use run_dir::{
     files, write_bytes, write_json, write_predictions, EpochRecord, FinalMetrics, RunDir, RunLock, RunState, Weights,
     HISTORY_HEADER,

@@ -20,6 +20,9 @@ struct Param {
     var: Tensor,
     /// `train.bias_lr_scale` for batch-norm shifts, 1 for the rest.
     lr_scale: f64,
+    /// `train.backbone_lr_mult` for a backbone's variables, 1 for the rest: a plain
+    /// learning-rate factor (a PyTorch parameter group's own `lr`).
+    lr_mult: f64,
     /// Adam/AdamW: first and second moments. SGD with momentum: the buffer.
     state: Vec<Tensor>,
 }
@@ -50,7 +53,7 @@ impl Optimizer {
             .map(|(name, var)| {
                 let state = (0..slots).map(|_| var.zeros_like().detach()).collect();
                 let lr_scale = if is_norm_shift(&name) { cfg.bias_lr_scale } else { 1.0 };
-                Param { name, var, lr_scale, state }
+                Param { name, var, lr_scale, lr_mult: 1.0, state }
             })
             .collect();
         Optimizer {
@@ -60,6 +63,14 @@ impl Optimizer {
             nesterov: cfg.nesterov,
             steps: 0,
             params,
+        }
+    }
+
+    /// Sets the learning-rate factor of the variables `select` picks (a backbone's,
+    /// for discriminative learning rates).
+    pub fn set_lr_mult(&mut self, select: impl Fn(&str) -> bool, mult: f64) {
+        for p in self.params.iter_mut().filter(|p| select(&p.name)) {
+            p.lr_mult = mult;
         }
     }
 
@@ -114,7 +125,7 @@ impl Optimizer {
                 if !g.defined() {
                     continue;
                 }
-                let (lr, wd) = (base_lr * p.lr_scale, self.weight_decay / p.lr_scale);
+                let (lr, wd) = (base_lr * p.lr_scale * p.lr_mult, self.weight_decay / p.lr_scale);
                 let var = &mut p.var;
                 match kind {
                     OptimizerKind::Adam | OptimizerKind::Adamw => {

@@ -80,3 +80,36 @@ impl Predictor {
         Ok(Vec::<f32>::try_from(probs.to_device(Device::Cpu).flatten(0, -1))?)
     }
 }
+
+/// Writes the run folder `dir` of a pretrained classifier used as it is (`cnnlab
+/// pretrained`): `config_text` (whose `[model]` is `model`, a backbone with its
+/// original head), 224x224 RGB input, `classes`, ImageNet normalization, and the
+/// weights at `weights` as best and last. Returns the tensors loaded.
+pub fn pretrained_run(
+    dir: &Path,
+    model: &ModelConfig,
+    config_text: &str,
+    weights: &Path,
+    classes: &[String],
+) -> Result<usize> {
+    let run = RunDir::new(dir);
+    run.create()?;
+    let shape = ImageShape { channels: 3, height: 224, width: 224 };
+    let mut vs = nn::VarStore::new(Device::Cpu);
+    let net = build(&vs.root(), model, Shape::Map(3, 224, 224), classes.len() as i64)?;
+    let loaded = cnnlab_models::load_pretrained(&mut vs, &net, weights)?;
+    if !loaded.skipped_head.is_empty() {
+        return Err(Error::invalid(
+            "model.head",
+            format!("{}: its classifier does not fit ({})", weights.display(), loaded.skipped_head.join(", ")),
+        ));
+    }
+    run.write_bytes(files::CONFIG, config_text.as_bytes())?;
+    run.write_json(files::SHAPE, &shape)?;
+    run.write_json(files::CLASSES, &classes)?;
+    Normalizer::imagenet(shape, Device::Cpu)?.save(&run.file(files::NORMALIZER))?;
+    for name in [files::BEST, files::LAST] {
+        run.save_vars(name, &vs)?;
+    }
+    Ok(loaded.loaded)
+}

@@ -45,6 +45,9 @@ fn model() -> ModelConfig {
         kind: Default::default(),
         init: Default::default(),
         dirac: false,
+        backbone: None,
+        pretrained: None,
+        head: None,
         layers: vec![
             LayerSpec::Conv { out: 8, kernel: 3, stride: 1, padding: 1, bias: true },
             LayerSpec::Batchnorm { scale: true, momentum: 0.1, eps: 1e-5 },
@@ -438,4 +441,89 @@ fn whitening_net_with_shift_only_batchnorm_trains() {
     let saved = tch::Tensor::read_safetensors(opts.out_dir.join("last.safetensors")).unwrap();
     let (_, w) = saved.iter().find(|(n, _)| n == "whiten0.weight").expect("whiten0.weight saved");
     assert!(f64::try_from(w.abs().sum(tch::Kind::Double)).unwrap() > 0.0, "fitted, not zeros");
+}
+
+/// `n` RGB 32x32 images of the two bar classes (a backbone needs 3 channels and at
+/// least 32x32).
+fn rgb_bars(n: usize, seed: u32) -> Dataset {
+    let grey = bars(n, seed);
+    let (mut pixels, mut labels) = (Vec::new(), Vec::new());
+    for i in 0..n {
+        let (img, label) = (grey.image(i), grey.labels[i]);
+        for y in 0..32 {
+            for x in 0..32 {
+                let v = img[(y / 4) * 8 + x / 4];
+                pixels.extend([v, v / 2, 255 - v]);
+            }
+        }
+        labels.push(label);
+    }
+    let shape = ImageShape { channels: 3, height: 32, width: 32 };
+    Dataset::new(shape, pixels, labels, vec!["vertical".into(), "horizontal".into()]).unwrap()
+}
+
+/// fastai's fine_tune: with `freeze_epochs = 1` the first epoch trains the head alone
+/// (the backbone's weights and batch-norm statistics stay the pretrained ones, byte
+/// for byte), the next epochs train everything.
+#[test]
+fn frozen_backbone_epochs_train_the_head_alone() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    // "Pretrained" weights: a seeded ResNet-18 saved as safetensors.
+    let model: ModelConfig = toml::from_str("backbone = \"resnet18\"\nhead = { dropout = 0.0 }").unwrap();
+    let weights = dir.path().join("resnet18.safetensors");
+    {
+        tch::manual_seed(7);
+        let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+        let shape = cnnlab_models::Shape::Map(3, 32, 32);
+        cnnlab_models::build(&vs.root(), &model, shape, 2).unwrap();
+        let named: Vec<(String, tch::Tensor)> = vs.variables().into_iter().collect();
+        tch::Tensor::write_safetensors(&named, &weights).unwrap();
+    }
+    let model = ModelConfig { pretrained: Some(weights.display().to_string()), ..model };
+    let splits = Splits::new(rgb_bars(64, 1), rgb_bars(32, 2));
+    let run = |epochs: usize, out: &str| {
+        let cfg = TrainConfig { freeze_epochs: 1, backbone_lr_mult: 0.5, ..config(epochs) };
+        let opts = RunOptions { out_dir: dir.path().join(out), quiet: true, ..Default::default() };
+        train(&splits, &Imbalance::None, &[], &model, &cfg, &opts).unwrap();
+        let last: std::collections::HashMap<String, tch::Tensor> =
+            tch::Tensor::read_safetensors(dir.path().join(out).join("last.safetensors")).unwrap().into_iter().collect();
+        last
+    };
+    let pretrained: std::collections::HashMap<String, tch::Tensor> =
+        tch::Tensor::read_safetensors(&weights).unwrap().into_iter().collect();
+    let same = |a: &tch::Tensor, b: &tch::Tensor| a.equal(b);
+    let frozen = run(1, "frozen");
+    for name in
+        ["conv1.weight", "bn1.running_mean", "bn1.running_var", "layer4.1.conv2.weight", "layer2.0.downsample.1.bias"]
+    {
+        assert!(same(&frozen[name], &pretrained[name]), "{name} moved in the frozen epoch");
+    }
+    assert!(!same(&frozen["fc.weight"], &pretrained["fc.weight"]), "the head trains");
+    let thawed = run(2, "thawed");
+    for name in ["conv1.weight", "bn1.running_mean", "layer4.1.conv2.weight"] {
+        assert!(!same(&thawed[name], &pretrained[name]), "{name} trains after the frozen epoch");
+    }
+    let normalizer = std::fs::read_to_string(dir.path().join("thawed/normalizer.json")).unwrap();
+    assert!(
+        normalizer.contains("\"source\":\"imagenet\"") || normalizer.contains("\"source\": \"imagenet\""),
+        "{normalizer}"
+    );
+}
+
+/// `set_lr_mult` scales a parameter group's learning rate: plain SGD moves the
+/// selected variable by `lr * mult * grad`.
+#[test]
+fn lr_multipliers_scale_the_step() {
+    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    let a = vs.root().sub("head").zeros("w", &[3]);
+    let b = vs.root().sub("body").zeros("w", &[3]);
+    let cfg = TrainConfig { optimizer: OptimizerKind::Sgd, momentum: 0.0, ..TrainConfig::default() };
+    let mut opt = cnnlab_train::Optimizer::new(&vs, &cfg);
+    opt.set_lr_mult(|name| name.starts_with("body"), 0.25);
+    opt.zero_grad();
+    (a.sum(tch::Kind::Float) + b.sum(tch::Kind::Float)).backward();
+    opt.step(0.1);
+    let close = |t: &tch::Tensor, v: f64| (t - v).abs().max().double_value(&[]) < 1e-7;
+    assert!(close(&a, -0.1) && close(&b, -0.025), "{a} {b}");
 }
