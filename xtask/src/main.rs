@@ -42,6 +42,7 @@ commands:
                         ratios printed and written to target/bench/*.json
       --data-dir DIR    holding cifar10-jpg/ and oxford-pets-sample/ (default ./data)
       --quick           fewer batches and files (a smoke run of the bench)
+      --only TEXT       only the benchmarks whose name contains TEXT
 ";
 
 fn main() -> ExitCode {
