@@ -1262,7 +1262,7 @@ fn apply_op(op: &Op, img: &mut [u8], s: Shape, rng: &mut ChaCha8Rng) {
             let angle = uniform(rng, -degrees.abs(), degrees.abs());
             let mut shift = |fraction: f64, size: usize| {
                 let max = fraction * size as f64;
-                uniform(rng, -max, max).round()
+                uniform(rng, -max, max).round_ties_even()
             };
             let translate = [shift(translate[0], s.width), shift(translate[1], s.height)];
             let scale = uniform(rng, scale[0], scale[1]);
@@ -1290,7 +1290,7 @@ fn apply_op(op: &Op, img: &mut [u8], s: Shape, rng: &mut ChaCha8Rng) {
             for _ in 0..10 {
                 let area = w * h * uniform(rng, scale[0], scale[1]);
                 let aspect = uniform(rng, log_lo, log_hi).exp();
-                let (eh, ew) = ((area * aspect).sqrt().round(), (area / aspect).sqrt().round());
+                let (eh, ew) = ((area * aspect).sqrt().round_ties_even(), (area / aspect).sqrt().round_ties_even());
                 if !(eh < h && ew < w) {
                     continue;
                 }
