@@ -38,6 +38,7 @@ pub enum Command {
         /// The run folder to write.
         #[arg(long)]
         out: PathBuf,
+        /// Where `cargo xtask download efficientnet-lite0` put the named weights.
         #[arg(long, env = "CNNLAB_DATA", default_value = "data")]
         data_dir: PathBuf,
     },
