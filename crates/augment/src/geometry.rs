@@ -113,14 +113,19 @@ pub fn rotate(img: &mut [u8], s: Shape, angle: f64, interpolation: Interpolation
 fn affine_grid(img: &mut [u8], s: Shape, m: [f32; 6], interpolation: Interpolation, border: Border) {
     let (w, h) = (s.width as f32, s.height as f32);
     // theta^T / [w / 2, h / 2]: the grid comes out normalised to [-1, 1].
-    let (r00, r10, r20) = (m[0] / (0.5 * w), m[1] / (0.5 * w), m[2] / (0.5 * w));
-    let (r01, r11, r21) = (m[3] / (0.5 * h), m[4] / (0.5 * h), m[5] / (0.5 * h));
+    let [r00, r10, r20, r01, r11, r21] = rescaled(&m, w, h);
     let grid = |x: usize, y: usize| {
         let bx = x as f32 - (w - 1.0) * 0.5;
         let by = y as f32 - (h - 1.0) * 0.5;
         (bx * r00 + by * r10 + r20, bx * r01 + by * r11 + r21)
     };
     sample(img, s, grid, interpolation, border);
+}
+
+/// `theta^T / [w / 2, h / 2]` of torchvision's grids: the first three coefficients
+/// (the x row) over half the width, the next three over half the height, in float32.
+fn rescaled(m: &[f32], w: f32, h: f32) -> [f32; 6] {
+    std::array::from_fn(|i| m[i] / (0.5 * if i < 3 { w } else { h }))
 }
 
 /// torchvision `F.perspective(img, startpoints, endpoints, interpolation, fill)`:
@@ -136,8 +141,7 @@ pub fn perspective(
     let Some(c) = perspective_coefficients(start, end) else { return };
     let c = c.map(|v| v as f32);
     let (w, h) = (s.width as f32, s.height as f32);
-    let (r00, r10, r20) = (c[0] / (0.5 * w), c[1] / (0.5 * w), c[2] / (0.5 * w));
-    let (r01, r11, r21) = (c[3] / (0.5 * h), c[4] / (0.5 * h), c[5] / (0.5 * h));
+    let [r00, r10, r20, r01, r11, r21] = rescaled(&c, w, h);
     let grid = |x: usize, y: usize| {
         let (bx, by) = (x as f32 + 0.5, y as f32 + 0.5);
         let d = bx * c[6] + by * c[7] + 1.0;
