@@ -206,6 +206,9 @@ fn sample(
                 ix = reflect_coordinate(ix, w);
                 iy = reflect_coordinate(iy, h);
             }
+            // A near-degenerate perspective sends points to huge or NaN coordinates:
+            // keep them just outside the image so the integer corners cannot overflow.
+            let (ix, iy) = (outside_safe(ix, w), outside_safe(iy, h));
             let out = &mut img[(y * w + x) * c..][..c];
             match interpolation {
                 Interpolation::Nearest => match at(ix.round_ties_even() as i64, iy.round_ties_even() as i64) {
@@ -239,6 +242,12 @@ fn sample(
             }
         }
     }
+}
+
+/// `x` clamped to `[-2, size + 1]`, NaN to `-2`: every coordinate beyond the image
+/// samples nothing either way, and its corners then fit in an `i64`.
+fn outside_safe(x: f32, size: usize) -> f32 {
+    if x.is_nan() { -2.0 } else { x.clamp(-2.0, size as f32 + 1.0) }
 }
 
 /// `grid_sample`'s reflection padding for `align_corners=False`: mirror about the

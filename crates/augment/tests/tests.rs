@@ -354,6 +354,24 @@ proptest! {
     }
 }
 
+/// The case CI's proptest found: a near-degenerate perspective on a 10x4 grey image
+/// sent a corner to `i64::MAX` and the next pixel overflowed.
+#[test]
+fn degenerate_perspective_does_not_overflow() {
+    let s = Shape { height: 10, width: 4, channels: 1 };
+    let mut img: Vec<u8> = (0..s.len()).map(|i| (i * 13 % 256) as u8).collect();
+    Pipeline::new(every_torchvision_op(), 2).unwrap().apply(&mut img, s, 0, 8906607521021985583).unwrap();
+    assert_eq!(img.len(), s.len());
+    let start = [[0.0, 0.0], [3.0, 0.0], [3.0, 9.0], [0.0, 9.0]];
+    for end in [[[0.0, 0.0], [3.0, 0.0], [3.0, 9.0], [1e-7, 9.0]], [[0.0, 0.0], [3.0, 0.0], [0.0, 0.0], [0.0, 9.0]]] {
+        for interpolation in [cnnlab_augment::Interpolation::Nearest, cnnlab_augment::Interpolation::Bilinear] {
+            let mut img = vec![7u8; s.len()];
+            cnnlab_augment::perspective(&mut img, s, start, end, interpolation, cnnlab_augment::Border::Zeros);
+            assert_eq!(img.len(), s.len());
+        }
+    }
+}
+
 /// Each op is deterministic in (seed, epoch, index), varies with the index, and
 /// does nothing at p = 0 or at its identity parameters.
 #[test]
