@@ -247,7 +247,11 @@ fn sample(
 /// `x` clamped to `[-2, size + 1]`, NaN to `-2`: every coordinate beyond the image
 /// samples nothing either way, and its corners then fit in an `i64`.
 fn outside_safe(x: f32, size: usize) -> f32 {
-    if x.is_nan() { -2.0 } else { x.clamp(-2.0, size as f32 + 1.0) }
+    if x.is_nan() {
+        -2.0
+    } else {
+        x.clamp(-2.0, size as f32 + 1.0)
+    }
 }
 
 /// `grid_sample`'s reflection padding for `align_corners=False`: mirror about the
