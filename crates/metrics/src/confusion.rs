@@ -173,6 +173,13 @@ impl ConfusionMatrix {
         Ok(cm)
     }
 
+    /// A matrix from row-major counts (`counts[t * n_classes + p]`), which must hold
+    /// `n_classes^2` values.
+    pub(crate) fn from_counts(counts: Vec<u64>, n_classes: usize) -> Self {
+        debug_assert_eq!(counts.len(), n_classes * n_classes);
+        Self { n_classes, counts }
+    }
+
     /// Adds a batch; labels are checked first, so an error adds nothing.
     pub fn add(&mut self, y_true: &[usize], y_pred: &[usize]) -> Result<()> {
         let other = Self::from_labels(y_true, y_pred, self.n_classes)?;

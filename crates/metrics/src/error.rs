@@ -102,6 +102,31 @@ pub enum Error {
         /// The class count.
         n_classes: usize,
     },
+    /// A confidence level outside (0, 1).
+    #[error("confidence level {0} must be strictly between 0 and 1")]
+    Confidence(f64),
+    /// A paired comparison of runs whose true labels differ (not the same test set).
+    #[error("the two runs' true labels differ first at sample {index}: not the same test set")]
+    TruthMismatch {
+        /// The first sample whose true label differs.
+        index: usize,
+    },
+    /// More successes than trials.
+    #[error("{successes} successes out of {n} trials")]
+    Count {
+        /// Successes.
+        successes: u64,
+        /// Trials.
+        n: u64,
+    },
+    /// Too few values for a statistic (a sample variance needs two).
+    #[error("needs at least {need} values, got {got}")]
+    TooFew {
+        /// Values needed.
+        need: usize,
+        /// Values given.
+        got: usize,
+    },
 }
 
 /// This crate's result type.

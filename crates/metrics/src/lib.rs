@@ -14,6 +14,9 @@
 //! - Score metrics: [`roc_curve`], [`roc_auc`], [`roc_auc_ovr`],
 //!   [`precision_recall_curve`], [`average_precision`], [`top_k_accuracy`],
 //!   [`log_loss`], [`brier_score`].
+//! - Uncertainty and significance ([`stats`]): bootstrap (percentile, BCa) and Wilson
+//!   intervals, McNemar's test, the paired bootstrap, seed replicates with Student-t
+//!   intervals and Welch's test, Holm's correction; equal to scipy / statsmodels.
 //! - Everything at once: [`Report`] (and its `classification_report` text and
 //!   `output_dict` layout), fed in batches by an [`Accumulator`].
 //!
@@ -40,6 +43,8 @@ mod error;
 mod functional;
 mod report;
 mod scores;
+mod special;
+pub mod stats;
 
 pub use confusion::{Average, ConfusionMatrix, KappaWeights, PerClass, Prf, ZeroDivision};
 pub use error::{Error, Result};

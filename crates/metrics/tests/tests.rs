@@ -12,6 +12,8 @@ use serde_json::Value;
 
 const TOL: f64 = 1e-9;
 
+mod stats;
+
 fn golden() -> Vec<Value> {
     let text = include_str!("golden.json");
     let v: Value = serde_json::from_str(text).unwrap();
