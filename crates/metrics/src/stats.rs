@@ -599,6 +599,18 @@ pub struct Welch {
     pub df: f64,
     /// Two-sided p-value.
     pub p_value: f64,
+    /// The standard error of the difference of the means.
+    pub standard_error: f64,
+}
+
+impl Welch {
+    /// The confidence interval of `mean(b) - mean(a)` (scipy's
+    /// `ttest_ind(..).confidence_interval(confidence)`, which is of `mean(a) - mean(b)`,
+    /// negated).
+    pub fn interval(&self, confidence: f64) -> Estimate {
+        let half = t_quantile(1.0 - (1.0 - confidence) / 2.0, self.df) * self.standard_error;
+        Estimate { value: self.difference, low: self.difference - half, high: self.difference + half }
+    }
 }
 
 /// `scipy.stats.ttest_ind(a, b, equal_var=False)`; each group needs two values.
@@ -612,7 +624,7 @@ pub fn welch(a: &[f64], b: &[f64]) -> Result<Welch> {
     let (va, vb) = (sample_std(a).powi(2) / na, sample_std(b).powi(2) / nb);
     let t = (mean(a) - mean(b)) / (va + vb).sqrt();
     let df = (va + vb).powi(2) / (va * va / (na - 1.0) + vb * vb / (nb - 1.0));
-    Ok(Welch { difference: mean(b) - mean(a), t, df, p_value: t_two_sided(t, df) })
+    Ok(Welch { difference: mean(b) - mean(a), t, df, p_value: t_two_sided(t, df), standard_error: (va + vb).sqrt() })
 }
 
 /// One hypothesis after Holm's step-down correction.

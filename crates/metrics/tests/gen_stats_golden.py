@@ -144,8 +144,9 @@ def welch_cases():
         a = 0.8 + 0.01 * rng.normal(size=na)
         b = 0.8 + shift + 0.02 * rng.normal(size=nb)
         r = stats.ttest_ind(a, b, equal_var=False)
+        ci = r.confidence_interval(0.95)  # of mean(a) - mean(b)
         out.append({"a": a.tolist(), "b": b.tolist(), "t": float(r.statistic), "df": float(r.df),
-                    "p_value": float(r.pvalue)})
+                    "p_value": float(r.pvalue), "low": -float(ci.high), "high": -float(ci.low)})
     return out
 
 

@@ -95,7 +95,8 @@ fn wilson_mcnemar_replicates_welch_holm_equal_statsmodels_and_scipy() {
     for case in g["welch"].as_array().unwrap() {
         let (a, b) = (floats(&case["a"]), floats(&case["b"]));
         let w = cnnlab_metrics::stats::welch(&a, &b).unwrap();
-        for (what, got) in [("t", w.t), ("df", w.df), ("p_value", w.p_value)] {
+        let ci = w.interval(0.95);
+        for (what, got) in [("t", w.t), ("df", w.df), ("p_value", w.p_value), ("low", ci.low), ("high", ci.high)] {
             check(&format!("welch {}/{} {what}", a.len(), b.len()), got, case[what].as_f64().unwrap());
         }
     }
