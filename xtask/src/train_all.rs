@@ -3,7 +3,9 @@
 //! A config is `configs/<group>/<stem>.toml`; its run lands in `runs/<group>/<stem>/`
 //! (`runs-quick/` with `--quick`, a few batches per config). An interrupted run
 //! (`cnnlab status` says "unfinished") is resumed. `--shard I/N` runs every N-th
-//! selected config starting at the I-th, to spread the matrix over machines. At
+//! selected config starting at the I-th, to spread the matrix over machines.
+//! `--seeds N` trains seeds 0..N of each experiment into `runs/<group>/<stem>/seed-<k>/`
+//! (each seed a unit of work for `--shard` and resume). At
 //! the end, `cnnlab report` writes the comparison report of the runs folder.
 //! Files whose stem starts with `base` or `_` are shared bases, not experiments.
 //! A run whose dataset is absent is skipped with the one-line reason cnnlab gives
@@ -23,6 +25,8 @@ const EXIT_DATASET_MISSING: i32 = 3;
 
 struct Options {
     only: Option<glob::Pattern>,
+    /// `--seeds N`: seeds 0..N of every experiment, each a unit of work.
+    seeds: Option<u64>,
     force: bool,
     quick: bool,
     /// (I, N): run the configs whose index modulo N is I - 1.
@@ -41,7 +45,8 @@ fn parse_shard(s: &str) -> Result<(usize, usize)> {
 }
 
 fn parse(args: &[String]) -> Result<Options> {
-    let mut opts = Options { only: None, force: false, quick: false, shard: None, passthrough: Vec::new() };
+    let mut opts =
+        Options { only: None, seeds: None, force: false, quick: false, shard: None, passthrough: Vec::new() };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let mut value = |name: &str| it.next().cloned().with_context(|| format!("{name} needs a value"));
@@ -50,6 +55,15 @@ fn parse(args: &[String]) -> Result<Options> {
                 let pattern = value("--only")?;
                 opts.only =
                     Some(glob::Pattern::new(&pattern).with_context(|| format!("bad --only pattern `{pattern}`"))?);
+            }
+            "--seeds" => {
+                let n = value("--seeds")?;
+                opts.seeds = Some(
+                    n.parse()
+                        .ok()
+                        .filter(|&n| n > 0)
+                        .with_context(|| format!("--seeds takes a count of at least 1, got `{n}`"))?,
+                );
             }
             "--force" => opts.force = true,
             "--quick" => opts.quick = true,
@@ -82,6 +96,18 @@ fn experiments(root: &Path) -> Result<Vec<(String, PathBuf)>> {
     Ok(found)
 }
 
+/// The units of work: each selected experiment, or with `--seeds N` each experiment's
+/// seeds 0..N as `<group>/<stem>/seed-<k>` (so `--shard` spreads seeds too).
+fn units(experiments: Vec<(String, PathBuf)>, opts: &Options) -> Vec<(String, PathBuf, Option<u64>)> {
+    let selected = experiments.into_iter().filter(|(name, _)| opts.only.as_ref().is_none_or(|p| p.matches(name)));
+    match opts.seeds {
+        None => selected.map(|(name, config)| (name, config, None)).collect(),
+        Some(n) => selected
+            .flat_map(|(name, config)| (0..n).map(move |k| (format!("{name}/seed-{k}"), config.clone(), Some(k))))
+            .collect(),
+    }
+}
+
 pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     let opts = parse(args)?;
     setup::run(root)?;
@@ -92,13 +118,12 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     let runs = root.join(if opts.quick { "runs-quick" } else { "runs" });
     let mut summary = Vec::new();
     let mut tried_download: Vec<String> = Vec::new();
-    let selected = experiments(root)?
+    let selected = units(experiments(root)?, &opts)
         .into_iter()
-        .filter(|(name, _)| opts.only.as_ref().is_none_or(|p| p.matches(name)))
         .enumerate()
         .filter(|(i, _)| opts.shard.is_none_or(|(k, n)| i % n == k - 1))
         .map(|(_, e)| e);
-    for (name, config) in selected {
+    for (name, config, seed) in selected {
         let run = runs.join(&name);
         let state = run_state(&cnnlab, &run)?;
         if state.state == "finished" && !opts.force {
@@ -114,6 +139,9 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
         } else {
             eprintln!("\nxtask: training {name}");
             cmd.arg("train").arg(&config).arg("--out").arg(&run).args(&opts.passthrough);
+            if let Some(seed) = seed {
+                cmd.arg("--seed").arg(seed.to_string());
+            }
             if opts.quick {
                 cmd.arg("--quick");
             }
@@ -235,6 +263,30 @@ mod tests {
         assert_eq!(names, ["cifar10/seed3-final", "pets/m1"]);
         let only = glob::Pattern::new("cifar10/*").unwrap();
         assert!(only.matches("cifar10/seed3-final") && !only.matches("pets/m1"));
+    }
+
+    #[test]
+    fn seeds_are_units_of_work() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let exps = vec![("fm/a".to_owned(), PathBuf::from("a.toml")), ("fm/b".to_owned(), PathBuf::from("b.toml"))];
+        let opts = parse(&args(&["--seeds", "2", "--only", "fm/*"])).unwrap();
+        let names: Vec<(String, Option<u64>)> =
+            units(exps.clone(), &opts).into_iter().map(|(n, _, s)| (n, s)).collect();
+        assert_eq!(
+            names,
+            [
+                ("fm/a/seed-0".to_owned(), Some(0)),
+                ("fm/a/seed-1".to_owned(), Some(1)),
+                ("fm/b/seed-0".to_owned(), Some(0)),
+                ("fm/b/seed-1".to_owned(), Some(1))
+            ]
+        );
+        let plain = parse(&[]).unwrap();
+        assert_eq!(units(exps, &plain).iter().map(|u| u.2).collect::<Vec<_>>(), [None, None]);
+        for bad in ["0", "x", "-1"] {
+            let err = parse(&args(&["--seeds", bad])).err().unwrap().to_string();
+            assert!(err.contains("--seeds takes a count of at least 1"), "{err}");
+        }
     }
 
     #[test]

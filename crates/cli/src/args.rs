@@ -107,6 +107,28 @@ pub enum Command {
         #[arg(long, default_value = "configs/comparisons.toml")]
         comparisons: PathBuf,
     },
+    /// Is run B better than run A? Both metrics with 95% intervals, B - A with its
+    /// interval and the p-value of a paired test: McNemar (accuracy) or the paired
+    /// bootstrap on the same test set; Welch's t-test for folders of seed-<k>/ replicates.
+    Compare {
+        /// Run A, the baseline: a run folder, its predictions.csv, or a folder of
+        /// seed-<k>/ runs.
+        a: PathBuf,
+        /// Run B, of the same kind as A.
+        b: PathBuf,
+        /// accuracy, balanced_accuracy, f1_macro, f1_micro, f1_weighted, mcc or roc_auc.
+        #[arg(long, default_value = "accuracy")]
+        metric: String,
+        /// Bootstrap resamples.
+        #[arg(long, default_value_t = 2000)]
+        resamples: usize,
+        /// Seed of the bootstrap's resampling.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Dataset tools.
     #[command(subcommand)]
     Data(DataCommand),
@@ -155,7 +177,7 @@ pub enum DataCommand {
     },
 }
 
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct TrainArgs {
     /// Experiment file, e.g. configs/fashion-mnist/seed3-final.toml.
     #[arg(required_unless_present = "resume")]
@@ -180,6 +202,9 @@ pub struct TrainArgs {
     /// Train on at most N batches per epoch (throughput measurements; `cargo xtask bench`)
     #[arg(long, value_name = "N", value_parser = at_least_one)]
     pub max_batches: Option<usize>,
+    /// Override `train.seed` (and train this one seed of a config with `train.seeds`).
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Replace a finished or unfinished run in the run folder instead of refusing.
     #[arg(long, conflicts_with = "resume")]
     pub force: bool,

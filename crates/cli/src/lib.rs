@@ -6,6 +6,7 @@
 //! `cnnlab-models`: either would link libtorch into the light binary.
 
 pub mod args;
+pub mod compare;
 pub mod data_stats;
 pub mod metrics_cmd;
 pub mod plots;

@@ -1,5 +1,5 @@
-//! `cnnlab`: the command users run. It answers `--help`, `--version`, `metrics` and
-//! `data stats` itself, without libtorch (loading it costs ~0.7 s and ~500 MB of
+//! `cnnlab`: the command users run. It answers `--help`, `--version`, `metrics`,
+//! `compare` and `data stats` itself, without libtorch (loading it costs ~0.7 s and ~500 MB of
 //! mappings even for `--help`), and replaces itself with `cnnlab-torch`, installed
 //! beside it, for every command that needs tensors. Exit codes are `cnnlab-torch`'s:
 //! 0 success, 1 error, 2 bad command line, 3 the dataset is not on disk.
@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Parser;
 use cnnlab_cli::args::{Cli, Command, DataCommand};
-use cnnlab_cli::{data_stats, metrics_cmd};
+use cnnlab_cli::{compare, data_stats, metrics_cmd};
 
 /// The binary that runs the commands needing libtorch.
 const TORCH_BINARY: &str = "cnnlab-torch";
@@ -22,6 +22,11 @@ fn main() -> ExitCode {
         Command::Metrics { file, json } => {
             init_logging(cli.quiet);
             metrics_cmd::run(file, *json)
+        }
+        Command::Compare { a, b, metric, resamples, seed, json } => {
+            init_logging(cli.quiet);
+            let boot = cnnlab_metrics::stats::Bootstrap { resamples: *resamples, seed: *seed, ..Default::default() };
+            compare::run(a, b, metric, &boot, *json)
         }
         Command::Data(DataCommand::Stats { dir, json, plot }) => {
             init_logging(cli.quiet);

@@ -138,6 +138,10 @@ fn run(cli: &Cli) -> Result<()> {
             weights::imagenet_run(backbone, weights.as_deref().unwrap_or(backbone), out, data_dir)
         }
         Command::Metrics { file, json } => metrics_cmd::run(file, *json),
+        Command::Compare { a, b, metric, resamples, seed, json } => {
+            let boot = cnnlab_metrics::stats::Bootstrap { resamples: *resamples, seed: *seed, ..Default::default() };
+            cnnlab_cli::compare::run(a, b, metric, &boot, *json)
+        }
         Command::Status { runs, json } => status_command(runs, *json),
         Command::Report { runs, comparisons } => {
             let n = report::write_report(runs, comparisons)?;
@@ -228,6 +232,14 @@ fn train_command(args: &TrainArgs, quiet: bool) -> Result<()> {
         (None, None) => anyhow::bail!("give an experiment file or --resume RUN_DIR"),
     };
     let mut exp = Experiment::load(&config)?;
+    if !exp.train.seeds.is_empty() && args.seed.is_none() && args.resume.is_none() {
+        return train_seeds(args, &exp.train.seeds, &out_dir, quiet);
+    }
+    if let Some(seed) = args.seed {
+        exp.train.seed = seed;
+    }
+    // A run folder holds one seed; its config says which.
+    exp.train.seeds.clear();
     if let Some(epochs) = args.epochs {
         anyhow::ensure!(epochs > 0, "--epochs must be at least 1");
         exp.train.epochs = epochs;
@@ -274,15 +286,7 @@ fn train_command(args: &TrainArgs, quiet: bool) -> Result<()> {
 
     // Ctrl-C asks the trainer to stop after the current batch and save a resumable
     // checkpoint; a second Ctrl-C exits at once.
-    let interrupt = Arc::new(AtomicBool::new(false));
-    let flag = interrupt.clone();
-    ctrlc::set_handler(move || {
-        if flag.swap(true, Ordering::SeqCst) {
-            std::process::exit(EXIT_INTERRUPTED as i32);
-        }
-        eprintln!("\nstopping after this batch (Ctrl-C again to quit without a checkpoint)...");
-    })
-    .context("installing the Ctrl-C handler")?;
+    let interrupt = interrupt_flag()?;
     let max_batches = args.max_batches.or(args.quick.then_some(5));
     let opts = RunOptions { out_dir: out_dir.clone(), quiet, resume, interrupt: Some(interrupt), max_batches };
     let metrics = match train(&splits, &exp.data.imbalance, &exp.augment.ops, &model, &exp.train, &opts) {
@@ -301,6 +305,49 @@ fn train_command(args: &TrainArgs, quiet: bool) -> Result<()> {
         metrics.n_samples,
         out_dir.display()
     );
+    Ok(())
+}
+
+/// The Ctrl-C flag, its handler installed once per process (a set of seeds trains
+/// several runs in one process; the handler can be set only once).
+fn interrupt_flag() -> Result<Arc<AtomicBool>> {
+    static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
+    if let Some(flag) = FLAG.get() {
+        return Ok(flag.clone());
+    }
+    let interrupt = Arc::new(AtomicBool::new(false));
+    let flag = interrupt.clone();
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(EXIT_INTERRUPTED as i32);
+        }
+        eprintln!("\nstopping after this batch (Ctrl-C again to quit without a checkpoint)...");
+    })
+    .context("installing the Ctrl-C handler")?;
+    Ok(FLAG.get_or_init(|| interrupt).clone())
+}
+
+/// `[train] seeds`: one run per seed in `out/seed-<k>/`, one after another. A finished
+/// seed is kept (unless --force), an unfinished one resumed, so the same command picks
+/// up where an interrupted set stopped.
+fn train_seeds(args: &TrainArgs, seeds: &[u64], out: &Path, quiet: bool) -> Result<()> {
+    for &k in seeds {
+        let dir = out.join(cnnlab_cli::compare::seed_dir_name(k));
+        let mut one = TrainArgs { seed: Some(k), out: Some(dir.clone()), ..args.clone() };
+        match RunDir::new(&dir).state()? {
+            RunState::Finished { accuracy, .. } if !args.force => {
+                tracing::info!("seed {k}: finished earlier (test accuracy {accuracy:.4}), kept");
+                continue;
+            }
+            RunState::Unfinished { .. } if !args.force => {
+                tracing::info!("seed {k}: resuming {}", dir.display());
+                one = TrainArgs { resume: Some(dir), config: None, epochs: None, ..one };
+            }
+            _ => tracing::info!("seed {k}: training into {}", dir.display()),
+        }
+        train_command(&one, quiet).with_context(|| format!("seed {k} ({})", out.display()))?;
+        close_run_log();
+    }
     Ok(())
 }
 

@@ -13,6 +13,8 @@ use cnnlab_metrics::{argmax_rows, Report};
 /// Parsed predictions: labels as indices into `classes`, scores row-major.
 #[derive(Debug)]
 pub struct Predictions {
+    /// Each row's example: the `file` or `index` column, else the row's line number.
+    pub ids: Vec<String>,
     pub classes: Vec<String>,
     pub y_true: Vec<usize>,
     pub y_pred: Vec<usize>,
@@ -33,6 +35,7 @@ pub fn read(path: &Path) -> Result<Predictions> {
         bail!("{shown}: column `{dup}` appears twice in the header");
     }
     let p_col = column("y_pred");
+    let id_col = column("file").or_else(|| column("index"));
     let score_cols: Vec<(usize, String)> =
         header.iter().enumerate().filter_map(|(i, h)| h.trim().strip_prefix("p_").map(|c| (i, c.to_owned()))).collect();
     if p_col.is_none() && score_cols.is_empty() {
@@ -80,7 +83,12 @@ pub fn read(path: &Path) -> Result<Predictions> {
     let k = classes.len();
     let (mut y_true, mut y_pred) = (Vec::new(), Vec::new());
     let mut scores = (!score_cols.is_empty()).then(Vec::new);
+    let mut ids = Vec::with_capacity(rows.len());
     for (line, r) in &rows {
+        ids.push(match id_col {
+            Some(c) => r.get(c).unwrap_or("").trim().to_owned(),
+            None => format!("line {line}"),
+        });
         y_true.push(label(&r[t_col], "y_true", *line)?);
         if let Some(p) = p_col {
             y_pred.push(label(&r[p], "y_pred", *line)?);
@@ -105,7 +113,7 @@ pub fn read(path: &Path) -> Result<Predictions> {
     if p_col.is_none() {
         y_pred = argmax_rows(scores.as_deref().expect("score columns exist"), k);
     }
-    Ok(Predictions { classes, y_true, y_pred, scores })
+    Ok(Predictions { ids, classes, y_true, y_pred, scores })
 }
 
 pub fn run(path: &Path, json: bool) -> Result<()> {

@@ -11,10 +11,12 @@ use cnnlab_train::{files, FinalMetrics, RunDir};
 use serde::Deserialize;
 
 use crate::experiment::{Experiment, Target};
+use cnnlab_cli::compare::{self, Evidence};
 use cnnlab_cli::plots;
+use cnnlab_metrics::stats::{self, Bootstrap, Estimate, Metric};
 
 /// One finished run, as the report shows it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct RunRow {
     /// Path relative to the runs folder, e.g. `cifar10/seed3-final`.
     pub(crate) id: String,
@@ -42,6 +44,16 @@ pub(crate) struct RunRow {
     /// The backbone and weights a fine-tuned run started from, e.g.
     /// `efficientnet_lite0 from efficientnet_lite0`; `None` from scratch.
     start: Option<String>,
+    /// The seed of a replicate (`<run>/seed-<k>/`); `None` for a single run.
+    seed: Option<u64>,
+    /// Seeds merged into this row (1 for a single run).
+    n_seeds: usize,
+    /// Where [`Evidence::load`] finds this row's predictions: the run folder, or the
+    /// folder of its seeds.
+    evidence_dir: PathBuf,
+    /// Test accuracy and macro-F1 with 95% intervals (bootstrap over the test set, or
+    /// t over seeds); `None` when the predictions could not be read.
+    intervals: Option<(Estimate, Estimate)>,
 }
 
 /// `configs/comparisons.toml`: the seeds' comparisons, as tables of experiments.
@@ -57,6 +69,9 @@ struct Comparison {
     title: String,
     /// The dataset the seed's numbers are on.
     dataset: String,
+    /// The metric of the difference and verdict columns (`cnnlab compare --metric`).
+    #[serde(default = "default_metric")]
+    metric: String,
     rows: Vec<ComparisonRow>,
 }
 
@@ -76,6 +91,11 @@ struct ComparisonRow {
     recipe: Option<toml::Value>,
 }
 
+/// The metric a comparison table tests its rows on: accuracy unless it says otherwise.
+fn default_metric() -> String {
+    "accuracy".to_owned()
+}
+
 /// Reads the comparisons file; a row naming no config under its folder's `<group>/`
 /// folders is an error with the file and line.
 fn read_comparisons(path: &Path) -> Result<Vec<Comparison>> {
@@ -93,6 +113,18 @@ fn read_comparisons(path: &Path) -> Result<Vec<Comparison>> {
                 .is_file()
                 .then(|| Experiment::load(&config).and_then(|e| recipe(&e)))
                 .and_then(|r| r.map_err(|e| tracing::warn!("comparison row `{}`: {e:#}", row.run)).ok());
+        }
+    }
+    for table in &parsed.comparison {
+        if Metric::from_name(&table.metric).is_none() {
+            let needle = format!("\"{}\"", table.metric);
+            let line = text.lines().position(|l| l.contains(&needle)).map_or(0, |l| l + 1);
+            anyhow::bail!(
+                "{}:{line}: metric `{}` is not one of {}",
+                path.display(),
+                table.metric,
+                Metric::ALL.iter().map(|m| m.name()).collect::<Vec<_>>().join(", ")
+            );
         }
     }
     for row in parsed.comparison.iter().flat_map(|c| &c.rows) {
@@ -141,7 +173,10 @@ fn read_run(root: &Path, dir: &Path) -> Result<RunRow> {
     let metrics = run.read_metrics()?;
     let exp = Experiment::load(&run.file(files::CONFIG))?;
     let id = dir.strip_prefix(root).unwrap_or(dir).display().to_string();
-    let stem = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let seed = compare::seed_of(dir);
+    // A replicate's experiment is its parent folder's.
+    let named = if seed.is_some() { dir.parent().unwrap_or(dir) } else { dir };
+    let stem = named.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let augment = if exp.augment.ops.is_empty() {
         "-".to_string()
     } else {
@@ -175,7 +210,54 @@ fn read_run(root: &Path, dir: &Path) -> Result<RunRow> {
             Some(b) => format!("{} from {w}", b.name()),
             None => w.clone(),
         }),
+        seed,
+        n_seeds: 1,
+        evidence_dir: named.to_path_buf(),
+        intervals: None,
     })
+}
+
+/// One row per experiment: the seed replicates of a `<run>/seed-<k>/` set merge into
+/// one row (id without the seed, the means of accuracy, macro-F1 and time, the first
+/// seed's plots and details). Then each row's intervals.
+fn merge_replicates(root: &Path, runs: Vec<RunRow>, boot: &Bootstrap) -> Vec<RunRow> {
+    let mut out: Vec<RunRow> = Vec::new();
+    let mut members: Vec<Vec<usize>> = Vec::new();
+    let all: Vec<RunRow> = runs;
+    for (i, r) in all.iter().enumerate() {
+        let slot = r.seed.and_then(|_| out.iter().position(|o| o.seed.is_some() && o.evidence_dir == r.evidence_dir));
+        match slot {
+            Some(j) => members[j].push(i),
+            None => {
+                members.push(vec![i]);
+                out.push(r.clone());
+            }
+        }
+    }
+    for (row, idx) in out.iter_mut().zip(&members) {
+        if row.seed.is_some() {
+            let mean = |f: &dyn Fn(&RunRow) -> f64| idx.iter().map(|&i| f(&all[i])).sum::<f64>() / idx.len() as f64;
+            row.accuracy = mean(&|r| r.accuracy);
+            row.f1_macro = mean(&|r| r.f1_macro);
+            row.f1_micro = mean(&|r| r.f1_micro);
+            row.mcc = mean(&|r| r.mcc);
+            row.train_seconds = mean(&|r| r.train_seconds);
+            row.images_per_sec = mean(&|r| r.images_per_sec);
+            row.roc_auc = idx.iter().map(|&i| all[i].roc_auc).sum::<Option<f64>>().map(|s| s / idx.len() as f64);
+            row.n_seeds = idx.len();
+            row.id = row.evidence_dir.strip_prefix(root).unwrap_or(&row.evidence_dir).display().to_string();
+        }
+        row.intervals = match Evidence::load(&row.evidence_dir)
+            .and_then(|e| Ok((e.estimate(Metric::Accuracy, boot)?.0, e.estimate(Metric::F1Macro, boot)?.0)))
+        {
+            Ok(ci) => Some(ci),
+            Err(e) => {
+                tracing::warn!("no intervals for {}: {e:#}", row.id);
+                None
+            }
+        };
+    }
+    out
 }
 
 const FINETUNE_HEADER: [&str; 7] = ["group", "run", "start", "accuracy", "macro-F1", "train time", "images/s"];
@@ -297,7 +379,7 @@ fn duration(s: f64) -> String {
     }
 }
 
-const HEADER: [&str; 15] = [
+const HEADER: [&str; 16] = [
     "run",
     "dataset",
     "model",
@@ -313,6 +395,7 @@ const HEADER: [&str; 15] = [
     "macro-F1",
     "ROC-AUC (ovr macro)",
     "MCC",
+    "seeds",
 ];
 
 fn cells(r: &RunRow) -> Vec<String> {
@@ -328,11 +411,20 @@ fn cells(r: &RunRow) -> Vec<String> {
         duration(r.train_seconds),
         format!("{:.0}", r.images_per_sec),
         r.metrics.peak_rss_mb.map_or_else(|| "-".to_owned(), |mb| format!("{mb:.0} MB")),
-        format!("{:.4}", r.accuracy),
-        format!("{:.4}", r.f1_macro),
+        with_interval(r.accuracy, r.intervals.map(|i| i.0)),
+        with_interval(r.f1_macro, r.intervals.map(|i| i.1)),
         opt(r.roc_auc),
         format!("{:.4}", r.mcc),
+        r.n_seeds.to_string(),
     ]
+}
+
+/// "0.8123 [0.8046, 0.8199]", or the bare value without an interval.
+fn with_interval(value: f64, ci: Option<Estimate>) -> String {
+    match ci {
+        Some(ci) if !ci.low.is_nan() => compare::interval_text(&ci),
+        _ => format!("{value:.4}"),
+    }
 }
 
 const TARGET_HEADER: [&str; 5] = ["run", "target", "reached", "train time", "met"];
@@ -375,15 +467,23 @@ fn targets(runs: &[RunRow]) -> Vec<Vec<String>> {
 /// share a row's name but not its recipe (listed under the table, not in it).
 struct ComparisonTable {
     title: String,
+    header: Vec<String>,
     rows: Vec<Vec<String>>,
     other_recipes: Vec<String>,
+    /// How the difference and verdict columns were made.
+    method_note: String,
 }
 
-/// The comparison tables that have at least one run.
-fn comparisons(tables: &[Comparison], runs: &[RunRow]) -> Vec<ComparisonTable> {
+/// The comparison tables that have at least one run. Each run is compared with its
+/// group's baseline (the first row of the table with a run in the same runs folder
+/// group, e.g. `fashion-mnist`): the difference on the table's metric with its 95%
+/// interval, and a verdict after Holm's correction over the table's comparisons.
+fn comparisons(tables: &[Comparison], runs: &[RunRow], boot: &Bootstrap) -> Vec<ComparisonTable> {
+    let group = |r: &RunRow| r.id.split('/').next().unwrap_or_default().to_owned();
     let mut out = Vec::new();
     for table in tables {
-        let mut rows = Vec::new();
+        let metric = Metric::from_name(&table.metric).unwrap_or(Metric::Accuracy);
+        let mut listed: Vec<(&ComparisonRow, &RunRow)> = Vec::new();
         let mut other_recipes = Vec::new();
         for entry in &table.rows {
             let (same, other): (Vec<&RunRow>, Vec<&RunRow>) = runs
@@ -391,23 +491,87 @@ fn comparisons(tables: &[Comparison], runs: &[RunRow]) -> Vec<ComparisonTable> {
                 .filter(|r| r.stem == entry.run)
                 .partition(|r| entry.recipe.as_ref().is_none_or(|recipe| *recipe == r.recipe));
             other_recipes.extend(other.iter().map(|r| r.id.clone()));
-            for r in same {
-                rows.push(vec![
-                    r.id.clone(),
-                    entry.what.clone(),
-                    format!("{:.4}", r.accuracy),
-                    format!("{:.4}", r.f1_macro),
-                    duration(r.train_seconds),
-                    // The seed's number is for its own dataset only.
-                    entry.seed.clone().filter(|_| r.dataset == table.dataset).unwrap_or_else(|| "-".into()),
-                ]);
-            }
+            listed.extend(same.into_iter().map(|r| (entry, r)));
         }
-        if !rows.is_empty() {
-            out.push(ComparisonTable { title: table.title.clone(), rows, other_recipes });
+        if listed.is_empty() {
+            continue;
         }
+        // Each listed run against its group's first listed run.
+        let baseline_of = |r: &RunRow| listed.iter().map(|(_, b)| *b).find(|b| group(b) == group(r));
+        let outcomes: Vec<Option<Result<compare::Outcome>>> = listed
+            .iter()
+            .map(|(_, r)| {
+                let base = baseline_of(r)?;
+                (base.id != r.id).then(|| {
+                    let a = Evidence::load(&base.evidence_dir)?;
+                    let b = Evidence::load(&r.evidence_dir)?;
+                    compare::compare(&a, &b, metric, boot)
+                })
+            })
+            .collect();
+        let p_values: Vec<f64> = outcomes
+            .iter()
+            .map(|o| match o {
+                Some(Ok(o)) => o.p_value,
+                _ => f64::NAN,
+            })
+            .collect();
+        let adjusted = stats::holm(&p_values, ALPHA);
+        let tested = p_values.iter().filter(|p| !p.is_nan()).count();
+        let mut rows = Vec::new();
+        for (((entry, r), outcome), holm) in listed.iter().zip(&outcomes).zip(&adjusted) {
+            let (difference, verdict) = match outcome {
+                None => ("baseline".to_owned(), "-".to_owned()),
+                Some(Ok(o)) => {
+                    (compare::difference_text(&o.difference), compare::verdict(holm.adjusted, ALPHA, o.test, true))
+                }
+                Some(Err(e)) => ("-".to_owned(), format!("not compared: {}", short_reason(e))),
+            };
+            rows.push(vec![
+                r.id.clone(),
+                entry.what.clone(),
+                with_interval(r.accuracy, r.intervals.map(|i| i.0)),
+                with_interval(r.f1_macro, r.intervals.map(|i| i.1)),
+                duration(r.train_seconds),
+                // The seed's number is for its own dataset only.
+                entry.seed.clone().filter(|_| r.dataset == table.dataset).unwrap_or_else(|| "-".into()),
+                difference,
+                verdict,
+            ]);
+        }
+        let mut header: Vec<String> = COMPARISON_HEADER.iter().map(|h| h.to_string()).collect();
+        header.push(format!("{metric} vs baseline [95% CI]"));
+        header.push("verdict (0.05, Holm)".to_owned());
+        let method_note = format!(
+            "Intervals are 95%: a bootstrap over the test set for one run ({} resamples), Student-t over seeds for \
+             replicates. The baseline is the first row of each runs group; differences are row minus baseline on \
+             {metric}, tested with McNemar (accuracy) or the paired bootstrap for single runs on the same test \
+             set and with Welch's t-test over seeds; verdicts at 0.05 after Holm's correction over this table's {} \
+             comparison{}.",
+            boot.resamples,
+            tested,
+            if tested == 1 { "" } else { "s" }
+        );
+        out.push(ComparisonTable { title: table.title.clone(), header, rows, other_recipes, method_note });
     }
     out
+}
+
+/// The family-wise significance level of the report's verdicts.
+const ALPHA: f64 = 0.05;
+
+/// Why two runs were not compared, in a few words for a table cell.
+fn short_reason(e: &anyhow::Error) -> String {
+    let text = format!("{e:#}");
+    if text.contains("not the same test set") {
+        "different test sets".to_owned()
+    } else if text.contains("not alike") {
+        "one run against seed replicates".to_owned()
+    } else if text.contains("Welch") {
+        "needs two seeds a side".to_owned()
+    } else {
+        text
+    }
 }
 
 /// The sentence under a comparison table naming the runs left out of it.
@@ -420,7 +584,12 @@ fn other_recipes_note(ids: &[String]) -> Option<String> {
     })
 }
 
-const COMPARISON_HEADER: [&str; 6] = ["run", "what", "test accuracy", "macro-F1", "train time", "the seed's number"];
+const COMPARISON_HEADER: [&str; 6] =
+    ["run", "what", "test accuracy [95% CI]", "macro-F1 [95% CI]", "train time", "the seed's number"];
+
+/// Under the runs table: what the brackets are.
+const INTERVALS_NOTE: &str = "Brackets are 95% intervals: a bootstrap over the test set (1000 resamples) for one \
+     run; for seed replicates (`seeds` > 1) the values are means over seeds with a Student-t interval.";
 
 fn md_table(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut s = format!("| {} |\n|{}\n", header.join(" | "), "---|".repeat(header.len()));
@@ -479,15 +648,18 @@ pub(crate) fn write_report(root: &Path, comparisons_file: &Path) -> Result<usize
             Err(e) => tracing::warn!("skipping {}: {e:#}", dir.display()),
         }
     }
+    let boot = Bootstrap { resamples: 1000, ..Bootstrap::default() };
+    let runs = merge_replicates(root, runs, &boot);
     let rel = |p: &Path| p.strip_prefix(root).unwrap_or(p).display().to_string();
     let table: Vec<Vec<String>> = runs.iter().map(cells).collect();
-    let comps = comparisons(&tables, &runs);
+    let comps = comparisons(&tables, &runs, &boot);
     let goals = targets(&runs);
     let finetuned = scratch_vs_finetuned(&runs);
 
     let mut md = String::from("# cnnlab report\n\n");
     let _ = writeln!(md, "{} under `{}`, written by `cnnlab report`.\n", finished_runs(runs.len()), root.display());
     md.push_str(&md_table(&HEADER, &table));
+    let _ = writeln!(md, "\n{INTERVALS_NOTE}");
     if !goals.is_empty() {
         let _ = write!(md, "\n## Targets\n\n{}", md_table(&TARGET_HEADER, &goals));
     }
@@ -495,7 +667,8 @@ pub(crate) fn write_report(root: &Path, comparisons_file: &Path) -> Result<usize
         let _ = write!(md, "\n## From scratch vs fine-tuned\n\n{}", md_table(&FINETUNE_HEADER, &finetuned));
     }
     for t in &comps {
-        let _ = write!(md, "\n## {}\n\n{}", t.title, md_table(&COMPARISON_HEADER, &t.rows));
+        let header: Vec<&str> = t.header.iter().map(String::as_str).collect();
+        let _ = write!(md, "\n## {}\n\n{}\n{}\n", t.title, md_table(&header, &t.rows), t.method_note);
         if let Some(note) = other_recipes_note(&t.other_recipes) {
             let _ = writeln!(md, "\n{note}");
         }
@@ -521,6 +694,7 @@ pub(crate) fn write_report(root: &Path, comparisons_file: &Path) -> Result<usize
         html_escape(&root.display().to_string())
     );
     html.push_str(&html_table(&HEADER, &table));
+    let _ = writeln!(html, "<p>{}</p>", html_escape(INTERVALS_NOTE));
     if !goals.is_empty() {
         let _ = write!(html, "<h2>Targets</h2>\n{}", html_table(&TARGET_HEADER, &goals));
     }
@@ -528,7 +702,14 @@ pub(crate) fn write_report(root: &Path, comparisons_file: &Path) -> Result<usize
         let _ = write!(html, "<h2>From scratch vs fine-tuned</h2>\n{}", html_table(&FINETUNE_HEADER, &finetuned));
     }
     for t in &comps {
-        let _ = write!(html, "<h2>{}</h2>\n{}", html_escape(&t.title), html_table(&COMPARISON_HEADER, &t.rows));
+        let header: Vec<&str> = t.header.iter().map(String::as_str).collect();
+        let _ = write!(
+            html,
+            "<h2>{}</h2>\n{}<p>{}</p>\n",
+            html_escape(&t.title),
+            html_table(&header, &t.rows),
+            html_escape(&t.method_note)
+        );
         if let Some(note) = other_recipes_note(&t.other_recipes) {
             let _ = writeln!(html, "<p>{}</p>", html_escape(&note.replace('`', "")));
         }

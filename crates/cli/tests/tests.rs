@@ -403,6 +403,73 @@ fn shapes_runs_and_the_report() {
     assert!(log.contains("epoch 1/1"), "{log}");
 }
 
+/// `[train] seeds` trains one run per seed into `seed-<k>/`; the report merges them into
+/// one row with a t-interval and tests each imbalance strategy against `none` (Welch
+/// over seeds, Holm); `cnnlab compare` compares seed sets and single runs (McNemar), and
+/// refuses runs on different test sets with one line naming the first differing example.
+#[test]
+fn seed_replicates_intervals_verdicts_and_compare() {
+    let tmp = tempfile::tempdir().unwrap();
+    let runs = tmp.path().join("runs");
+    let text = std::fs::read_to_string(workspace().join("configs/shapes/seed3-final.toml")).unwrap();
+    let text = text.replace("val_fraction = 0.1", "val_fraction = 0.1\nmax_train = 400\nmax_test = 200");
+    let text = text.replace("[train]", "[train]\nseeds = [0, 1]");
+    let train = |stem: &str, text: &str| {
+        let config = tmp.path().join(format!("{stem}.toml"));
+        std::fs::write(&config, text).unwrap();
+        let run = runs.join("shapes").join(stem);
+        let args = ["-q", "train", config.to_str().unwrap(), "--epochs", "1", "--out", run.to_str().unwrap()];
+        let out = cnnlab(&args, tmp.path());
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        run
+    };
+    let none = train("imbalanced-none", &text);
+    let over = train("imbalanced-oversample", &text);
+    for k in [0, 1] {
+        let config = std::fs::read_to_string(none.join(format!("seed-{k}/config.toml"))).unwrap();
+        assert!(config.contains(&format!("seed = {k}\n")) && !config.contains("seeds"), "{config}");
+        assert!(none.join(format!("seed-{k}/metrics.json")).exists());
+    }
+    // The same command again keeps the finished seeds.
+    let before = std::fs::metadata(none.join("seed-1/metrics.json")).unwrap().modified().unwrap();
+    train("imbalanced-none", &text);
+    assert_eq!(std::fs::metadata(none.join("seed-1/metrics.json")).unwrap().modified().unwrap(), before);
+
+    let out = cnnlab(&["report", runs.to_str().unwrap()], tmp.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let md = std::fs::read_to_string(runs.join("REPORT.md")).unwrap();
+    let row =
+        md.lines().find(|l| l.starts_with("| shapes/imbalanced-none | shapes |")).unwrap_or_else(|| panic!("{md}"));
+    assert!(row.ends_with("| 2 |") && row.contains(" ["), "a merged row of 2 seeds with intervals: {row}");
+    let table = md.split("## Seed 000 / 001: class imbalance").nth(1).unwrap().split("\n## ").next().unwrap();
+    let base = table.lines().find(|l| l.starts_with("| shapes/imbalanced-none |")).unwrap_or_else(|| panic!("{table}"));
+    assert!(base.ends_with("| baseline | - |"), "{base}");
+    let other = table.lines().find(|l| l.starts_with("| shapes/imbalanced-oversample |")).unwrap();
+    assert!(other.contains("significant (Welch over seeds, Holm-adjusted p = "), "{other}");
+    assert!(
+        table.contains("macro-F1 vs baseline [95% CI]") || table.contains("f1_macro vs baseline [95% CI]"),
+        "{table}"
+    );
+
+    let compare = |a: &Path, b: &Path| cnnlab(&["compare", a.to_str().unwrap(), b.to_str().unwrap()], tmp.path());
+    let out = compare(&none, &over);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("(Welch over seeds)"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = compare(&none.join("seed-0"), &over.join("seed-1"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && stdout.contains("(McNemar)") && stdout.contains("B - A  "), "{stdout}");
+    // Another test set: 150 test images instead of 200.
+    let fewer = train("fewer", &text.replace("max_test = 200", "max_test = 150").replace("seeds = [0, 1]", ""));
+    let out = compare(&none.join("seed-0"), &fewer);
+    assert_one_line_error(&out, 1, "not the same test set");
+    let out = cnnlab(&["compare", none.to_str().unwrap(), over.to_str().unwrap(), "--metric", "f1"], tmp.path());
+    assert_one_line_error(&out, 1, "unknown --metric `f1`");
+}
+
 /// `cnnlab evaluate` on the run's own test split, exported as an image folder, gives
 /// the run's test metrics (same weights, same TTA); a folder that is not one of the
 /// run's classes is a one-line error naming it.

@@ -157,6 +157,11 @@ pub struct TrainConfig {
     /// Seeds weight initialisation, shuffling and augmentation.
     #[serde(default)]
     pub seed: u64,
+    /// Seed replicates: `cnnlab train` trains the experiment once per seed, into
+    /// `<run>/seed-<k>/` (each of those runs has `seed = k` and no `seeds`); the report
+    /// and `cnnlab compare` then give intervals over seeds. Empty: one run with `seed`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seeds: Vec<u64>,
     #[serde(default = "defaults::device")]
     pub device: DeviceChoice,
     /// Learning-rate schedule; `lr` is its base (peak) rate.
@@ -213,6 +218,7 @@ impl Default for TrainConfig {
             nesterov: false,
             bias_lr_scale: 1.0,
             seed: 0,
+            seeds: Vec::new(),
             device: defaults::device(),
             schedule: Schedule::Constant,
             warmup_epochs: 0.0,
@@ -299,6 +305,11 @@ impl TrainConfig {
             ),
             (self.early_stopping.is_some_and(|e| e.patience == 0), "train.early_stopping.patience", "must be >= 1"),
             (self.lookahead.is_some_and(|l| l.every == 0), "train.lookahead.every", "must be >= 1"),
+            (
+                self.seeds.iter().enumerate().any(|(i, s)| self.seeds[..i].contains(s)),
+                "train.seeds",
+                "lists a seed twice",
+            ),
             (
                 self.lookahead.is_some_and(|l| !(0.0..=1.0).contains(&l.decay)),
                 "train.lookahead.decay",
