@@ -254,7 +254,7 @@ fn relu6(xs: Tensor) -> Tensor {
 
 /// One inverted-residual block (`MBConvBlock` without squeeze-excite).
 #[derive(Debug)]
-struct MbConv {
+pub(crate) struct MbConv {
     expand: Option<(nn::Conv2D, nn::BatchNorm)>,
     depthwise: nn::Conv2D,
     bn1: nn::BatchNorm,
@@ -288,6 +288,57 @@ impl MbConv {
     }
 }
 
+/// One MBConv block under `bp` with EfficientNet-Lite's names and batch-norm settings;
+/// `drop` is its drop-connect rate in training. Also the `inverted_residual` layer.
+pub(crate) fn inverted_residual(bp: &nn::Path, cin: i64, cout: i64, e: i64, k: i64, s: i64, drop: f64) -> MbConv {
+    let mid = cin * e;
+    let expand =
+        (e != 1).then(|| (conv(bp / "_expand_conv", cin, mid, 1, 1, 0, 1), batch_norm(bp / "_bn0", mid, LITE_BN)));
+    MbConv {
+        expand,
+        depthwise: conv(bp / "_depthwise_conv", mid, mid, k, s, 0, mid),
+        bn1: batch_norm(bp / "_bn1", mid, LITE_BN),
+        project: conv(bp / "_project_conv", mid, cout, 1, 1, 0, 1),
+        bn2: batch_norm(bp / "_bn2", cout, LITE_BN),
+        kernel: k,
+        stride: s,
+        skip: s == 1 && cin == cout,
+        drop,
+    }
+}
+
+impl nn::ModuleT for MbConv {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        MbConv::forward_t(self, xs, train)
+    }
+}
+
+/// torchvision's `BasicBlock` (or `Bottleneck`) of `planes` under `bp`, with its
+/// names; also the `bottleneck` layer.
+pub(crate) fn resnet_block(bp: &nn::Path, cin: i64, planes: i64, s: i64, bottleneck: bool) -> ResBlock {
+    let cout = if bottleneck { planes * 4 } else { planes };
+    let pair = |name: usize, cin: i64, cout: i64, k: i64, s: i64| {
+        let c = conv(bp / format!("conv{name}"), cin, cout, k, s, k / 2, 1);
+        (c, batch_norm(bp / format!("bn{name}"), cout, RESNET_BN))
+    };
+    let convs = if bottleneck {
+        vec![pair(1, cin, planes, 1, 1), pair(2, planes, planes, 3, s), pair(3, planes, cout, 1, 1)]
+    } else {
+        vec![pair(1, cin, planes, 3, s), pair(2, planes, planes, 3, 1)]
+    };
+    let downsample = (s != 1 || cin != cout).then(|| {
+        let dp = bp / "downsample";
+        (conv(&dp / 0, cin, cout, 1, s, 0, 1), batch_norm(&dp / 1, cout, RESNET_BN))
+    });
+    ResBlock { convs, downsample }
+}
+
+impl nn::ModuleT for ResBlock {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        ResBlock::forward_t(self, xs, train)
+    }
+}
+
 /// EfficientNet-Lite0's convolutions (its `extract_features`).
 #[derive(Debug)]
 struct Lite0 {
@@ -305,22 +356,8 @@ impl Lite0 {
         for (repeats, k, stride, e, cin, cout) in LITE0_STAGES {
             for r in 0..repeats {
                 let (cin, s) = if r == 0 { (cin, stride) } else { (cout, 1) };
-                let bp = p / "_blocks" / blocks.len();
-                let mid = cin * e;
-                let expand = (e != 1).then(|| {
-                    (conv(&bp / "_expand_conv", cin, mid, 1, 1, 0, 1), batch_norm(&bp / "_bn0", mid, LITE_BN))
-                });
-                blocks.push(MbConv {
-                    expand,
-                    depthwise: conv(&bp / "_depthwise_conv", mid, mid, k, s, 0, mid),
-                    bn1: batch_norm(&bp / "_bn1", mid, LITE_BN),
-                    project: conv(&bp / "_project_conv", mid, cout, 1, 1, 0, 1),
-                    bn2: batch_norm(&bp / "_bn2", cout, LITE_BN),
-                    kernel: k,
-                    stride: s,
-                    skip: s == 1 && cin == cout,
-                    drop: 0.2 * blocks.len() as f64 / total as f64,
-                });
+                let drop = 0.2 * blocks.len() as f64 / total as f64;
+                blocks.push(inverted_residual(&(p / "_blocks" / blocks.len()), cin, cout, e, k, s, drop));
             }
         }
         Lite0 {
@@ -343,7 +380,7 @@ impl Lite0 {
 
 /// torchvision's `BasicBlock` or `Bottleneck` (stride on the 3x3, "ResNet v1.5").
 #[derive(Debug)]
-struct ResBlock {
+pub(crate) struct ResBlock {
     convs: Vec<(nn::Conv2D, nn::BatchNorm)>,
     downsample: Option<(nn::Conv2D, nn::BatchNorm)>,
 }
@@ -382,23 +419,8 @@ impl Resnet {
         for (stage, (&n, planes)) in layout.iter().zip([64, 128, 256, 512]).enumerate() {
             for b in 0..n {
                 let s = if b == 0 && stage > 0 { 2 } else { 1 };
-                let bp = p / format!("layer{}", stage + 1) / b;
-                let cout = planes * expansion;
-                let pair = |name: usize, cin: i64, cout: i64, k: i64, s: i64| {
-                    let c = conv(&bp / format!("conv{name}"), cin, cout, k, s, k / 2, 1);
-                    (c, batch_norm(&bp / format!("bn{name}"), cout, RESNET_BN))
-                };
-                let convs = if bottleneck {
-                    vec![pair(1, cin, planes, 1, 1), pair(2, planes, planes, 3, s), pair(3, planes, cout, 1, 1)]
-                } else {
-                    vec![pair(1, cin, planes, 3, s), pair(2, planes, planes, 3, 1)]
-                };
-                let downsample = (s != 1 || cin != cout).then(|| {
-                    let dp = &bp / "downsample";
-                    (conv(&dp / 0, cin, cout, 1, s, 0, 1), batch_norm(&dp / 1, cout, RESNET_BN))
-                });
-                blocks.push(ResBlock { convs, downsample });
-                cin = cout;
+                blocks.push(resnet_block(&(p / format!("layer{}", stage + 1) / b), cin, planes, s, bottleneck));
+                cin = planes * expansion;
             }
         }
         Resnet { conv1: conv(p / "conv1", 3, 64, 7, 2, 3, 1), bn1: batch_norm(p / "bn1", 64, RESNET_BN), blocks }

@@ -60,15 +60,20 @@ pub fn plan(cfg: &ModelConfig, input: Shape, classes: i64) -> Result<Vec<LayerRo
     for (index, layer) in layers.iter().enumerate() {
         let fail = |reason: String| Error::Layer { index, kind: layer.kind(), reason };
         let (name, out, trainable, non_trainable) = match (*layer, shape) {
-            (LayerSpec::Conv { out, kernel, stride, padding, bias }, Shape::Map(c, h, w)) => {
+            (LayerSpec::Conv { out, kernel, stride, padding, bias, groups }, Shape::Map(c, h, w)) => {
                 if out < 1 || kernel < 1 || stride < 1 || padding < 0 {
                     return Err(fail(format!("needs out, kernel, stride >= 1 and padding >= 0, got {layer:?}")));
+                }
+                if groups < 1 || c % groups != 0 || out % groups != 0 {
+                    return Err(fail(format!(
+                        "groups = {groups} must divide both the {c} input and {out} output channels"
+                    )));
                 }
                 let side = |x: i64| (x + 2 * padding - kernel) / stride + 1;
                 if h + 2 * padding < kernel || w + 2 * padding < kernel {
                     return Err(fail(format!("kernel {kernel} is larger than the padded {h}x{w} input")));
                 }
-                let params = out * c * kernel * kernel + if bias { out } else { 0 };
+                let params = out * (c / groups) * kernel * kernel + if bias { out } else { 0 };
                 ("Conv2d", Shape::Map(out, side(h), side(w)), params, 0)
             }
             (LayerSpec::Batchnorm { momentum, eps, .. }, _)
@@ -100,6 +105,7 @@ pub fn plan(cfg: &ModelConfig, input: Shape, classes: i64) -> Result<Vec<LayerRo
                 ("Scale", shape, 0, 0)
             }
             (LayerSpec::Relu, _) => ("ReLU", shape, 0, 0),
+            (LayerSpec::Relu6, _) => ("ReLU6", shape, 0, 0),
             (LayerSpec::Elu, _) => ("ELU", shape, 0, 0),
             (LayerSpec::LeakyRelu, _) => ("LeakyReLU", shape, 0, 0),
             (LayerSpec::Gelu, _) => ("GELU", shape, 0, 0),
@@ -124,6 +130,28 @@ pub fn plan(cfg: &ModelConfig, input: Shape, classes: i64) -> Result<Vec<LayerRo
                 let convs = out * c * 9 + out * out * 9 + if project { out * c } else { 0 };
                 let bns = if project { 3 } else { 2 } * 2 * out;
                 ("ResidualBlock", Shape::Map(out, side(h), side(w)), convs + bns, bns)
+            }
+            (LayerSpec::InvertedResidual { out, expand, kernel, stride }, Shape::Map(c, h, w)) => {
+                if out < 1 || expand < 1 || kernel < 1 || stride < 1 {
+                    return Err(fail(format!("needs out, expand, kernel and stride >= 1, got {layer:?}")));
+                }
+                let side = |x: i64| (x + stride - 1) / stride;
+                let mid = c * expand;
+                let expansion = if expand == 1 { 0 } else { c * mid + 2 * mid };
+                let trainable = expansion + mid * kernel * kernel + 2 * mid + mid * out + 2 * out;
+                let buffers = 2 * (if expand == 1 { 0 } else { mid } + mid + out);
+                ("InvertedResidual", Shape::Map(out, side(h), side(w)), trainable, buffers)
+            }
+            (LayerSpec::Bottleneck { out, stride }, Shape::Map(c, h, w)) => {
+                if out < 4 || out % 4 != 0 || stride < 1 {
+                    return Err(fail(format!("needs out a multiple of 4 and stride >= 1, got {layer:?}")));
+                }
+                let width = out / 4;
+                let side = |x: i64| (x - 1) / stride + 1;
+                let project = stride != 1 || c != out;
+                let convs = c * width + width * width * 9 + width * out + if project { c * out } else { 0 };
+                let channels = 2 * width + out + if project { out } else { 0 };
+                ("Bottleneck", Shape::Map(out, side(h), side(w)), convs + 2 * channels, 2 * channels)
             }
             (LayerSpec::Dropout { p }, _) => {
                 if !(0.0..1.0).contains(&p) {
@@ -295,9 +323,9 @@ pub fn build(p: &nn::Path, cfg: &ModelConfig, input: Shape, classes: i64) -> Res
         }
         let lp = p / name.as_str();
         module = match (*layer, shape) {
-            (LayerSpec::Conv { out, kernel, stride, padding, bias }, Shape::Map(c, ..)) => {
-                let (ws_init, bs_init) = inits(cfg.init, c * kernel * kernel, out * kernel * kernel);
-                let conv = nn::ConvConfig { stride, padding, bias, ws_init, bs_init, ..Default::default() };
+            (LayerSpec::Conv { out, kernel, stride, padding, bias, groups }, Shape::Map(c, ..)) => {
+                let (ws_init, bs_init) = inits(cfg.init, c / groups * kernel * kernel, out / groups * kernel * kernel);
+                let conv = nn::ConvConfig { stride, padding, bias, groups, ws_init, bs_init, ..Default::default() };
                 let conv = nn::conv2d(&lp, c, out, kernel, conv);
                 if cfg.dirac {
                     set_dirac(&conv.ws);
@@ -322,6 +350,7 @@ pub fn build(p: &nn::Path, cfg: &ModelConfig, input: Shape, classes: i64) -> Res
             }
             (LayerSpec::Scale { by }, _) => module.add_fn(move |x| x * by),
             (LayerSpec::Relu, _) => module.add_fn(|x| x.relu()),
+            (LayerSpec::Relu6, _) => module.add_fn(|x| x.clamp(0.0, 6.0)),
             (LayerSpec::Elu, _) => module.add_fn(|x| x.elu()),
             (LayerSpec::LeakyRelu, _) => module.add_fn(|x| x.leaky_relu()),
             (LayerSpec::Gelu, _) => module.add_fn(|x| x.gelu("none")),
@@ -336,6 +365,12 @@ pub fn build(p: &nn::Path, cfg: &ModelConfig, input: Shape, classes: i64) -> Res
             (LayerSpec::GlobalAvgPool, _) => module.add_fn(|x| x.adaptive_avg_pool2d([1, 1]).flatten(1, -1)),
             (LayerSpec::Residual { out, stride }, Shape::Map(c, ..)) => {
                 module.add(ResidualBlock::new(&lp, c, out, stride, cfg.init))
+            }
+            (LayerSpec::InvertedResidual { out, expand, kernel, stride }, Shape::Map(c, ..)) => {
+                module.add(crate::backbone::inverted_residual(&lp, c, out, expand, kernel, stride, 0.0))
+            }
+            (LayerSpec::Bottleneck { out, stride }, Shape::Map(c, ..)) => {
+                module.add(crate::backbone::resnet_block(&lp, c, out / 4, stride, true))
             }
             (LayerSpec::Dropout { p }, _) => module.add_fn_t(move |x, train| x.dropout(p, train)),
             (LayerSpec::Flatten, _) => module.add_fn(|x| x.flatten(1, -1)),

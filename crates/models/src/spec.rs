@@ -91,6 +91,18 @@ fn one() -> i64 {
     1
 }
 
+fn is_one(v: &i64) -> bool {
+    *v == 1
+}
+
+fn three() -> i64 {
+    3
+}
+
+fn six() -> i64 {
+    6
+}
+
 fn yes() -> bool {
     true
 }
@@ -129,6 +141,9 @@ pub enum LayerSpec {
         padding: i64,
         #[serde(default = "yes")]
         bias: bool,
+        /// Grouped convolution (PyTorch's `groups`): `groups = in` channels is depthwise.
+        #[serde(default = "one", skip_serializing_if = "is_one")]
+        groups: i64,
     },
     /// Batch normalization over channels (2-D maps) or features (flat vectors).
     /// `scale = false` keeps the scale at 1 and learns only the shift (airbench).
@@ -155,6 +170,8 @@ pub enum LayerSpec {
         by: f64,
     },
     Relu,
+    /// `min(max(x, 0), 6)`, MobileNet's and EfficientNet-Lite's activation.
+    Relu6,
     Elu,
     LeakyRelu,
     Gelu,
@@ -183,6 +200,29 @@ pub enum LayerSpec {
         #[serde(default = "one")]
         stride: i64,
     },
+    /// An inverted-residual block (MobileNetV2 / EfficientNet-Lite's MBConv, no
+    /// squeeze-excite): 1x1 expansion to `in * expand` channels + BN + ReLU6 (none when
+    /// `expand = 1`), a depthwise `kernel` x `kernel` convolution with TensorFlow's SAME
+    /// padding (output `ceil(size / stride)`) + BN + ReLU6, a 1x1 projection to `out` +
+    /// BN, added to the input when `stride = 1` and `out = in`. EfficientNet-Lite0's
+    /// blocks, with the same parameter names.
+    InvertedResidual {
+        out: i64,
+        #[serde(default = "six")]
+        expand: i64,
+        #[serde(default = "three")]
+        kernel: i64,
+        #[serde(default = "one")]
+        stride: i64,
+    },
+    /// torchvision's ResNet bottleneck: 1x1 to `out / 4` + BN + ReLU, 3x3 (`stride`) +
+    /// BN + ReLU, 1x1 to `out` + BN, added to the input (through a 1x1 conv + BN when the
+    /// shape changes), then ReLU. `out` must be a multiple of 4.
+    Bottleneck {
+        out: i64,
+        #[serde(default = "one")]
+        stride: i64,
+    },
     /// Fully connected; `out` defaults to the number of classes.
     Linear {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -201,6 +241,7 @@ impl LayerSpec {
             LayerSpec::Whiten { .. } => "whiten",
             LayerSpec::Scale { .. } => "scale",
             LayerSpec::Relu => "relu",
+            LayerSpec::Relu6 => "relu6",
             LayerSpec::Elu => "elu",
             LayerSpec::LeakyRelu => "leaky_relu",
             LayerSpec::Gelu => "gelu",
@@ -210,6 +251,8 @@ impl LayerSpec {
             LayerSpec::Dropout { .. } => "dropout",
             LayerSpec::Flatten => "flatten",
             LayerSpec::Residual { .. } => "residual",
+            LayerSpec::InvertedResidual { .. } => "inverted_residual",
+            LayerSpec::Bottleneck { .. } => "bottleneck",
             LayerSpec::Linear { .. } => "linear",
         }
     }

@@ -258,6 +258,62 @@ fn backbones_have_their_originals_parameter_counts() {
     assert!(grey.to_string().contains("needs RGB images (3 channels), the data has 1"), "{grey}");
 }
 
+/// The backbones' blocks as layer types of hand-written lists: depthwise (grouped)
+/// convolutions, ReLU6, inverted residuals (the same code as EfficientNet-Lite0's
+/// blocks, which match the PyTorch original bit for bit) and bottlenecks (torchvision's,
+/// as in ResNet-50). Planned counts equal the var store's, shapes follow the rules.
+#[test]
+fn mobile_and_bottleneck_layers_in_hand_written_lists() {
+    let cfg: ModelConfig = toml::from_str(
+        r#"layers = [
+          { type = "conv", out = 16, kernel = 3, stride = 2, padding = 1, bias = false },
+          { type = "batchnorm" },
+          { type = "relu6" },
+          { type = "conv", out = 16, kernel = 3, padding = 1, groups = 16, bias = false },
+          { type = "inverted_residual", out = 24, stride = 2 },
+          { type = "inverted_residual", out = 24 },
+          { type = "inverted_residual", out = 24, expand = 1, kernel = 5 },
+          { type = "bottleneck", out = 64, stride = 2 },
+          { type = "bottleneck", out = 64 },
+          { type = "global_avg_pool" },
+          { type = "linear" },
+        ]"#,
+    )
+    .unwrap();
+    let input = Shape::Map(3, 33, 33);
+    let rows = plan(&cfg, input, 10).unwrap();
+    let dims: Vec<Vec<i64>> = rows.iter().map(|r| r.output.dims()).collect();
+    assert_eq!(dims[3], [-1, 16, 17, 17], "depthwise keeps the size");
+    assert_eq!(dims[4], [-1, 24, 9, 9], "SAME padding: ceil(17 / 2)");
+    assert_eq!(dims[7], [-1, 64, 5, 5]);
+    // Depthwise 3x3 over 16 channels: 16 * 9 weights. MBConv 16 -> 24, expand 6, k3:
+    // 16*96 + 2*96 + 96*9 + 2*96 + 96*24 + 2*24. Bottleneck 24 -> 64 (width 16) with
+    // projection: 24*16 + 16*16*9 + 16*64 + 24*64 + 2*(16 + 16 + 64 + 64).
+    assert_eq!(rows[3].trainable, 16 * 9);
+    assert_eq!(rows[4].trainable, 16 * 96 + 2 * 96 + 96 * 9 + 2 * 96 + 96 * 24 + 2 * 24);
+    assert_eq!(rows[7].trainable, 24 * 16 + 16 * 16 * 9 + 16 * 64 + 24 * 64 + 2 * (16 + 16 + 64 + 64));
+    let vs = nn::VarStore::new(Device::Cpu);
+    let net = build(&vs.root(), &cfg, input, 10).unwrap();
+    let trainable: i64 = rows.iter().map(|r| r.trainable).sum();
+    let buffers: i64 = rows.iter().map(|r| r.non_trainable).sum();
+    let counted: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
+    let all: i64 = vs.variables().values().map(|t| t.numel() as i64).sum();
+    assert_eq!((counted, all), (trainable, trainable + buffers));
+    let names = vs.variables();
+    for name in
+        ["inverted_residual4._depthwise_conv.weight", "bottleneck7.downsample.0.weight", "bottleneck8.conv3.weight"]
+    {
+        assert!(names.contains_key(name), "{name} in {:?}", names.keys().collect::<Vec<_>>());
+    }
+    assert!(!names.contains_key("inverted_residual6._expand_conv.weight"), "expand = 1 has no expansion");
+    let out = net.forward_t(&Tensor::randn([2, 3, 33, 33], (Kind::Float, Device::Cpu)), true);
+    assert_eq!(out.size(), [2, 10]);
+    let err = plan_err(r#"{ type = "conv", out = 6, kernel = 3, groups = 4 }"#, Shape::Map(8, 8, 8));
+    assert_eq!(err, "model.layers[0] (conv): groups = 4 must divide both the 8 input and 6 output channels");
+    let err = plan_err(r#"{ type = "bottleneck", out = 30 }"#, Shape::Map(8, 8, 8));
+    assert!(err.starts_with("model.layers[0] (bottleneck): needs out a multiple of 4"), "{err}");
+}
+
 /// Runs backbone_ref.py once per test run (see its docstring).
 fn references() -> &'static std::path::Path {
     static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();

@@ -49,7 +49,7 @@ fn model() -> ModelConfig {
         pretrained: None,
         head: None,
         layers: vec![
-            LayerSpec::Conv { out: 8, kernel: 3, stride: 1, padding: 1, bias: true },
+            LayerSpec::Conv { out: 8, kernel: 3, stride: 1, padding: 1, bias: true, groups: 1 },
             LayerSpec::Batchnorm { scale: true, momentum: 0.1, eps: 1e-5 },
             LayerSpec::Relu,
             LayerSpec::Maxpool { kernel: 2, stride: None },
