@@ -80,27 +80,32 @@ impl Evidence {
         }
     }
 
-    /// The metric with its 95% interval (bootstrap over examples, or t over seeds),
-    /// and how it was computed.
-    pub fn estimate(&self, metric: Metric, boot: &Bootstrap) -> Result<(Estimate, String)> {
+    /// The metric with its 95% interval (bootstrap over examples, or t over seeds).
+    pub fn estimate(&self, metric: Metric, boot: &Bootstrap) -> Result<Estimate> {
         match self {
             Evidence::Single { file, predictions } => {
                 let p = as_stats(predictions, metric, file)?;
-                let e = boot.interval(metric, &p).with_context(|| format!("bootstrap of {}", file.display()))?;
-                Ok((e, format!("bootstrap over {} test examples, {} resamples", p.len(), boot.resamples)))
+                boot.interval(metric, &p).with_context(|| format!("bootstrap of {}", file.display()))
             }
-            Evidence::Replicates { dir, seeds } => {
-                let values = self.per_seed(metric)?;
-                let r =
-                    Replicates::new(&values, boot.confidence).with_context(|| format!("seeds of {}", dir.display()))?;
-                let how = if seeds.len() > 1 {
-                    format!("t-interval over {} seeds, std {:.4}", r.n, r.std)
-                } else {
-                    "one seed: no interval".to_owned()
-                };
-                Ok((r.interval, how))
-            }
+            Evidence::Replicates { dir, .. } => Ok(Replicates::new(&self.per_seed(metric)?, boot.confidence)
+                .with_context(|| format!("seeds of {}", dir.display()))?
+                .interval),
         }
+    }
+
+    /// How [`Evidence::estimate`] computes its interval, in words.
+    pub fn how(&self, metric: Metric, boot: &Bootstrap) -> Result<String> {
+        Ok(match self {
+            Evidence::Single { predictions, .. } => {
+                format!("bootstrap over {} test examples, {} resamples", predictions.y_true.len(), boot.resamples)
+            }
+            Evidence::Replicates { seeds, .. } if seeds.len() > 1 => {
+                let values = self.per_seed(metric)?;
+                let std = Replicates::new(&values, boot.confidence)?.std;
+                format!("t-interval over {} seeds, std {std:.4}", values.len())
+            }
+            Evidence::Replicates { .. } => "one seed: no interval".to_owned(),
+        })
     }
 
     /// The metric of each seed (one value for a single run).
@@ -163,8 +168,7 @@ pub struct Outcome {
 /// Compares B with A on `metric`: two single runs on the same test examples, or two
 /// sets of seed replicates.
 pub fn compare(a: &Evidence, b: &Evidence, metric: Metric, boot: &Bootstrap) -> Result<Outcome> {
-    let (ea, _) = a.estimate(metric, boot)?;
-    let (eb, _) = b.estimate(metric, boot)?;
+    let (ea, eb) = (a.estimate(metric, boot)?, b.estimate(metric, boot)?);
     match (a, b) {
         (Evidence::Single { file: fa, predictions: pa }, Evidence::Single { file: fb, predictions: pb }) => {
             same_test_set(fa, pa, fb, pb)?;
@@ -290,8 +294,7 @@ pub fn run(a: &Path, b: &Path, metric: &str, boot: &Bootstrap, json: bool) -> Re
         println!("{}", serde_json::to_string_pretty(&outcome)?);
         return Ok(());
     }
-    let (_, how_a) = ea.estimate(metric, boot)?;
-    let (_, how_b) = eb.estimate(metric, boot)?;
+    let (how_a, how_b) = (ea.how(metric, boot)?, eb.how(metric, boot)?);
     println!("{metric} with {:.0}% intervals", boot.confidence * 100.0);
     println!("A  {}  {}  ({how_a})", a.display(), interval_text(&outcome.a));
     println!("B  {}  {}  ({how_b})", b.display(), interval_text(&outcome.b));

@@ -117,8 +117,7 @@ fn read_comparisons(path: &Path) -> Result<Vec<Comparison>> {
     }
     for table in &parsed.comparison {
         if Metric::from_name(&table.metric).is_none() {
-            let needle = format!("\"{}\"", table.metric);
-            let line = text.lines().position(|l| l.contains(&needle)).map_or(0, |l| l + 1);
+            let line = line_of(&text, &table.metric);
             anyhow::bail!(
                 "{}:{line}: metric `{}` is not one of {}",
                 path.display(),
@@ -131,8 +130,7 @@ fn read_comparisons(path: &Path) -> Result<Vec<Comparison>> {
         let pattern = configs.join("*").join(format!("{}.toml", row.run));
         let found = glob_one(&pattern);
         if !found {
-            let needle = format!("\"{}\"", row.run);
-            let line = text.lines().position(|l| l.contains(&needle)).map_or(0, |l| l + 1);
+            let line = line_of(&text, &row.run);
             anyhow::bail!(
                 "{}:{line}: comparison row `{}` names no experiment (no {})",
                 path.display(),
@@ -142,6 +140,12 @@ fn read_comparisons(path: &Path) -> Result<Vec<Comparison>> {
         }
     }
     Ok(parsed.comparison)
+}
+
+/// The 1-based line of `text` holding the string value `"value"` (0 when none does).
+fn line_of(text: &str, value: &str) -> usize {
+    let needle = format!("\"{value}\"");
+    text.lines().position(|l| l.contains(&needle)).map_or(0, |l| l + 1)
 }
 
 /// Whether `dir/*/name` exists for a pattern of that form.
@@ -223,8 +227,7 @@ fn read_run(root: &Path, dir: &Path) -> Result<RunRow> {
 fn merge_replicates(root: &Path, runs: Vec<RunRow>, boot: &Bootstrap) -> Vec<RunRow> {
     let mut out: Vec<RunRow> = Vec::new();
     let mut members: Vec<Vec<usize>> = Vec::new();
-    let all: Vec<RunRow> = runs;
-    for (i, r) in all.iter().enumerate() {
+    for (i, r) in runs.iter().enumerate() {
         let slot = r.seed.and_then(|_| out.iter().position(|o| o.seed.is_some() && o.evidence_dir == r.evidence_dir));
         match slot {
             Some(j) => members[j].push(i),
@@ -236,19 +239,19 @@ fn merge_replicates(root: &Path, runs: Vec<RunRow>, boot: &Bootstrap) -> Vec<Run
     }
     for (row, idx) in out.iter_mut().zip(&members) {
         if row.seed.is_some() {
-            let mean = |f: &dyn Fn(&RunRow) -> f64| idx.iter().map(|&i| f(&all[i])).sum::<f64>() / idx.len() as f64;
+            let mean = |f: &dyn Fn(&RunRow) -> f64| idx.iter().map(|&i| f(&runs[i])).sum::<f64>() / idx.len() as f64;
             row.accuracy = mean(&|r| r.accuracy);
             row.f1_macro = mean(&|r| r.f1_macro);
             row.f1_micro = mean(&|r| r.f1_micro);
             row.mcc = mean(&|r| r.mcc);
             row.train_seconds = mean(&|r| r.train_seconds);
             row.images_per_sec = mean(&|r| r.images_per_sec);
-            row.roc_auc = idx.iter().map(|&i| all[i].roc_auc).sum::<Option<f64>>().map(|s| s / idx.len() as f64);
+            row.roc_auc = idx.iter().map(|&i| runs[i].roc_auc).sum::<Option<f64>>().map(|s| s / idx.len() as f64);
             row.n_seeds = idx.len();
             row.id = row.evidence_dir.strip_prefix(root).unwrap_or(&row.evidence_dir).display().to_string();
         }
         row.intervals = match Evidence::load(&row.evidence_dir)
-            .and_then(|e| Ok((e.estimate(Metric::Accuracy, boot)?.0, e.estimate(Metric::F1Macro, boot)?.0)))
+            .and_then(|e| Ok((e.estimate(Metric::Accuracy, boot)?, e.estimate(Metric::F1Macro, boot)?)))
         {
             Ok(ci) => Some(ci),
             Err(e) => {
@@ -496,17 +499,16 @@ fn comparisons(tables: &[Comparison], runs: &[RunRow], boot: &Bootstrap) -> Vec<
         if listed.is_empty() {
             continue;
         }
-        // Each listed run against its group's first listed run.
-        let baseline_of = |r: &RunRow| listed.iter().map(|(_, b)| *b).find(|b| group(b) == group(r));
+        // Each listed run against its group's first listed run; every run's predictions
+        // are read once per table.
+        let evidence: Vec<Result<Evidence>> = listed.iter().map(|(_, r)| Evidence::load(&r.evidence_dir)).collect();
+        let loaded = |i: usize| evidence[i].as_ref().map_err(|e| anyhow::anyhow!("{e:#}"));
         let outcomes: Vec<Option<Result<compare::Outcome>>> = listed
             .iter()
-            .map(|(_, r)| {
-                let base = baseline_of(r)?;
-                (base.id != r.id).then(|| {
-                    let a = Evidence::load(&base.evidence_dir)?;
-                    let b = Evidence::load(&r.evidence_dir)?;
-                    compare::compare(&a, &b, metric, boot)
-                })
+            .enumerate()
+            .map(|(i, (_, r))| {
+                let base = listed.iter().position(|(_, b)| group(b) == group(r))?;
+                (base != i).then(|| compare::compare(loaded(base)?, loaded(i)?, metric, boot))
             })
             .collect();
         let p_values: Vec<f64> = outcomes
