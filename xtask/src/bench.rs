@@ -24,11 +24,22 @@ struct Options {
     quick: bool,
     /// `--only TEXT`: only the benchmarks whose name contains TEXT.
     only: Option<String>,
+    /// `--repeats N`: each side of each row measured N times, alternating (the table
+    /// shows the median ratio and the spread of the repeats' ratios).
+    repeats: usize,
 }
 
 impl Options {
     fn selected(&self, name: &str) -> bool {
         self.only.as_ref().is_none_or(|o| name.contains(o.as_str()))
+    }
+
+    fn batches(&self, full: usize, quick: usize) -> usize {
+        if self.quick {
+            quick
+        } else {
+            full
+        }
     }
 }
 
@@ -37,6 +48,7 @@ fn parse(args: &[String]) -> Result<Options> {
         data_dir: std::env::var_os("CNNLAB_DATA").map_or_else(|| PathBuf::from("data"), PathBuf::from),
         quick: false,
         only: None,
+        repeats: 1,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -44,23 +56,68 @@ fn parse(args: &[String]) -> Result<Options> {
             "--data-dir" => opts.data_dir = it.next().context("--data-dir needs a folder")?.into(),
             "--quick" => opts.quick = true,
             "--only" => opts.only = Some(it.next().context("--only needs a benchmark name (or part of one)")?.clone()),
+            "--repeats" => {
+                let n = it.next().context("--repeats needs a number")?;
+                opts.repeats = n
+                    .parse()
+                    .ok()
+                    .filter(|&n| n >= 1)
+                    .with_context(|| format!("--repeats: `{n}` is not a whole number of at least 1"))?;
+            }
             other => bail!("bench: unknown option `{other}`"),
         }
     }
     Ok(opts)
 }
 
-/// One comparison row.
+/// One comparison row: every repeat's images/s on each side (PyTorch's in the same order).
 struct Row {
     name: String,
     what: String,
-    cnnlab: f64,
-    pytorch: Option<f64>,
+    cnnlab: Vec<f64>,
+    pytorch: Vec<f64>,
     goal: Option<f64>,
 }
 
+impl Row {
+    /// Each repeat's ratio cnnlab / PyTorch, sorted.
+    fn ratios(&self) -> Vec<f64> {
+        let mut r: Vec<f64> = self.cnnlab.iter().zip(&self.pytorch).map(|(c, p)| c / p).collect();
+        r.sort_by(f64::total_cmp);
+        r
+    }
+}
+
+fn median(sorted: &[f64]) -> Option<f64> {
+    let n = sorted.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(sorted[n / 2]),
+        _ => Some((sorted[n / 2 - 1] + sorted[n / 2]) / 2.0),
+    }
+}
+
+/// What every benchmark needs: paths, the built binaries, the datasets.
+struct Bench {
+    root: PathBuf,
+    opts: Options,
+    python: PathBuf,
+    script: PathBuf,
+    out: PathBuf,
+    data: PathBuf,
+    cifar: PathBuf,
+    pets: PathBuf,
+}
+
 pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
-    let opts = parse(args)?;
+    let bench = prepare(root, parse(args)?)?;
+    let mut rows = bench.trainings()?;
+    rows.extend(bench.pipelines()?);
+    bench.write_table(&rows)
+}
+
+/// Set-up, release builds and the datasets' presence.
+fn prepare(root: &Path, opts: Options) -> Result<Bench> {
     crate::setup::run(root)?;
     let python = root.join(".venv").join("bin").join("python");
     ensure_torchvision(root, &python)?;
@@ -80,181 +137,249 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
             );
         }
     }
-    let q = |full: usize, quick: usize| if opts.quick { quick } else { full };
     let script = root.join("xtask").join("bench").join("torch_ref.py");
-    let mut rows = Vec::new();
+    Ok(Bench { root: root.to_owned(), opts, python, script, out, data, cifar, pets })
+}
 
-    // Training, end to end.
-    let device_cfg = out.join("seed3-final-device.toml");
-    std::fs::write(
-        &device_cfg,
-        format!(
-            "# seed3-final with the device-resident feed (written by cargo xtask bench)\nextends = \"{}\"\n\n[train]\npipeline = \"device\"\n",
-            root.join("configs/cifar10/seed3-final.toml").display()
-        ),
-    )?;
-    // Fine-tuning EfficientNet-Lite0 with everything trainable (freeze_epochs = 0), from
-    // the real weights (installed into the data dir when missing).
-    if opts.selected("train_finetune_lite0") {
-        crate::setup::reference_packages(root)?;
-        if !crate::download::lite0_weights(&data).exists() {
-            let args = ["efficientnet-lite0".to_owned(), "--data-dir".to_owned(), data.display().to_string()];
-            crate::download::run(root, &args)?;
+/// One training row: a config trained `batches` batches a side with cnnlab and torch_ref.py.
+struct Training<'a> {
+    name: &'a str,
+    what: &'a str,
+    config: PathBuf,
+    /// torch_ref.py's task name.
+    task: &'a str,
+    batches: usize,
+    dataset: &'a Path,
+    goal: Option<f64>,
+}
+
+impl Bench {
+    /// Training, end to end.
+    fn trainings(&self) -> Result<Vec<Row>> {
+        let (root, out) = (&self.root, &self.out);
+        let q = |full: usize, quick: usize| self.opts.batches(full, quick);
+        let device_cfg = out.join("seed3-final-device.toml");
+        std::fs::write(
+            &device_cfg,
+            format!(
+                "# seed3-final with the device-resident feed (written by cargo xtask bench)\nextends = \"{}\"\n\n[train]\npipeline = \"device\"\n",
+                root.join("configs/cifar10/seed3-final.toml").display()
+            ),
+        )?;
+        // Fine-tuning EfficientNet-Lite0 with everything trainable (freeze_epochs = 0),
+        // from the real weights (installed into the data dir when missing).
+        if self.opts.selected("train_finetune_lite0") {
+            crate::setup::reference_packages(root)?;
+            if !crate::download::lite0_weights(&self.data).exists() {
+                let args = ["efficientnet-lite0".to_owned(), "--data-dir".to_owned(), self.data.display().to_string()];
+                crate::download::run(root, &args)?;
+            }
+        }
+        let finetune_cfg = out.join("finetune-lite0-unfrozen.toml");
+        std::fs::write(
+            &finetune_cfg,
+            format!(
+                "# finetune-lite0 with the backbone trainable from the start (written by cargo xtask bench)\nextends = \"{}\"\n\n[train]\nfreeze_epochs = 0\n",
+                root.join("configs/pets/finetune-lite0.toml").display()
+            ),
+        )?;
+        let trainings = [
+            Training {
+                name: "train_finetune_lite0",
+                what: "EfficientNet-Lite0 fine-tuning 224x224, seed 002 augmentation, batch 32, 2 epochs",
+                config: finetune_cfg,
+                task: "finetune-lite0",
+                batches: q(10, 3),
+                dataset: &self.pets,
+                goal: None,
+            },
+            Training {
+                name: "train_seed3_final",
+                what: "seed3-final 32x32, pad-crop-flip, batch 64",
+                config: root.join("configs/cifar10/seed3-final.toml"),
+                task: "seed3-final",
+                batches: q(200, 40),
+                dataset: &self.cifar,
+                goal: Some(1.3),
+            },
+            Training {
+                name: "train_seed3_final_device",
+                what: "seed3-final, device-resident feed",
+                config: device_cfg,
+                task: "seed3-final",
+                batches: q(200, 40),
+                dataset: &self.cifar,
+                goal: Some(1.3),
+            },
+            Training {
+                name: "train_fast94",
+                what: "airbench-style fast94, device feed, batch 1024",
+                config: root.join("configs/cifar10/fast94.toml"),
+                task: "fast94",
+                batches: q(6, 2),
+                dataset: &self.cifar,
+                goal: None,
+            },
+            Training {
+                name: "train_seed2_model3",
+                what: "seed2-model3 224x224, seed 002 augmentation, batch 32",
+                config: root.join("configs/pets/seed2-model4.toml"),
+                task: "seed2-model3",
+                batches: q(9, 3),
+                dataset: &self.pets,
+                goal: Some(1.3),
+            },
+        ];
+        let mut rows: Vec<Row> = Vec::new();
+        for t in trainings.into_iter().filter(|t| self.opts.selected(t.name)) {
+            let mut row =
+                Row { name: t.name.into(), what: t.what.into(), cnnlab: vec![], pytorch: vec![], goal: t.goal };
+            for repeat in 1..=self.opts.repeats {
+                row.cnnlab.push(self.train_cnnlab(&t, repeat)?);
+                // The device-fed row is compared with PyTorch's host-fed one (measured above).
+                let theirs = if t.name.ends_with("_device") {
+                    rows.iter().find(|r| r.name == "train_seed3_final").and_then(|r| r.pytorch.get(repeat - 1).copied())
+                } else {
+                    Some(self.train_pytorch(&t)?)
+                };
+                row.pytorch.extend(theirs);
+            }
+            rows.push(row);
+        }
+        Ok(rows)
+    }
+
+    /// The fine-tuning row runs two epochs a side (over a minute each on 2 cores):
+    /// cnnlab reports its second epoch, PyTorch the whole run.
+    fn epochs(t: &Training) -> usize {
+        if t.task == "finetune-lite0" {
+            2
+        } else {
+            1
         }
     }
-    let finetune_cfg = out.join("finetune-lite0-unfrozen.toml");
-    std::fs::write(
-        &finetune_cfg,
-        format!(
-            "# finetune-lite0 with the backbone trainable from the start (written by cargo xtask bench)\nextends = \"{}\"\n\n[train]\nfreeze_epochs = 0\n",
-            root.join("configs/pets/finetune-lite0.toml").display()
-        ),
-    )?;
-    let trainings = [
-        (
-            "train_finetune_lite0",
-            "EfficientNet-Lite0 fine-tuning 224x224, seed 002 augmentation, batch 32, 2 epochs",
-            finetune_cfg,
-            "finetune-lite0",
-            q(10, 3),
-            &pets,
-            None,
-        ),
-        (
-            "train_seed3_final",
-            "seed3-final 32x32, pad-crop-flip, batch 64",
-            root.join("configs/cifar10/seed3-final.toml"),
-            "seed3-final",
-            q(200, 40),
-            &cifar,
-            Some(1.3),
-        ),
-        (
-            "train_seed3_final_device",
-            "seed3-final, device-resident feed",
-            device_cfg,
-            "seed3-final",
-            q(200, 40),
-            &cifar,
-            Some(1.3),
-        ),
-        (
-            "train_fast94",
-            "airbench-style fast94, device feed, batch 1024",
-            root.join("configs/cifar10/fast94.toml"),
-            "fast94",
-            q(6, 2),
-            &cifar,
-            None,
-        ),
-        (
-            "train_seed2_model3",
-            "seed2-model3 224x224, seed 002 augmentation, batch 32",
-            root.join("configs/pets/seed2-model4.toml"),
-            "seed2-model3",
-            q(9, 3),
-            &pets,
-            Some(1.3),
-        ),
-    ];
-    for (name, what, config, task, batches, dataset, goal) in trainings {
-        if !opts.selected(name) {
-            continue;
-        }
-        // The fine-tuning row runs two epochs a side (over a minute each on 2 cores):
-        // cnnlab reports its second epoch, PyTorch the whole run.
-        let epochs = if task == "finetune-lite0" { 2 } else { 1 };
-        eprintln!("\nxtask bench: {name} ({batches} batches x {epochs} epochs)");
-        let run_dir = out.join("runs").join(name);
+
+    fn train_cnnlab(&self, t: &Training, repeat: usize) -> Result<f64> {
+        let epochs = Self::epochs(t);
+        let repeats = self.opts.repeats;
+        eprintln!("\nxtask bench: {} ({} batches x {epochs} epochs, repeat {repeat}/{repeats})", t.name, t.batches);
+        let run_dir = self.out.join("runs").join(t.name);
         let _ = std::fs::remove_dir_all(&run_dir);
-        let mut cmd = Command::new(root.join("target/release/cnnlab"));
-        cmd.args(["-q", "train"]).arg(&config).args(["--epochs", &epochs.to_string()]);
-        cmd.args(["--max-batches", &batches.to_string()]);
-        cmd.arg("--out").arg(&run_dir).arg("--data-dir").arg(&data);
-        run_cmd(root, &mut cmd)?;
-        let ours = crate::train_all::run_state(&root.join("target/release/cnnlab"), &run_dir)?
+        let cnnlab = self.root.join("target/release/cnnlab");
+        let mut cmd = Command::new(&cnnlab);
+        cmd.args(["-q", "train"]).arg(&t.config).args(["--epochs", &epochs.to_string()]);
+        cmd.args(["--max-batches", &t.batches.to_string()]);
+        cmd.arg("--out").arg(&run_dir).arg("--data-dir").arg(&self.data);
+        run_cmd(&self.root, &mut cmd)?;
+        crate::train_all::run_state(&cnnlab, &run_dir)?
             .last_images_per_sec
-            .with_context(|| format!("{}: no epoch in its history", run_dir.display()))?;
-        let images = if task.starts_with("seed2") || task.starts_with("finetune") {
-            dataset.join("images")
-        } else {
-            dataset.join("train")
-        };
-        let theirs = if name.ends_with("_device") {
-            rows.iter().find(|r: &&Row| r.name == "train_seed3_final").and_then(|r| r.pytorch)
-        } else {
-            let mut cmd = Command::new(&python);
-            cmd.arg(&script).args(["train", task]).arg(&images).args(["--batches", &(batches * epochs).to_string()]);
-            cmd.args(["--limit", &q(20_000, 4_000).to_string()]);
-            Some(json_rate(root, &mut cmd)?)
-        };
-        rows.push(Row { name: name.into(), what: what.into(), cnnlab: ours, pytorch: theirs, goal });
+            .with_context(|| format!("{}: no epoch in its history", run_dir.display()))
     }
 
-    // The data pipeline alone.
-    let example = root.join("target/release/examples/pipeline_rate");
-    let pipelines = [
-        (
-            "pipeline_pets224",
-            "JPEG decode + resize to 224 + seed 002 augmentation",
-            "pets224",
-            pets.join("images"),
-            q(0, 0),
-        ),
-        ("pipeline_cifar32", "JPEG decode (32x32) + pad-crop-flip", "cifar32", cifar.join("train"), q(20_000, 5_000)),
-    ];
-    for (name, what, task, dir, limit) in pipelines {
-        if !opts.selected(name) {
-            continue;
-        }
-        eprintln!("\nxtask bench: {name}");
-        let mut cmd = Command::new(&example);
-        cmd.arg(task).arg(&dir);
-        let mut theirs = Command::new(&python);
-        theirs.arg(&script).args(["pipeline", task]).arg(&dir);
-        if limit > 0 {
-            cmd.arg(limit.to_string());
-            theirs.args(["--limit", &limit.to_string()]);
-        }
-        let ours = json_rate(root, &mut cmd)?;
-        let pytorch = json_rate(root, &mut theirs)?;
-        rows.push(Row { name: name.into(), what: what.into(), cnnlab: ours, pytorch: Some(pytorch), goal: Some(2.0) });
+    fn train_pytorch(&self, t: &Training) -> Result<f64> {
+        let images = if t.task.starts_with("seed2") || t.task.starts_with("finetune") {
+            t.dataset.join("images")
+        } else {
+            t.dataset.join("train")
+        };
+        let mut cmd = Command::new(&self.python);
+        let batches = t.batches * Self::epochs(t);
+        cmd.arg(&self.script).args(["train", t.task]).arg(&images).args(["--batches", &batches.to_string()]);
+        cmd.args(["--limit", &self.opts.batches(20_000, 4_000).to_string()]);
+        json_rate(&self.root, &mut cmd)
     }
 
-    let machine = machine();
-    let mut table = format!(
-        "\n{:<26} {:>12} {:>12} {:>7} {:>6}  what\n",
-        "benchmark", "cnnlab img/s", "torch img/s", "ratio", "goal"
-    );
-    for r in &rows {
-        let ratio = r.pytorch.map(|p| r.cnnlab / p);
-        let json = json!({
-            "name": r.name,
-            "what": r.what,
-            "cnnlab_images_per_sec": r.cnnlab,
-            "pytorch_images_per_sec": r.pytorch,
-            "ratio": ratio,
-            "goal_ratio": r.goal,
-            "quick": opts.quick,
-            "machine": machine,
-        });
-        let path = out.join(format!("{}.json", r.name));
-        std::fs::write(&path, serde_json::to_string_pretty(&json)? + "\n")
-            .with_context(|| format!("writing {}", path.display()))?;
-        table += &format!(
-            "{:<26} {:>12.0} {:>12} {:>7} {:>6}  {}\n",
-            r.name,
-            r.cnnlab,
-            r.pytorch.map_or("-".into(), |p| format!("{p:.0}")),
-            ratio.map_or("-".into(), |x| format!("{x:.2}x")),
-            r.goal.map_or("-".into(), |g| format!(">={g}x")),
-            r.what
+    /// The data pipeline alone.
+    fn pipelines(&self) -> Result<Vec<Row>> {
+        let example = self.root.join("target/release/examples/pipeline_rate");
+        let pipelines = [
+            (
+                "pipeline_pets224",
+                "JPEG decode + resize to 224 + seed 002 augmentation",
+                "pets224",
+                self.pets.join("images"),
+                0,
+            ),
+            (
+                "pipeline_cifar32",
+                "JPEG decode (32x32) + pad-crop-flip",
+                "cifar32",
+                self.cifar.join("train"),
+                self.opts.batches(20_000, 5_000),
+            ),
+        ];
+        let mut rows = Vec::new();
+        for (name, what, task, dir, limit) in pipelines {
+            if !self.opts.selected(name) {
+                continue;
+            }
+            let mut row =
+                Row { name: name.into(), what: what.into(), cnnlab: vec![], pytorch: vec![], goal: Some(2.0) };
+            for repeat in 1..=self.opts.repeats {
+                eprintln!("\nxtask bench: {name} (repeat {repeat}/{})", self.opts.repeats);
+                let mut ours = Command::new(&example);
+                ours.arg(task).arg(&dir);
+                let mut theirs = Command::new(&self.python);
+                theirs.arg(&self.script).args(["pipeline", task]).arg(&dir);
+                if limit > 0 {
+                    ours.arg(limit.to_string());
+                    theirs.args(["--limit", &limit.to_string()]);
+                }
+                row.cnnlab.push(json_rate(&self.root, &mut ours)?);
+                row.pytorch.push(json_rate(&self.root, &mut theirs)?);
+            }
+            rows.push(row);
+        }
+        Ok(rows)
+    }
+
+    /// `target/bench/<name>.json` per row and the table (printed and in table.txt).
+    fn write_table(&self, rows: &[Row]) -> Result<()> {
+        let machine = machine();
+        let mut table = format!(
+            "\n{:<26} {:>12} {:>12} {:>7} {:>15} {:>6}  what\n",
+            "benchmark", "cnnlab img/s", "torch img/s", "ratio", "spread", "goal"
         );
+        for r in rows {
+            let mean = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
+            let ratios = r.ratios();
+            let ratio = median(&ratios);
+            let json = json!({
+                "name": r.name,
+                "what": r.what,
+                "cnnlab_images_per_sec": mean(&r.cnnlab),
+                "pytorch_images_per_sec": mean(&r.pytorch),
+                "cnnlab_repeats": r.cnnlab,
+                "pytorch_repeats": r.pytorch,
+                "ratio": ratio,
+                "ratio_repeats": ratios,
+                "goal_ratio": r.goal,
+                "quick": self.opts.quick,
+                "machine": machine,
+            });
+            let path = self.out.join(format!("{}.json", r.name));
+            std::fs::write(&path, serde_json::to_string_pretty(&json)? + "\n")
+                .with_context(|| format!("writing {}", path.display()))?;
+            let spread = match (ratios.first(), ratios.last()) {
+                (Some(lo), Some(hi)) if ratios.len() > 1 => format!("{lo:.2}-{hi:.2}x"),
+                _ => "-".into(),
+            };
+            table += &format!(
+                "{:<26} {:>12.1} {:>12} {:>7} {:>15} {:>6}  {}\n",
+                r.name,
+                mean(&r.cnnlab).unwrap_or(f64::NAN),
+                mean(&r.pytorch).map_or("-".into(), |p| format!("{p:.1}")),
+                ratio.map_or("-".into(), |x| format!("{x:.2}x")),
+                spread,
+                r.goal.map_or("-".into(), |g| format!(">={g}x")),
+                r.what
+            );
+        }
+        table += &format!("\nmachine: {machine}\nrepeats: {}\nJSON: {}\n", self.opts.repeats, self.out.display());
+        std::fs::write(self.out.join("table.txt"), &table)?;
+        print!("{table}");
+        Ok(())
     }
-    table += &format!("\nmachine: {machine}\nJSON: {}\n", out.display());
-    std::fs::write(out.join("table.txt"), &table)?;
-    print!("{table}");
-    Ok(())
 }
 
 /// Runs a command that prints one JSON line with `images_per_sec`.

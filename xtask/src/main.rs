@@ -44,6 +44,7 @@ commands:
       --data-dir DIR    holding cifar10-jpg/ and oxford-pets-sample/ (default ./data)
       --quick           fewer batches and files (a smoke run of the bench)
       --only TEXT       only the benchmarks whose name contains TEXT
+      --repeats N       measure each side N times, alternating (median ratio and spread)
 ";
 
 fn main() -> ExitCode {
