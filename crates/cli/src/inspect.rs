@@ -1,0 +1,176 @@
+//! What a finished run got wrong, as fastai shows it: the test examples with the highest
+//! loss (`plot_top_losses`) and the class pairs most often confused (`most_confused`).
+//! Both are computed from the run's `predictions.csv` / confusion matrix; the grid of
+//! images is drawn by [`crate::plots::image_grid`].
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+
+use crate::metrics_cmd::Predictions;
+
+/// One test example among the highest losses.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopLoss {
+    /// Row of predictions.csv (= index into the test split).
+    pub index: usize,
+    /// Its file, or its index in the dataset.
+    pub id: String,
+    pub true_class: usize,
+    pub predicted: usize,
+    /// The predicted class's probability.
+    pub p_predicted: f64,
+    /// The true class's probability.
+    pub p_true: f64,
+    /// Cross-entropy of the example: -ln p_true (p clamped at 1e-7).
+    pub loss: f64,
+}
+
+/// The `n` examples with the highest loss, highest first (ties: the earlier row).
+pub fn top_losses(p: &Predictions, n: usize) -> Result<Vec<TopLoss>> {
+    let Some(scores) = &p.scores else { bail!("the predictions have no p_<class> columns: no losses to rank") };
+    let k = p.classes.len();
+    let mut all: Vec<TopLoss> = (0..p.y_true.len())
+        .map(|i| {
+            let row = &scores[i * k..(i + 1) * k];
+            let (t, q) = (p.y_true[i], p.y_pred[i]);
+            TopLoss {
+                index: i,
+                id: p.ids[i].clone(),
+                true_class: t,
+                predicted: q,
+                p_predicted: row[q],
+                p_true: row[t],
+                loss: -row[t].max(1e-7).ln(),
+            }
+        })
+        .collect();
+    all.sort_by(|a, b| b.loss.total_cmp(&a.loss).then(a.index.cmp(&b.index)));
+    all.truncate(n);
+    Ok(all)
+}
+
+/// `top_losses.csv`: rank, id, true, predicted, the two probabilities and the loss.
+pub fn write_top_losses(path: &Path, classes: &[String], rows: &[TopLoss]) -> Result<()> {
+    let mut w = csv::Writer::from_path(path).with_context(|| format!("writing {}", path.display()))?;
+    w.write_record(["rank", "id", "true", "predicted", "p_predicted", "p_true", "loss"])?;
+    for (rank, r) in rows.iter().enumerate() {
+        w.write_record([
+            (rank + 1).to_string(),
+            r.id.clone(),
+            classes[r.true_class].clone(),
+            classes[r.predicted].clone(),
+            format!("{:.4}", r.p_predicted),
+            format!("{:.4}", r.p_true),
+            format!("{:.4}", r.loss),
+        ])?;
+    }
+    w.flush().with_context(|| format!("writing {}", path.display()))
+}
+
+/// One off-diagonal cell of the confusion matrix.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Confusion {
+    pub true_class: String,
+    pub predicted: String,
+    pub count: u64,
+    /// `count` over the true class's test examples.
+    pub share: f64,
+}
+
+/// The class pairs (true, predicted) with at least `min_count` errors, most first (ties
+/// in matrix order), as fastai's `most_confused`.
+pub fn most_confused(classes: &[String], matrix: &[Vec<u64>], min_count: u64) -> Vec<Confusion> {
+    let mut out = Vec::new();
+    for (t, row) in matrix.iter().enumerate() {
+        let total = row.iter().sum::<u64>();
+        for (p, &count) in row.iter().enumerate() {
+            if t != p && count >= min_count.max(1) {
+                out.push(Confusion {
+                    true_class: classes[t].clone(),
+                    predicted: classes[p].clone(),
+                    count,
+                    share: count as f64 / total as f64,
+                });
+            }
+        }
+    }
+    out.sort_by_key(|c| std::cmp::Reverse(c.count));
+    out
+}
+
+/// `most_confused.csv`: true, predicted, count, share of the true class.
+pub fn write_most_confused(path: &Path, rows: &[Confusion]) -> Result<()> {
+    let mut w = csv::Writer::from_path(path).with_context(|| format!("writing {}", path.display()))?;
+    w.write_record(["true", "predicted", "count", "share"])?;
+    for r in rows {
+        w.write_record([r.true_class.clone(), r.predicted.clone(), r.count.to_string(), format!("{:.4}", r.share)])?;
+    }
+    w.flush().with_context(|| format!("writing {}", path.display()))
+}
+
+/// Reads `most_confused.csv` back (the report's table).
+pub fn read_most_confused(path: &Path) -> Result<Vec<Confusion>> {
+    let mut reader = csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut out = Vec::new();
+    for (line, record) in reader.records().enumerate() {
+        let r = record.with_context(|| format!("{}: line {}", path.display(), line + 2))?;
+        let field = |i: usize| r.get(i).unwrap_or_default();
+        let bad = || format!("{}: line {}: not `true,predicted,count,share`", path.display(), line + 2);
+        out.push(Confusion {
+            true_class: field(0).to_owned(),
+            predicted: field(1).to_owned(),
+            count: field(2).parse().with_context(bad)?,
+            share: field(3).parse().with_context(bad)?,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn predictions() -> Predictions {
+        Predictions {
+            ids: vec!["a.png".into(), "b.png".into(), "c.png".into(), "d.png".into()],
+            classes: vec!["cat".into(), "dog".into()],
+            y_true: vec![0, 1, 0, 1],
+            y_pred: vec![0, 0, 1, 1],
+            scores: Some(vec![0.9, 0.1, 0.7, 0.3, 0.2, 0.8, 0.4, 0.6]),
+        }
+    }
+
+    #[test]
+    fn top_losses_rank_by_the_true_class_probability() {
+        let top = top_losses(&predictions(), 3).unwrap();
+        let ids: Vec<&str> = top.iter().map(|t| t.id.as_str()).collect();
+        // -ln p_true: c 0.2 -> 1.609, b 0.3 -> 1.204, d 0.6 -> 0.511, a 0.9 -> 0.105.
+        assert_eq!(ids, ["c.png", "b.png", "d.png"]);
+        assert!((top[0].loss - -(0.2f64.ln())).abs() < 1e-12);
+        assert_eq!((top[0].true_class, top[0].predicted, top[0].p_predicted), (0, 1, 0.8));
+        let mut no_scores = predictions();
+        no_scores.scores = None;
+        assert!(top_losses(&no_scores, 3).is_err());
+    }
+
+    #[test]
+    fn most_confused_counts_off_diagonal_cells_with_shares() {
+        let classes: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+        let matrix = vec![vec![8, 2, 0], vec![5, 4, 1], vec![0, 0, 10]];
+        let top = most_confused(&classes, &matrix, 1);
+        assert_eq!(top.len(), 3);
+        assert_eq!((top[0].true_class.as_str(), top[0].predicted.as_str(), top[0].count), ("b", "a", 5));
+        assert!((top[0].share - 0.5).abs() < 1e-12);
+        assert_eq!((top[1].true_class.as_str(), top[1].count), ("a", 2));
+        assert_eq!(most_confused(&classes, &matrix, 2).len(), 2);
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("most_confused.csv");
+        write_most_confused(&path, &top).unwrap();
+        let back = read_most_confused(&path).unwrap();
+        assert_eq!(back.len(), 3);
+        assert_eq!(back[0].count, 5);
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().next(), Some("true,predicted,count,share"));
+    }
+}
