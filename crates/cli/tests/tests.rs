@@ -54,7 +54,12 @@ fn missing_config_and_missing_dataset() {
     let out = cnnlab(&["train", "configs/nope.toml"], tmp.path());
     assert_one_line_error(&out, 1, "reading config configs/nope.toml");
 
-    let out = cnnlab(&["-q", "train", "configs/cifar10/seed3-final.toml"], &tmp.path().join("no-such-dir"));
+    // --out: a finished runs/cifar10/seed3-final in the checkout must not decide the outcome.
+    let run = tmp.path().join("run");
+    let out = cnnlab(
+        &["-q", "train", "configs/cifar10/seed3-final.toml", "--out", run.to_str().unwrap()],
+        &tmp.path().join("no-such-dir"),
+    );
     assert_one_line_error(&out, 3, "dataset `cifar10` not found");
     assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-dir/cifar10/cifar-10-batches-bin"));
 }
@@ -70,7 +75,8 @@ fn truncated_batch_file_is_named() {
         std::fs::write(dir.join(format!("data_batch_{i}.bin")), &batch).unwrap();
     }
     std::fs::write(dir.join("test_batch.bin"), &batch[..5000]).unwrap();
-    let out = cnnlab(&["-q", "train", "configs/cifar10/seed3-final.toml"], tmp.path());
+    let run = tmp.path().join("run");
+    let out = cnnlab(&["-q", "train", "configs/cifar10/seed3-final.toml", "--out", run.to_str().unwrap()], tmp.path());
     assert_one_line_error(&out, 1, "test_batch.bin: 5000 bytes is not a whole number of 3073-byte CIFAR-10 records");
 }
 
