@@ -156,15 +156,13 @@ struct Training<'a> {
 impl Bench {
     /// Training, end to end.
     fn trainings(&self) -> Result<Vec<Row>> {
-        let (root, out) = (&self.root, &self.out);
+        let root = &self.root;
         let q = |full: usize, quick: usize| self.opts.batches(full, quick);
-        let device_cfg = out.join("seed3-final-device.toml");
-        std::fs::write(
-            &device_cfg,
-            format!(
-                "# seed3-final with the device-resident feed (written by cargo xtask bench)\nextends = \"{}\"\n\n[train]\npipeline = \"device\"\n",
-                root.join("configs/cifar10/seed3-final.toml").display()
-            ),
+        let device_cfg = self.variant(
+            "seed3-final-device.toml",
+            "seed3-final with the device-resident feed",
+            "configs/cifar10/seed3-final.toml",
+            "pipeline = \"device\"",
         )?;
         // Fine-tuning EfficientNet-Lite0 with everything trainable (freeze_epochs = 0),
         // from the real weights (installed into the data dir when missing).
@@ -175,13 +173,11 @@ impl Bench {
                 crate::download::run(root, &args)?;
             }
         }
-        let finetune_cfg = out.join("finetune-lite0-unfrozen.toml");
-        std::fs::write(
-            &finetune_cfg,
-            format!(
-                "# finetune-lite0 with the backbone trainable from the start (written by cargo xtask bench)\nextends = \"{}\"\n\n[train]\nfreeze_epochs = 0\n",
-                root.join("configs/pets/finetune-lite0.toml").display()
-            ),
+        let finetune_cfg = self.variant(
+            "finetune-lite0-unfrozen.toml",
+            "finetune-lite0 with the backbone trainable from the start",
+            "configs/pets/finetune-lite0.toml",
+            "freeze_epochs = 0",
         )?;
         let trainings = [
             Training {
@@ -247,6 +243,17 @@ impl Bench {
             rows.push(row);
         }
         Ok(rows)
+    }
+
+    /// `target/bench/<file>`: the repository's `base` config with one `[train]` line changed.
+    fn variant(&self, file: &str, what: &str, base: &str, train_line: &str) -> Result<PathBuf> {
+        let path = self.out.join(file);
+        let text = format!(
+            "# {what} (written by cargo xtask bench)\nextends = \"{}\"\n\n[train]\n{train_line}\n",
+            self.root.join(base).display()
+        );
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        Ok(path)
     }
 
     /// The fine-tuning row runs two epochs a side (over a minute each on 2 cores):
