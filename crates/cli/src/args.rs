@@ -84,6 +84,51 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Where a trained run looks: Grad-CAM heat maps over the given images, for the
+    /// predicted class or --class, at the last convolution or --layer. Writes
+    /// <stem>.gradcam.png (the image with the map overlaid) and <stem>.gradcam.npy (the
+    /// map, float32 in [0, 1] at the input's size) per image.
+    Explain {
+        /// The run folder (runs/<group>/<name>).
+        #[arg(long)]
+        run: PathBuf,
+        /// Image files.
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        /// The layer, numbered as `cnnlab summary` lists them (Conv2d-9 is 9); default:
+        /// the last convolution.
+        #[arg(long)]
+        layer: Option<usize>,
+        /// Explain this class instead of the predicted one.
+        #[arg(long)]
+        class: Option<String>,
+        /// Output folder (default: RUN/explain).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Smith's learning-rate range test, as fastai's lr_find: a short training with
+    /// the learning rate growing exponentially from --start to --end, stopped when the
+    /// smoothed loss diverges; writes lr_find.png and lr_find.csv and prints the
+    /// suggested rates. Nothing of the run is kept.
+    LrFind {
+        /// Experiment file, e.g. configs/cifar10/seed3-final.toml.
+        config: PathBuf,
+        /// The first learning rate.
+        #[arg(long, default_value_t = 1e-7)]
+        start: f64,
+        /// The last learning rate.
+        #[arg(long, default_value_t = 10.0)]
+        end: f64,
+        /// Training steps (batches) from --start to --end.
+        #[arg(long, default_value_t = 100, value_parser = at_least_one)]
+        steps: usize,
+        /// Where lr_find.png and lr_find.csv go (default: runs/<group>/<stem>-lr-find).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Where datasets live.
+        #[arg(long, env = "CNNLAB_DATA", default_value = "data")]
+        data_dir: PathBuf,
+    },
     /// The model's layer table (output shape, parameters), parameter totals and
     /// activation memory, like torchsummary / Keras' model.summary().
     Summary {

@@ -127,6 +127,88 @@ pub fn read_most_confused(path: &Path) -> Result<Vec<Confusion>> {
     Ok(out)
 }
 
+/// A heat map in [0, 1] laid over an image as pytorch-grad-cam's `show_cam_on_image`
+/// does: the jet colour map of the heat, half and half with the image. `pixels` are
+/// `channels` (1 or 3) per pixel, `heat` one value per pixel; RGB out.
+pub fn heat_overlay(pixels: &[u8], channels: usize, heat: &[f32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(heat.len() * 3);
+    for (k, &h) in heat.iter().enumerate() {
+        let px = &pixels[k * channels..(k + 1) * channels];
+        let rgb = if channels == 1 { [px[0]; 3] } else { [px[0], px[1], px[2]] };
+        for (c, v) in jet(h).into_iter().zip(rgb) {
+            out.push(((c as f32 + v as f32) / 2.0).round() as u8);
+        }
+    }
+    out
+}
+
+/// Matplotlib's / OpenCV's jet colour map: dark blue (0) through cyan, yellow, to dark
+/// red (1).
+pub fn jet(v: f32) -> [u8; 3] {
+    let v = if v.is_finite() { v.clamp(0.0, 1.0) } else { 0.0 };
+    let ramp = |x: f32| (1.5 - (4.0 * v - x).abs()).clamp(0.0, 1.0);
+    [ramp(3.0), ramp(2.0), ramp(1.0)].map(|c| (c * 255.0).round() as u8)
+}
+
+/// Enlarges an RGB image `factor` times by nearest neighbour.
+pub fn enlarge(pixels: &[u8], width: usize, height: usize, factor: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(pixels.len() * factor * factor);
+    for y in 0..height * factor {
+        for x in 0..width * factor {
+            let at = ((y / factor) * width + x / factor) * 3;
+            out.extend_from_slice(&pixels[at..at + 3]);
+        }
+    }
+    out
+}
+
+/// Writes `data` as a NumPy `.npy` file (format 1.0, little-endian float32, C order)
+/// of shape `shape`: `numpy.load` reads it.
+pub fn write_npy(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let dims = if dims.len() == 1 { format!("{},", dims[0]) } else { dims.join(", ") };
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({dims}), }}");
+    // Magic (6) + version (2) + length (2) + header, padded to 64 bytes, ends in \n.
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    for v in data {
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Reads a float32 `.npy` file written by [`write_npy`] (or NumPy): its shape and values.
+pub fn read_npy(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let bad = || anyhow::anyhow!("{}: not a float32 .npy file", path.display());
+    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
+        return Err(bad());
+    }
+    let len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let header = std::str::from_utf8(bytes.get(10..10 + len).ok_or_else(bad)?).map_err(|_| bad())?;
+    if !header.contains("'<f4'") || header.contains("'fortran_order': True") {
+        return Err(bad());
+    }
+    let dims = header.split("'shape': (").nth(1).and_then(|s| s.split(')').next()).ok_or_else(bad)?;
+    let shape: Vec<usize> = dims
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(|d| d.parse().map_err(|_| bad()))
+        .collect::<Result<_>>()?;
+    let data: Vec<f32> =
+        bytes[10 + len..].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    if data.len() != shape.iter().product::<usize>() {
+        return Err(bad());
+    }
+    Ok((shape, data))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,5 +254,22 @@ mod tests {
         assert_eq!(back.len(), 3);
         assert_eq!(back[0].count, 5);
         assert_eq!(std::fs::read_to_string(&path).unwrap().lines().next(), Some("true,predicted,count,share"));
+    }
+
+    #[test]
+    fn npy_round_trips_with_an_aligned_header_and_jet_spans_blue_to_red() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.npy");
+        let data: Vec<f32> = (0..6).map(|v| v as f32 / 5.0).collect();
+        write_npy(&path, &[2, 3], &data).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!((bytes.len() - 6 * 4) % 64, 0, "NumPy pads the header to 64 bytes");
+        assert_eq!(read_npy(&path).unwrap(), (vec![2, 3], data));
+        std::fs::write(&path, b"not numpy").unwrap();
+        assert!(read_npy(&path).unwrap_err().to_string().contains("not a float32 .npy"));
+        assert_eq!(jet(0.0), [0, 0, 128]);
+        assert_eq!(jet(1.0), [128, 0, 0]);
+        assert_eq!(jet(0.5), [128, 255, 128]);
+        assert_eq!(heat_overlay(&[255], 1, &[0.0]), vec![128, 128, 192]);
     }
 }

@@ -4,6 +4,8 @@
 //! on disk (so `cargo xtask train-all` can skip it with the reason).
 
 mod experiment;
+mod explain_cmd;
+mod lr_find_cmd;
 mod predict_cmd;
 mod report;
 mod weights;
@@ -169,6 +171,24 @@ fn run(cli: &Cli) -> Result<()> {
                 quiet: cli.quiet,
             })
         }
+        Command::Explain { run, images, layer, class, out } => explain_cmd::explain_command(explain_cmd::ExplainArgs {
+            run,
+            images,
+            layer: *layer,
+            class: class.as_deref(),
+            out: out.as_deref(),
+        }),
+        Command::LrFind { config, start, end, steps, out, data_dir } => {
+            lr_find_cmd::lr_find_command(lr_find_cmd::LrFindArgs {
+                config,
+                start: *start,
+                end: *end,
+                steps: *steps,
+                out: out.as_deref(),
+                data_dir,
+                quiet: cli.quiet,
+            })
+        }
         Command::Data(DataCommand::Stats { dir, json, plot }) => data_stats::stats(dir, *json, plot.as_deref()),
         Command::Data(DataCommand::Export { config, out, data_dir }) => {
             export_command(config, data_dir, out, cli.quiet)
@@ -311,8 +331,9 @@ fn train_command(args: &TrainArgs, quiet: bool) -> Result<()> {
 
 /// A finished run, looked into: the test confusion matrix (`plots/confusion.png`), the
 /// class pairs most often confused (`most_confused.csv`), the 16 test images with the
-/// highest loss (`plots/top_losses.png`, `top_losses.csv`), and both pictures in the
-/// run's TensorBoard file beside the per-epoch scalars.
+/// highest loss (`plots/top_losses.png`, `top_losses.csv`), Grad-CAM of a few test
+/// images per class (`plots/gradcam.png`), and the pictures in the run's TensorBoard
+/// file beside the per-epoch scalars.
 fn inspect_run(run: &RunDir, metrics: &cnnlab_train::FinalMetrics, test: &cnnlab_data::Dataset) -> Result<()> {
     let report = &metrics.report;
     let classes: Vec<String> = report.per_class.iter().map(|c| c.class.clone()).collect();
@@ -350,6 +371,9 @@ fn inspect_run(run: &RunDir, metrics: &cnnlab_train::FinalMetrics, test: &cnnlab
         let grid = plots_dir.join("top_losses.png");
         plots::image_grid(&grid, "top losses (test): true class, predicted class and its probability", &tiles, 4)?;
         images.push(("top_losses/test", read(&grid)?));
+    }
+    if let Some(grid) = explain_cmd::gradcam_grid(run, test)? {
+        images.push(("gradcam/test", read(&grid)?));
     }
     let named: Vec<(&str, &[u8])> = images.iter().map(|(tag, bytes)| (*tag, bytes.as_slice())).collect();
     run.write_tensorboard(&run.read_history()?, &named)?;

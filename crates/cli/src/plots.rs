@@ -297,3 +297,59 @@ pub fn image_grid(path: &Path, title: &str, tiles: &[Tile], columns: usize) -> R
     };
     draw().map_err(|e| anyhow!("drawing {}: {e}", path.display()))
 }
+
+/// fastai's `plot_lr_find`: the smoothed loss against the learning rate on a log
+/// axis (the last 5 points left out, as fastai does), with a marker at each
+/// suggestion `(name, lr, loss there)`.
+pub fn lr_find(path: &Path, title: &str, lrs: &[f64], losses: &[f64], marks: &[(&str, f64, f64)]) -> Result<()> {
+    register_font();
+    let shown = lrs.len().saturating_sub(5).max(lrs.len().min(2));
+    let pts: Vec<(f64, f64)> =
+        lrs.iter().zip(losses).take(shown).map(|(&l, &v)| (l, v)).filter(|p| p.1.is_finite()).collect();
+    let draw = || -> Result<(), Box<dyn std::error::Error>> {
+        let root = BitMapBackend::new(path, (700, 440)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let root = root.titled(title, (FONT, 18))?;
+        let x_lo = pts.first().map_or(1e-7, |p| p.0);
+        let x_hi = pts.last().map_or(10.0, |p| p.0).max(x_lo * 10.0);
+        let lo = pts.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
+        let hi = pts.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
+        let (lo, hi) = if lo.is_finite() { (lo, hi.max(lo + 1e-3)) } else { (0.0, 1.0) };
+        let pad = (hi - lo) * 0.05;
+        let mut chart = ChartBuilder::on(&root)
+            .margin(14)
+            .x_label_area_size(36)
+            .y_label_area_size(56)
+            .build_cartesian_2d((x_lo..x_hi).log_scale(), (lo - pad)..(hi + pad))?;
+        chart
+            .configure_mesh()
+            .light_line_style(TRANSPARENT)
+            .label_style((FONT, 13))
+            .x_label_formatter(&|v| format!("{v:.0e}"))
+            .y_label_formatter(&|v| format!("{v:.2}"))
+            .x_desc("learning rate (log scale)")
+            .y_desc("loss (smoothed)")
+            .draw()?;
+        chart.draw_series(LineSeries::new(pts.clone(), BLUE.stroke_width(2)))?;
+        let colours = [RED, GREEN, MAGENTA];
+        for (k, &(name, lr, loss)) in marks.iter().enumerate() {
+            let colour = colours[k % colours.len()];
+            chart
+                .draw_series([Circle::new((lr, loss), 6, colour.filled())])?
+                .label(format!("{name}: {lr:.2e}"))
+                .legend(move |(x, y)| Circle::new((x + 8, y), 5, colour.filled()));
+        }
+        if !marks.is_empty() {
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperLeft)
+                .label_font((FONT, 13))
+                .border_style(BLACK)
+                .background_style(WHITE)
+                .draw()?;
+        }
+        root.present()?;
+        Ok(())
+    };
+    draw().map_err(|e| anyhow!("drawing {}: {e}", path.display()))
+}

@@ -43,7 +43,7 @@ pub(crate) fn summary_command(config: &Path, data_dir: &Path, classes: Option<us
 }
 
 /// What a run folder holds about its data (written by `cnnlab train`).
-fn run_inputs(dir: &Path) -> Result<(Experiment, ImageShape, Vec<String>)> {
+pub(crate) fn run_inputs(dir: &Path) -> Result<(Experiment, ImageShape, Vec<String>)> {
     let run = RunDir::new(dir);
     let config = run.file(files::CONFIG);
     if !config.exists() {

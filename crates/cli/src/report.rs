@@ -405,9 +405,11 @@ fn draw_plots(run: &mut RunRow) -> Result<()> {
         run.plots.push(("class distribution".into(), p));
     }
     // Drawn by `cnnlab train` from the test images, which the report does not load.
-    let p = plots_dir.join("top_losses.png");
-    if p.is_file() {
-        run.plots.push(("top losses".into(), p));
+    for (what, file) in [("top losses", "top_losses.png"), ("Grad-CAM", "gradcam.png")] {
+        let p = plots_dir.join(file);
+        if p.is_file() {
+            run.plots.push((what.into(), p));
+        }
     }
     Ok(())
 }

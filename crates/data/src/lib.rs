@@ -42,7 +42,9 @@ pub use error::{Error, Result};
 pub use export::{export_image_folder, read_labeled, read_unlabeled};
 pub use folder::{LoadReport, Skipped};
 pub use imbalance::{plan_counts, Imbalance, Variant, WeightScheme};
-pub use shapes::{generate as generate_shapes, SHAPES_CLASSES, SHAPES_PER_CLASS};
+/// See [`shapes::TEST_STREAM`].
+pub use shapes::TEST_STREAM as SHAPES_TEST_STREAM;
+pub use shapes::{figure as shapes_figure, generate as generate_shapes, Figure, SHAPES_CLASSES, SHAPES_PER_CLASS};
 pub use source::{load, load_with_progress, locate, DataConfig, Located, FASHION_MNIST_SYSTEM_DIR};
 pub use split::{stratified, SplitIndices};
 pub use stats::{folder_stats, FolderStats};

@@ -26,14 +26,40 @@ pub const SHAPES_PER_CLASS: usize = 1000;
 /// Side the figures are drawn at before being resized (anti-aliasing).
 const CANVAS: u32 = 64;
 
+/// What the test split's stream is seeded with: `seed ^ TEST_STREAM`.
+pub const TEST_STREAM: u64 = 0x7E57;
+
+/// Where image `index` of `generate(.., seed)` has its figure: the centre and the
+/// radius of the circle the figure is drawn in (a filled circle, a face, a ring, a
+/// polygon's vertices, a cross's arms), in pixels of an image `side` pixels square.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Figure {
+    pub class: usize,
+    pub x: f32,
+    pub y: f32,
+    pub radius: f32,
+}
+
+/// The [`Figure`] of image `index` of the dataset [`generate`] makes from `seed`, at
+/// `side` x `side` pixels.
+pub fn figure(seed: u64, index: usize, side: usize) -> Figure {
+    let (_, f) = draw(index % SHAPES_CLASSES.len(), &mut stream(seed, index));
+    let scale = side as f32 / CANVAS as f32;
+    // Pixel centres: canvas pixel i covers [i, i + 1); resizing maps centres linearly.
+    Figure { class: f.class, x: (f.x + 0.5) * scale - 0.5, y: (f.y + 0.5) * scale - 0.5, radius: f.radius * scale }
+}
+
+fn stream(seed: u64, index: usize) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ index as u64)
+}
+
 /// Generates `per_class` images of every class at `shape`, from `seed`; image `i`
 /// has label `i % 8`.
 pub fn generate(shape: ImageShape, per_class: usize, seed: u64) -> Result<Dataset> {
     let n = per_class * SHAPES_CLASSES.len();
     let mut pixels = vec![0u8; n * shape.len()];
     pixels.par_chunks_mut(shape.len()).enumerate().for_each(|(i, out)| {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ i as u64);
-        let img = draw(i % SHAPES_CLASSES.len(), &mut rng);
+        let (img, _) = draw(i % SHAPES_CLASSES.len(), &mut stream(seed, i));
         let img = if shape.width as u32 == CANVAS && shape.height as u32 == CANVAS {
             img
         } else {
@@ -69,7 +95,7 @@ fn contrasting(rng: &mut ChaCha8Rng, bg: [u8; 3]) -> [u8; 3] {
     }
 }
 
-fn draw(class: usize, rng: &mut ChaCha8Rng) -> RgbImage {
+fn draw(class: usize, rng: &mut ChaCha8Rng) -> (RgbImage, Figure) {
     let bg = colour(rng);
     let noise = rng.gen_range(10..50);
     let mut img = RgbImage::from_fn(CANVAS, CANVAS, |_, _| {
@@ -82,6 +108,7 @@ fn draw(class: usize, rng: &mut ChaCha8Rng) -> RgbImage {
     let angle = rng.gen_range(0.0..std::f32::consts::TAU);
     let c = Rgb(fg);
     let centre = (cx as i32, cy as i32);
+    let figure = Figure { class, x: centre.0 as f32, y: centre.1 as f32, radius: r };
     let polygon = |k: usize, radii: &[f32]| -> Vec<Point<i32>> {
         (0..k * radii.len())
             .map(|j| {
@@ -131,5 +158,5 @@ fn draw(class: usize, rng: &mut ChaCha8Rng) -> RgbImage {
             }
         }
     }
-    img
+    (img, figure)
 }

@@ -258,7 +258,10 @@ pub fn load_with_progress(cfg: &DataConfig, data_dir: &Path, quiet: bool) -> Res
         let shape = cfg.shape(32);
         let per_class = crate::shapes::SHAPES_PER_CLASS;
         let train = crate::shapes::generate(shape, per_class, cfg.seed)?;
-        (Splits::new(train, crate::shapes::generate(shape, per_class / 4, cfg.seed ^ 0x7E57)?), false)
+        (
+            Splits::new(train, crate::shapes::generate(shape, per_class / 4, cfg.seed ^ crate::shapes::TEST_STREAM)?),
+            false,
+        )
     } else {
         read_located(cfg, data_dir, quiet)?
     };

@@ -203,14 +203,30 @@ enum Body {
     Resnet(Box<Resnet>),
 }
 
-impl ModuleT for BackboneNet {
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+impl BackboneNet {
+    /// The last feature maps, before the global pooling (what Grad-CAM looks at).
+    pub fn maps_t(&self, xs: &Tensor, train: bool) -> Tensor {
         let train = train && !self.frozen.load(Ordering::Relaxed);
-        let maps = match &self.body {
+        match &self.body {
             Body::Lite(net) => net.forward_t(xs, train),
             Body::Resnet(net) => net.forward_t(xs, train),
-        };
-        maps.adaptive_avg_pool2d([1, 1]).flatten(1, -1)
+        }
+    }
+}
+
+impl ModuleT for BackboneNet {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        self.maps_t(xs, train).adaptive_avg_pool2d([1, 1]).flatten(1, -1)
+    }
+}
+
+/// A backbone's body as one layer of a [`crate::Network`]: images in, maps out.
+#[derive(Debug)]
+pub(crate) struct BackboneMaps(pub(crate) BackboneNet);
+
+impl ModuleT for BackboneMaps {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        self.0.maps_t(xs, train)
     }
 }
 

@@ -217,12 +217,14 @@ fn head_layers(cfg: &ModelConfig, classes: i64) -> Result<(Vec<LayerSpec>, i64)>
     Ok((layers, classes))
 }
 
-/// A built network: its layer table and the tch module.
+/// A built network: its layer table and its layers, which run one after another.
 #[derive(Debug)]
 pub struct Network {
     pub rows: Vec<LayerRow>,
     pub input: Shape,
-    module: nn::SequentialT,
+    /// The layers, each with the index of the row whose output it gives (a backbone
+    /// is two: its body, whose output is its last map row, and the global pooling).
+    layers: Vec<(Box<dyn ModuleT>, usize)>,
     /// The frozen weight and kernel of a `whiten` first layer.
     whiten: Option<(Tensor, i64)>,
     /// The pretrained architecture the layers follow, if any.
@@ -236,11 +238,68 @@ pub struct Network {
 
 impl ModuleT for Network {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        self.module.forward_t(xs, train)
+        self.forward_range(xs, 0..self.layers.len(), train)
     }
 }
 
 impl Network {
+    /// The rows (0-based indices into [`Network::rows`]) after which the network can be
+    /// cut: every row but those inside a pretrained backbone's body.
+    pub fn cut_points(&self) -> Vec<usize> {
+        self.layers.iter().map(|(_, row)| *row).collect()
+    }
+
+    /// The layer that ends at row `row` (see [`Network::cut_points`]).
+    fn layer_ending_at(&self, row: usize) -> Option<usize> {
+        self.layers.iter().position(|(_, r)| *r == row)
+    }
+
+    /// Runs the layers `range` (indices into the layer list) on `xs`.
+    fn forward_range(&self, xs: &Tensor, range: std::ops::Range<usize>, train: bool) -> Tensor {
+        let mut x = xs.shallow_clone();
+        for (layer, _) in &self.layers[range] {
+            x = layer.forward_t(&x, train);
+        }
+        x
+    }
+
+    /// Cuts the network after row `row`: the output of the layers up to it, and a
+    /// function that runs the rest on (a tensor like) that output. `None` when the
+    /// row is not a cut point.
+    pub fn split_at<'a>(
+        &'a self,
+        xs: &Tensor,
+        row: usize,
+        train: bool,
+    ) -> Option<(Tensor, impl Fn(&Tensor) -> Tensor + 'a)> {
+        let at = self.layer_ending_at(row)?;
+        let head = self.forward_range(xs, 0..at + 1, train);
+        let end = self.layers.len();
+        Some((head, move |x: &Tensor| self.forward_range(x, at + 1..end, train)))
+    }
+
+    /// Grad-CAM's default layer: the last layer that holds a convolution and gives a
+    /// map (a conv, a residual block, a backbone's body), with the batch norm and
+    /// activation that follow it, as Keras' Grad-CAM example takes the last
+    /// convolution's activation (`block14_sepconv2_act`). Its row, or `None` without one.
+    pub fn last_conv_block_row(&self) -> Option<usize> {
+        const CONVOLUTIONAL: [&str; 5] = ["Conv2d", "ResidualBlock", "InvertedResidual", "Bottleneck", "Whiten"];
+        const ELEMENTWISE: [&str; 8] = ["BatchNorm2d", "ReLU", "ReLU6", "ELU", "LeakyReLU", "GELU", "Dropout", "Scale"];
+        let kind = |r: usize| self.rows[r].name.rsplit_once('-').map_or("", |(k, _)| k).to_owned();
+        let is_map = |r: usize| matches!(self.rows[r].output, Shape::Map(..));
+        let cuts = self.cut_points();
+        let last = cuts
+            .iter()
+            .rposition(|&r| is_map(r) && (CONVOLUTIONAL.contains(&kind(r).as_str()) || self.in_backbone_body(r)))?;
+        let block = cuts[last + 1..].iter().take_while(|&&r| is_map(r) && ELEMENTWISE.contains(&kind(r).as_str()));
+        Some(block.last().copied().unwrap_or(cuts[last]))
+    }
+
+    /// Whether row `row` is the output of a pretrained backbone's body.
+    fn in_backbone_body(&self, row: usize) -> bool {
+        self.backbone.is_some() && self.layer_ending_at(row) == Some(0)
+    }
+
     /// Whether the variable `name` belongs to the backbone (not its head); false
     /// without a backbone.
     pub fn in_backbone(&self, name: &str) -> bool {
@@ -303,16 +362,20 @@ impl Network {
 pub fn build(p: &nn::Path, cfg: &ModelConfig, input: Shape, classes: i64) -> Result<Network> {
     let (layers, outputs) = head_layers(cfg, classes)?;
     let rows = plan_layers(cfg, &layers, input, outputs)?;
-    let mut module = nn::seq_t();
+    let mut module: Vec<(Box<dyn ModuleT>, usize)> = vec![];
     let mut whiten = None;
     let frozen = Arc::new(AtomicBool::new(false));
     let mut shape = input;
     let mut head_names = vec![];
     let offset = match cfg.backbone {
         Some(b) => {
-            module = module.add(b.build(p, frozen.clone()));
+            let offset = rows.len() - layers.len();
+            // The backbone's rows end with its last map and the global pooling.
+            module.push((Box::new(crate::backbone::BackboneMaps(b.build(p, frozen.clone()))), offset - 2));
+            let pool = nn::func(|x| x.adaptive_avg_pool2d([1, 1]).flatten(1, -1));
+            module.push((Box::new(pool), offset - 1));
             shape = Shape::Flat(b.features());
-            rows.len() - layers.len()
+            offset
         }
         None => 0,
     };
@@ -327,7 +390,7 @@ pub fn build(p: &nn::Path, cfg: &ModelConfig, input: Shape, classes: i64) -> Res
             head_names.push(name.clone());
         }
         let lp = p / name.as_str();
-        module = match (*layer, shape) {
+        let built: Box<dyn ModuleT> = match (*layer, shape) {
             (LayerSpec::Conv { out, kernel, stride, padding, bias, groups }, Shape::Map(c, ..)) => {
                 let (ws_init, bs_init) = inits(cfg.init, c / groups * kernel * kernel, out / groups * kernel * kernel);
                 let conv = nn::ConvConfig { stride, padding, bias, groups, ws_init, bs_init, ..Default::default() };
@@ -335,61 +398,62 @@ pub fn build(p: &nn::Path, cfg: &ModelConfig, input: Shape, classes: i64) -> Res
                 if cfg.dirac {
                     set_dirac(&conv.ws);
                 }
-                module.add(conv)
+                Box::new(conv)
             }
             (LayerSpec::Batchnorm { scale: true, momentum, eps }, Shape::Map(c, ..)) => {
-                module.add(nn::batch_norm2d(&lp, c, bn_config(momentum, eps)))
+                Box::new(nn::batch_norm2d(&lp, c, bn_config(momentum, eps)))
             }
             (LayerSpec::Batchnorm { scale: true, momentum, eps }, Shape::Flat(n)) => {
-                module.add(nn::batch_norm1d(&lp, n, bn_config(momentum, eps)))
+                Box::new(nn::batch_norm1d(&lp, n, bn_config(momentum, eps)))
             }
             (LayerSpec::Batchnorm { scale: false, momentum, eps }, _) => {
-                module.add(ShiftOnlyBatchNorm::new(&lp, row.output, momentum, eps))
+                Box::new(ShiftOnlyBatchNorm::new(&lp, row.output, momentum, eps))
             }
             (LayerSpec::Whiten { kernel }, Shape::Map(c, ..)) => {
                 let Shape::Map(out, ..) = row.output else { unreachable!("plan gives a map") };
                 let weight = lp.zeros_no_train("weight", &[out, c, kernel, kernel]);
                 let bias = lp.zeros("bias", &[out]);
                 whiten = Some((weight.shallow_clone(), kernel));
-                module.add_fn(move |x| x.conv2d(&weight, Some(&bias), [1, 1], [0, 0], [1, 1], 1))
+                Box::new(nn::func(move |x| x.conv2d(&weight, Some(&bias), [1, 1], [0, 0], [1, 1], 1)))
             }
-            (LayerSpec::Scale { by }, _) => module.add_fn(move |x| x * by),
-            (LayerSpec::Relu, _) => module.add_fn(|x| x.relu()),
-            (LayerSpec::Relu6, _) => module.add_fn(|x| x.clamp(0.0, 6.0)),
-            (LayerSpec::Elu, _) => module.add_fn(|x| x.elu()),
-            (LayerSpec::LeakyRelu, _) => module.add_fn(|x| x.leaky_relu()),
-            (LayerSpec::Gelu, _) => module.add_fn(|x| x.gelu("none")),
+            (LayerSpec::Scale { by }, _) => Box::new(nn::func(move |x| x * by)),
+            (LayerSpec::Relu, _) => Box::new(nn::func(|x| x.relu())),
+            (LayerSpec::Relu6, _) => Box::new(nn::func(|x| x.clamp(0.0, 6.0))),
+            (LayerSpec::Elu, _) => Box::new(nn::func(|x| x.elu())),
+            (LayerSpec::LeakyRelu, _) => Box::new(nn::func(|x| x.leaky_relu())),
+            (LayerSpec::Gelu, _) => Box::new(nn::func(|x| x.gelu("none"))),
             (LayerSpec::Maxpool { kernel, stride }, _) => {
                 let s = stride.unwrap_or(kernel);
-                module.add_fn(move |x| x.max_pool2d([kernel, kernel], [s, s], [0, 0], [1, 1], false))
+                Box::new(nn::func(move |x| x.max_pool2d([kernel, kernel], [s, s], [0, 0], [1, 1], false)))
             }
             (LayerSpec::Avgpool { kernel, stride }, _) => {
                 let s = stride.unwrap_or(kernel);
-                module.add_fn(move |x| x.avg_pool2d([kernel, kernel], [s, s], [0, 0], false, true, None))
+                Box::new(nn::func(move |x| x.avg_pool2d([kernel, kernel], [s, s], [0, 0], false, true, None)))
             }
-            (LayerSpec::GlobalAvgPool, _) => module.add_fn(|x| x.adaptive_avg_pool2d([1, 1]).flatten(1, -1)),
+            (LayerSpec::GlobalAvgPool, _) => Box::new(nn::func(|x| x.adaptive_avg_pool2d([1, 1]).flatten(1, -1))),
             (LayerSpec::Residual { out, stride }, Shape::Map(c, ..)) => {
-                module.add(ResidualBlock::new(&lp, c, out, stride, cfg.init))
+                Box::new(ResidualBlock::new(&lp, c, out, stride, cfg.init))
             }
             (LayerSpec::InvertedResidual { out, expand, kernel, stride }, Shape::Map(c, ..)) => {
-                module.add(crate::backbone::inverted_residual(&lp, c, out, expand, kernel, stride, 0.0))
+                Box::new(crate::backbone::inverted_residual(&lp, c, out, expand, kernel, stride, 0.0))
             }
             (LayerSpec::Bottleneck { out, stride }, Shape::Map(c, ..)) => {
-                module.add(crate::backbone::resnet_block(&lp, c, out / 4, stride, true))
+                Box::new(crate::backbone::resnet_block(&lp, c, out / 4, stride, true))
             }
-            (LayerSpec::Dropout { p }, _) => module.add_fn_t(move |x, train| x.dropout(p, train)),
-            (LayerSpec::Flatten, _) => module.add_fn(|x| x.flatten(1, -1)),
+            (LayerSpec::Dropout { p }, _) => Box::new(nn::func_t(move |x, train| x.dropout(p, train))),
+            (LayerSpec::Flatten, _) => Box::new(nn::func(|x| x.flatten(1, -1))),
             (LayerSpec::Linear { bias, .. }, _) => {
                 let Shape::Flat(out) = row.output else { unreachable!("plan checked linear outputs") };
                 let (ws_init, bs_init) = inits(cfg.init, shape.numel(), out);
                 let linear = nn::LinearConfig { ws_init, bs_init: Some(bs_init), bias };
-                module.add(nn::linear(&lp, shape.numel(), out, linear))
+                Box::new(nn::linear(&lp, shape.numel(), out, linear))
             }
             _ => unreachable!("plan rejected layer {index} on {shape:?}"),
         };
+        module.push((built, offset + index));
         shape = row.output;
     }
-    Ok(Network { rows, input, module, whiten, backbone: cfg.backbone, head_names, frozen })
+    Ok(Network { rows, input, layers: module, whiten, backbone: cfg.backbone, head_names, frozen })
 }
 
 /// Batch normalization with the scale fixed at 1 (PyTorch's `BatchNorm2d` with a

@@ -213,7 +213,7 @@ fn eval_batch(cfg: &TrainConfig, model: &ModelConfig, input: Shape, classes: i64
 }
 
 /// airbench fits its whitening layer to 5,000 training images.
-fn fit_whitening(net: &Network, data: &Dataset, norm: &Normalizer) {
+pub(crate) fn fit_whitening(net: &Network, data: &Dataset, norm: &Normalizer) {
     if !net.has_whitening() {
         return;
     }

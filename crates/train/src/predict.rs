@@ -16,9 +16,9 @@ use crate::run_dir::{files, tch_reason, RunDir, Weights};
 /// One network per class for one-vs-rest runs, else one.
 #[derive(Debug)]
 pub struct Predictor {
-    nets: Vec<(nn::VarStore, Network)>,
-    norm: Normalizer,
-    kind: ModelKind,
+    pub(crate) nets: Vec<(nn::VarStore, Network)>,
+    pub(crate) norm: Normalizer,
+    pub(crate) kind: ModelKind,
     pub classes: Vec<String>,
     pub shape: ImageShape,
 }
