@@ -155,7 +155,9 @@ pub fn lr_find(
 /// subsequence ending at each point), and the rate 1/3 + 1/6 of the way along it.
 pub fn valley(lrs: &[f64], losses: &[f64]) -> f64 {
     let n = losses.len();
-    let (mut max_start, mut max_end) = (0, 0);
+    // fastai's arithmetic, in signed integers: `max_start` is -1 when the longest run
+    // starts at the first point, and a negative index counts from the end, as Python's.
+    let (mut max_start, mut max_end) = (0isize, 0usize);
     let mut lds = vec![1usize; n];
     for i in 1..n {
         for j in 0..i {
@@ -164,13 +166,13 @@ pub fn valley(lrs: &[f64], losses: &[f64]) -> f64 {
             }
             if lds[max_end] < lds[i] {
                 max_end = i;
-                max_start = max_end - lds[max_end];
+                max_start = max_end as isize - lds[max_end] as isize;
             }
         }
     }
-    let sections = (max_end - max_start) as f64 / 3.0;
-    let idx = max_start + sections as usize + (sections / 2.0) as usize;
-    lrs[idx]
+    let sections = (max_end as isize - max_start) as f64 / 3.0;
+    let idx = max_start + sections as isize + (sections / 2.0) as isize;
+    lrs[if idx < 0 { (n as isize + idx) as usize } else { idx as usize }]
 }
 
 /// fastai's `steep`: the rate where the loss falls fastest per unit of ln(lr).

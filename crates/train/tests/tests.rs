@@ -527,3 +527,101 @@ fn lr_multipliers_scale_the_step() {
     let close = |t: &tch::Tensor, v: f64| (t - v).abs().max().double_value(&[]) < 1e-7;
     assert!(close(&a, -0.1) && close(&b, -0.025), "{a} {b}");
 }
+
+/// Two classes of 4x4 grey images, bright on the left half (class 0) or on the right
+/// half (class 1), over noise: linearly separable.
+fn halves(n: usize, seed: u32) -> Dataset {
+    let shape = ImageShape { channels: 1, height: 4, width: 4 };
+    let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        state
+    };
+    let (mut pixels, mut labels) = (Vec::new(), Vec::new());
+    for i in 0..n {
+        let label = (i % 2) as u8;
+        for _y in 0..4 {
+            for x in 0..4 {
+                let bright = (x < 2) == (label == 0);
+                pixels.push(if bright { 150 + (next() % 100) as u8 } else { (next() % 100) as u8 });
+            }
+        }
+        labels.push(label);
+    }
+    Dataset::new(shape, pixels, labels, vec!["left".into(), "right".into()]).unwrap()
+}
+
+/// fastai's range test on a case whose answer is known: a linear model on linearly
+/// separable data, plain SGD. From the same starting weights, one full-batch SGD step
+/// lowers the loss for every rate up to some `lr_max` and raises it above; the valley
+/// and steepest-descent suggestions must be rates where it lowers it. The record is an
+/// exponential ramp, the smoothed loss fastai's debiased moving average of the batch
+/// losses, and the test stops once the loss diverges.
+#[test]
+fn lr_find_suggests_rates_where_one_sgd_step_lowers_the_loss() {
+    use cnnlab_models::Shape;
+    use cnnlab_train::{lr_find, LrFindConfig, Normalizer};
+    use tch::nn::ModuleT;
+    let _serial = serial();
+    let data = halves(512, 7);
+    let splits = Splits::new(data.clone(), halves(64, 8));
+    let mut linear = model();
+    linear.layers = vec![LayerSpec::Flatten, LayerSpec::Linear { out: None, bias: true }];
+    let cfg = TrainConfig {
+        optimizer: OptimizerKind::Sgd,
+        momentum: 0.0,
+        weight_decay: 0.0,
+        batch_size: 64,
+        // A finite optimum (the plain cross-entropy of separable data falls towards 0
+        // whatever the step), so that too large a step overshoots it.
+        label_smoothing: 0.1,
+        ..config(1)
+    };
+    let find = LrFindConfig { start: 1e-5, end: 1e4, steps: 100, stop_div: true };
+    let found = lr_find(&splits, &Imbalance::None, &[], &linear, &cfg, &find).unwrap();
+
+    let n = found.lrs.len();
+    assert!(found.diverged && n < 100, "the loss diverges before 1e4: {n} steps");
+    for (i, lr) in found.lrs.iter().enumerate() {
+        let expected = 1e-5 * 1e9f64.powf(i as f64 / 100.0);
+        assert!((lr / expected - 1.0).abs() < 1e-9, "step {i}: {lr} vs {expected}");
+    }
+    let mut avg = 0.0;
+    for (i, (raw, smooth)) in found.raw.iter().zip(&found.losses).enumerate() {
+        avg = 0.98 * avg + 0.02 * raw;
+        assert!((smooth - avg / (1.0 - 0.98f64.powi(i as i32 + 1))).abs() < 1e-9, "step {i}");
+    }
+    let best = found.losses.iter().cloned().fold(f64::INFINITY, f64::min);
+    assert!(found.losses[n - 1] > 4.0 * best, "stopped at 4x the best smoothed loss");
+
+    // One full-batch SGD step from the weights the test started from (train.seed).
+    let norm = Normalizer::fit(&data, tch::Device::Cpu);
+    let xs = norm.to_tensor(&data.pixels);
+    let ys = tch::Tensor::from_slice(&data.labels.iter().map(|&l| l as i64).collect::<Vec<_>>());
+    let lowers = |lr: f64| -> bool {
+        tch::manual_seed(cfg.seed as i64);
+        let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+        let net = cnnlab_models::build(&vs.root(), &linear, Shape::Map(1, 4, 4), 2).unwrap();
+        let loss =
+            |logits: tch::Tensor| logits.cross_entropy_loss(&ys, None::<tch::Tensor>, tch::Reduction::Mean, -100, 0.1);
+        let before = loss(net.forward_t(&xs, true));
+        before.backward();
+        tch::no_grad(|| {
+            for mut v in vs.trainable_variables() {
+                let step = v.grad() * lr;
+                let _ = v.f_sub_(&step).unwrap();
+            }
+        });
+        let after = loss(net.forward_t(&xs, true));
+        f64::try_from(after).unwrap() < f64::try_from(before).unwrap()
+    };
+    let grid: Vec<f64> = (-12..=16).map(|k| 10f64.powf(k as f64 / 4.0)).collect();
+    let lr_max = grid.iter().copied().take_while(|&lr| lowers(lr)).last().expect("small steps lower the loss");
+    assert!(!lowers(lr_max * 10.0), "a large enough step raises the loss ({lr_max})");
+    for (name, lr) in [("valley", found.valley.unwrap()), ("steep", found.steep.unwrap())] {
+        assert!(lr <= lr_max && lowers(lr), "{name} {lr:.3e}: one SGD step must lower the loss (up to {lr_max:.3e})");
+    }
+    assert!(found.valley.unwrap() > 1e-3, "not a vanishing rate: {:?}", found.valley);
+}
