@@ -48,7 +48,8 @@ pub fn curves(path: &Path, title: &str, rows: &[Epoch]) -> Result<()> {
         root.fill(&WHITE)?;
         let root = root.titled(title, (FONT, 20))?;
         let (left, right) = root.split_horizontally(500);
-        let last = rows.iter().map(|r| r.epoch).max().unwrap_or(1).max(2);
+        // Half an epoch of margin each side: a one-epoch run's points are not on the axis.
+        let last = rows.iter().map(|r| r.epoch).max().unwrap_or(1) as f64 + 0.5;
         let panels: [(&DrawingArea<_, _>, &str, Pick); 2] =
             [(&left, "loss", |r| r.loss), (&right, "accuracy", |r| r.accuracy)];
         for (area, name, pick) in panels {
@@ -60,19 +61,22 @@ pub fn curves(path: &Path, title: &str, rows: &[Epoch]) -> Result<()> {
                 .margin(12)
                 .x_label_area_size(30)
                 .y_label_area_size(50)
-                .build_cartesian_2d(1usize..last, (lo - pad)..(hi + pad))?;
+                .build_cartesian_2d(0.5..last, (lo - pad)..(hi + pad))?;
+            // Enough decimals that no two labels of the axis read the same.
+            let decimals = (-(hi - lo).log10()).ceil().max(0.0) as usize + 1;
             chart
                 .configure_mesh()
                 .light_line_style(TRANSPARENT)
                 .label_style((FONT, 13))
-                .x_labels(last.min(12))
-                .y_label_formatter(&|v| format!("{v:.2}"))
+                .x_labels((last as usize).min(12))
+                .x_label_formatter(&|v| if (v - v.round()).abs() < 1e-6 { format!("{v:.0}") } else { String::new() })
+                .y_label_formatter(&|v| format!("{v:.decimals$}"))
                 .x_desc("epoch")
                 .y_desc(name)
                 .draw()?;
             for (label, colour, series) in [("train", BLUE, 0), ("val", RED, 1)] {
-                let pts: Vec<(usize, f64)> =
-                    rows.iter().map(|r| (r.epoch, if series == 0 { pick(r).0 } else { pick(r).1 })).collect();
+                let pts: Vec<(f64, f64)> =
+                    rows.iter().map(|r| (r.epoch as f64, if series == 0 { pick(r).0 } else { pick(r).1 })).collect();
                 // Markers too: a one-epoch run has no line to draw.
                 chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, colour.filled())))?;
                 chart

@@ -418,9 +418,25 @@ fn opt(v: Option<f64>) -> String {
     v.map_or("-".into(), |v| format!("{v:.4}"))
 }
 
+/// A metric's name as the tables' headers say it (`f1_macro` -> `macro-F1`).
+fn metric_title(metric: &str) -> &str {
+    match metric {
+        "f1_macro" => "macro-F1",
+        "f1_micro" => "micro-F1",
+        "f1_weighted" => "weighted F1",
+        "balanced_accuracy" => "balanced accuracy",
+        "roc_auc" => "ROC AUC",
+        "mcc" => "MCC",
+        other => other,
+    }
+}
+
 fn duration(s: f64) -> String {
     if !s.is_finite() {
         "-".into()
+    } else if s < 9.95 {
+        // A smoke run's epochs take under a second: "0 s" would say nothing.
+        format!("{s:.1} s")
     } else if s < 120.0 {
         format!("{s:.0} s")
     } else {
@@ -588,7 +604,7 @@ fn comparisons(tables: &[Comparison], runs: &[RunRow], boot: &Bootstrap) -> Vec<
             ]);
         }
         let mut header: Vec<String> = COMPARISON_HEADER.iter().map(|h| h.to_string()).collect();
-        header.push(format!("{metric} vs baseline [95% CI]"));
+        header.push(format!("{} vs baseline [95% CI]", metric_title(metric.name())));
         header.push("verdict (0.05, Holm)".to_owned());
         let method_note = format!(
             "Intervals are 95%: a bootstrap over the test set for one run ({} resamples), Student-t over seeds for \
