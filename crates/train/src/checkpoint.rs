@@ -78,6 +78,7 @@ pub(crate) fn save(run: &RunDir, learner: &Learner, progress: &Progress) -> Resu
         learner.vs.variables().into_iter().map(|(k, v)| (format!("model.{k}"), v)).map(to_cpu).collect();
     named.extend(learner.opt.state().into_iter().map(to_cpu));
     named.extend(learner.lookahead.as_ref().map(|l| l.state()).unwrap_or_default().into_iter().map(to_cpu));
+    named.extend(learner.ema.as_ref().map(|e| e.state()).unwrap_or_default().into_iter().map(to_cpu));
     let json = serde_json::to_vec(progress).expect("plain struct");
     named.push((PROGRESS_KEY.into(), Tensor::from_slice(&json)));
     named.sort_by(|a, b| a.0.cmp(&b.0));
@@ -108,6 +109,9 @@ pub(crate) fn load(run: &RunDir, learner: &mut Learner) -> Result<Progress> {
     learner.opt.load_state(&saved).map_err(|e| bad(e.to_string()))?;
     if let Some(la) = learner.lookahead.as_mut() {
         la.load(&saved).map_err(|e| bad(e.to_string()))?;
+    }
+    if let Some(ema) = learner.ema.as_mut() {
+        ema.load(&saved).map_err(|e| bad(e.to_string()))?;
     }
     Ok(progress)
 }

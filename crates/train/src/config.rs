@@ -27,6 +27,21 @@ pub struct Lookahead {
     pub decay: f64,
 }
 
+/// `ema = { decay = 0.999, warmup = true }`: an exponential moving average of the
+/// weights, as timm's `ModelEmaV3` keeps it: after every optimizer step `t`, each
+/// trainable weight moves to `d * ema + (1 - d) * weight` and the batch-norm
+/// statistics are copied; `d` is `decay`, or with `warmup` `min(decay, 1 - (1 +
+/// (t - 1))^(-2/3))` (0 at the first step). Validation, `best.safetensors`, the last
+/// weights and the test use the averaged weights.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ema {
+    #[serde(default = "defaults::ema_decay")]
+    pub decay: f64,
+    #[serde(default)]
+    pub warmup: bool,
+}
+
 /// `mix = { kind = "cutmix", alpha = 1.0, p = 1.0 }`: with probability `p` a training
 /// batch is mixed with itself rolled by one image, with a weight drawn from
 /// `Beta(alpha, alpha)` (`torchvision.transforms.v2.MixUp` / `CutMix`).
@@ -135,6 +150,10 @@ pub struct TrainConfig {
     pub epochs: usize,
     #[serde(default = "defaults::batch_size")]
     pub batch_size: usize,
+    /// Gradient accumulation: one optimizer step per this many batches (an effective
+    /// batch of `accumulate * batch_size`); the schedule counts optimizer steps.
+    #[serde(default = "defaults::one_usize", skip_serializing_if = "defaults::is_one_usize")]
+    pub accumulate: usize,
     /// Batch size of evaluation (no gradients, so it can be larger).
     #[serde(default = "defaults::eval_batch_size")]
     pub eval_batch_size: usize,
@@ -187,6 +206,9 @@ pub struct TrainConfig {
     /// Lookahead weight averaging, see [`Lookahead`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lookahead: Option<Lookahead>,
+    /// An exponential moving average of the weights, see [`Ema`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ema: Option<Ema>,
     /// MixUp or CutMix of training batches, see [`Mix`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mix: Option<Mix>,
@@ -210,6 +232,7 @@ impl Default for TrainConfig {
         TrainConfig {
             epochs: defaults::epochs(),
             batch_size: defaults::batch_size(),
+            accumulate: 1,
             eval_batch_size: defaults::eval_batch_size(),
             optimizer: defaults::optimizer(),
             lr: defaults::lr(),
@@ -228,6 +251,7 @@ impl Default for TrainConfig {
             early_stopping: None,
             tta: Tta::None,
             lookahead: None,
+            ema: None,
             mix: None,
             pipeline: Feed::Host,
             freeze_epochs: 0,
@@ -244,6 +268,16 @@ mod defaults {
     }
     pub(super) fn is_one(v: &f64) -> bool {
         *v == 1.0
+    }
+
+    pub(super) fn one_usize() -> usize {
+        1
+    }
+    pub(super) fn is_one_usize(v: &usize) -> bool {
+        *v == 1
+    }
+    pub(super) fn ema_decay() -> f64 {
+        0.9998
     }
 
     pub(super) fn is_zero(v: &usize) -> bool {
@@ -290,6 +324,8 @@ impl TrainConfig {
         let checks = [
             (self.epochs == 0, "train.epochs", "must be at least 1"),
             (self.batch_size == 0, "train.batch_size", "must be at least 1"),
+            (self.accumulate == 0, "train.accumulate", "must be at least 1"),
+            (self.ema.is_some_and(|e| !(0.0..1.0).contains(&e.decay)), "train.ema.decay", "must be in [0, 1)"),
             (self.eval_batch_size == 0, "train.eval_batch_size", "must be at least 1"),
             (!(self.lr > 0.0 && self.lr < f32::MAX as f64), "train.lr", "must be a positive number"),
             (!(self.weight_decay >= 0.0 && self.weight_decay.is_finite()), "train.weight_decay", "must be >= 0"),

@@ -296,6 +296,13 @@ fn run_epoch(ctx: &Ctx<'_>, learner: &mut Learner, progress: &mut Progress) -> R
     let started = Instant::now();
     let plan = epoch_plan(ctx, epoch);
     let n_batches = plan.len().div_ceil(cfg.batch_size);
+    // Gradient accumulation: optimizer step `g` gathers batches `g * n .. (g + 1) * n`,
+    // each batch's loss weighted by its share of the step's samples.
+    let n = cfg.accumulate.max(1);
+    let n_steps = n_batches.div_ceil(n);
+    let batch_len = |b: usize| cfg.batch_size.min(plan.len() - b * cfg.batch_size);
+    let step_len = |g: usize| (g * n..((g + 1) * n).min(n_batches)).map(batch_len).sum::<usize>();
+    learner.use_trained();
     let bar = progress_bar(ctx.opts.quiet, plan.len() as u64, format!("epoch {epoch}/{}", cfg.epochs));
     let (start_batch, seen_before) = (progress.position.batches_done, progress.tally.seen);
     bar.set_position(seen_before as u64);
@@ -303,12 +310,20 @@ fn run_epoch(ctx: &Ctx<'_>, learner: &mut Learner, progress: &mut Progress) -> R
     let interrupt = ctx.opts.interrupt.as_deref().unwrap_or(&NEVER);
     let mut last_line = Instant::now();
     let mut step = |b: usize, xs: Tensor, ys: Tensor| -> Result<()> {
-        if interrupt.load(Ordering::SeqCst) {
-            return Err(Error::Interrupted { epoch, batch: b });
+        let g = b / n;
+        if b.is_multiple_of(n) {
+            // Ctrl-C stops between optimizer steps, never inside an accumulation.
+            if interrupt.load(Ordering::SeqCst) {
+                return Err(Error::Interrupted { epoch, batch: b });
+            }
+            learner.opt.zero_grad();
         }
-        lr = lr_at(cfg, epoch, b, n_batches, progress);
-        let at = StepAt { epoch, batch: b, total_steps: cfg.epochs * n_batches };
-        let s = learner.step(at, &xs, &ys, lr)?;
+        lr = lr_at(cfg, epoch, g, n_steps, progress);
+        let at = StepAt { epoch, batch: b, total_steps: cfg.epochs * n_steps };
+        let s = learner.accumulate(at, &xs, &ys, batch_len(b) as f64 / step_len(g) as f64)?;
+        if (b + 1).is_multiple_of(n) || b + 1 == n_batches {
+            learner.apply(at, lr)?;
+        }
         let t = &mut progress.tally;
         (t.loss_sum, t.correct, t.seen) = (t.loss_sum + s.loss * s.n as f64, t.correct + s.correct, t.seen + s.n);
         progress.position.batches_done = b + 1;
@@ -362,6 +377,9 @@ fn run_epoch(ctx: &Ctx<'_>, learner: &mut Learner, progress: &mut Progress) -> R
         // The last scheduled epoch is evaluated with the final (averaged) weights.
         learner.finish();
     }
+    // Validation, `best` and `last` score and hold the weights' average (`train.ema`);
+    // the next epoch trains on from the model's own.
+    learner.use_average();
     let eval_data = ctx.splits.eval();
     let eval = evaluate(&learner.net, eval_data, ctx.norm, ctx.eval_batch)?;
     let t = &progress.tally;

@@ -7,6 +7,7 @@ use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
 
 use crate::config::TrainConfig;
+use crate::ema::EmaState;
 use crate::error::{Error, Result};
 use crate::lookahead::LookaheadState;
 use crate::mix::mix_batch;
@@ -18,6 +19,7 @@ pub(crate) struct Learner {
     pub(crate) net: Network,
     pub(crate) opt: Optimizer,
     pub(crate) lookahead: Option<LookaheadState>,
+    pub(crate) ema: Option<EmaState>,
     class_weights: Option<Tensor>,
     cfg: TrainConfig,
     /// The backbone's trainable variables while it is frozen.
@@ -76,8 +78,9 @@ impl Learner {
         }
         prepare(&net);
         let lookahead = cfg.lookahead.map(|l| LookaheadState::new(&vs, l));
+        let ema = cfg.ema.map(|e| EmaState::new(&vs, e));
         let class_weights = class_weights.map(|w| Tensor::from_slice(&w).to_device(device));
-        Ok(Learner { vs, net, opt, lookahead, class_weights, cfg: cfg.clone(), frozen: vec![] })
+        Ok(Learner { vs, net, opt, lookahead, ema, class_weights, cfg: cfg.clone(), frozen: vec![] })
     }
 
     /// Freezes the backbone (no gradients, batch norms in eval mode) or thaws it;
@@ -108,6 +111,16 @@ impl Learner {
     /// A non-finite loss stops before the step, so the weights stay those of the last
     /// good step.
     pub(crate) fn step(&mut self, at: StepAt, xs: &Tensor, ys: &Tensor, lr: f64) -> Result<StepStats> {
+        self.opt.zero_grad();
+        let stats = self.accumulate(at, xs, ys, 1.0)?;
+        self.apply(at, lr)?;
+        Ok(stats)
+    }
+
+    /// Forward, loss and backward of one batch, the loss weighted by `weight` (its
+    /// share of the optimizer step's samples): the gradients add to those already
+    /// there. A non-finite loss is an error before the backward pass.
+    pub(crate) fn accumulate(&mut self, at: StepAt, xs: &Tensor, ys: &Tensor, weight: f64) -> Result<StepStats> {
         // Mixing draws from its own generator, seeded per batch: a resumed run mixes alike.
         let mixed = self.cfg.mix.and_then(|m| mix_batch(xs, ys, &m, &mut seed::mix(self.cfg.seed, at.epoch, at.batch)));
         let (logits, loss) = match mixed {
@@ -126,8 +139,18 @@ impl Learner {
         if !value.is_finite() {
             return Err(Error::NonFinite { value, epoch: at.epoch, batch: at.batch + 1 });
         }
-        self.opt.zero_grad();
-        loss.backward();
+        if weight == 1.0 {
+            loss.backward();
+        } else {
+            (loss * weight).backward();
+        }
+        let correct = i64::try_from(logits.argmax(-1, false).eq_tensor(ys).sum(Kind::Int64))?;
+        Ok(StepStats { loss: value, correct, n: ys.size()[0] as usize })
+    }
+
+    /// Clipping, one optimizer step at learning rate `lr` on the gradients gathered
+    /// since [`Optimizer::zero_grad`], then lookahead and the weights' average.
+    pub(crate) fn apply(&mut self, at: StepAt, lr: f64) -> Result<()> {
         if let Some(max) = self.cfg.grad_clip {
             self.opt.clip_grad_norm(max)?;
         }
@@ -135,15 +158,35 @@ impl Learner {
         if let Some(la) = self.lookahead.as_mut() {
             la.after_step(self.opt.steps() as usize, at.total_steps);
         }
-        let correct = i64::try_from(logits.argmax(-1, false).eq_tensor(ys).sum(Kind::Int64))?;
-        Ok(StepStats { loss: value, correct, n: ys.size()[0] as usize })
+        if let Some(ema) = self.ema.as_mut() {
+            ema.update();
+        }
+        Ok(())
     }
 
-    /// The end of training: the model takes lookahead's slow weights (a no-op without
-    /// lookahead, and when they were taken already).
+    /// Before evaluating or saving a checkpoint: the model takes the weights' average
+    /// (`train.ema`; a no-op without).
+    pub(crate) fn use_average(&mut self) {
+        if let Some(ema) = self.ema.as_mut() {
+            ema.hold_average();
+        }
+    }
+
+    /// Before training: the model takes its own weights back from [`Learner::use_average`].
+    pub(crate) fn use_trained(&mut self) {
+        if let Some(ema) = self.ema.as_mut() {
+            ema.hold_trained();
+        }
+    }
+
+    /// The end of training: the model takes lookahead's slow weights, or the weights'
+    /// average (a no-op without either, and when they were taken already).
     pub(crate) fn finish(&mut self) {
         if let Some(la) = self.lookahead.as_mut() {
             la.finish();
+        }
+        if let Some(ema) = self.ema.as_mut() {
+            ema.finish();
         }
     }
 }

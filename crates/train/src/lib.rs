@@ -22,6 +22,7 @@
 mod batch;
 mod checkpoint;
 mod config;
+mod ema;
 mod error;
 mod evaluate;
 mod explain;
@@ -41,7 +42,7 @@ mod seed;
 mod tensorboard;
 
 pub use batch::{gather, EpochAugment, HostBatch, Normalizer};
-pub use config::{DeviceChoice, EarlyStopping, Feed, Lookahead, Mix, MixKind, OptimizerKind, TrainConfig, Tta};
+pub use config::{DeviceChoice, EarlyStopping, Ema, Feed, Lookahead, Mix, MixKind, OptimizerKind, TrainConfig, Tta};
 pub use error::{Error, Result};
 pub use evaluate::{evaluate, evaluate_tta, score, Evaluation};
 pub use explain::{cam_layer, GradCam};

@@ -53,11 +53,11 @@ pub(crate) fn end_epoch(
 }
 
 /// Training is over, whichever way it ended: the model takes lookahead's averaged
-/// weights and `last.safetensors` holds them. The last scheduled epoch takes them
+/// weights (or `train.ema`'s average) and `last.safetensors` holds them. The last scheduled epoch takes them
 /// before its evaluation (so its row in `history.csv` scores them); a run that early
 /// stopping ended takes them here, after its last evaluation.
 pub(crate) fn end_training(run: &RunDir, learner: &mut Learner, already_averaged: bool) -> Result<()> {
-    if learner.lookahead.is_some() && !already_averaged {
+    if (learner.lookahead.is_some() || learner.ema.is_some()) && !already_averaged {
         learner.finish();
         run.save_vars(files::LAST, &learner.vs)?;
     }

@@ -228,6 +228,25 @@ fn interrupted_run_resumes_to_the_same_history() {
     cfg.warmup_epochs = 0.5;
     let mut m = model();
     m.layers.insert(6, LayerSpec::Dropout { p: 0.3 });
+    interrupt_and_resume(&cfg, &m);
+}
+
+/// The same with gradient accumulation and the weights' average on: the average, its
+/// step count and which weights the model held are part of the checkpoint.
+#[test]
+fn interrupted_run_with_ema_and_accumulation_resumes_exactly() {
+    let _serial = serial();
+    let mut cfg = config(4);
+    cfg.schedule = Schedule::OneCycle { pct_start: 0.25, div_factor: 25.0, final_div_factor: 1e4 };
+    cfg.accumulate = 3;
+    cfg.ema = Some(cnnlab_train::Ema { decay: 0.99, warmup: true });
+    interrupt_and_resume(&cfg, &model());
+}
+
+/// Trains `cfg` whole, and again interrupted in epoch 2 and resumed: the histories
+/// must be equal, and resuming the finished run only re-evaluates.
+fn interrupt_and_resume(cfg: &TrainConfig, m: &ModelConfig) {
+    let (cfg, m) = (cfg.clone(), m.clone());
     let aug = [Op::Hflip { p: 0.5 }];
     let dir = tempfile::tempdir().unwrap();
     let whole = RunOptions { out_dir: dir.path().join("whole"), quiet: true, ..Default::default() };
@@ -624,4 +643,41 @@ fn lr_find_suggests_rates_where_one_sgd_step_lowers_the_loss() {
         assert!(lr <= lr_max && lowers(lr), "{name} {lr:.3e}: one SGD step must lower the loss (up to {lr_max:.3e})");
     }
     assert!(found.valley.unwrap() > 1e-3, "not a vanishing rate: {:?}", found.valley);
+}
+
+/// Gradient accumulation: 4 batches of 16 make the optimizer step that one batch of 64
+/// makes (a network without batch norm or dropout, plain SGD): the same weights to 1e-5.
+#[test]
+fn accumulating_four_batches_of_16_is_one_batch_of_64() {
+    let _serial = serial();
+    let mut m = model();
+    m.layers.retain(|l| !matches!(l, LayerSpec::Batchnorm { .. }));
+    let dir = tempfile::tempdir().unwrap();
+    let mut weights = vec![];
+    for (batch_size, accumulate) in [(64, 1), (16, 4)] {
+        let cfg = TrainConfig {
+            batch_size,
+            accumulate,
+            optimizer: OptimizerKind::Sgd,
+            lr: 0.05,
+            momentum: 0.9,
+            schedule: Schedule::Cosine { min_lr: 0.0 },
+            ..config(2)
+        };
+        let opts = RunOptions { out_dir: dir.path().join(format!("b{batch_size}")), quiet: true, ..Default::default() };
+        train(&splits(), &Imbalance::None, &[], &m, &cfg, &opts).unwrap();
+        let mut tensors = tch::Tensor::read_safetensors(opts.out_dir.join("last.safetensors")).unwrap();
+        tensors.sort_by(|a, b| a.0.cmp(&b.0));
+        weights.push(tensors);
+    }
+    assert!(!weights[0].is_empty());
+    for ((name, a), (other, b)) in weights[0].iter().zip(&weights[1]) {
+        assert_eq!(name, other);
+        let diff = f64::try_from((a - b).abs().max()).unwrap();
+        assert!(diff < 1e-5, "{name}: batch 64 and 4 x 16 differ by {diff}");
+    }
+    // Not equal by doing nothing: the network learned.
+    let history = std::fs::read_to_string(dir.path().join("b16/history.csv")).unwrap();
+    let loss: Vec<f64> = history.lines().skip(1).map(|l| l.split(',').nth(1).unwrap().parse().unwrap()).collect();
+    assert!(loss.len() == 2 && loss[1] < loss[0], "{history}");
 }
