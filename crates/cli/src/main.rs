@@ -372,8 +372,11 @@ fn inspect_run(run: &RunDir, metrics: &cnnlab_train::FinalMetrics, test: &cnnlab
         plots::image_grid(&grid, "top losses (test): true class, predicted class and its probability", &tiles, 4)?;
         images.push(("top_losses/test", read(&grid)?));
     }
-    if let Some(grid) = explain_cmd::gradcam_grid(run, test)? {
-        images.push(("gradcam/test", read(&grid)?));
+    // A picture more, not a result: a run that cannot draw it still finished.
+    match explain_cmd::gradcam_grid(run, test) {
+        Ok(Some(grid)) => images.push(("gradcam/test", read(&grid)?)),
+        Ok(None) => {}
+        Err(e) => tracing::warn!("no Grad-CAM grid for {}: {e:#}", run.path().display()),
     }
     let named: Vec<(&str, &[u8])> = images.iter().map(|(tag, bytes)| (*tag, bytes.as_slice())).collect();
     run.write_tensorboard(&run.read_history()?, &named)?;
