@@ -116,6 +116,38 @@ pub(crate) fn load(run: &RunDir, learner: &mut Learner) -> Result<Progress> {
     Ok(progress)
 }
 
+/// Every floating-point variable of `vs` (weights and batch-norm statistics), sorted
+/// by name: what lookahead and the weights' average keep a copy of.
+pub(crate) fn float_variables(vs: &tch::nn::VarStore) -> (Vec<String>, Vec<Tensor>) {
+    let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(_, t)| t.is_floating_point()).collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    vars.into_iter().unzip()
+}
+
+/// `tensors` named `<prefix>.<name>` for the resumable checkpoint.
+pub(crate) fn prefixed(prefix: &str, names: &[String], tensors: &[Tensor]) -> Vec<(String, Tensor)> {
+    names.iter().zip(tensors).map(|(n, t)| (format!("{prefix}.{n}"), t.shallow_clone())).collect()
+}
+
+/// Copies `<prefix>.<name>` of `saved` into each of `tensors`; a missing one is named,
+/// with `hint`.
+pub(crate) fn restore_prefixed(
+    saved: &HashMap<String, Tensor>,
+    prefix: &str,
+    names: &[String],
+    tensors: &mut [Tensor],
+    hint: &'static str,
+) -> Result<()> {
+    tch::no_grad(|| {
+        for (name, tensor) in names.iter().zip(tensors) {
+            let key = format!("{prefix}.{name}");
+            let src = saved.get(&key).ok_or(Error::MissingTensor { name: key.clone(), hint })?;
+            tensor.f_copy_(src)?;
+        }
+        Ok(())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

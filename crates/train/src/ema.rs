@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use tch::nn::VarStore;
 use tch::Tensor;
 
+use crate::checkpoint;
 use crate::config::Ema;
 use crate::error::{Error, Result};
 
@@ -29,12 +30,9 @@ pub(crate) struct EmaState {
 impl EmaState {
     /// Starts the average at the model's current weights.
     pub(crate) fn new(vs: &VarStore, cfg: Ema) -> Self {
-        let mut vars: Vec<(String, Tensor)> =
-            vs.variables().into_iter().filter(|(_, t)| t.is_floating_point()).collect();
-        vars.sort_by(|a, b| a.0.cmp(&b.0));
-        let trains = vars.iter().map(|(_, t)| t.requires_grad()).collect();
-        let average = vars.iter().map(|(_, t)| t.detach().copy()).collect();
-        let (names, model) = vars.into_iter().unzip();
+        let (names, model) = checkpoint::float_variables(vs);
+        let trains = model.iter().map(Tensor::requires_grad).collect();
+        let average = model.iter().map(|t| t.detach().copy()).collect();
         EmaState { cfg, names, trains, average, model, updates: 0, swapped: false, finished: false }
     }
 
@@ -117,8 +115,7 @@ impl EmaState {
     /// `ema.<variable>`, the update count and which side the model holds, for the
     /// resumable checkpoint.
     pub(crate) fn state(&self) -> Vec<(String, Tensor)> {
-        let mut named: Vec<(String, Tensor)> =
-            self.names.iter().zip(&self.average).map(|(n, t)| (format!("ema.{n}"), t.shallow_clone())).collect();
+        let mut named = checkpoint::prefixed("ema", &self.names, &self.average);
         let flags = [self.updates, i64::from(self.swapped), i64::from(self.finished)];
         named.push(("ema_updates".into(), Tensor::from_slice(&flags)));
         named
@@ -126,20 +123,16 @@ impl EmaState {
 
     /// Restores what [`EmaState::state`] saved.
     pub(crate) fn load(&mut self, saved: &HashMap<String, Tensor>) -> Result<()> {
-        let missing = |name: String| Error::MissingTensor { name, hint: " (was train.ema added?)" };
-        tch::no_grad(|| {
-            for (name, average) in self.names.iter().zip(&mut self.average) {
-                let key = format!("ema.{name}");
-                average.f_copy_(saved.get(&key).ok_or_else(|| missing(key.clone()))?)?;
-            }
-            let updates = saved.get("ema_updates").ok_or_else(|| missing("ema_updates".into()))?;
-            let flags = Vec::<i64>::try_from(updates)?;
-            let [updates, swapped, finished] = flags[..] else {
-                return Err(Error::MissingTensor { name: "ema_updates (3 values)".into(), hint: "" });
-            };
-            (self.updates, self.swapped, self.finished) = (updates, swapped != 0, finished != 0);
-            Ok(())
-        })
+        const HINT: &str = " (was train.ema added?)";
+        checkpoint::restore_prefixed(saved, "ema", &self.names, &mut self.average, HINT)?;
+        let updates =
+            saved.get("ema_updates").ok_or(Error::MissingTensor { name: "ema_updates".into(), hint: HINT })?;
+        let flags = Vec::<i64>::try_from(updates)?;
+        let [updates, swapped, finished] = flags[..] else {
+            return Err(Error::MissingTensor { name: "ema_updates (3 values)".into(), hint: "" });
+        };
+        (self.updates, self.swapped, self.finished) = (updates, swapped != 0, finished != 0);
+        Ok(())
     }
 }
 

@@ -134,14 +134,7 @@ pub(crate) fn fit(
     let data = &splits.train;
     let input = Shape::Map(data.shape.channels as i64, data.shape.height as i64, data.shape.width as i64);
     let classes = data.num_classes() as i64;
-    // Pretrained weights expect the statistics they were trained with.
-    let norm = match model.pretrained {
-        Some(_) => Normalizer::imagenet(data.shape, device)?,
-        None => Normalizer::fit(data, device),
-    };
-    let weights = imbalance.class_weights(&data.class_counts());
-    let mut learner =
-        Learner::new(model, cfg, (input, classes), weights, device, |net| fit_whitening(net, data, &norm))?;
+    let (mut learner, norm) = start_learner(data, imbalance, model, cfg, device)?;
     norm.save(&run.file(files::NORMALIZER))?;
     let feed = match cfg.pipeline {
         Feed::Host => None,
@@ -192,6 +185,28 @@ pub(crate) fn fit(
     Ok(Fitted { learner, norm, eval_batch, device, progress })
 }
 
+/// The learner a run (or `lr_find`) starts from, on the training split `data`: the
+/// network from `train.seed` with its pretrained weights, whitening fitted, the
+/// imbalance strategy's class weights, and the normalizer its inputs take.
+pub(crate) fn start_learner(
+    data: &Dataset,
+    imbalance: &Imbalance,
+    model: &ModelConfig,
+    cfg: &TrainConfig,
+    device: Device,
+) -> Result<(Learner, Normalizer)> {
+    let input = Shape::Map(data.shape.channels as i64, data.shape.height as i64, data.shape.width as i64);
+    let classes = data.num_classes() as i64;
+    // Pretrained weights expect the statistics they were trained with.
+    let norm = match model.pretrained {
+        Some(_) => Normalizer::imagenet(data.shape, device)?,
+        None => Normalizer::fit(data, device),
+    };
+    let weights = imbalance.class_weights(&data.class_counts());
+    let learner = Learner::new(model, cfg, (input, classes), weights, device, |net| fit_whitening(net, data, &norm))?;
+    Ok((learner, norm))
+}
+
 /// What two f32 layer outputs of one evaluation batch may take: a forward pass without
 /// gradients holds a layer's input and output at once. At 224x224 the default
 /// `eval_batch_size = 500` needed 2 x 1.6 GB for the first conv alone.
@@ -213,7 +228,7 @@ fn eval_batch(cfg: &TrainConfig, model: &ModelConfig, input: Shape, classes: i64
 }
 
 /// airbench fits its whitening layer to 5,000 training images.
-pub(crate) fn fit_whitening(net: &Network, data: &Dataset, norm: &Normalizer) {
+fn fit_whitening(net: &Network, data: &Dataset, norm: &Normalizer) {
     if !net.has_whitening() {
         return;
     }

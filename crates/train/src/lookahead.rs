@@ -5,8 +5,9 @@ use std::collections::HashMap;
 use tch::nn::VarStore;
 use tch::Tensor;
 
+use crate::checkpoint;
 use crate::config::Lookahead;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// Slow copies of every floating-point variable of a model (weights and batch-norm
 /// statistics), and the variables themselves.
@@ -21,11 +22,8 @@ pub(crate) struct LookaheadState {
 impl LookaheadState {
     /// Starts the slow weights at the model's current ones.
     pub(crate) fn new(vs: &VarStore, cfg: Lookahead) -> Self {
-        let mut vars: Vec<(String, Tensor)> =
-            vs.variables().into_iter().filter(|(_, t)| t.is_floating_point()).collect();
-        vars.sort_by(|a, b| a.0.cmp(&b.0));
-        let slow = vars.iter().map(|(_, t)| t.detach().copy()).collect();
-        let (names, fast) = vars.into_iter().unzip();
+        let (names, fast) = checkpoint::float_variables(vs);
+        let slow = fast.iter().map(|t| t.detach().copy()).collect();
         LookaheadState { cfg, names, slow, fast }
     }
 
@@ -55,21 +53,12 @@ impl LookaheadState {
 
     /// The slow weights, named `lookahead.<variable>`, for the resumable checkpoint.
     pub(crate) fn state(&self) -> Vec<(String, Tensor)> {
-        self.names.iter().zip(&self.slow).map(|(n, t)| (format!("lookahead.{n}"), t.shallow_clone())).collect()
+        checkpoint::prefixed("lookahead", &self.names, &self.slow)
     }
 
     /// Restores what [`LookaheadState::state`] saved.
     pub(crate) fn load(&mut self, saved: &HashMap<String, Tensor>) -> Result<()> {
-        tch::no_grad(|| {
-            for (name, slow) in self.names.iter().zip(&mut self.slow) {
-                let key = format!("lookahead.{name}");
-                let src = saved
-                    .get(&key)
-                    .ok_or(Error::MissingTensor { name: key.clone(), hint: " (was train.lookahead added?)" })?;
-                slow.f_copy_(src)?;
-            }
-            Ok(())
-        })
+        checkpoint::restore_prefixed(saved, "lookahead", &self.names, &mut self.slow, " (was train.lookahead added?)")
     }
 }
 

@@ -11,15 +11,15 @@
 
 use cnnlab_augment::{Op, Pipeline};
 use cnnlab_data::{Imbalance, Splits, Variant};
-use cnnlab_models::{ModelConfig, Shape};
+use cnnlab_models::ModelConfig;
 use rand::seq::SliceRandom;
 use tch::Tensor;
 
-use crate::batch::{gather, EpochAugment, Normalizer};
+use crate::batch::{gather, EpochAugment};
 use crate::config::TrainConfig;
 use crate::error::{Error, Result};
-use crate::fit::{fit_whitening, resolve_device};
-use crate::learner::{Learner, StepAt};
+use crate::fit::{resolve_device, start_learner};
+use crate::learner::StepAt;
 use crate::seed;
 
 /// The range test's settings (fastai's defaults).
@@ -79,15 +79,7 @@ pub fn lr_find(
     if data.is_empty() {
         return Err(Error::EmptySplit { split: "train" });
     }
-    let input = Shape::Map(data.shape.channels as i64, data.shape.height as i64, data.shape.width as i64);
-    let classes = data.num_classes() as i64;
-    let norm = match model.pretrained {
-        Some(_) => Normalizer::imagenet(data.shape, device)?,
-        None => Normalizer::fit(data, device),
-    };
-    let weights = imbalance.class_weights(&data.class_counts());
-    let mut learner =
-        Learner::new(model, cfg, (input, classes), weights, device, |net| fit_whitening(net, data, &norm))?;
+    let (mut learner, norm) = start_learner(data, imbalance, model, cfg, device)?;
     // fastai's lr_find on a fine-tuning learner runs with the body frozen.
     learner.freeze_backbone(cfg.freeze_epochs > 0);
     let pipeline = Pipeline::new(augment.to_vec(), seed::augment(cfg.seed))?;

@@ -13,17 +13,22 @@ use cnnlab_train::{
     HISTORY_HEADER,
 };
 
-/// Two classes of 8x8 grey images: a bright vertical bar (class 0) or a bright
-/// horizontal bar (class 1), at random positions, over noise.
-fn bars(n: usize, seed: u32) -> Dataset {
-    let shape = ImageShape { channels: 1, height: 8, width: 8 };
+/// A xorshift32 stream from `seed`: the generated datasets' noise.
+fn xorshift(seed: u32) -> impl FnMut() -> u32 {
     let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-    let mut next = move || {
+    move || {
         state ^= state << 13;
         state ^= state >> 17;
         state ^= state << 5;
         state
-    };
+    }
+}
+
+/// Two classes of 8x8 grey images: a bright vertical bar (class 0) or a bright
+/// horizontal bar (class 1), at random positions, over noise.
+fn bars(n: usize, seed: u32) -> Dataset {
+    let shape = ImageShape { channels: 1, height: 8, width: 8 };
+    let mut next = xorshift(seed);
     let (mut pixels, mut labels) = (Vec::new(), Vec::new());
     for i in 0..n {
         let label = (i % 2) as u8;
@@ -551,13 +556,7 @@ fn lr_multipliers_scale_the_step() {
 /// half (class 1), over noise: linearly separable.
 fn halves(n: usize, seed: u32) -> Dataset {
     let shape = ImageShape { channels: 1, height: 4, width: 4 };
-    let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 17;
-        state ^= state << 5;
-        state
-    };
+    let mut next = xorshift(seed);
     let (mut pixels, mut labels) = (Vec::new(), Vec::new());
     for i in 0..n {
         let label = (i % 2) as u8;
