@@ -1,29 +1,27 @@
-//! Link-time wiring for libtorch, shared by every crate whose binaries or test
-//! executables link tch (models, train and cli point `build` at this file).
-//!
-//! torch-sys (links = "tch") exports its lib dir as `DEP_TCH_LIBTORCH_LIB` to the
-//! build scripts of crates that depend on it directly. We add:
-//! - an rpath to that dir, so binaries run without `LD_LIBRARY_PATH`;
-//! - `--no-as-needed -ltorch_cuda`, because the linker's default `--as-needed` drops
-//!   `libtorch_cuda.so` (no symbol of it is referenced directly) and CUDA is then
-//!   never detected, even on a GPU machine.
+//! cnnlab-models' build script: the shared libtorch link wiring (`link.rs`, which
+//! train and cli use as their whole build script) and `csrc/shim.cpp`, the few
+//! libtorch calls tch does not expose (see `src/ffi.rs`), compiled against the
+//! same libtorch headers.
 
 use std::path::Path;
 
+#[path = "link.rs"]
+mod link;
+
 fn main() {
-    println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
-    let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {
-        panic!("torch-sys did not report its libtorch dir: run `cargo xtask setup`");
-    };
-    // cli's light `cnnlab` binary must not load libtorch: the forced link goes only to
-    // `cnnlab-torch` there (and to every target of models and train).
-    let link_arg = if std::env::var("CARGO_PKG_NAME").as_deref() == Ok("cnnlab-cli") {
-        "cargo:rustc-link-arg-bin=cnnlab-torch="
-    } else {
-        "cargo:rustc-link-arg="
-    };
-    println!("{link_arg}-Wl,-rpath,{lib}");
-    if Path::new(&lib).join("libtorch_cuda.so").exists() {
-        println!("{link_arg}-Wl,--no-as-needed,-ltorch_cuda,--as-needed");
-    }
+    link::main();
+    println!("cargo:rerun-if-changed=csrc/shim.cpp");
+    let lib = std::env::var("DEP_TCH_LIBTORCH_LIB").expect("checked by link::main");
+    let root = Path::new(&lib).parent().expect("libtorch's lib/ has a parent");
+    let abi = std::env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".to_owned());
+    cc::Build::new()
+        .cpp(true)
+        .file("csrc/shim.cpp")
+        .include(root.join("include"))
+        .include(root.join("include/torch/csrc/api/include"))
+        .flag("-std=c++17")
+        .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={abi}"))
+        .flag("-DGLOG_USE_GLOG_EXPORT")
+        .warnings(false)
+        .compile("cnnlab_shim");
 }

@@ -5,7 +5,7 @@
 //! so one install serves CPU machines and NVIDIA GPUs. We install it into a
 //! project-local `.venv/` and make `.libtorch` (git-ignored) a relative link to the
 //! wheel's `torch/` folder; `.cargo/config.toml` points `LIBTORCH` there, and the
-//! shared `crates/models/build.rs` adds an rpath so binaries run without
+//! shared `crates/models/link.rs` adds an rpath so binaries run without
 //! `LD_LIBRARY_PATH`.
 
 use std::fs;

@@ -177,6 +177,13 @@ pub enum Command {
     /// Dataset tools.
     #[command(subcommand)]
     Data(DataCommand),
+    /// What cnnlab runs on: the libtorch version, CUDA and its devices, cuDNN,
+    /// threads (`torch.__config__` / `collect_env` in short).
+    Info {
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Where each run folder stands: empty, unfinished (resumable) or finished.
     Status {
         /// Run folders (runs/<group>/<name>).

@@ -145,6 +145,7 @@ fn run(cli: &Cli) -> Result<()> {
             cnnlab_cli::compare::run(a, b, metric, &boot, *json)
         }
         Command::Status { runs, json } => status_command(runs, *json),
+        Command::Info { json } => info_command(*json),
         Command::Report { runs, comparisons } => {
             let n = report::write_report(runs, comparisons)?;
             println!("{n} runs: {} and {}", runs.join("REPORT.md").display(), runs.join("report.html").display());
@@ -194,6 +195,29 @@ fn run(cli: &Cli) -> Result<()> {
             export_command(config, data_dir, out, cli.quiet)
         }
     }
+}
+
+/// `cnnlab info`: libtorch's view of the machine.
+fn info_command(json: bool) -> Result<()> {
+    let info = cnnlab_models::torch_info();
+    if json {
+        println!("{}", serde_json::to_string(&info)?);
+        return Ok(());
+    }
+    let version = |v: Option<i64>, unit: i64| match v {
+        Some(v) => format!("{}.{}.{}", v / (unit * 100), v / unit % 100, v % unit),
+        None => "-".to_owned(),
+    };
+    println!("cnnlab     {}", env!("CARGO_PKG_VERSION"));
+    println!("libtorch   {}", info.libtorch);
+    println!("threads    {}", info.threads);
+    println!("cuda       {}", if info.cuda_available { "available" } else { "not available" });
+    println!("cuda rt    {}", version(info.cuda_runtime, 10));
+    println!("cudnn      {}", version(info.cudnn, 100));
+    for (i, name) in info.devices.iter().enumerate() {
+        println!("cuda:{i}     {name}");
+    }
+    Ok(())
 }
 
 /// `cnnlab status`: a line (or a JSON object) per run folder, what `cargo xtask

@@ -11,6 +11,9 @@ pub enum Error {
     /// shape, named.
     #[error("{file}: {message}")]
     Weights { file: String, message: String },
+    /// A libtorch call outside tch failed (`ffi`).
+    #[error("libtorch: {0}")]
+    Torch(String),
     #[error(transparent)]
     Tch(#[from] tch::TchError),
 }

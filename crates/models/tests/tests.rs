@@ -435,3 +435,45 @@ fn mismatched_weights_name_the_tensor() {
     assert_eq!(out.size(), [2, 3]);
     assert!(net.in_backbone("_blocks.0._bn1.weight") && !net.in_backbone("_fc.weight"));
 }
+
+/// The autocast guard switches CPU autocast on with the asked dtype (a convolution
+/// computes in it, as under `torch.autocast("cpu", dtype)`), restores the previous
+/// state when dropped (also when nested), and fp32 is no region at all.
+#[test]
+fn autocast_regions_compute_in_the_asked_dtype() {
+    use cnnlab_models::{Autocast, Precision};
+    let vs = nn::VarStore::new(tch::Device::Cpu);
+    let conv = nn::conv2d(vs.root(), 3, 4, 3, Default::default());
+    let x = tch::Tensor::randn([2, 3, 8, 8], tch::kind::FLOAT_CPU);
+    let kind = |x: &tch::Tensor| x.apply(&conv).kind();
+    assert_eq!(kind(&x), tch::Kind::Float);
+    assert!(Autocast::enter(tch::Device::Cpu, Precision::Fp32).unwrap().is_none());
+    {
+        let _bf16 = Autocast::enter(tch::Device::Cpu, Precision::Bf16).unwrap();
+        assert_eq!(kind(&x), tch::Kind::BFloat16);
+        {
+            let _inner = Autocast::enter(tch::Device::Cpu, Precision::Bf16).unwrap();
+            assert_eq!(kind(&x), tch::Kind::BFloat16);
+        }
+        assert_eq!(kind(&x), tch::Kind::BFloat16, "leaving the inner region keeps the outer one");
+    }
+    assert_eq!(kind(&x), tch::Kind::Float, "autocast is off again after the region");
+    {
+        let _fp16 = Autocast::enter(tch::Device::Cpu, Precision::Fp16).unwrap();
+        assert_eq!(kind(&x), tch::Kind::Half);
+    }
+    assert_eq!(kind(&x), tch::Kind::Float);
+}
+
+/// `cnnlab info`'s facts: the headers' version is the pinned libtorch, and on a
+/// machine without CUDA there are no device names.
+#[test]
+fn torch_info_names_the_libtorch_version() {
+    let info = cnnlab_models::torch_info();
+    assert_eq!(info.libtorch, "2.13.0");
+    assert!(info.threads >= 1);
+    assert_eq!(info.devices.len() as i64, info.cuda_devices);
+    if !info.cuda_available {
+        assert_eq!(info.cuda_devices, 0);
+    }
+}

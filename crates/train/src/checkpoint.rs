@@ -1,6 +1,6 @@
 //! The resumable state of a run, `resume.safetensors`: the model's variables
 //! (`model.*`), the optimizer's moments (`optim.*`), lookahead's slow weights
-//! (`lookahead.*`) and [`Progress`] as JSON bytes (`progress.json`), in one file so that
+//! (`lookahead.*`), the weights' average (`ema.*`), fp16's loss scale (`amp.*`) and [`Progress`] as JSON bytes (`progress.json`), in one file so that
 //! one rename makes all of it current.
 
 use std::collections::HashMap;
@@ -79,6 +79,7 @@ pub(crate) fn save(run: &RunDir, learner: &Learner, progress: &Progress) -> Resu
     named.extend(learner.opt.state().into_iter().map(to_cpu));
     named.extend(learner.lookahead.as_ref().map(|l| l.state()).unwrap_or_default().into_iter().map(to_cpu));
     named.extend(learner.ema.as_ref().map(|e| e.state()).unwrap_or_default().into_iter().map(to_cpu));
+    named.extend(learner.scaler.as_ref().map(|s| s.state()).unwrap_or_default().into_iter().map(to_cpu));
     let json = serde_json::to_vec(progress).expect("plain struct");
     named.push((PROGRESS_KEY.into(), Tensor::from_slice(&json)));
     named.sort_by(|a, b| a.0.cmp(&b.0));
@@ -112,6 +113,9 @@ pub(crate) fn load(run: &RunDir, learner: &mut Learner) -> Result<Progress> {
     }
     if let Some(ema) = learner.ema.as_mut() {
         ema.load(&saved).map_err(|e| bad(e.to_string()))?;
+    }
+    if let Some(scaler) = learner.scaler.as_mut() {
+        scaler.load(&saved).map_err(|e| bad(e.to_string()))?;
     }
     Ok(progress)
 }

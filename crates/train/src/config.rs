@@ -1,5 +1,6 @@
 //! The `[train]` section of an experiment file.
 
+use cnnlab_models::Precision;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::schedule::{Monitor, Schedule};
@@ -209,6 +210,11 @@ pub struct TrainConfig {
     /// An exponential moving average of the weights, see [`Ema`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ema: Option<Ema>,
+    /// `"fp32"` (default), `"bf16"` or `"fp16"`: autocast of the forward pass, with
+    /// a dynamic loss scale for fp16 (`torch.autocast` + `GradScaler`); weights,
+    /// gradients and the optimizer stay float32.
+    #[serde(default, skip_serializing_if = "defaults::is_fp32")]
+    pub precision: Precision,
     /// MixUp or CutMix of training batches, see [`Mix`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mix: Option<Mix>,
@@ -252,6 +258,7 @@ impl Default for TrainConfig {
             tta: Tta::None,
             lookahead: None,
             ema: None,
+            precision: Precision::Fp32,
             mix: None,
             pipeline: Feed::Host,
             freeze_epochs: 0,
@@ -261,7 +268,11 @@ impl Default for TrainConfig {
 }
 
 mod defaults {
-    use super::{DeviceChoice, Monitor, OptimizerKind};
+    use super::{DeviceChoice, Monitor, OptimizerKind, Precision};
+
+    pub(super) fn is_fp32(p: &Precision) -> bool {
+        *p == Precision::Fp32
+    }
 
     pub(super) fn one() -> f64 {
         1.0

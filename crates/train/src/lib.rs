@@ -19,6 +19,7 @@
 //!
 //! With `cnnlab-models`, the only crate that touches tensors (ARCHITECTURE.md).
 
+mod amp;
 mod batch;
 mod checkpoint;
 mod config;
@@ -42,6 +43,7 @@ mod seed;
 mod tensorboard;
 
 pub use batch::{gather, EpochAugment, HostBatch, Normalizer};
+pub use cnnlab_models::Precision;
 pub use config::{DeviceChoice, EarlyStopping, Ema, Feed, Lookahead, Mix, MixKind, OptimizerKind, TrainConfig, Tta};
 pub use error::{Error, Result};
 pub use evaluate::{evaluate, evaluate_tta, score, Evaluation};

@@ -89,10 +89,16 @@ impl Optimizer {
         }
     }
 
+    /// The defined gradients (sharing storage with the variables' `.grad`, so that
+    /// in-place changes reach the step).
+    pub fn grads(&self) -> Vec<Tensor> {
+        self.params.iter().map(|p| p.var.grad()).filter(|g| g.defined()).collect()
+    }
+
     /// Scales all gradients so that their global L2 norm is at most `max`
     /// (`torch.nn.utils.clip_grad_norm_`); returns the norm before clipping.
     pub fn clip_grad_norm(&mut self, max: f64) -> Result<f64> {
-        let grads: Vec<Tensor> = self.params.iter().map(|p| p.var.grad()).filter(|g| g.defined()).collect();
+        let grads = self.grads();
         if grads.is_empty() {
             return Ok(0.0);
         }

@@ -680,3 +680,27 @@ fn accumulating_four_batches_of_16_is_one_batch_of_64() {
     let loss: Vec<f64> = history.lines().skip(1).map(|l| l.split(',').nth(1).unwrap().parse().unwrap()).collect();
     assert!(loss.len() == 2 && loss[1] < loss[0], "{history}");
 }
+
+/// Mixed precision on CPU: bf16 and fp16 autocast train like fp32 (the first
+/// epoch's training loss within 2% of fp32's, the same high test accuracy), and an
+/// fp16 run (whose loss scale is in the checkpoint) resumes to the same history.
+#[test]
+fn bf16_and_fp16_train_like_fp32_and_fp16_resumes_exactly() {
+    use cnnlab_train::Precision;
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let mut first_loss = vec![];
+    for precision in [Precision::Fp32, Precision::Bf16, Precision::Fp16] {
+        let cfg = TrainConfig { precision, ..config(3) };
+        let opts = RunOptions { out_dir: dir.path().join(format!("{precision:?}")), quiet: true, ..Default::default() };
+        let metrics = train(&splits(), &Imbalance::None, &[], &model(), &cfg, &opts).unwrap();
+        assert!(metrics.report.accuracy > 0.9, "{precision:?}: test accuracy {}", metrics.report.accuracy);
+        let history = std::fs::read_to_string(opts.out_dir.join("history.csv")).unwrap();
+        first_loss.push(history.lines().nth(1).unwrap().split(',').nth(1).unwrap().parse::<f64>().unwrap());
+    }
+    for (name, loss) in ["bf16", "fp16"].iter().zip(&first_loss[1..]) {
+        let rel = (loss - first_loss[0]).abs() / first_loss[0];
+        assert!(rel < 0.02, "{name}: first-epoch loss {loss} vs fp32 {} ({:.1}%)", first_loss[0], rel * 100.0);
+    }
+    interrupt_and_resume(&TrainConfig { precision: Precision::Fp16, ..config(4) }, &model());
+}

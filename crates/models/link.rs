@@ -1,0 +1,30 @@
+//! Link-time wiring for libtorch, shared by every crate whose binaries or test
+//! executables link tch: train and cli point `build` at this file, models' own
+//! `build.rs` calls it and also compiles `csrc/shim.cpp`.
+//!
+//! torch-sys (links = "tch") exports its lib dir as `DEP_TCH_LIBTORCH_LIB` to the
+//! build scripts of crates that depend on it directly. We add:
+//! - an rpath to that dir, so binaries run without `LD_LIBRARY_PATH`;
+//! - `--no-as-needed -ltorch_cuda`, because the linker's default `--as-needed` drops
+//!   `libtorch_cuda.so` (no symbol of it is referenced directly) and CUDA is then
+//!   never detected, even on a GPU machine.
+
+use std::path::Path;
+
+pub(crate) fn main() {
+    println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
+    let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {
+        panic!("torch-sys did not report its libtorch dir: run `cargo xtask setup`");
+    };
+    // cli's light `cnnlab` binary must not load libtorch: the forced link goes only to
+    // `cnnlab-torch` there (and to every target of models and train).
+    let link_arg = if std::env::var("CARGO_PKG_NAME").as_deref() == Ok("cnnlab-cli") {
+        "cargo:rustc-link-arg-bin=cnnlab-torch="
+    } else {
+        "cargo:rustc-link-arg="
+    };
+    println!("{link_arg}-Wl,-rpath,{lib}");
+    if Path::new(&lib).join("libtorch_cuda.so").exists() {
+        println!("{link_arg}-Wl,--no-as-needed,-ltorch_cuda,--as-needed");
+    }
+}
