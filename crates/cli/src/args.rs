@@ -22,6 +22,10 @@ pub struct Cli {
     /// Only warnings and errors, no progress bars.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// CPU threads for libtorch and the data pipeline (default: SLURM_CPUS_PER_TASK,
+    /// OMP_NUM_THREADS, or the CPUs this process may use).
+    #[arg(long, global = true, env = "CNNLAB_THREADS", value_name = "N", value_parser = at_least_one)]
+    pub threads: Option<usize>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -260,6 +264,11 @@ pub struct TrainArgs {
     /// Replace a finished or unfinished run in the run folder instead of refusing.
     #[arg(long, conflicts_with = "resume")]
     pub force: bool,
+    /// Under Slurm: after SIGTERM / SIGUSR1 has stopped the run with a checkpoint,
+    /// `scontrol requeue $SLURM_JOB_ID` so that the job starts again and resumes
+    /// (also `[train] requeue_on_signal = true`).
+    #[arg(long)]
+    pub requeue: bool,
 }
 
 /// A count flag: 0 would silently mean 1 (or nothing).

@@ -11,3 +11,4 @@ pub mod data_stats;
 pub mod inspect;
 pub mod metrics_cmd;
 pub mod plots;
+pub mod threads;

@@ -1,19 +1,20 @@
 //! `cnnlab`: train and evaluate convolutional image classifiers from experiment files.
 //!
 //! Exit codes: 0 success, 1 error, 2 bad command line, 3 the config's dataset is not
-//! on disk (so `cargo xtask train-all` can skip it with the reason).
+//! on disk (so `cargo xtask train-all` can skip it with the reason), 4 the run folder
+//! is being trained by another process (its `.lock`), 128 + N stopped by signal N
+//! after saving a resumable checkpoint (130 Ctrl-C, 138 SIGUSR1, 143 SIGTERM).
 
 mod experiment;
 mod explain_cmd;
 mod lr_find_cmd;
 mod predict_cmd;
 mod report;
+mod signals;
 mod weights;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Parser;
@@ -24,18 +25,23 @@ use cnnlab_train::{files, train, RunDir, RunOptions, RunState};
 use crate::experiment::{default_run_dir, Experiment};
 
 const EXIT_DATASET_MISSING: u8 = 3;
-/// Stopped by Ctrl-C after saving a resumable checkpoint (128 + SIGINT, as shells do).
-const EXIT_INTERRUPTED: u8 = 130;
+/// Another process holds the run folder's lock.
+const EXIT_BUSY: u8 = 4;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);
     keep_freed_memory();
+    use_thread_budget(cli.threads);
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if err.chain().any(|e| matches!(e.downcast_ref(), Some(cnnlab_train::Error::Interrupted { .. }))) => {
             eprintln!("{err:#}");
-            ExitCode::from(EXIT_INTERRUPTED)
+            ExitCode::from(signals::exit_code())
+        }
+        Err(err) if err.chain().any(|e| matches!(e.downcast_ref(), Some(cnnlab_train::Error::Locked { .. }))) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(EXIT_BUSY)
         }
         Err(err) => {
             eprintln!("error: {err:#}");
@@ -46,6 +52,17 @@ fn main() -> ExitCode {
             ExitCode::from(if missing { EXIT_DATASET_MISSING } else { 1 })
         }
     }
+}
+
+/// Sizes libtorch's intra-op pool and rayon's pool (JPEG decoding, augmentation) to
+/// one budget (see `cnnlab_cli::threads`).
+fn use_thread_budget(flag: Option<usize>) {
+    let budget = cnnlab_cli::threads::thread_budget(flag, |k| std::env::var(k).ok());
+    cnnlab_models::set_torch_threads(budget.threads);
+    if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(budget.threads).build_global() {
+        tracing::debug!("rayon's pool was sized already: {e}");
+    }
+    tracing::debug!("{} CPU threads (from {})", budget.threads, budget.source);
 }
 
 /// Makes glibc's malloc keep freed memory for reuse instead of handing every large
@@ -328,15 +345,19 @@ fn train_command(args: &TrainArgs, quiet: bool) -> Result<()> {
     };
     write_run_inputs(&run, &exp, &splits, resume && args.epochs.is_none())?;
 
-    // Ctrl-C asks the trainer to stop after the current batch and save a resumable
-    // checkpoint; a second Ctrl-C exits at once.
-    let interrupt = interrupt_flag()?;
+    // Ctrl-C, SIGTERM or SIGUSR1 asks the trainer to stop after the current step and
+    // save a resumable checkpoint; a second signal exits at once.
+    let interrupt = signals::interrupt_flag()?;
     let max_batches = args.max_batches.or(args.quick.then_some(5));
     let opts = RunOptions { out_dir: out_dir.clone(), quiet, resume, interrupt: Some(interrupt), max_batches };
     let metrics = match train(&splits, &exp.data.imbalance, &exp.augment.ops, &model, &exp.train, &opts) {
         Err(e @ cnnlab_train::Error::Interrupted { .. }) => {
+            if args.requeue || exp.train.requeue_on_signal {
+                signals::requeue();
+            }
             return Err(anyhow::Error::new(e).context(format!(
-                "training stopped by Ctrl-C (resume with: cnnlab train --resume {})",
+                "training stopped by {} (resume with: cnnlab train --resume {})",
+                signals::received().map_or("a signal", signals::name),
                 out_dir.display()
             )));
         }
@@ -405,25 +426,6 @@ fn inspect_run(run: &RunDir, metrics: &cnnlab_train::FinalMetrics, test: &cnnlab
     let named: Vec<(&str, &[u8])> = images.iter().map(|(tag, bytes)| (*tag, bytes.as_slice())).collect();
     run.write_tensorboard(&run.read_history()?, &named)?;
     Ok(())
-}
-
-/// The Ctrl-C flag, its handler installed once per process (a set of seeds trains
-/// several runs in one process; the handler can be set only once).
-fn interrupt_flag() -> Result<Arc<AtomicBool>> {
-    static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
-    if let Some(flag) = FLAG.get() {
-        return Ok(flag.clone());
-    }
-    let interrupt = Arc::new(AtomicBool::new(false));
-    let flag = interrupt.clone();
-    ctrlc::set_handler(move || {
-        if flag.swap(true, Ordering::SeqCst) {
-            std::process::exit(EXIT_INTERRUPTED as i32);
-        }
-        eprintln!("\nstopping after this batch (Ctrl-C again to quit without a checkpoint)...");
-    })
-    .context("installing the Ctrl-C handler")?;
-    Ok(FLAG.get_or_init(|| interrupt).clone())
 }
 
 /// `[train] seeds`: one run per seed in `out/seed-<k>/`, one after another. A finished

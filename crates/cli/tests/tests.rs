@@ -265,8 +265,10 @@ fn start_and_wait_for_epoch_2(
 }
 
 /// The acceptance test of resuming: SIGKILL mid-epoch, `--resume`, and the history
-/// after the resume point equals an uninterrupted run's to 4 decimals; Ctrl-C (SIGINT)
-/// saves a checkpoint and exits 130. Then `predict` uses the finished run.
+/// after the resume point equals an uninterrupted run's to 4 decimals; Ctrl-C
+/// (SIGINT), SIGTERM (a time limit, `kill`, Kubernetes) and SIGUSR1 (Slurm's
+/// `--signal` warning) save a checkpoint and exit 128 + the signal (130, 143, 138).
+/// Then `predict` uses the finished run.
 #[test]
 fn killed_and_interrupted_runs_resume_to_the_same_history() {
     assert!(Path::new(cnnlab_data::FASHION_MNIST_SYSTEM_DIR).exists(), "needs apt-get install dataset-fashion-mnist");
@@ -282,7 +284,9 @@ fn killed_and_interrupted_runs_resume_to_the_same_history() {
     let expected = history_without_timing(&whole);
     assert_eq!(expected.len(), 3);
 
-    for (signal, wait_ms) in [("-KILL", 400), ("-INT", 200)] {
+    for (signal, wait_ms, code) in
+        [("-KILL", 400, None), ("-INT", 200, Some(130)), ("-TERM", 300, Some(143)), ("-USR1", 100, Some(138))]
+    {
         let run = tmp.path().join(format!("cut{signal}"));
         let mut child =
             start_and_wait_for_epoch_2(&config, &run, tmp.path(), std::time::Duration::from_millis(wait_ms));
@@ -290,10 +294,9 @@ fn killed_and_interrupted_runs_resume_to_the_same_history() {
         assert!(killed.success());
         let status = child.wait().unwrap();
         assert!(!run.join("metrics.json").exists(), "{signal}: the run finished before the signal");
-        if signal == "-INT" {
-            assert_eq!(status.code(), Some(130), "Ctrl-C exits 130 after saving");
-        } else {
-            assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(9));
+        match code {
+            Some(code) => assert_eq!(status.code(), Some(code), "{signal}: exits {code} after saving"),
+            None => assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(9)),
         }
         assert!(run.join("resume.safetensors").exists());
         let out = cnnlab(&["-q", "train", "--resume", run.to_str().unwrap()], tmp.path());
@@ -635,8 +638,9 @@ fn a_run_folder_has_one_owner() {
         assert!(std::time::Instant::now() < deadline, "the first training never took the lock");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+    // Exit code 4: train-all (and two shards on one runs/ folder) skip a run in use.
     let second = cnnlab(&["-q", "train", cfg, "--force", "--out", busy.to_str().unwrap()], tmp.path());
-    assert_one_line_error(&second, 1, &format!("is in use by process {}", first.id()));
+    assert_one_line_error(&second, 4, &format!("is in use by process {}", first.id()));
     first.kill().unwrap();
     first.wait().unwrap();
     // Killed, its lock stays behind; it belonged to a dead process and is taken over.

@@ -155,3 +155,8 @@ pub fn torch_info() -> TorchInfo {
         threads: tch::get_num_threads(),
     }
 }
+
+/// Sizes libtorch's intra-op thread pool (`torch.set_num_threads`).
+pub fn set_torch_threads(threads: usize) {
+    tch::set_num_threads(threads.max(1) as i32);
+}

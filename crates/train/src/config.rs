@@ -230,6 +230,10 @@ pub struct TrainConfig {
     /// head's (discriminative learning rates, e.g. 0.1).
     #[serde(default = "defaults::one", skip_serializing_if = "defaults::is_one")]
     pub backbone_lr_mult: f64,
+    /// Under Slurm: requeue the job after SIGTERM / SIGUSR1 stopped the run with a
+    /// checkpoint (`cnnlab train --requeue`); read by the cli, not the trainer.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub requeue_on_signal: bool,
 }
 
 /// The same defaults serde fills in, so `Default` and an empty `[train]` agree.
@@ -263,6 +267,7 @@ impl Default for TrainConfig {
             pipeline: Feed::Host,
             freeze_epochs: 0,
             backbone_lr_mult: 1.0,
+            requeue_on_signal: false,
         }
     }
 }

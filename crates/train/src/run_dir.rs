@@ -186,13 +186,19 @@ impl RunDir {
         Ok(RunState::Empty)
     }
 
-    /// Takes the folder for this process until the guard drops: `.lock` holds our pid
-    /// and host. A lock left by a process that no longer runs (on this host) is taken
-    /// over; a live one is an error naming its pid.
+    /// Takes the folder for this process until the guard drops: `.lock` holds our
+    /// pid, host and, under Slurm, `job=<SLURM_JOB_ID>`. A lock is taken over when
+    /// its owner is gone: a process that no longer runs on this host, a Slurm job
+    /// that `squeue` no longer lists, or this very job before a requeue; a live one
+    /// is an error naming its owner.
     pub fn lock(&self) -> Result<RunLock> {
         self.create()?;
         let path = self.file(files::LOCK);
-        let me = format!("{} {}\n", std::process::id(), hostname());
+        let job = std::env::var("SLURM_JOB_ID").ok().filter(|j| !j.is_empty());
+        let me = match &job {
+            Some(job) => format!("{} {} job={job}\n", std::process::id(), hostname()),
+            None => format!("{} {}\n", std::process::id(), hostname()),
+        };
         for _ in 0..2 {
             match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
                 Ok(mut file) => {
@@ -201,19 +207,10 @@ impl RunDir {
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     let text = std::fs::read_to_string(&path).unwrap_or_default();
-                    let mut words = text.split_whitespace();
-                    let pid: Option<u32> = words.next().and_then(|p| p.parse().ok());
-                    let host = words.next().unwrap_or("").to_string();
-                    let alive = match pid {
-                        Some(pid) if host == hostname() => process_alive(pid),
-                        // Another host's process cannot be checked from here.
-                        Some(_) => !host.is_empty(),
-                        None => false,
-                    };
-                    if alive {
-                        return Err(Error::Locked { dir: self.path.clone(), pid: pid.unwrap_or(0), host });
+                    if let Some((pid, host)) = lock_owner_alive(&text, job.as_deref()) {
+                        return Err(Error::Locked { dir: self.path.clone(), pid, host });
                     }
-                    tracing::warn!("{}: taking over the lock of process {text:?}, which is gone", path.display());
+                    tracing::warn!("{}: taking over the lock of {:?}, which is gone", path.display(), text.trim());
                     let _ = std::fs::remove_file(&path);
                 }
                 Err(e) => return Err(Error::io(&path, e)),
@@ -381,6 +378,40 @@ fn hostname() -> String {
         .unwrap_or_else(|_| "localhost".into())
 }
 
+/// The owner (pid, host) of a `.lock` holding `text` while it still runs; `None`
+/// when it is gone. `job` is this process's Slurm job id.
+fn lock_owner_alive(text: &str, job: Option<&str>) -> Option<(u32, String)> {
+    let mut words = text.split_whitespace();
+    let pid: u32 = words.next().and_then(|p| p.parse().ok())?;
+    let host = words.next().unwrap_or("").to_string();
+    let owner_job = words.next().and_then(|w| w.strip_prefix("job="));
+    let alive = match owner_job {
+        _ if host == hostname() => process_alive(pid),
+        // This very job, requeued (maybe onto another node): its earlier run is over.
+        Some(owner) if job == Some(owner) => false,
+        Some(owner) => slurm_job_alive(owner),
+        // Another host's process cannot be checked from here.
+        None => !host.is_empty(),
+    };
+    alive.then_some((pid, host))
+}
+
+/// Whether Slurm still lists job `id` as pending or running (`squeue`); true when
+/// squeue cannot be asked (refusing is safer than sharing the folder).
+fn slurm_job_alive(id: &str) -> bool {
+    match std::process::Command::new("squeue").args(["-h", "-j", id, "-o", "%T"]).output() {
+        Ok(out) if out.status.success() => {
+            let state = String::from_utf8_lossy(&out.stdout);
+            ["PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "SUSPENDED", "REQUEUED"]
+                .iter()
+                .any(|s| state.split_whitespace().any(|w| w == *s))
+        }
+        // squeue fails for a job id it no longer knows.
+        Ok(_) => false,
+        Err(_) => true,
+    }
+}
+
 fn process_alive(pid: u32) -> bool {
     if pid == std::process::id() {
         return true;
@@ -534,6 +565,18 @@ mod tests {
         let _taken = run.lock().unwrap();
         let text = std::fs::read_to_string(run.file(files::LOCK)).unwrap();
         assert!(text.starts_with(&std::process::id().to_string()), "{text}");
+        drop(_taken);
+        // Another host's lock with no job id cannot be checked: refused.
+        std::fs::write(run.file(files::LOCK), "17 another-host\n").unwrap();
+        let err = run.lock().unwrap_err().to_string();
+        assert!(err.contains("process 17 on another-host"), "{err}");
+        // A lock of this very Slurm job (an earlier run of it before a requeue, on
+        // another node) is over; another job's is asked of squeue.
+        assert_eq!(lock_owner_alive("17 node-a job=42\n", Some("42")), None);
+        assert_eq!(lock_owner_alive("17 node-a\n", Some("42")), Some((17, "node-a".into())));
+        assert_eq!(lock_owner_alive("4194305 node-a job=42\n", Some("43")).is_some(), slurm_job_alive("42"));
+        assert_eq!(lock_owner_alive(&format!("4194305 {} job=42\n", hostname()), Some("42")), None);
+        assert_eq!(lock_owner_alive("garbage", None), None);
     }
 
     #[test]
