@@ -48,16 +48,16 @@ mod tests {
             move |k: &str| pairs.iter().find(|(name, _)| *name == k).map(|(_, v)| v.to_string())
         };
         let both = env(&[("SLURM_CPUS_PER_TASK", "3"), ("OMP_NUM_THREADS", "5")]);
-        assert_eq!(thread_budget(Some(2), &both), ThreadBudget { threads: 2, source: "--threads" });
-        assert_eq!(thread_budget(None, &both), ThreadBudget { threads: 3, source: "SLURM_CPUS_PER_TASK" });
+        assert_eq!(thread_budget(Some(2), both), ThreadBudget { threads: 2, source: "--threads" });
+        assert_eq!(thread_budget(None, both), ThreadBudget { threads: 3, source: "SLURM_CPUS_PER_TASK" });
         let omp = env(&[("OMP_NUM_THREADS", "4,2"), ("SLURM_CPUS_PER_TASK", "0")]);
         assert_eq!(thread_budget(None, omp), ThreadBudget { threads: 4, source: "OMP_NUM_THREADS" });
         let none = thread_budget(None, env(&[("OMP_NUM_THREADS", "lots")]));
         assert_eq!(none.threads, std::thread::available_parallelism().unwrap().get());
         // train-all --jobs 2 on 8 CPUs: 4 each; never below 1; --threads is exact.
         let shared = env(&[("SLURM_CPUS_PER_TASK", "8"), ("CNNLAB_THREAD_SHARE", "2")]);
-        assert_eq!(thread_budget(None, &shared).threads, 4);
-        assert_eq!(thread_budget(Some(3), &shared).threads, 3);
+        assert_eq!(thread_budget(None, shared).threads, 4);
+        assert_eq!(thread_budget(Some(3), shared).threads, 3);
         let tiny = env(&[("OMP_NUM_THREADS", "1"), ("CNNLAB_THREAD_SHARE", "4")]);
         assert_eq!(thread_budget(None, tiny).threads, 1);
     }
