@@ -13,6 +13,8 @@
 //!    then clippy over the whole
 //!    workspace and the tests of models, train and cli, one crate at a time so a
 //!    failure names its crate.
+//! 4. `slurm-check --dev`: the README's Slurm array script on a real single-node
+//!    cluster (Debian's slurm-wlm and munge), one task signalled, requeued and resumed.
 
 use std::path::Path;
 use std::process::Command;
@@ -75,6 +77,9 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     for krate in TORCH_CRATES {
         run_cmd(root, cargo().args(["test", "-p", krate])).with_context(|| format!("tests of {krate} failed"))?;
     }
+    // Phase 3: the README's Slurm array script on a real single-node cluster (about a
+    // minute; the cli tests built the binaries it uses).
+    crate::slurm_check::run(root, &["--dev".to_owned()]).context("slurm-check")?;
     eprintln!("xtask: ci passed in {:.0?}", started.elapsed());
     Ok(())
 }

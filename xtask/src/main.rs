@@ -40,6 +40,7 @@ commands:
                         or a Kubernetes Indexed Job's JOB_COMPLETION_INDEX with --shard-count N
       --jobs N          N trainings at once, each with 1/N of the CPUs
       --runs DIR        where the run folders go (default runs/, runs-quick/ with --quick)
+      --dev             use the dev build of cnnlab (what `cargo test` built) instead of release
       --requeue         under Slurm, requeue the job after SIGTERM/SIGUSR1 saved the runs
                         (SIGINT/SIGTERM/SIGUSR1 stop every training with a checkpoint;
                         exit code 128 + the signal)
@@ -50,7 +51,8 @@ commands:
       --from-zip PATH   simpsons: Kaggle's journey-springfield zip downloaded by hand
   slurm-check           a real single-node Slurm cluster here (installs slurm-wlm + munge):
                         the README's array script, one task signalled, requeued and
-                        resumed exactly; prints the timeline (~5 min)
+                        resumed exactly; prints the timeline (~1 min once built)
+      --dev             use the dev build of cnnlab (CI: already built by the tests)
   bench                 cnnlab vs PyTorch/torchvision: training and data-pipeline images/s,
                         ratios printed and written to target/bench/*.json
       --data-dir DIR    holding cifar10-jpg/ and oxford-pets-sample/ (default ./data)
@@ -67,7 +69,7 @@ fn main() -> ExitCode {
         Some("train-all") => train_all::run(&workspace_root(), &args[1..]),
         Some("download") => download::run(&workspace_root(), &args[1..]),
         Some("bench") => bench::run(&workspace_root(), &args[1..]),
-        Some("slurm-check") => slurm_check::run(&workspace_root()),
+        Some("slurm-check") => slurm_check::run(&workspace_root(), &args[1..]),
         Some("help" | "-h" | "--help") | None => {
             print!("{USAGE}");
             Ok(())
@@ -89,6 +91,18 @@ fn main() -> ExitCode {
 /// The workspace root: xtask lives one level below it.
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask has a parent folder").to_path_buf()
+}
+
+/// Builds the `cnnlab` binaries (release, or with `dev` the dev profile, optimized
+/// in this workspace) and returns the path of `cnnlab`.
+fn build_cnnlab(root: &Path, dev: bool) -> Result<PathBuf> {
+    let mut cmd = cargo();
+    cmd.args(["build", "-p", "cnnlab-cli"]);
+    if !dev {
+        cmd.arg("--release");
+    }
+    run_cmd(root, &mut cmd)?;
+    Ok(root.join("target").join(if dev { "debug" } else { "release" }).join("cnnlab"))
 }
 
 /// Runs a command in `dir`, inheriting stdio, and fails naming the command if it fails.

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, ensure, Context, Result};
 
-use crate::{cargo, run_cmd};
+use crate::run_cmd;
 
 const TASKS: usize = 4;
 /// The task that gets the signal, and the run it trains (`--shard 2/4` of the four
@@ -43,11 +43,15 @@ impl Drop for Daemons {
     }
 }
 
-pub(crate) fn run(root: &Path) -> Result<()> {
+pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
+    let dev = match args {
+        [] => false,
+        [flag] if flag == "--dev" => true,
+        other => bail!("slurm-check takes only --dev, got `{}`", other.join(" ")),
+    };
     install()?;
     crate::setup::run(root)?;
-    run_cmd(root, cargo().args(["build", "--release", "-p", "cnnlab-cli"]))?;
-    let cnnlab = root.join("target/release/cnnlab");
+    let cnnlab = crate::build_cnnlab(root, dev)?;
     let xtask = std::env::current_exe().context("finding the xtask executable")?;
 
     let dir = std::env::temp_dir().join(format!("cnnlab-slurm-{}", std::process::id()));
@@ -61,7 +65,7 @@ pub(crate) fn run(root: &Path) -> Result<()> {
 
     let runs = dir.join("runs");
     let script = dir.join("array.sh");
-    std::fs::write(&script, array_script(root, &xtask, &runs, &dir))?;
+    std::fs::write(&script, array_script(root, &xtask, &runs, &dir, dev))?;
     let slurm = |program: &str| {
         let mut cmd = Command::new(program);
         cmd.env("SLURM_CONF", &conf);
@@ -245,7 +249,7 @@ fn start_daemons(dir: &Path, conf: &Path) -> Result<Daemons> {
 
 /// The README's array script with this checkout's paths; each start and the end
 /// write a `timeline` line.
-fn array_script(root: &Path, xtask: &Path, runs: &Path, dir: &Path) -> String {
+fn array_script(root: &Path, xtask: &Path, runs: &Path, dir: &Path, dev: bool) -> String {
     format!(
         "#!/bin/bash\n\
          #SBATCH --job-name=cnnlab\n\
@@ -258,7 +262,7 @@ fn array_script(root: &Path, xtask: &Path, runs: &Path, dir: &Path) -> String {
          echo \"timeline $(date +%s.%N) task $SLURM_ARRAY_TASK_ID started (restart ${{SLURM_RESTART_COUNT:-0}})\"\n\
          trap 'echo \"timeline $(date +%s.%N) task $SLURM_ARRAY_TASK_ID: train-all ended\"' EXIT\n\
          cd {root}\n\
-         {xtask} train-all --shard auto --requeue --only 'shapes/*' --epochs {EPOCHS} --runs {runs} &\n\
+         {xtask} train-all --shard auto --requeue --only 'shapes/*' --epochs {EPOCHS} --runs {runs}{dev} &\n\
          pid=$!\n\
          trap 'echo \"timeline $(date +%s.%N) task $SLURM_ARRAY_TASK_ID got SIGUSR1\"; kill -USR1 $pid' USR1\n\
          while ! wait $pid; do kill -0 $pid 2>/dev/null || break; done\n",
@@ -267,6 +271,7 @@ fn array_script(root: &Path, xtask: &Path, runs: &Path, dir: &Path) -> String {
         root = root.display(),
         xtask = xtask.display(),
         runs = runs.display(),
+        dev = if dev { " --dev" } else { "" },
     )
 }
 

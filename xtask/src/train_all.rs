@@ -22,7 +22,7 @@ use anyhow::{bail, Context, Result};
 use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::Signals;
 
-use crate::{cargo, run_cmd, setup};
+use crate::setup;
 
 /// Exit code of `cnnlab train` when the config's dataset is not on disk.
 const EXIT_DATASET_MISSING: i32 = 3;
@@ -50,6 +50,9 @@ struct Options {
     jobs: usize,
     /// `--requeue`: passed to `cnnlab train` (Slurm requeue after SIGTERM/SIGUSR1).
     requeue: bool,
+    /// `--dev`: use the dev build of cnnlab (optimized in this workspace; what CI
+    /// has built already) instead of building the release one.
+    dev: bool,
     /// `--runs DIR`: where the run folders go (default runs/, runs-quick/ with --quick).
     runs: Option<PathBuf>,
     passthrough: Vec<String>,
@@ -79,6 +82,7 @@ fn parse(args: &[String]) -> Result<Options> {
         jobs: 1,
         requeue: false,
         runs: None,
+        dev: false,
         passthrough: Vec::new(),
     };
     let count = |name: &str, v: String| -> Result<usize> {
@@ -108,6 +112,7 @@ fn parse(args: &[String]) -> Result<Options> {
             "--shard-count" => opts.shard_count = Some(count("--shard-count", value("--shard-count")?)?),
             "--jobs" => opts.jobs = count("--jobs", value("--jobs")?)?,
             "--requeue" => opts.requeue = true,
+            "--dev" => opts.dev = true,
             "--runs" => opts.runs = Some(PathBuf::from(value("--runs")?)),
             "--epochs" | "--data-dir" => {
                 let v = value(arg)?;
@@ -225,10 +230,10 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     let stop = STOP.get_or_init(Stop::default);
     Stop::listen(stop)?;
     setup::run(root)?;
-    run_cmd(root, cargo().args(["build", "--release", "-p", "cnnlab-cli"]))?;
+    let cnnlab = crate::build_cnnlab(root, opts.dev)?;
     let ctx = Ctx {
         root,
-        cnnlab: root.join("target").join("release").join("cnnlab"),
+        cnnlab,
         // Smoke runs go to their own folder, so they never pass for finished experiments.
         runs: opts.runs.clone().unwrap_or_else(|| root.join(if opts.quick { "runs-quick" } else { "runs" })),
         opts: &opts,
