@@ -163,7 +163,43 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     }
     ensure!(first_table.len() == TASKS, "REPORT.md has {} runs, expected {TASKS}", first_table.len());
     drop(daemons);
+    overlapping_shards(root, &xtask, &dir.join("overlap"), dev)?;
     eprintln!("xtask: slurm-check passed ({:.0} s); logs and runs in {}", now() - submitted, dir.display());
+    Ok(())
+}
+
+/// Two `train-all --shard auto` processes on one runs folder whose shards overlap
+/// completely (both are task 0 of a 1-task array): every run is trained exactly once
+/// (the other process skips a run in use, or finds it finished), none fails.
+fn overlapping_shards(root: &Path, xtask: &Path, runs: &Path, dev: bool) -> Result<()> {
+    let start = |k: usize| -> Result<Child> {
+        let mut cmd = Command::new(xtask);
+        cmd.args(["train-all", "--shard", "auto", "--only", "shapes/*", "--epochs", "1", "--runs"])
+            .arg(runs)
+            .env("SLURM_ARRAY_TASK_ID", "0")
+            .env("SLURM_ARRAY_TASK_COUNT", "1")
+            .env("CNNLAB_THREADS", "1")
+            .current_dir(root)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(runs.with_extension(format!("{k}.log")))?);
+        if dev {
+            cmd.arg("--dev");
+        }
+        Ok(cmd.spawn()?)
+    };
+    std::fs::create_dir_all(runs)?;
+    let children = [start(1)?, start(2)?];
+    for (k, mut child) in children.into_iter().enumerate() {
+        let status = child.wait()?;
+        ensure!(status.success(), "overlapping train-all {} failed ({status}); see {}", k + 1, runs.display());
+    }
+    for name in ["imbalanced-class-weights", "imbalanced-none", "imbalanced-oversample", "seed3-final"] {
+        let log = runs.join("shapes").join(name).join("train.log");
+        let text = std::fs::read_to_string(&log).with_context(|| format!("reading {}", log.display()))?;
+        let trainings = text.lines().filter(|l| l.contains("INFO training ")).count();
+        ensure!(trainings == 1, "shapes/{name} was trained {trainings} times by two overlapping train-alls");
+    }
+    eprintln!("xtask: two train-all --shard auto with the same shard on one runs folder trained each run once");
     Ok(())
 }
 

@@ -28,6 +28,8 @@ use crate::setup;
 const EXIT_DATASET_MISSING: i32 = 3;
 /// Exit code of `cnnlab train` when another process holds the run folder's lock.
 const EXIT_BUSY: i32 = 4;
+/// Exit code of `cnnlab train --if-unfinished` when the run has finished already.
+const EXIT_FINISHED: i32 = 5;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Shard {
@@ -321,6 +323,10 @@ fn train_unit(ctx: &Ctx<'_>, name: &str, config: &Path, seed: Option<u64>) -> Re
     if opts.requeue {
         cmd.arg("--requeue");
     }
+    // Another process may finish this run between the look above and the start.
+    if !opts.force {
+        cmd.arg("--if-unfinished");
+    }
     if opts.jobs > 1 {
         cmd.env("CNNLAB_THREAD_SHARE", opts.jobs.to_string());
     }
@@ -357,6 +363,7 @@ fn train_unit(ctx: &Ctx<'_>, name: &str, config: &Path, seed: Option<u64>) -> Re
         Some(0) => format!("trained: {}", run_state(cnnlab, &run)?.accuracy()),
         Some(EXIT_DATASET_MISSING) => "skipped: dataset not present (see the message above)".to_owned(),
         Some(EXIT_BUSY) => "skipped: another process is training it (its .lock)".to_owned(),
+        Some(EXIT_FINISHED) => format!("finished by another process: {}", run_state(cnnlab, &run)?.accuracy()),
         Some(code) if code > 128 => format!("stopped by signal {}: resumable", code - 128),
         _ => format!("FAILED ({status})"),
     })

@@ -264,6 +264,11 @@ pub struct TrainArgs {
     /// Replace a finished or unfinished run in the run folder instead of refusing.
     #[arg(long, conflicts_with = "resume")]
     pub force: bool,
+    /// Leave a run that has finished alone (exit 5) instead of re-evaluating it
+    /// (with --resume) or refusing it: what `cargo xtask train-all` passes, since
+    /// another process may finish a run between its look and this start.
+    #[arg(long)]
+    pub if_unfinished: bool,
     /// Under Slurm: after SIGTERM / SIGUSR1 has stopped the run with a checkpoint,
     /// `scontrol requeue $SLURM_JOB_ID` so that the job starts again and resumes
     /// (also `[train] requeue_on_signal = true`).

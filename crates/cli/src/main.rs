@@ -2,7 +2,8 @@
 //!
 //! Exit codes: 0 success, 1 error, 2 bad command line, 3 the config's dataset is not
 //! on disk (so `cargo xtask train-all` can skip it with the reason), 4 the run folder
-//! is being trained by another process (its `.lock`), 128 + N stopped by signal N
+//! is being trained by another process (its `.lock`), 5 with `--if-unfinished` the run
+//! has finished already, 128 + N stopped by signal N
 //! after saving a resumable checkpoint (130 Ctrl-C, 138 SIGUSR1, 143 SIGTERM).
 
 mod experiment;
@@ -27,6 +28,20 @@ use crate::experiment::{default_run_dir, Experiment};
 const EXIT_DATASET_MISSING: u8 = 3;
 /// Another process holds the run folder's lock.
 const EXIT_BUSY: u8 = 4;
+/// `train --if-unfinished` found the run finished.
+const EXIT_FINISHED: u8 = 5;
+
+/// `train --if-unfinished`: the run has finished (another process finished it).
+#[derive(Debug)]
+struct FinishedAlready(String);
+
+impl std::fmt::Display for FinishedAlready {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: finished already, nothing to do", self.0)
+    }
+}
+
+impl std::error::Error for FinishedAlready {}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -38,6 +53,10 @@ fn main() -> ExitCode {
         Err(err) if err.chain().any(|e| matches!(e.downcast_ref(), Some(cnnlab_train::Error::Interrupted { .. }))) => {
             eprintln!("{err:#}");
             ExitCode::from(signals::exit_code())
+        }
+        Err(err) if err.downcast_ref::<FinishedAlready>().is_some() => {
+            eprintln!("{err:#}");
+            ExitCode::from(EXIT_FINISHED)
         }
         Err(err) if err.chain().any(|e| matches!(e.downcast_ref(), Some(cnnlab_train::Error::Locked { .. }))) => {
             eprintln!("error: {err:#}");
@@ -313,6 +332,11 @@ fn train_command(args: &TrainArgs, quiet: bool) -> Result<()> {
     let run = RunDir::new(&out_dir);
     let created = !out_dir.exists();
     let _lock = run.lock()?;
+    // (`--resume --epochs N` trains a finished run on: not "nothing to do".)
+    let extends = resume && args.epochs.is_some();
+    if args.if_unfinished && !extends && matches!(run.state()?, RunState::Finished { .. }) {
+        return Err(FinishedAlready(out_dir.display().to_string()).into());
+    }
     if !resume {
         refuse_to_replace(&run, args.force)?;
     } else if !run.has(files::RESUME) {

@@ -619,6 +619,14 @@ fn a_run_folder_has_one_owner() {
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("--force") && stderr.contains("--resume"), "{stderr}");
     assert_eq!(std::fs::read_to_string(run.join("history.csv")).unwrap(), first, "nothing was replaced");
+    // What train-all passes: a run another process finished meanwhile is left alone.
+    for args in [&["-q", "train", "--resume", out][..], &["-q", "train", cfg, "--out", out][..]] {
+        let left = cnnlab(&[args, &["--if-unfinished"]].concat(), tmp.path());
+        let stderr = String::from_utf8_lossy(&left.stderr);
+        assert_eq!(left.status.code(), Some(5), "{stderr}");
+        assert_eq!(stderr.trim(), format!("{out}: finished already, nothing to do"));
+    }
+    assert_eq!(std::fs::read_to_string(run.join("history.csv")).unwrap(), first);
     ok(&cnnlab(&["-q", "train", cfg, "--epochs", "2", "--out", out, "--force"], tmp.path()));
     assert_eq!(std::fs::read_to_string(run.join("history.csv")).unwrap().lines().count(), 3, "header + 2 epochs");
     let status = cnnlab(&["status", "--json", out], tmp.path());
