@@ -102,6 +102,8 @@ struct Bench {
     root: PathBuf,
     opts: Options,
     python: PathBuf,
+    /// The release `cnnlab`.
+    cnnlab: PathBuf,
     script: PathBuf,
     out: PathBuf,
     data: PathBuf,
@@ -121,7 +123,7 @@ fn prepare(root: &Path, opts: Options) -> Result<Bench> {
     crate::setup::run(root)?;
     let python = root.join(".venv").join("bin").join("python");
     ensure_torchvision(root, &python)?;
-    run_cmd(root, cargo().args(["build", "--release", "-p", "cnnlab-cli"]))?;
+    let cnnlab = crate::build_cnnlab(root, false)?;
     run_cmd(root, cargo().args(["build", "--release", "-p", "cnnlab-data", "--example", "pipeline_rate"]))?;
     let out = root.join("target").join("bench");
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
@@ -138,7 +140,7 @@ fn prepare(root: &Path, opts: Options) -> Result<Bench> {
         }
     }
     let script = root.join("xtask").join("bench").join("torch_ref.py");
-    Ok(Bench { root: root.to_owned(), opts, python, script, out, data, cifar, pets })
+    Ok(Bench { root: root.to_owned(), opts, python, cnnlab, script, out, data, cifar, pets })
 }
 
 /// One training row: a config trained `batches` batches a side with cnnlab and torch_ref.py.
@@ -272,13 +274,12 @@ impl Bench {
         eprintln!("\nxtask bench: {} ({} batches x {epochs} epochs, repeat {repeat}/{repeats})", t.name, t.batches);
         let run_dir = self.out.join("runs").join(t.name);
         let _ = std::fs::remove_dir_all(&run_dir);
-        let cnnlab = self.root.join("target/release/cnnlab");
-        let mut cmd = Command::new(&cnnlab);
+        let mut cmd = Command::new(&self.cnnlab);
         cmd.args(["-q", "train"]).arg(&t.config).args(["--epochs", &epochs.to_string()]);
         cmd.args(["--max-batches", &t.batches.to_string()]);
         cmd.arg("--out").arg(&run_dir).arg("--data-dir").arg(&self.data);
         run_cmd(&self.root, &mut cmd)?;
-        crate::train_all::run_state(&cnnlab, &run_dir)?
+        crate::train_all::run_state(&self.cnnlab, &run_dir)?
             .last_images_per_sec
             .with_context(|| format!("{}: no epoch in its history", run_dir.display()))
     }

@@ -157,8 +157,8 @@ impl Learner {
     /// Clipping, one optimizer step at learning rate `lr` on the gradients gathered
     /// since [`Optimizer::zero_grad`], then lookahead and the weights' average.
     /// With fp16, the gradients are unscaled first and a step whose gradients
-    /// overflowed is skipped (the loss scale backs off); returns whether it stepped.
-    pub(crate) fn apply(&mut self, at: StepAt, lr: f64) -> Result<bool> {
+    /// overflowed is skipped (the loss scale backs off).
+    pub(crate) fn apply(&mut self, at: StepAt, lr: f64) -> Result<()> {
         if let Some(scaler) = self.scaler.as_mut() {
             let finite = scaler.unscale(&mut self.opt.grads())?;
             scaler.update()?;
@@ -168,7 +168,7 @@ impl Learner {
                     at.epoch,
                     at.batch + 1
                 );
-                return Ok(false);
+                return Ok(());
             }
         }
         if let Some(max) = self.cfg.grad_clip {
@@ -181,13 +181,20 @@ impl Learner {
         if let Some(ema) = self.ema.as_mut() {
             ema.update();
         }
-        Ok(true)
+        Ok(())
     }
 
-    /// The network's logits (float32) for `xs`, the forward pass under autocast
-    /// when `train.precision` asks for it.
-    pub(crate) fn forward(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
-        forward(&self.net, xs, train, self.cfg.precision)
+    /// The network's float32 logits for `xs`, its forward pass under autocast for
+    /// bf16 / fp16 (the loss and everything after it in float32, as with
+    /// `torch.autocast`).
+    fn forward(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
+        let guard = Autocast::enter(xs.device(), self.cfg.precision)?;
+        let logits = self.net.forward_t(xs, train);
+        drop(guard);
+        Ok(match self.cfg.precision {
+            Precision::Fp32 => logits,
+            _ => logits.to_kind(Kind::Float),
+        })
     }
 
     /// Before evaluating or saving a checkpoint: the model takes the weights' average
@@ -215,16 +222,4 @@ impl Learner {
             ema.finish();
         }
     }
-}
-
-/// `net`'s float32 logits for `xs`, its forward pass under autocast for bf16 / fp16
-/// (the loss and everything after it in float32, as with `torch.autocast`).
-pub(crate) fn forward(net: &Network, xs: &Tensor, train: bool, precision: Precision) -> Result<Tensor> {
-    let guard = Autocast::enter(xs.device(), precision)?;
-    let logits = net.forward_t(xs, train);
-    drop(guard);
-    Ok(match precision {
-        Precision::Fp32 => logits,
-        _ => logits.to_kind(Kind::Float),
-    })
 }
