@@ -7,7 +7,10 @@
 //! - an rpath to that dir, so binaries run without `LD_LIBRARY_PATH`;
 //! - `--no-as-needed -ltorch_cuda`, because the linker's default `--as-needed` drops
 //!   `libtorch_cuda.so` (no symbol of it is referenced directly) and CUDA is then
-//!   never detected, even on a GPU machine.
+//!   never detected, even on a GPU machine;
+//! - with `CNNLAB_EXTRA_RPATH` set (colon-separated dirs), rpaths to those too, before
+//!   the build machine's: `cargo xtask device-bundle` points the GPU machine's binary
+//!   at its own PyTorch's `torch/lib`.
 
 use std::path::Path;
 
@@ -23,6 +26,10 @@ pub(crate) fn main() {
     } else {
         "cargo:rustc-link-arg="
     };
+    println!("cargo:rerun-if-env-changed=CNNLAB_EXTRA_RPATH");
+    for dir in std::env::var("CNNLAB_EXTRA_RPATH").unwrap_or_default().split(':').filter(|d| !d.is_empty()) {
+        println!("{link_arg}-Wl,-rpath,{dir}");
+    }
     println!("{link_arg}-Wl,-rpath,{lib}");
     if Path::new(&lib).join("libtorch_cuda.so").exists() {
         println!("{link_arg}-Wl,--no-as-needed,-ltorch_cuda,--as-needed");

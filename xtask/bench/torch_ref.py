@@ -181,7 +181,8 @@ def train(args):
                resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
     print(json.dumps({"task": args.task, "images": seen, "seconds": seconds, "images_per_sec": seen / seconds,
                       "device": str(device), "torch": torch.__version__, "workers": args.workers,
-                      "threads": torch.get_num_threads(), "peak_rss_mb": peak}))
+                      "threads": torch.get_num_threads(), "peak_rss_mb": peak,
+                      "cuda_max_allocated_mib": torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None}))
 
 
 def pipeline(args):

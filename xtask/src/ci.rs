@@ -15,6 +15,8 @@
 //!    failure names its crate.
 //! 4. `slurm-check --dev`: the README's Slurm array script on a real single-node
 //!    cluster (Debian's slurm-wlm and munge), one task signalled, requeued and resumed.
+//! 5. The GPU machine's `gpu-check.sh --cpu-smoke`, from a `device-bundle --local
+//!    --dev` of the binaries the tests built: its summary must hold every measurement.
 
 use std::path::Path;
 use std::process::Command;
@@ -80,6 +82,8 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     // Phase 3: the README's Slurm array script on a real single-node cluster (about a
     // minute; the cli tests built the binaries it uses).
     crate::slurm_check::run(root, &["--dev".to_owned()]).context("slurm-check")?;
+    // Phase 4: the GPU machine's script, on the CPU from a bundle of the same binaries.
+    crate::device::smoke(root).context("the device bundle's gpu-check.sh --cpu-smoke")?;
     eprintln!("xtask: ci passed in {:.0?}", started.elapsed());
     Ok(())
 }

@@ -11,9 +11,11 @@
 //! - `download`: fetch the public datasets into the data dir.
 //! - `bench`: cnnlab vs PyTorch/torchvision throughput, written to target/bench/.
 //! - `slurm-check`: the README's Slurm array script on a real single-node cluster.
+//! - `device-bundle`: `.device/`, cnnlab built for the GPU machine with `gpu-check.sh`.
 
 mod bench;
 mod ci;
+mod device;
 mod download;
 mod setup;
 mod slurm_check;
@@ -53,6 +55,15 @@ commands:
                         the README's array script, one task signalled, requeued and
                         resumed exactly; prints the timeline (~1 min once built)
       --dev             use the dev build of cnnlab (CI: already built by the tests)
+  device-bundle         .device/ (< 60 MiB): cnnlab built against PyTorch 2.11 (the GPU
+                        machine's, installed into .venv-device/), the CIFAR-10 archive,
+                        configs, the PyTorch reference and gpu-check.sh [--cpu-smoke] OUTDIR
+      --local           bundle this workspace's own build instead (libtorch 2.13; CI's smoke)
+      --dev             with --local: the dev build `cargo test` made
+      --out DIR         (default .device/)
+      --cifar-archive F cifar10-jpg.tar.gz (default: ../shared/data/, then the data dir)
+      --smoke           what CI runs: a --local --dev bundle, its gpu-check.sh --cpu-smoke,
+                        and a check that the summary holds every measurement
   bench                 cnnlab vs PyTorch/torchvision: training and data-pipeline images/s,
                         ratios printed and written to target/bench/*.json
       --data-dir DIR    holding cifar10-jpg/ and oxford-pets-sample/ (default ./data)
@@ -70,6 +81,7 @@ fn main() -> ExitCode {
         Some("download") => download::run(&workspace_root(), &args[1..]),
         Some("bench") => bench::run(&workspace_root(), &args[1..]),
         Some("slurm-check") => slurm_check::run(&workspace_root(), &args[1..]),
+        Some("device-bundle") => device::run(&workspace_root(), &args[1..]),
         Some("help" | "-h" | "--help") | None => {
             print!("{USAGE}");
             Ok(())

@@ -23,32 +23,7 @@ pub(crate) const TORCH_VERSION: &str = "2.13.0";
 /// Idempotent: when everything is in place it only reads two small files.
 /// Returns the libtorch folder.
 pub(crate) fn run(root: &Path) -> Result<PathBuf> {
-    let venv = root.join(".venv");
-    let python = venv.join("bin").join("python");
-    if !python.exists() {
-        let host = std::env::var("CNNLAB_PYTHON").unwrap_or_else(|_| "python3".to_owned());
-        run_cmd(root, Command::new(&host).args(["-m", "venv"]).arg(&venv)).with_context(|| {
-            format!("creating the virtual environment {} (is `{host}` with venv installed?)", venv.display())
-        })?;
-    }
-
-    let torch_dir = match installed_torch(&venv)? {
-        Some((dir, version)) if version_matches(&version) => dir,
-        found => {
-            if let Some((_, version)) = found {
-                eprintln!("xtask: .venv has torch {version}; tch 0.26 needs {TORCH_VERSION}, reinstalling");
-            }
-            pip_install(root, &python, &[&format!("torch=={TORCH_VERSION}")])
-                .context("installing torch with pip (needs the Python package registry and ~5 GB of disk)")?;
-            match installed_torch(&venv)? {
-                Some((dir, version)) if version_matches(&version) => dir,
-                Some((_, version)) => {
-                    bail!("pip installed torch {version}, expected {TORCH_VERSION}")
-                }
-                None => bail!("pip reported success but no torch package is in {}", venv.display()),
-            }
-        }
-    };
+    let torch_dir = ensure_torch(root, &root.join(".venv"), TORCH_VERSION)?;
 
     // torch-sys checks `build-version` when it exists; the wheel has none, so write one
     // and a later mismatch fails the build with torch-sys' own one-line message.
@@ -68,6 +43,31 @@ pub(crate) fn run(root: &Path) -> Result<PathBuf> {
     }
     eprintln!("xtask: libtorch {TORCH_VERSION} ready ({} -> {})", link.display(), target.display());
     Ok(link)
+}
+
+/// Makes sure the virtual environment `venv` (created with `python3 -m venv` when
+/// missing) holds torch `version`, installing it with pip otherwise, and returns the
+/// wheel's `torch/` folder (libtorch's `lib/` and `include/`).
+pub(crate) fn ensure_torch(root: &Path, venv: &Path, version: &str) -> Result<PathBuf> {
+    let python = venv.join("bin").join("python");
+    if !python.exists() {
+        let host = std::env::var("CNNLAB_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+        run_cmd(root, Command::new(&host).args(["-m", "venv"]).arg(venv)).with_context(|| {
+            format!("creating the virtual environment {} (is `{host}` with venv installed?)", venv.display())
+        })?;
+    }
+    match installed_torch(venv)? {
+        Some((dir, found)) if version_matches(&found, version) => return Ok(dir),
+        Some((_, found)) => eprintln!("xtask: {} has torch {found}, {version} is needed: reinstalling", venv.display()),
+        None => {}
+    }
+    pip_install(root, &python, &[&format!("torch=={version}")])
+        .context("installing torch with pip (needs the Python package registry and ~5 GB of disk)")?;
+    match installed_torch(venv)? {
+        Some((dir, found)) if version_matches(&found, version) => Ok(dir),
+        Some((_, found)) => bail!("pip installed torch {found}, expected {version}"),
+        None => bail!("pip reported success but no torch package is in {}", venv.display()),
+    }
 }
 
 /// The PyPI packages the models tests compare cnnlab's backbones with: torchvision's
@@ -113,7 +113,7 @@ const PIP_ATTEMPTS: u32 = 3;
 /// were a truncated stream, not a tampered file) and gave up, failing the whole
 /// run. pip retries connection errors itself but not a short read, so we retry the
 /// command, without pip's cache so a bad partial file is never reused.
-fn pip_install(root: &Path, python: &Path, args: &[&str]) -> Result<()> {
+pub(crate) fn pip_install(root: &Path, python: &Path, args: &[&str]) -> Result<()> {
     let mut last = None;
     for attempt in 1..=PIP_ATTEMPTS {
         let mut cmd = Command::new(python);
@@ -135,9 +135,9 @@ fn pip_install(root: &Path, python: &Path, args: &[&str]) -> Result<()> {
     Err(last.expect("at least one attempt"))
 }
 
-/// True when the wheel's version string (e.g. `2.13.0+cu130`) is the one tch needs.
-fn version_matches(version: &str) -> bool {
-    version.split('+').next() == Some(TORCH_VERSION)
+/// True when the wheel's version string (e.g. `2.13.0+cu130`) is `wanted` (`2.13.0`).
+fn version_matches(version: &str, wanted: &str) -> bool {
+    version.split('+').next() == Some(wanted)
 }
 
 /// Finds `site-packages/torch` in the venv and reads its version without starting
@@ -176,10 +176,11 @@ mod tests {
     fn reads_version_py_as_torch_writes_it() {
         let text = "from typing import Optional\n__version__ = '2.13.0+cu130'\ndebug = False\n";
         assert_eq!(parse_version_py(text).as_deref(), Some("2.13.0+cu130"));
-        assert!(version_matches("2.13.0+cu130"));
-        assert!(version_matches("2.13.0"));
-        assert!(!version_matches("2.1.0"));
-        assert!(!version_matches("2.13.01"));
+        assert!(version_matches("2.13.0+cu130", TORCH_VERSION));
+        assert!(version_matches("2.13.0", TORCH_VERSION));
+        assert!(!version_matches("2.1.0", TORCH_VERSION));
+        assert!(!version_matches("2.13.01", TORCH_VERSION));
+        assert!(version_matches("2.11.0+cu130", "2.11.0"));
         assert_eq!(parse_version_py("x = 1\n"), None);
     }
 }

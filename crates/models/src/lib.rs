@@ -29,7 +29,7 @@ mod spec;
 pub use backbone::{Backbone, BackboneNet};
 pub use error::{Error, Result};
 pub use ffi::{set_torch_threads, torch_info, Autocast, Precision, TorchInfo};
-pub use network::{build, plan, summary, thousands, LayerRow, Network, Shape};
+pub use network::{build, channels_last, plan, summary, thousands, LayerRow, Network, Shape};
 pub use pretrained::{load_pretrained, Loaded};
 pub use spec::{Head, HeadName, InitScheme, LayerSpec, ModelConfig, ModelKind};
 

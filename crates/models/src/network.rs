@@ -234,6 +234,14 @@ pub struct Network {
     head_names: Vec<String>,
     /// Whether the backbone runs frozen (batch norms in eval mode).
     frozen: Arc<AtomicBool>,
+    /// Whether inputs go in channels-last order, see [`Network::set_channels_last`].
+    channels_last: AtomicBool,
+}
+
+/// `x` (`[N, C, H, W]`) with channels-last strides, as `x.contiguous(memory_format=
+/// torch.channels_last)`: a copy unless it already has them.
+pub fn channels_last(x: &Tensor) -> Tensor {
+    x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
 }
 
 impl ModuleT for Network {
@@ -256,7 +264,10 @@ impl Network {
 
     /// Runs the layers `range` (indices into the layer list) on `xs`.
     fn forward_range(&self, xs: &Tensor, range: std::ops::Range<usize>, train: bool) -> Tensor {
-        let mut x = xs.shallow_clone();
+        let mut x = match range.start == 0 && xs.dim() == 4 && self.channels_last.load(Ordering::Relaxed) {
+            true => channels_last(xs),
+            false => xs.shallow_clone(),
+        };
         for (layer, _) in &self.layers[range] {
             x = layer.forward_t(&x, train);
         }
@@ -313,6 +324,23 @@ impl Network {
 
     /// Runs the backbone frozen (its batch norms in eval mode, no stochastic depth)
     /// or not; the caller stops its gradients.
+    /// Keeps every 4-d weight of `vs` (the network's variables), and from now on every
+    /// 4-d input, in channels-last memory order: `model.to(memory_format=
+    /// torch.channels_last)` and the same for each batch. Values, names and shapes do
+    /// not change, only the strides; cuDNN's tensor-core convolutions read this layout
+    /// without transposing.
+    pub fn set_channels_last(&self, vs: &tch::nn::VarStore) {
+        tch::no_grad(|| {
+            for (_, mut var) in vs.variables() {
+                if var.dim() == 4 {
+                    let nhwc = channels_last(&var);
+                    var.set_data(&nhwc);
+                }
+            }
+        });
+        self.channels_last.store(true, Ordering::Relaxed);
+    }
+
     pub fn set_backbone_frozen(&self, frozen: bool) {
         self.frozen.store(frozen, Ordering::Relaxed);
     }
@@ -453,7 +481,8 @@ pub fn build(p: &nn::Path, cfg: &ModelConfig, input: Shape, classes: i64) -> Res
         module.push((built, offset + index));
         shape = row.output;
     }
-    Ok(Network { rows, input, layers: module, whiten, backbone: cfg.backbone, head_names, frozen })
+    let channels_last = AtomicBool::new(false);
+    Ok(Network { rows, input, layers: module, whiten, backbone: cfg.backbone, head_names, frozen, channels_last })
 }
 
 /// Batch normalization with the scale fixed at 1 (PyTorch's `BatchNorm2d` with a

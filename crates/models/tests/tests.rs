@@ -477,3 +477,32 @@ fn torch_info_names_the_libtorch_version() {
         assert_eq!(info.cuda_devices, 0);
     }
 }
+
+/// `set_channels_last` gives every 4-d weight NHWC strides (as PyTorch's
+/// `torch.channels_last`: stride 1 on the channel axis) without changing a value, and
+/// the network computes what it computed before, the batch converted on the way in.
+#[test]
+fn channels_last_changes_strides_not_results() {
+    let cfg = model_of("cifar10/seed3-final.toml");
+    let vs = nn::VarStore::new(Device::Cpu);
+    let net = build(&vs.root(), &cfg, Shape::Map(3, 32, 32), 10).unwrap();
+    let xs = Tensor::randn([4, 3, 32, 32], (Kind::Float, Device::Cpu));
+    let before = net.forward_t(&xs, false);
+    let copies: Vec<(String, Tensor)> = vs.variables().into_iter().map(|(k, v)| (k, v.copy())).collect();
+    net.set_channels_last(&vs);
+    let vars = vs.variables();
+    for (name, old) in &copies {
+        let var = &vars[name];
+        assert!(var.equal(old), "{name} changed value");
+        if var.dim() == 4 {
+            let [_, c, h, w] = var.size()[..] else { unreachable!() };
+            assert_eq!(var.stride(), [h * w * c, 1, w * c, c], "{name} is not channels-last");
+        }
+    }
+    let after = net.forward_t(&xs, false);
+    let diff = f64::try_from((&after - &before).abs().max()).unwrap();
+    assert!(diff < 1e-4, "outputs differ by {diff}");
+    let x = cnnlab_models::channels_last(&xs);
+    assert_eq!(x.stride(), [3 * 32 * 32, 1, 32 * 3, 3]);
+    assert!(x.equal(&xs));
+}

@@ -215,6 +215,11 @@ pub struct TrainConfig {
     /// gradients and the optimizer stay float32.
     #[serde(default, skip_serializing_if = "defaults::is_fp32")]
     pub precision: Precision,
+    /// Weights and batches in channels-last memory order (`torch.channels_last`): on
+    /// by default on CUDA, where cuDNN's tensor-core convolutions want it; `true`
+    /// forces it on the CPU too, `false` off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channels_last: Option<bool>,
     /// MixUp or CutMix of training batches, see [`Mix`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mix: Option<Mix>,
@@ -263,6 +268,7 @@ impl Default for TrainConfig {
             lookahead: None,
             ema: None,
             precision: Precision::Fp32,
+            channels_last: None,
             mix: None,
             pipeline: Feed::Host,
             freeze_epochs: 0,

@@ -75,6 +75,9 @@ impl Learner {
                 }
             );
         }
+        if cfg.channels_last.unwrap_or(device.is_cuda()) {
+            net.set_channels_last(&vs);
+        }
         let mut opt = Optimizer::new(&vs, cfg);
         if net.backbone.is_some() && cfg.backbone_lr_mult != 1.0 {
             opt.set_lr_mult(|name| net.in_backbone(name), cfg.backbone_lr_mult);

@@ -287,17 +287,19 @@ impl RunDir {
 
     /// Saves the variables of `vs` as `<run>/<name>` (safetensors), atomically.
     pub(crate) fn save_vars(&self, name: &str, vs: &tch::nn::VarStore) -> Result<()> {
-        let path = self.file(name);
-        // The temporary name keeps the extension: tch picks the format from it.
-        let tmp = path.with_extension("tmp.safetensors");
-        commit(&tmp, &path, vs.save(&tmp).map_err(|e| tch_reason(&e)))
+        let mut named: Vec<(String, tch::Tensor)> = vs.variables().into_iter().collect();
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        self.save_tensors(name, &named)
     }
 
-    /// Saves named tensors as `<run>/<name>` (safetensors), atomically.
+    /// Saves named tensors as `<run>/<name>` (safetensors), atomically. Tensors in
+    /// another memory order (channels-last weights) are written in the standard one,
+    /// which is what safetensors holds and what tch refuses to write otherwise.
     pub(crate) fn save_tensors(&self, name: &str, named: &[(String, tch::Tensor)]) -> Result<()> {
         let path = self.file(name);
         let tmp = path.with_extension("tmp.safetensors");
-        commit(&tmp, &path, tch::Tensor::write_safetensors(named, &tmp).map_err(|e| tch_reason(&e)))
+        let named: Vec<(&str, tch::Tensor)> = named.iter().map(|(k, t)| (k.as_str(), t.contiguous())).collect();
+        commit(&tmp, &path, tch::Tensor::write_safetensors(&named, &tmp).map_err(|e| tch_reason(&e)))
     }
 
     /// Removes what an earlier run trained and concluded (`cnnlab train --force`): its

@@ -704,3 +704,36 @@ fn bf16_and_fp16_train_like_fp32_and_fp16_resumes_exactly() {
     }
     interrupt_and_resume(&TrainConfig { precision: Precision::Fp16, ..config(4) }, &model());
 }
+
+/// Channels-last memory order (on by default on CUDA) changes strides only: forced on
+/// the CPU, a run trains to the same history and weights as without it (to float
+/// rounding: the convolutions take other kernels), its checkpoints load as any other,
+/// and it resumes exactly.
+#[test]
+fn channels_last_trains_like_the_standard_layout_and_resumes_exactly() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (mut losses, mut weights) = (vec![], vec![]);
+    for on in [false, true] {
+        let cfg = TrainConfig { channels_last: Some(on), ..config(2) };
+        let opts = RunOptions { out_dir: dir.path().join(format!("cl-{on}")), quiet: true, ..Default::default() };
+        train(&splits(), &Imbalance::None, &[], &model(), &cfg, &opts).unwrap();
+        let history = std::fs::read_to_string(opts.out_dir.join("history.csv")).unwrap();
+        let loss: Vec<f64> = history.lines().skip(1).map(|l| l.split(',').nth(1).unwrap().parse().unwrap()).collect();
+        losses.push(loss);
+        let mut tensors = tch::Tensor::read_safetensors(opts.out_dir.join("last.safetensors")).unwrap();
+        tensors.sort_by(|a, b| a.0.cmp(&b.0));
+        weights.push(tensors);
+    }
+    assert_eq!(losses[0].len(), 2);
+    for (a, b) in losses[0].iter().zip(&losses[1]) {
+        assert!((a - b).abs() / a < 1e-4, "epoch losses {:?} (standard) vs {:?} (channels-last)", losses[0], losses[1]);
+    }
+    assert!(weights[0].iter().any(|(_, t)| t.dim() == 4), "the model has convolutions");
+    for ((name, a), (other, b)) in weights[0].iter().zip(&weights[1]) {
+        assert_eq!((name, a.size()), (other, b.size()));
+        let diff = f64::try_from((a - b).abs().max()).unwrap();
+        assert!(diff < 1e-3, "{name}: standard and channels-last runs differ by {diff}");
+    }
+    interrupt_and_resume(&TrainConfig { channels_last: Some(true), ..config(4) }, &model());
+}
