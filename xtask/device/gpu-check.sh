@@ -105,7 +105,9 @@ fi
 # used_mib: memory the driver shows in use now (GPU), or 0 on the CPU.
 used_mib() {
   if [ "$SMOKE" = 0 ]; then
-    nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits 2>/dev/null | head -1 | tr -dc 0-9
+    local m
+    m=$(nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits 2>/dev/null | head -1 | tr -dc 0-9)
+    echo "${m:-0}"
   else
     echo 0
   fi
