@@ -146,6 +146,21 @@ measure() {
 status_field() {
   "$CNNLAB" status --json "$1" | "$PY" -c "import json, sys; v = json.load(sys.stdin).get('$2'); print('null' if v is None else v)"
 }
+# train_step STEP KEY FIELD JSON RUN ARGS...: `cnnlab -q train ARGS` into RUN, measured;
+# appends {JSON, KEY: <FIELD of cnnlab status>, seconds, peak_mib} to steps.jsonl, or
+# records STEP as failed.
+train_step() {
+  local step=$1 key=$2 field=$3 json=$4 run=$5 value
+  shift 5
+  measure "$step" "$CNNLAB" -q train "$@" --out "$run" --force --data-dir "$DATA"
+  if [ "$RC" = 0 ]; then
+    value=$(status_field "$run" "$field")
+    say "  $key $value in $SECONDS_TAKEN s, peak $PEAK_MIB MiB"
+    printf '{%s, "%s": %s, "seconds": %s, "peak_mib": %s}\n' "$json" "$key" "$value" "$SECONDS_TAKEN" "$PEAK_MIB" >> "$OUT/steps.jsonl"
+  else
+    fail "$step" "cnnlab train $* exited $RC"
+  fi
+}
 # variant FILE BASE LINE: a config that extends BASE with one [train] line.
 variant() {
   printf 'extends = "%s"\n\n[train]\n%s\n' "$BUNDLE/configs/cifar10/$2" "$3" > "$WORK/configs/$1"
@@ -166,24 +181,17 @@ DEVICE_CFG=$(variant seed3-final-device.toml seed3-final.toml 'pipeline = "devic
 for feed in host device; do
   cfg=$HOST_CFG
   [ "$feed" = device ] && cfg=$DEVICE_CFG
-  run="$RUNS/throughput-$feed"
   say "seed3-final throughput, $feed feed, 2 x $TP_BATCHES batches"
-  measure "tp-$feed" "$CNNLAB" -q train "$cfg" --epochs 2 --max-batches "$TP_BATCHES" --out "$run" --force --data-dir "$DATA"
-  if [ "$RC" = 0 ]; then
-    ips=$(status_field "$run" last_images_per_sec)
-    say "  $ips images/s, peak $PEAK_MIB MiB"
-    printf '{"step": "throughput", "side": "cnnlab", "feed": "%s", "images_per_sec": %s, "batches": %s, "seconds": %s, "peak_mib": %s}\n' \
-      "$feed" "$ips" "$TP_BATCHES" "$SECONDS_TAKEN" "$PEAK_MIB" >> "$OUT/steps.jsonl"
-  else
-    fail "throughput-$feed" "cnnlab train $cfg exited $RC"
-  fi
+  train_step "throughput-$feed" images_per_sec last_images_per_sec \
+    "\"step\": \"throughput\", \"side\": \"cnnlab\", \"feed\": \"$feed\", \"batches\": $TP_BATCHES" \
+    "$RUNS/throughput-$feed" "$cfg" --epochs 2 --max-batches "$TP_BATCHES"
 done
 WORKERS=$(( $(nproc) / 2 ))
 [ "$WORKERS" -lt 2 ] && WORKERS=2
 say "seed3-final throughput, PyTorch reference ($WORKERS DataLoader workers, $((2 * TP_BATCHES)) batches)"
 measure tp-pytorch sh -c "exec \"$PY\" \"$BUNDLE/ref/torch_ref.py\" train seed3-final \"$DATA/cifar10-jpg/train\" --batches $((2 * TP_BATCHES)) --workers $WORKERS --limit $REF_LIMIT > \"$WORK/torch_ref.json\""
 if [ "$RC" = 0 ]; then
-  ref_field() { "$PY" -c "import json; v = json.loads(open('$WORK/torch_ref.json').read().splitlines()[-1])['$1']; print('null' if v is None else v)"; }
+  ref_field() { "$PY" -c "import json; v = json.loads(open('$WORK/torch_ref.json').read().splitlines()[-1]).get('$1'); print('null' if v is None else v)"; }
   ips=$(ref_field images_per_sec)
   say "  $ips images/s, peak $PEAK_MIB MiB"
   printf '{"step": "throughput", "side": "pytorch", "feed": "host", "images_per_sec": %s, "batches": %s, "workers": %s, "seconds": %s, "peak_mib": %s, "cuda_max_allocated_mib": %s}\n' \
@@ -196,17 +204,10 @@ fi
 for precision in fp32 bf16; do
   cfg=$(variant "fast94-$precision.toml" fast94.toml "precision = \"$precision\"")
   for seed in $(seq 0 $((SEEDS - 1))); do
-    run="$RUNS/fast94-$precision/seed-$seed"
     say "fast94 $precision seed $seed"
-    measure "fast94-$precision-$seed" "$CNNLAB" -q train "$cfg" --seed "$seed" "${FAST94[@]}" --out "$run" --force --data-dir "$DATA"
-    if [ "$RC" = 0 ]; then
-      acc=$(status_field "$run" accuracy)
-      say "  accuracy $acc in $SECONDS_TAKEN s, peak $PEAK_MIB MiB"
-      printf '{"step": "fast94", "precision": "%s", "seed": %s, "accuracy": %s, "seconds": %s, "peak_mib": %s}\n' \
-        "$precision" "$seed" "$acc" "$SECONDS_TAKEN" "$PEAK_MIB" >> "$OUT/steps.jsonl"
-    else
-      fail "fast94-$precision-$seed" "cnnlab train $cfg --seed $seed exited $RC"
-    fi
+    train_step "fast94-$precision-$seed" accuracy accuracy \
+      "\"step\": \"fast94\", \"precision\": \"$precision\", \"seed\": $seed" \
+      "$RUNS/fast94-$precision/seed-$seed" "$cfg" --seed "$seed" "${FAST94[@]}"
   done
 done
 

@@ -322,8 +322,6 @@ impl Network {
         &self.head_names
     }
 
-    /// Runs the backbone frozen (its batch norms in eval mode, no stochastic depth)
-    /// or not; the caller stops its gradients.
     /// Keeps every 4-d weight of `vs` (the network's variables), and from now on every
     /// 4-d input, in channels-last memory order: `model.to(memory_format=
     /// torch.channels_last)` and the same for each batch. Values, names and shapes do
@@ -341,6 +339,8 @@ impl Network {
         self.channels_last.store(true, Ordering::Relaxed);
     }
 
+    /// Runs the backbone frozen (its batch norms in eval mode, no stochastic depth)
+    /// or not; the caller stops its gradients.
     pub fn set_backbone_frozen(&self, frozen: bool) {
         self.frozen.store(frozen, Ordering::Relaxed);
     }
