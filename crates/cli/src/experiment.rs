@@ -349,7 +349,7 @@ mod tests {
 
         std::fs::write(&child, "extends = \"base.toml\"\n\n[train]\nlrr = 0.01\n").unwrap();
         let err = Experiment::load(&child).unwrap_err().to_string();
-        assert_eq!(err, format!("{}:4: unknown field `lrr`, expected one of `epochs`, `batch_size`, `accumulate`, `eval_batch_size`, `optimizer`, `lr`, `weight_decay`, `momentum`, `nesterov`, `bias_lr_scale`, `seed`, `seeds`, `device`, `schedule`, `warmup_epochs`, `label_smoothing`, `grad_clip`, `monitor`, `early_stopping`, `tta`, `lookahead`, `ema`, `precision`, `channels_last`, `mix`, `pipeline`, `freeze_epochs`, `backbone_lr_mult`, `requeue_on_signal`", child.display()));
+        assert_eq!(err, format!("{}:4: unknown field `lrr`, expected one of `epochs`, `batch_size`, `accumulate`, `eval_batch_size`, `optimizer`, `lr`, `weight_decay`, `momentum`, `nesterov`, `bias_lr_scale`, `seed`, `seeds`, `ensemble`, `device`, `schedule`, `warmup_epochs`, `label_smoothing`, `grad_clip`, `monitor`, `early_stopping`, `tta`, `lookahead`, `ema`, `precision`, `channels_last`, `mix`, `pipeline`, `freeze_epochs`, `backbone_lr_mult`, `requeue_on_signal`", child.display()));
 
         std::fs::write(&child, "extends = \"child.toml\"\n").unwrap();
         let err = Experiment::load(&child).unwrap_err().to_string();

@@ -23,8 +23,13 @@ pub(crate) struct ExplainArgs<'a> {
 
 pub(crate) fn explain_command(a: ExplainArgs<'_>) -> Result<()> {
     let (exp, shape, classes) = run_inputs(a.run)?;
-    // The final weights: those the run's test metrics and report used.
-    let predictor = Predictor::load(a.run, &exp.model, shape, classes.clone(), Weights::Last)?;
+    // The final weights: those the run's test metrics and report used. An ensemble's
+    // maps are its first seed's network's.
+    let net_dir = crate::ensemble::members(a.run, &exp).swap_remove(0);
+    if exp.train.ensemble {
+        tracing::info!("{} is an ensemble: Grad-CAM of its member {}", a.run.display(), net_dir.display());
+    }
+    let predictor = Predictor::load(&net_dir, &exp.model, shape, classes.clone(), Weights::Last)?;
     let class = match a.class {
         None => None,
         Some(name) => Some(

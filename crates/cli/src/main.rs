@@ -6,6 +6,7 @@
 //! has finished already, 128 + N stopped by signal N
 //! after saving a resumable checkpoint (130 Ctrl-C, 138 SIGUSR1, 143 SIGTERM).
 
+mod ensemble;
 mod experiment;
 mod explain_cmd;
 mod lr_find_cmd;
@@ -184,7 +185,8 @@ fn run(cli: &Cli) -> Result<()> {
         Command::Info { json } => info_command(*json),
         Command::Report { runs, comparisons } => {
             let n = report::write_report(runs, comparisons)?;
-            println!("{n} runs: {} and {}", runs.join("REPORT.md").display(), runs.join("report.html").display());
+            let what = report::finished_runs(n);
+            println!("{what}: {} and {}", runs.join("REPORT.md").display(), runs.join("report.html").display());
             Ok(())
         }
         Command::Summary { config, classes, data_dir } => predict_cmd::summary_command(config, data_dir, *classes),
@@ -312,14 +314,17 @@ fn train_command(args: &TrainArgs, quiet: bool) -> Result<()> {
         (None, None) => anyhow::bail!("give an experiment file or --resume RUN_DIR"),
     };
     let mut exp = Experiment::load(&config)?;
-    if !exp.train.seeds.is_empty() && args.seed.is_none() && args.resume.is_none() {
-        return train_seeds(args, &exp.train.seeds, &out_dir, quiet);
+    // (An ensemble's folder has the set's config: `--resume` of it resumes the set.)
+    if !exp.train.seeds.is_empty() && args.seed.is_none() && (args.resume.is_none() || exp.train.ensemble) {
+        let set = TrainArgs { resume: None, config: Some(config.clone()), out: Some(out_dir.clone()), ..args.clone() };
+        return train_seeds(&set, &exp, &out_dir, quiet);
     }
     if let Some(seed) = args.seed {
         exp.train.seed = seed;
     }
     // A run folder holds one seed; its config says which.
     exp.train.seeds.clear();
+    exp.train.ensemble = false;
     if let Some(epochs) = args.epochs {
         anyhow::ensure!(epochs > 0, "--epochs must be at least 1");
         exp.train.epochs = epochs;
@@ -454,9 +459,14 @@ fn inspect_run(run: &RunDir, metrics: &cnnlab_train::FinalMetrics, test: &cnnlab
 
 /// `[train] seeds`: one run per seed in `out/seed-<k>/`, one after another. A finished
 /// seed is kept (unless --force), an unfinished one resumed, so the same command picks
-/// up where an interrupted set stopped.
-fn train_seeds(args: &TrainArgs, seeds: &[u64], out: &Path, quiet: bool) -> Result<()> {
-    for &k in seeds {
+/// up where an interrupted set stopped. With `[train] ensemble`, then the ensemble's
+/// test results in `out/`.
+fn train_seeds(args: &TrainArgs, exp: &Experiment, out: &Path, quiet: bool) -> Result<()> {
+    if exp.train.ensemble {
+        // Results of an earlier set go first: they must not pass for this one's.
+        RunDir::new(out).clear_test_results()?;
+    }
+    for &k in &exp.train.seeds {
         let dir = out.join(cnnlab_cli::compare::seed_dir_name(k));
         let mut one = TrainArgs { seed: Some(k), out: Some(dir.clone()), ..args.clone() };
         match RunDir::new(&dir).state()? {
@@ -472,6 +482,17 @@ fn train_seeds(args: &TrainArgs, seeds: &[u64], out: &Path, quiet: bool) -> Resu
         }
         train_command(&one, quiet).with_context(|| format!("seed {k} ({})", out.display()))?;
         close_run_log();
+    }
+    if exp.train.ensemble {
+        let metrics = ensemble::write_results(out, exp)?;
+        tracing::info!(
+            "ensemble of {} seeds: test accuracy {:.4}, macro-F1 {:.4}, {:.1} min of training; run folder {}",
+            exp.train.seeds.len(),
+            metrics.report.accuracy,
+            metrics.report.f1_macro,
+            metrics.train_seconds / 60.0,
+            out.display()
+        );
     }
     Ok(())
 }

@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use cnnlab_data::ImageShape;
 use cnnlab_models::{plan, summary, Shape};
-use cnnlab_train::{files, Predictor, RunDir, Tta, Weights};
+use cnnlab_train::{files, RunDir, Tta, Weights};
 
+use crate::ensemble::RunModel;
 use crate::experiment::Experiment;
 
 /// The input shape and class count a model of `exp` gets: from `--classes` /
@@ -64,7 +65,7 @@ pub(crate) struct PredictArgs<'a> {
 pub(crate) fn predict_command(a: PredictArgs<'_>) -> Result<()> {
     let (exp, shape, classes) = run_inputs(a.run)?;
     let weights = if a.last { Weights::Last } else { Weights::Best };
-    let predictor = Predictor::load(a.run, &exp.model, shape, classes.clone(), weights)?;
+    let predictor = RunModel::load(a.run, &exp, shape, &classes, weights)?;
     let k = classes.len();
     if let Some(out) = a.submission {
         let [dir] = a.inputs else { bail!("--submission takes exactly one folder of images") };
@@ -134,7 +135,7 @@ pub(crate) struct EvaluateArgs<'a> {
 pub(crate) fn evaluate_command(a: EvaluateArgs<'_>) -> Result<()> {
     let (exp, shape, classes) = run_inputs(a.run)?;
     let weights = if a.best { Weights::Best } else { Weights::Last };
-    let predictor = Predictor::load(a.run, &exp.model, shape, classes.clone(), weights)?;
+    let predictor = RunModel::load(a.run, &exp, shape, &classes, weights)?;
     let tta = a.tta.unwrap_or(exp.train.tta);
     let (data, files, report) = cnnlab_data::read_labeled(a.dir, shape, &classes, a.quiet)?;
     if let Some(s) = report.summary() {

@@ -48,6 +48,8 @@ pub(crate) struct RunRow {
     seed: Option<u64>,
     /// Seeds merged into this row (1 for a single run).
     n_seeds: usize,
+    /// The seeds averaged into this run's predictions (`[train] ensemble`); 0 if none.
+    ensemble: usize,
     /// Where [`Evidence::load`] finds this row's predictions: the run folder, or the
     /// folder of its seeds.
     evidence_dir: PathBuf,
@@ -156,13 +158,17 @@ fn glob_one(pattern: &Path) -> bool {
     std::fs::read_dir(root).is_ok_and(|entries| entries.filter_map(|e| e.ok()).any(|e| e.path().join(name).is_file()))
 }
 
-/// Finds `metrics.json` files under `root` (not inside one-vs-rest member folders).
+/// Finds `metrics.json` files under `root` (not inside one-vs-rest member folders, nor
+/// the seeds of an ensemble: the ensemble's folder is the run).
 fn find_runs(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     let entries = std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
     let mut entries: Vec<_> = entries.filter_map(|e| e.ok()).map(|e| e.path()).collect();
     entries.sort();
     if dir != root && RunDir::new(dir).has(files::METRICS) {
         out.push(dir.to_path_buf());
+        if !compare::seed_dirs(dir).is_empty() {
+            return Ok(());
+        }
     }
     for path in entries {
         if path.is_dir() && path.file_name().is_some_and(|n| n != files::OVR && n != files::PLOTS) {
@@ -216,6 +222,7 @@ fn read_run(root: &Path, dir: &Path) -> Result<RunRow> {
         }),
         seed,
         n_seeds: 1,
+        ensemble: if exp.train.ensemble { exp.train.seeds.len() } else { 0 },
         evidence_dir: named.to_path_buf(),
         intervals: None,
     })
@@ -480,7 +487,7 @@ fn cells(r: &RunRow) -> Vec<String> {
         with_interval(r.f1_macro, r.intervals.map(|i| i.1)),
         opt(r.roc_auc),
         format!("{:.4}", r.mcc),
-        r.n_seeds.to_string(),
+        if r.ensemble > 0 { format!("ensemble of {}", r.ensemble) } else { r.n_seeds.to_string() },
     ]
 }
 
@@ -653,7 +660,9 @@ const COMPARISON_HEADER: [&str; 6] =
 
 /// Under the runs table: what the brackets are.
 const INTERVALS_NOTE: &str = "Brackets are 95% intervals: a bootstrap over the test set (1000 resamples) for one \
-     run; for seed replicates (`seeds` > 1) the values are means over seeds with a Student-t interval.";
+     run; for seed replicates (`seeds` > 1) the values are means over seeds with a Student-t interval. An \
+     ensemble (`ensemble = true`) is one model, its seeds' probabilities averaged: bootstrap, and its train time \
+     is its seeds' sum.";
 
 fn md_table(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut s = format!("| {} |\n|{}\n", header.join(" | "), "---|".repeat(header.len()));
@@ -685,7 +694,7 @@ fn html_table(header: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 /// "1 finished run", "3 finished runs".
-fn finished_runs(n: usize) -> String {
+pub(crate) fn finished_runs(n: usize) -> String {
     format!("{n} finished run{}", if n == 1 { "" } else { "s" })
 }
 

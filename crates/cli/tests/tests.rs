@@ -479,6 +479,76 @@ fn seed_replicates_intervals_verdicts_and_compare() {
     assert_one_line_error(&out, 1, "unknown --metric `f1`");
 }
 
+/// `[train] ensemble = true`: the seeds' runs are one model. The run folder's
+/// predictions are the mean of its seeds' probabilities and its train time their sum;
+/// `cnnlab evaluate` of the folder (both networks, averaged in memory) reproduces its
+/// test metrics on the exported test split; `predict` and `compare` take the folder;
+/// the report has one row for it, "ensemble of 2"; an ensemble of one seed is a
+/// one-line error naming the key.
+#[test]
+fn an_ensemble_of_seeds_is_one_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(workspace().join("configs/shapes/seed3-final.toml")).unwrap();
+    let text = text.replace("val_fraction = 0.1", "val_fraction = 0.1\nmax_train = 400\nmax_test = 200");
+    let config = tmp.path().join("ens.toml");
+    std::fs::write(&config, text.replace("[train]", "[train]\nseeds = [3, 4]\nensemble = true")).unwrap();
+    let runs = tmp.path().join("runs");
+    let run = runs.join("shapes/ens");
+    let (config_s, run_s) = (config.to_str().unwrap(), run.to_str().unwrap());
+    let out = cnnlab(&["-q", "train", config_s, "--epochs", "1", "--out", run_s], tmp.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let table = |file: PathBuf| -> Vec<csv::StringRecord> {
+        csv::Reader::from_path(&file).unwrap().records().map(|r| r.unwrap()).collect()
+    };
+    let ens = table(run.join("predictions.csv"));
+    let (a, b) = (table(run.join("seed-3/predictions.csv")), table(run.join("seed-4/predictions.csv")));
+    assert_eq!(ens.len(), 200);
+    let mut disagree = 0;
+    for ((e, a), b) in ens.iter().zip(&a).zip(&b) {
+        assert_eq!((&e[0], &e[1]), (&a[0], &a[1]), "same examples, same order");
+        disagree += usize::from(a[2] != b[2]);
+        for c in 3..e.len() {
+            let (e, a, b): (f64, f64, f64) = (e[c].parse().unwrap(), a[c].parse().unwrap(), b[c].parse().unwrap());
+            assert!((e - (a + b) / 2.0).abs() < 1.5e-6, "{e} is not the mean of {a} and {b}");
+        }
+    }
+    assert!(disagree > 0, "two seeds after one epoch disagree somewhere: a real average");
+    let json =
+        |file: PathBuf| -> serde_json::Value { serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap() };
+    let (m, ma, mb) =
+        (json(run.join("metrics.json")), json(run.join("seed-3/metrics.json")), json(run.join("seed-4/metrics.json")));
+    let sum = ma["train_seconds"].as_f64().unwrap() + mb["train_seconds"].as_f64().unwrap();
+    assert!((m["train_seconds"].as_f64().unwrap() - sum).abs() < 1e-9);
+    assert_eq!(m["trainable_params"].as_i64().unwrap(), 2 * ma["trainable_params"].as_i64().unwrap());
+    assert!(std::fs::read_to_string(run.join("config.toml")).unwrap().contains("ensemble = true"));
+
+    let exported = tmp.path().join("exported");
+    let out = cnnlab(&["-q", "data", "export", config_s, "--out", exported.to_str().unwrap()], tmp.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let test_dir = exported.join("test");
+    let out = cnnlab(&["-q", "evaluate", "--run", run_s, test_dir.to_str().unwrap(), "--json"], tmp.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ours: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!((ours["accuracy"].as_f64().unwrap() - m["accuracy"].as_f64().unwrap()).abs() < 1e-9, "{ours} vs {m}");
+    assert_eq!(ours["confusion_matrix"], m["confusion_matrix"]);
+    let image = std::fs::read_dir(test_dir.join("circle")).unwrap().next().unwrap().unwrap().path();
+    let out = cnnlab(&["predict", "--run", run_s, image.to_str().unwrap()], tmp.path());
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("probability"));
+    let out = cnnlab(&["compare", run.join("seed-3").to_str().unwrap(), run_s], tmp.path());
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("(McNemar)"));
+
+    let out = cnnlab(&["report", runs.to_str().unwrap()], tmp.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let md = std::fs::read_to_string(runs.join("REPORT.md")).unwrap();
+    let rows: Vec<&str> = md.lines().filter(|l| l.starts_with("| shapes/ens")).collect();
+    assert!(rows.len() == 1 && rows[0].ends_with("| ensemble of 2 |"), "{md}");
+
+    std::fs::write(&config, text.replace("[train]", "[train]\nseeds = [3]\nensemble = true")).unwrap();
+    let out = cnnlab(&["train", config_s, "--out", tmp.path().join("one").to_str().unwrap()], tmp.path());
+    assert_one_line_error(&out, 1, "train.ensemble");
+}
+
 /// `cnnlab evaluate` on the run's own test split, exported as an image folder, gives
 /// the run's test metrics (same weights, same TTA); a folder that is not one of the
 /// run's classes is a one-line error naming it.

@@ -182,6 +182,11 @@ pub struct TrainConfig {
     /// and `cnnlab compare` then give intervals over seeds. Empty: one run with `seed`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub seeds: Vec<u64>,
+    /// The seeds' runs are one model: its prediction is the mean of their class
+    /// probabilities (a deep ensemble). The run folder gets the ensemble's own test
+    /// results beside `seed-<k>/`, and its training time is the seeds' sum.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ensemble: bool,
     #[serde(default = "defaults::device")]
     pub device: DeviceChoice,
     /// Learning-rate schedule; `lr` is its base (peak) rate.
@@ -257,6 +262,7 @@ impl Default for TrainConfig {
             bias_lr_scale: 1.0,
             seed: 0,
             seeds: Vec::new(),
+            ensemble: false,
             device: defaults::device(),
             schedule: Schedule::Constant,
             warmup_epochs: 0.0,
@@ -368,6 +374,7 @@ impl TrainConfig {
                 "train.seeds",
                 "lists a seed twice",
             ),
+            (self.ensemble && self.seeds.len() < 2, "train.ensemble", "needs train.seeds with at least two seeds"),
             (
                 self.lookahead.is_some_and(|l| !(0.0..=1.0).contains(&l.decay)),
                 "train.lookahead.decay",
