@@ -81,7 +81,6 @@ pub(crate) fn write_results(dir: &Path, exp: &Experiment) -> Result<FinalMetrics
         seeds.push((file.clone(), metrics_cmd::read(&file)?, metrics));
     }
     let (first_file, first, _) = &seeds[0];
-    let Some(_) = &first.scores else { bail!("{}: no p_<class> columns to average", first_file.display()) };
     for (file, p, _) in &seeds[1..] {
         ensure!(p.classes == first.classes, "{}: other classes than {}", file.display(), first_file.display());
         if let Some(i) = (0..first.ids.len().max(p.ids.len()))
@@ -99,7 +98,8 @@ pub(crate) fn write_results(dir: &Path, exp: &Experiment) -> Result<FinalMetrics
     let k = first.classes.len();
     let mut mean = vec![0.0f64; first.y_true.len() * k];
     for (file, p, _) in &seeds {
-        let scores = p.scores.as_ref().with_context(|| format!("{}: no p_<class> columns", file.display()))?;
+        let scores =
+            p.scores.as_ref().with_context(|| format!("{}: no p_<class> columns to average", file.display()))?;
         mean.iter_mut().zip(scores).for_each(|(m, s)| *m += s);
     }
     let probs: Vec<f32> = mean.iter().map(|m| (m / seeds.len() as f64) as f32).collect();
@@ -115,13 +115,15 @@ pub(crate) fn write_results(dir: &Path, exp: &Experiment) -> Result<FinalMetrics
         run.write_bytes(files::SPLIT, &std::fs::read(member.file(files::SPLIT))?)?;
     }
     run.write_bytes(files::REPORT, report.text().as_bytes())?;
-    let id_header = csv::Reader::from_path(first_file)?.headers()?.get(0).unwrap_or("file").to_owned();
+    let header = csv::Reader::from_path(first_file).and_then(|mut r| r.headers().cloned());
+    let header = header.with_context(|| format!("reading {}", first_file.display()))?;
+    let id_header = header.get(0).unwrap_or("file");
     let rows = first
         .ids
         .iter()
         .enumerate()
         .map(|(i, id)| (id.clone(), first.y_true[i], y_pred[i], &probs[i * k..(i + 1) * k]));
-    cnnlab_train::write_predictions(&run.file(files::PREDICTIONS), &id_header, &first.classes, rows)?;
+    cnnlab_train::write_predictions(&run.file(files::PREDICTIONS), id_header, &first.classes, rows)?;
     let plots_dir = run.file(files::PLOTS);
     std::fs::create_dir_all(&plots_dir).with_context(|| format!("creating {}", plots_dir.display()))?;
     let title = format!("confusion matrix (test), ensemble of {} seeds", seeds.len());
