@@ -11,10 +11,9 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, ensure, Context, Result};
-use cnnlab_cli::compare::seed_dir_name;
+use anyhow::{Context, Result};
+use cnnlab_cli::compare::{same_test_set, seed_dir_name};
 use cnnlab_cli::metrics_cmd;
-use cnnlab_cli::{inspect, plots};
 use cnnlab_data::ImageShape;
 use cnnlab_train::{files, FinalMetrics, Predictor, RunDir, Tta, Weights};
 
@@ -82,18 +81,8 @@ pub(crate) fn write_results(dir: &Path, exp: &Experiment) -> Result<FinalMetrics
     }
     let (first_file, first, _) = &seeds[0];
     for (file, p, _) in &seeds[1..] {
-        ensure!(p.classes == first.classes, "{}: other classes than {}", file.display(), first_file.display());
-        if let Some(i) = (0..first.ids.len().max(p.ids.len()))
-            .find(|&i| p.ids.get(i) != first.ids.get(i) || p.y_true.get(i) != first.y_true.get(i))
-        {
-            bail!(
-                "{}: test example {} is not {}'s ({}): an ensemble's seeds must share the test split (data.seed)",
-                file.display(),
-                i + 1,
-                first_file.display(),
-                first.ids.get(i).map_or("none", String::as_str)
-            );
-        }
+        same_test_set(first_file, first, file, p)
+            .context("an ensemble's seeds must share the test split (data.seed)")?;
     }
     let k = first.classes.len();
     let mut mean = vec![0.0f64; first.y_true.len() * k];
@@ -124,12 +113,8 @@ pub(crate) fn write_results(dir: &Path, exp: &Experiment) -> Result<FinalMetrics
         .enumerate()
         .map(|(i, id)| (id.clone(), first.y_true[i], y_pred[i], &probs[i * k..(i + 1) * k]));
     cnnlab_train::write_predictions(&run.file(files::PREDICTIONS), id_header, &first.classes, rows)?;
-    let plots_dir = run.file(files::PLOTS);
-    std::fs::create_dir_all(&plots_dir).with_context(|| format!("creating {}", plots_dir.display()))?;
     let title = format!("confusion matrix (test), ensemble of {} seeds", seeds.len());
-    plots::confusion(&plots_dir.join("confusion.png"), &title, &first.classes, &report.confusion_matrix)?;
-    let confused = inspect::most_confused(&first.classes, &report.confusion_matrix, 1);
-    inspect::write_most_confused(&run.file(files::MOST_CONFUSED), &confused)?;
+    crate::write_confusion(&run, &title, &first.classes, &report.confusion_matrix)?;
 
     let each: Vec<&FinalMetrics> = seeds.iter().map(|(_, _, m)| m).collect();
     let train_seconds: f64 = each.iter().map(|m| m.train_seconds).sum();

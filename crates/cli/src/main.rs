@@ -403,6 +403,17 @@ fn train_command(args: &TrainArgs, quiet: bool) -> Result<()> {
     Ok(())
 }
 
+/// The test confusion matrix drawn as `plots/confusion.png` (whose path it returns) and
+/// its most confused class pairs as `most_confused.csv`.
+pub(crate) fn write_confusion(run: &RunDir, title: &str, classes: &[String], matrix: &[Vec<u64>]) -> Result<PathBuf> {
+    let plots_dir = run.file(files::PLOTS);
+    std::fs::create_dir_all(&plots_dir).with_context(|| format!("creating {}", plots_dir.display()))?;
+    let confusion = plots_dir.join("confusion.png");
+    plots::confusion(&confusion, title, classes, matrix)?;
+    inspect::write_most_confused(&run.file(files::MOST_CONFUSED), &inspect::most_confused(classes, matrix, 1))?;
+    Ok(confusion)
+}
+
 /// A finished run, looked into: the test confusion matrix (`plots/confusion.png`), the
 /// class pairs most often confused (`most_confused.csv`), the 16 test images with the
 /// highest loss (`plots/top_losses.png`, `top_losses.csv`), Grad-CAM of a few test
@@ -415,13 +426,10 @@ fn inspect_run(run: &RunDir, metrics: &cnnlab_train::FinalMetrics, test: &cnnlab
     if matrix.len() != classes.len() || classes.is_empty() || !run.has(files::HISTORY) {
         return Ok(());
     }
-    let plots_dir = run.file(files::PLOTS);
-    std::fs::create_dir_all(&plots_dir).with_context(|| format!("creating {}", plots_dir.display()))?;
     let read = |p: &Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
-    let confusion = plots_dir.join("confusion.png");
-    plots::confusion(&confusion, "confusion matrix (test)", &classes, matrix)?;
+    let confusion = write_confusion(run, "confusion matrix (test)", &classes, matrix)?;
     let mut images = vec![("confusion_matrix/test", read(&confusion)?)];
-    inspect::write_most_confused(&run.file(files::MOST_CONFUSED), &inspect::most_confused(&classes, matrix, 1))?;
+    let plots_dir = run.file(files::PLOTS);
 
     let predictions = metrics_cmd::read(&run.file(files::PREDICTIONS))?;
     if predictions.y_true.len() == test.len() && predictions.scores.is_some() {

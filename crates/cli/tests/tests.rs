@@ -488,9 +488,8 @@ fn seed_replicates_intervals_verdicts_and_compare() {
 #[test]
 fn an_ensemble_of_seeds_is_one_model() {
     let tmp = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(workspace().join("configs/shapes/seed3-final.toml")).unwrap();
-    let text = text.replace("val_fraction = 0.1", "val_fraction = 0.1\nmax_train = 400\nmax_test = 200");
-    let config = tmp.path().join("ens.toml");
+    let config = small_shapes_config(tmp.path(), "ens.toml", 400, None);
+    let text = std::fs::read_to_string(&config).unwrap();
     std::fs::write(&config, text.replace("[train]", "[train]\nseeds = [3, 4]\nensemble = true")).unwrap();
     let runs = tmp.path().join("runs");
     let run = runs.join("shapes/ens");
