@@ -25,6 +25,10 @@ use anyhow::{bail, Context, Result};
 
 use crate::{cargo, run_cmd, setup};
 
+mod timings;
+
+use timings::Timings;
+
 /// Crates that must build and test on a machine without libtorch.
 pub(crate) const TORCH_FREE: [&str; 3] = ["cnnlab-metrics", "cnnlab-augment", "cnnlab-data"];
 /// The crates published for others to depend on.
@@ -35,8 +39,16 @@ const TORCH_CRATES: [&str; 3] = ["cnnlab-models", "cnnlab-train", "cnnlab-cli"];
 const FASHION_MNIST_DEB: &str = "/usr/share/datasets/fashion-mnist";
 
 pub(crate) fn run(root: &Path) -> Result<()> {
-    let started = std::time::Instant::now();
-    run_cmd(root, cargo().args(["fmt", "--all", "--check"]))?;
+    let mut timings = Timings::new();
+    let result = phases(root, &mut timings);
+    timings.report(&root.join("target").join("ci-timings.json"))?;
+    result?;
+    eprintln!("xtask: ci passed in {:.0}s", timings.total_seconds());
+    Ok(())
+}
+
+fn phases(root: &Path, t: &mut Timings) -> Result<()> {
+    t.phase("fmt", "cargo fmt --check", || run_cmd(root, cargo().args(["fmt", "--all", "--check"])))?;
 
     // Phase 1: no libtorch. An explicit LIBTORCH overrides .cargo/config.toml's.
     let no_torch = |cmd: &mut Command| {
@@ -49,42 +61,57 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     }
     clippy.args(["--", "-D", "warnings"]);
     no_torch(&mut clippy);
-    run_cmd(root, &mut clippy)?;
+    t.phase("clippy torch-free", "clippy of metrics, augment, data, xtask", || run_cmd(root, &mut clippy))?;
     for krate in TORCH_FREE.iter().chain(&["xtask"]) {
         let mut test = cargo();
         test.args(["test", "-p", krate]);
         no_torch(&mut test);
-        run_cmd(root, &mut test).with_context(|| format!("tests of {krate} failed"))?;
+        t.phase(&format!("test {krate}"), "cargo test -p (build + run)", || {
+            run_cmd(root, &mut test).with_context(|| format!("tests of {krate} failed"))
+        })?;
     }
     for krate in PUBLISHED {
         let mut bare = cargo();
         bare.args(["clippy", "-p", krate, "--no-default-features", "--", "-D", "warnings"]);
         no_torch(&mut bare);
-        run_cmd(root, &mut bare).with_context(|| format!("{krate} without default features"))?;
+        t.phase(&format!("no-default {krate}"), "clippy --no-default-features", || {
+            run_cmd(root, &mut bare).with_context(|| format!("{krate} without default features"))
+        })?;
         let mut doc = cargo();
         doc.args(["doc", "-p", krate, "--no-deps"]).env("RUSTDOCFLAGS", "-D missing_docs");
         no_torch(&mut doc);
-        run_cmd(root, &mut doc).with_context(|| format!("docs of {krate}"))?;
+        t.phase(&format!("doc {krate}"), "cargo doc -D missing_docs", || {
+            run_cmd(root, &mut doc).with_context(|| format!("docs of {krate}"))
+        })?;
         let mut publish = cargo();
         publish.args(["publish", "--dry-run", "--allow-dirty", "-p", krate]);
         no_torch(&mut publish);
-        run_cmd(root, &mut publish).with_context(|| format!("cargo publish --dry-run -p {krate}"))?;
+        t.phase(&format!("publish {krate}"), "cargo publish --dry-run", || {
+            run_cmd(root, &mut publish).with_context(|| format!("cargo publish --dry-run -p {krate}"))
+        })?;
     }
 
     // Phase 2: libtorch and the real dataset for the integration test.
-    setup::run(root)?;
-    ensure_fashion_mnist(root)?;
-    setup::reference_packages(root)?;
-    run_cmd(root, cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    t.phase("setup", "torch==2.13.0 into .venv/", || setup::run(root).map(|_| ()))?;
+    t.phase("fashion-mnist", "apt-get install dataset-fashion-mnist", || ensure_fashion_mnist(root))?;
+    t.phase("reference packages", "pip: torchvision, efficientnet, tensorboard", || setup::reference_packages(root))?;
+    t.phase("clippy workspace", "cargo clippy --workspace --all-targets", || {
+        run_cmd(root, cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))
+    })?;
     for krate in TORCH_CRATES {
-        run_cmd(root, cargo().args(["test", "-p", krate])).with_context(|| format!("tests of {krate} failed"))?;
+        t.phase(&format!("test {krate}"), "cargo test -p (build + run)", || {
+            run_cmd(root, cargo().args(["test", "-p", krate])).with_context(|| format!("tests of {krate} failed"))
+        })?;
     }
     // Phase 3: the README's Slurm array script on a real single-node cluster (about a
     // minute; the cli tests built the binaries it uses).
-    crate::slurm_check::run(root, &["--dev".to_owned()]).context("slurm-check")?;
+    t.phase("slurm-check", "slurm-check --dev", || {
+        crate::slurm_check::run(root, &["--dev".to_owned()]).context("slurm-check")
+    })?;
     // Phase 4: the GPU machine's script, on the CPU from a bundle of the same binaries.
-    crate::device::smoke(root).context("the device bundle's gpu-check.sh --cpu-smoke")?;
-    eprintln!("xtask: ci passed in {:.0?}", started.elapsed());
+    t.phase("device smoke", "device-bundle --smoke", || {
+        crate::device::smoke(root).context("the device bundle's gpu-check.sh --cpu-smoke")
+    })?;
     Ok(())
 }
 
