@@ -110,10 +110,10 @@ fn workspace_root() -> PathBuf {
 fn build_cnnlab(root: &Path, dev: bool) -> Result<PathBuf> {
     let mut cmd = cargo();
     match dev {
-        // The binaries exactly as `cargo test -p cnnlab-cli` builds them (its
-        // dev-dependencies unify features differently from `cargo build`, which would
-        // rebuild image, data, train and cli: 4 minutes of CI).
-        true => cmd.args(["test", "-p", "cnnlab-cli", "--no-run"]),
+        // The binaries exactly as CI's one test build makes them (`cargo xtask ci`:
+        // the workspace's tests unify features differently from `cargo build`, which
+        // would rebuild image, data, train and cli).
+        true => cmd.args(["test", "--workspace", "--all-targets", "--no-run"]),
         false => cmd.args(["build", "--release", "-p", "cnnlab-cli"]),
     };
     run_cmd(root, &mut cmd)?;

@@ -52,13 +52,18 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     install()?;
     crate::setup::run(root)?;
     let cnnlab = crate::build_cnnlab(root, dev)?;
-    let xtask = std::env::current_exe().context("finding the xtask executable")?;
 
     let dir = std::env::temp_dir().join(format!("cnnlab-slurm-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     for sub in ["state", "spool", "runs"] {
         std::fs::create_dir_all(dir.join(sub)).with_context(|| format!("creating {}", dir.display()))?;
     }
+    // The jobs run a copy of this xtask: a build (CI's test build includes xtask) may
+    // have replaced target/debug/xtask while this one runs, and its path then reads
+    // "xtask (deleted)". /proc/self/exe still opens the running file.
+    let xtask = dir.join("xtask");
+    std::fs::copy("/proc/self/exe", &xtask)
+        .with_context(|| format!("copying the running xtask to {}", xtask.display()))?;
     let conf = dir.join("slurm.conf");
     std::fs::write(&conf, slurm_conf(&dir)?).with_context(|| format!("writing {}", conf.display()))?;
     let daemons = start_daemons(&dir, &conf)?;
@@ -204,7 +209,7 @@ fn overlapping_shards(root: &Path, xtask: &Path, runs: &Path, dev: bool) -> Resu
 }
 
 /// Debian's Slurm and munge, installed when `slurmctld` is missing.
-fn install() -> Result<()> {
+pub(crate) fn install() -> Result<()> {
     if Command::new("slurmctld").arg("-V").output().is_ok_and(|o| o.status.success()) {
         return Ok(());
     }
