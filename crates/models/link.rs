@@ -31,6 +31,10 @@ pub(crate) fn main() {
         println!("{link_arg}-Wl,-rpath,{dir}");
     }
     println!("{link_arg}-Wl,-rpath,{lib}");
+    // cli's integration tests read run folders through cnnlab-train, which links libtorch.
+    if link_arg != "cargo:rustc-link-arg=" {
+        println!("cargo:rustc-link-arg-tests=-Wl,-rpath,{lib}");
+    }
     if Path::new(&lib).join("libtorch_cuda.so").exists() {
         println!("{link_arg}-Wl,--no-as-needed,-ltorch_cuda,--as-needed");
     }

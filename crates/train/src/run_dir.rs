@@ -66,6 +66,19 @@ pub struct EpochRecord {
 }
 
 impl EpochRecord {
+    /// The row without its timing columns (`seconds`, `images_per_sec`, which no two
+    /// runs share): epoch, train loss and accuracy, validation loss, accuracy and F1,
+    /// learning rate, each rounded to `decimals` places (`None`: exact). What an
+    /// interrupted and resumed run must have in common with an uninterrupted one.
+    pub fn without_timing(&self, decimals: Option<i32>) -> [f64; 7] {
+        let values =
+            [self.epoch as f64, self.train_loss, self.train_acc, self.val_loss, self.val_acc, self.val_f1, self.lr];
+        match decimals {
+            Some(d) => values.map(|v| (v * 10f64.powi(d)).round() / 10f64.powi(d)),
+            None => values,
+        }
+    }
+
     /// The value of a validation metric in this row.
     pub fn monitored(&self, metric: Monitor) -> f64 {
         match metric {
@@ -248,6 +261,11 @@ impl RunDir {
     pub fn write_tensorboard(&self, history: &[EpochRecord], images: &[(&str, &[u8])]) -> Result<()> {
         let config = std::fs::read_to_string(self.file(files::CONFIG)).unwrap_or_default();
         crate::tensorboard::EventFile::open(&self.file(files::TB))?.write(&config, history, images)
+    }
+
+    /// `history.csv` with [`EpochRecord::without_timing`] applied to every row.
+    pub fn history_without_timing(&self, decimals: Option<i32>) -> Result<Vec<[f64; 7]>> {
+        Ok(self.read_history()?.iter().map(|row| row.without_timing(decimals)).collect())
     }
 
     pub fn read_history(&self) -> Result<Vec<EpochRecord>> {

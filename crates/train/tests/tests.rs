@@ -169,7 +169,7 @@ fn mixup_and_cutmix_learn_and_repeat() {
             let mut cfg = config(3);
             cfg.mix = Some(cnnlab_train::Mix { kind, alpha: 1.0, p: 0.5 });
             let metrics = train(&splits(), &Imbalance::None, &[], &model(), &cfg, &opts).unwrap();
-            (metrics.report.accuracy, history_without_timing(&opts.out_dir.join("history.csv")))
+            (metrics.report.accuracy, history_exact(&opts.out_dir))
         };
         let (accuracy, history) = run("a");
         assert!(accuracy > 0.9, "{kind:?}: accuracy {accuracy}");
@@ -208,21 +208,6 @@ fn every_imbalance_strategy_trains_with_a_validation_split() {
             metrics.report.recall_macro
         );
     }
-}
-
-/// history.csv without the timing columns, numbers to 4 decimals.
-fn history_values(path: &std::path::Path) -> Vec<String> {
-    let text = std::fs::read_to_string(path).unwrap();
-    text.lines()
-        .skip(1)
-        .map(|l| {
-            l.split(',')
-                .take(7)
-                .map(|v| v.parse::<f64>().map_or(v.to_string(), |x| format!("{x:.4}")))
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .collect()
 }
 
 #[test]
@@ -282,14 +267,14 @@ fn interrupt_and_resume(cfg: &TrainConfig, m: &ModelConfig) {
     let resumed = RunOptions { resume: true, interrupt: None, ..cut.clone() };
     let metrics = train(&splits(), &Imbalance::None, &aug, &m, &cfg, &resumed).unwrap();
     assert_eq!(metrics.epochs, 4);
-    let (a, b) = (history_values(&whole.out_dir.join("history.csv")), history_values(&cut.out_dir.join("history.csv")));
+    let (a, b) = (history_rounded(&whole.out_dir), history_rounded(&cut.out_dir));
     assert_eq!(a.len(), 4);
     assert_eq!(a, b, "resumed history differs from the uninterrupted one");
 
     // Resuming a finished run only re-evaluates.
     let again = train(&splits(), &Imbalance::None, &aug, &m, &cfg, &resumed).unwrap();
     assert_eq!(again.report.accuracy, metrics.report.accuracy);
-    assert_eq!(history_values(&cut.out_dir.join("history.csv")), a);
+    assert_eq!(history_rounded(&cut.out_dir), a);
 }
 
 #[test]
@@ -304,7 +289,7 @@ fn early_stopping_ends_the_run() {
     cfg.early_stopping = Some(EarlyStopping { patience: 2, min_delta: 0.01 });
     let metrics = train(&splits(), &Imbalance::None, &[], &model(), &cfg, &opts).unwrap();
     assert_eq!(metrics.epochs, 3, "first epoch sets the best, two without improvement stop");
-    assert_eq!(history_values(&opts.out_dir.join("history.csv")).len(), 3);
+    assert_eq!(history_rounded(&opts.out_dir).len(), 3);
 }
 
 /// Early stopping ends training the way the last scheduled epoch does: the model
@@ -389,11 +374,6 @@ fn one_vs_rest_trains_one_binary_network_per_class() {
     assert!(opts.out_dir.join("predictions.csv").exists());
 }
 
-fn history_without_timing(path: &std::path::Path) -> Vec<String> {
-    let text = std::fs::read_to_string(path).unwrap();
-    text.lines().map(|l| l.split(',').take(7).collect::<Vec<_>>().join(",")).collect()
-}
-
 #[test]
 fn device_feed_without_augmentation_gives_the_host_feeds_history() {
     let _serial = serial();
@@ -404,7 +384,7 @@ fn device_feed_without_augmentation_gives_the_host_feeds_history() {
         // min_flip plans every image three times: as is, mirrored and upside down.
         let imbalance = Imbalance::MinFlip { per_class: 100 };
         train(&splits(), &imbalance, &[], &model(), &cfg, &opts).unwrap();
-        history_without_timing(&opts.out_dir.join("history.csv"))
+        history_exact(&opts.out_dir)
     };
     assert_eq!(run("host", cnnlab_train::Feed::Host), run("device", cnnlab_train::Feed::Device));
 }
@@ -428,8 +408,8 @@ fn device_feed_augments_learns_and_resumes_exactly() {
     // Stop after epoch 1 (max one epoch, then resume with the full config).
     let cut = RunOptions { out_dir: dir.path().join("cut"), quiet: true, ..Default::default() };
     train(&splits(), &Imbalance::None, &aug, &model(), &TrainConfig { epochs: 3, ..cfg.clone() }, &cut).unwrap();
-    let full = history_without_timing(&whole.out_dir.join("history.csv"));
-    assert_eq!(full, history_without_timing(&cut.out_dir.join("history.csv")), "same seed, same draws");
+    let full = history_exact(&whole.out_dir);
+    assert_eq!(full, history_exact(&cut.out_dir), "same seed, same draws");
 
     // An op the device cannot do is refused, naming it.
     let bad = [Op::Rotate { degrees: 10.0, fill: Fill::Constant, p: 1.0 }];
@@ -736,4 +716,20 @@ fn channels_last_trains_like_the_standard_layout_and_resumes_exactly() {
         assert!(diff < 1e-3, "{name}: standard and channels-last runs differ by {diff}");
     }
     interrupt_and_resume(&TrainConfig { channels_last: Some(true), ..config(4) }, &model());
+}
+
+/// history.csv of the run in `dir` without the timing columns, to 4 decimals, a line
+/// per epoch (as text: NaN equals NaN, and a failure shows the numbers).
+fn history_rounded(dir: &std::path::Path) -> Vec<String> {
+    history(dir, Some(4))
+}
+
+/// history.csv of the run in `dir` without the timing columns, exactly.
+fn history_exact(dir: &std::path::Path) -> Vec<String> {
+    history(dir, None)
+}
+
+fn history(dir: &std::path::Path, decimals: Option<i32>) -> Vec<String> {
+    let rows = cnnlab_train::RunDir::new(dir).history_without_timing(decimals).unwrap();
+    rows.iter().map(|row| row.map(|v| format!("{v:?}")).join(",")).collect()
 }

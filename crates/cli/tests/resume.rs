@@ -1,0 +1,97 @@
+//! Resuming: a run stopped by SIGKILL mid-epoch, or by Ctrl-C (SIGINT), SIGTERM (a
+//! time limit, `kill`, Kubernetes) or SIGUSR1 (Slurm's `--signal` warning), resumes
+//! with `--resume` to the history of an uninterrupted run (to 4 decimals) and its
+//! test accuracy; the signals save a checkpoint and exit 128 + the signal. A finished
+//! run trains on with `--resume --epochs N`.
+
+use std::path::Path;
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use crate::util::{
+    assert_ok, assert_one_line_error, cnnlab, command, fashion_run, history_without_timing, read_json,
+    small_shapes_config,
+};
+
+/// Starts a training run and waits until it is `after` into its second epoch.
+fn start_and_wait_for_epoch_2(config: &Path, run: &Path, data_dir: &Path, after: Duration) -> Child {
+    let child = command(data_dir)
+        .args(["-q", "train", config.to_str().unwrap(), "--out", run.to_str().unwrap()])
+        .spawn()
+        .unwrap();
+    let history = run.join("history.csv");
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while std::fs::read_to_string(&history).map_or(0, |t| t.lines().count()) < 2 {
+        assert!(Instant::now() < deadline, "epoch 1 never finished");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(after);
+    child
+}
+
+/// Stops the shared Fashion-MNIST recipe with `signal` `wait_ms` into its second
+/// epoch, checks the exit (`code`, or killed by signal 9), resumes it and compares
+/// the history and test accuracy with the uninterrupted run's.
+fn stop_and_resume(signal: &str, wait_ms: u64, code: Option<i32>) {
+    let whole = fashion_run();
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("cut");
+    let mut child = start_and_wait_for_epoch_2(&whole.config, &run, tmp.path(), Duration::from_millis(wait_ms));
+    let killed = std::process::Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    assert!(!run.join("metrics.json").exists(), "{signal}: the run finished before the signal");
+    match code {
+        Some(code) => assert_eq!(status.code(), Some(code), "{signal}: exits {code} after saving"),
+        None => assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(9)),
+    }
+    assert!(run.join("resume.safetensors").exists());
+    let out = cnnlab(&["-q", "train", "--resume", run.to_str().unwrap()], tmp.path());
+    assert!(out.status.success(), "{signal}: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(history_without_timing(&run), whole.history, "{signal}: resumed history differs");
+    let (a, b) = (read_json(&run.join("metrics.json")), read_json(&whole.run.join("metrics.json")));
+    assert_eq!(a["accuracy"], b["accuracy"], "{signal}");
+}
+
+#[test]
+fn killed_mid_epoch_resumes_to_the_same_history() {
+    stop_and_resume("-KILL", 400, None);
+}
+
+#[test]
+fn ctrl_c_saves_exits_130_and_resumes_to_the_same_history() {
+    stop_and_resume("-INT", 200, Some(130));
+}
+
+#[test]
+fn sigterm_saves_exits_143_and_resumes_to_the_same_history() {
+    stop_and_resume("-TERM", 300, Some(143));
+}
+
+#[test]
+fn sigusr1_saves_exits_138_and_resumes_to_the_same_history() {
+    stop_and_resume("-USR1", 100, Some(138));
+}
+
+/// `--resume RUN --epochs N` trains a finished run on to N epochs, as Keras'
+/// `initial_epoch` does: with a constant learning rate, 1 epoch then 1 more gives the
+/// history of 2 epochs in one go (timing columns aside).
+#[test]
+fn a_finished_run_trains_on_with_resume_and_epochs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = small_shapes_config(tmp.path(), "small.toml", 300, None);
+    let text = std::fs::read_to_string(&config).unwrap().replace("schedule = { kind = \"cosine\" }", "");
+    std::fs::write(&config, text).unwrap();
+    let (c, once) = (config.to_str().unwrap(), tmp.path().join("once"));
+    assert_ok(&cnnlab(&["-q", "train", c, "--epochs", "2", "--out", once.to_str().unwrap()], tmp.path()));
+    let out = cnnlab(&["-q", "train", "--resume", once.to_str().unwrap(), "--epochs", "1"], tmp.path());
+    assert_one_line_error(&out, 1, "--epochs 1 is fewer than the 2 epochs");
+    let twice2 = tmp.path().join("twice2");
+    assert_ok(&cnnlab(&["-q", "train", c, "--epochs", "1", "--out", twice2.to_str().unwrap()], tmp.path()));
+    assert_ok(&cnnlab(&["-q", "train", "--resume", twice2.to_str().unwrap(), "--epochs", "2"], tmp.path()));
+    assert_eq!(history_without_timing(&twice2), history_without_timing(&once));
+    let metrics = |d: &Path| read_json(&d.join("metrics.json"));
+    assert_eq!(metrics(&twice2)["epochs"], 2);
+    assert_eq!(metrics(&twice2)["accuracy"], metrics(&once)["accuracy"]);
+    assert!(std::fs::read_to_string(twice2.join("config.toml")).unwrap().contains("epochs = 2"));
+}

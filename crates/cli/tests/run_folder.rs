@@ -1,0 +1,106 @@
+//! A run folder has one owner: a finished run is not trained over without --force, a
+//! second training while one runs is refused naming its pid, a full disk is one plain
+//! line that leaves no temporary file (so --resume goes on), and a run that fails
+//! before training leaves no folder.
+
+use std::time::{Duration, Instant};
+
+use crate::util::{assert_ok, assert_one_line_error, cnnlab, command, small_shapes_config};
+
+/// The shapes config on 300 images in a new temporary folder.
+fn small() -> (tempfile::TempDir, String) {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = small_shapes_config(tmp.path(), "small.toml", 300, None);
+    let config = config.to_str().unwrap().to_owned();
+    (tmp, config)
+}
+
+/// A finished run is not trained over: refused without --force (naming --force and
+/// --resume, nothing replaced), left alone with --if-unfinished (exit 5, what
+/// train-all passes), retrained with --force.
+#[test]
+fn a_finished_run_is_trained_over_only_with_force() {
+    let (tmp, cfg) = small();
+    let run = tmp.path().join("run");
+    let out = run.to_str().unwrap();
+    assert_ok(&cnnlab(&["-q", "train", &cfg, "--epochs", "1", "--out", out], tmp.path()));
+    let first = std::fs::read_to_string(run.join("history.csv")).unwrap();
+
+    let refused = cnnlab(&["-q", "train", &cfg, "--epochs", "2", "--out", out], tmp.path());
+    assert_one_line_error(&refused, 1, "holds a finished run (1 epochs, test accuracy 0.");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("--force") && stderr.contains("--resume"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(run.join("history.csv")).unwrap(), first, "nothing was replaced");
+    // What train-all passes: a run another process finished meanwhile is left alone.
+    for args in [&["-q", "train", "--resume", out][..], &["-q", "train", &cfg, "--out", out][..]] {
+        let left = cnnlab(&[args, &["--if-unfinished"]].concat(), tmp.path());
+        let stderr = String::from_utf8_lossy(&left.stderr);
+        assert_eq!(left.status.code(), Some(5), "{stderr}");
+        assert_eq!(stderr.trim(), format!("{out}: finished already, nothing to do"));
+    }
+    assert_eq!(std::fs::read_to_string(run.join("history.csv")).unwrap(), first);
+    assert_ok(&cnnlab(&["-q", "train", &cfg, "--epochs", "2", "--out", out, "--force"], tmp.path()));
+    assert_eq!(std::fs::read_to_string(run.join("history.csv")).unwrap().lines().count(), 3, "header + 2 epochs");
+    let status = cnnlab(&["status", "--json", out], tmp.path());
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!((v["state"].as_str(), v["epochs_done"].as_u64()), (Some("finished"), Some(2)), "{v}");
+}
+
+/// Two trainings at once: the second is refused (exit 4, naming the first's pid)
+/// while the first holds the lock; a killed process's lock is taken over.
+#[test]
+fn a_second_training_into_a_busy_folder_is_refused() {
+    let (tmp, cfg) = small();
+    let busy = tmp.path().join("busy");
+    let big = small_shapes_config(tmp.path(), "big.toml", 4000, None);
+    let mut first = command(tmp.path())
+        .args(["-q", "train", big.to_str().unwrap(), "--epochs", "3", "--out", busy.to_str().unwrap()])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !busy.join(".lock").exists() {
+        assert!(Instant::now() < deadline, "the first training never took the lock");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Exit code 4: train-all (and two shards on one runs/ folder) skip a run in use.
+    let second = cnnlab(&["-q", "train", &cfg, "--force", "--out", busy.to_str().unwrap()], tmp.path());
+    assert_one_line_error(&second, 4, &format!("is in use by process {}", first.id()));
+    first.kill().unwrap();
+    first.wait().unwrap();
+    // Killed, its lock stays behind; it belonged to a dead process and is taken over.
+    assert!(busy.join(".lock").exists());
+    assert_ok(&cnnlab(&["-q", "train", &cfg, "--force", "--epochs", "1", "--out", busy.to_str().unwrap()], tmp.path()));
+    assert!(!busy.join(".lock").exists(), "the lock goes with the process");
+}
+
+/// A full disk at the first resumable checkpoint (its temporary file is a link to
+/// /dev/full): one plain line, no temporary left, and --resume then trains.
+#[test]
+fn a_full_disk_is_one_line_and_resume_goes_on() {
+    let (tmp, cfg) = small();
+    let full = tmp.path().join("full");
+    std::fs::create_dir(&full).unwrap();
+    std::os::unix::fs::symlink("/dev/full", full.join("resume.tmp.safetensors")).unwrap();
+    let out = cnnlab(&["-q", "train", &cfg, "--epochs", "2", "--out", full.to_str().unwrap()], tmp.path());
+    let expected =
+        format!("error: writing {}: No space left on device (os error 28)", full.join("resume.safetensors").display());
+    assert_one_line_error(&out, 1, &expected);
+    let left: Vec<String> =
+        std::fs::read_dir(&full).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(!left.iter().any(|f| f.contains(".tmp")), "{left:?}");
+    assert!(left.contains(&"last.safetensors".to_owned()) && left.contains(&"history.csv".to_owned()), "{left:?}");
+    assert_ok(&cnnlab(&["-q", "train", "--resume", full.to_str().unwrap()], tmp.path()));
+    assert!(full.join("metrics.json").exists());
+}
+
+/// A missing dataset: exit 3 and no run folder.
+#[test]
+fn a_run_that_fails_before_training_leaves_no_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let gone = tmp.path().join("gone");
+    let cifar = "configs/cifar10/seed3-final.toml";
+    let out = cnnlab(&["-q", "train", cifar, "--out", gone.to_str().unwrap()], &tmp.path().join("none"));
+    assert_one_line_error(&out, 3, "dataset `cifar10` not found");
+    assert!(!gone.exists(), "a run that fails before training leaves no folder");
+}
