@@ -199,11 +199,15 @@ impl RunDir {
         Ok(RunState::Empty)
     }
 
-    /// Takes the folder for this process until the guard drops: `.lock` holds our
-    /// pid, host and, under Slurm, `job=<SLURM_JOB_ID>`. A lock is taken over when
-    /// its owner is gone: a process that no longer runs on this host, a Slurm job
-    /// that `squeue` no longer lists, or this very job before a requeue; a live one
-    /// is an error naming its owner.
+    /// Takes the folder for this process until the guard drops. The folder itself is
+    /// locked with the OS (`flock` on the directory, held for the life of the
+    /// process and released by the kernel however it ends), so two processes on one
+    /// host can never both hold it, even when they start at the same instant or
+    /// someone deletes `.lock`. `.lock` says who holds it, for people and for other
+    /// hosts: our pid, host and, under Slurm, `job=<SLURM_JOB_ID>`. Its text decides
+    /// only across hosts, where the OS lock does not reach: a live process on
+    /// another host or a Slurm job that `squeue` still lists keeps the folder; this
+    /// very job before a requeue does not.
     pub fn lock(&self) -> Result<RunLock> {
         self.create()?;
         let path = self.file(files::LOCK);
@@ -212,24 +216,25 @@ impl RunDir {
             Some(job) => format!("{} {} job={job}\n", std::process::id(), hostname()),
             None => format!("{} {}\n", std::process::id(), hostname()),
         };
-        for _ in 0..2 {
-            match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
-                Ok(mut file) => {
-                    file.write_all(me.as_bytes()).map_err(|e| Error::io(&path, e))?;
-                    return Ok(RunLock { path });
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let text = std::fs::read_to_string(&path).unwrap_or_default();
-                    if let Some((pid, host)) = lock_owner_alive(&text, job.as_deref()) {
-                        return Err(Error::Locked { dir: self.path.clone(), pid, host });
-                    }
-                    tracing::warn!("{}: taking over the lock of {:?}, which is gone", path.display(), text.trim());
-                    let _ = std::fs::remove_file(&path);
-                }
-                Err(e) => return Err(Error::io(&path, e)),
+        let folder = std::fs::File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
+        match folder.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let (pid, host) = owner_being_written(&path);
+                return Err(Error::Locked { dir: self.path.clone(), pid, host });
             }
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&self.path, e)),
         }
-        Err(Error::Locked { dir: self.path.clone(), pid: 0, host: hostname() })
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        if !text.trim().is_empty() {
+            let other_host = text.split_whitespace().nth(1).is_some_and(|h| h != hostname());
+            if let Some((pid, host)) = lock_owner_alive(&text, job.as_deref()).filter(|_| other_host) {
+                return Err(Error::Locked { dir: self.path.clone(), pid, host });
+            }
+            tracing::warn!("{}: taking over the lock of {:?}, which is gone", path.display(), text.trim());
+        }
+        write_bytes(&path, me.as_bytes())?;
+        Ok(RunLock { path, _folder: folder })
     }
 
     /// Writes `<run>/<name>` atomically.
@@ -383,6 +388,8 @@ impl RunDir {
 #[derive(Debug)]
 pub struct RunLock {
     path: PathBuf,
+    /// The locked folder: closing it releases the OS lock.
+    _folder: std::fs::File,
 }
 
 impl Drop for RunLock {
@@ -396,6 +403,20 @@ fn hostname() -> String {
         .or_else(|_| std::fs::read_to_string("/etc/hostname"))
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "localhost".into())
+}
+
+/// Who holds the OS lock of a folder, from its `.lock`: the holder writes it right
+/// after locking, so an empty or missing file is read again for up to a second.
+fn owner_being_written(path: &Path) -> (u32, String) {
+    for _ in 0..50 {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let mut words = text.split_whitespace();
+        if let Some(pid) = words.next().and_then(|p| p.parse().ok()) {
+            return (pid, words.next().unwrap_or("").to_owned());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    (0, hostname())
 }
 
 /// The owner (pid, host) of a `.lock` holding `text` while it still runs; `None`
@@ -597,6 +618,39 @@ mod tests {
         assert_eq!(lock_owner_alive("4194305 node-a job=42\n", Some("43")).is_some(), slurm_job_alive("42"));
         assert_eq!(lock_owner_alive(&format!("4194305 {} job=42\n", hostname()), Some("42")), None);
         assert_eq!(lock_owner_alive("garbage", None), None);
+    }
+
+    /// The OS lock: a deleted `.lock` does not free a held folder, and of many
+    /// takers starting at once exactly one gets it (two train-alls started together
+    /// both trained one run when the lock was only the file: one read the other's
+    /// `.lock` before its text was written and took it over as dead).
+    #[test]
+    fn a_held_folder_stays_held_without_its_lock_file_and_has_one_taker() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path().join("run"));
+        let held = run.lock().unwrap();
+        std::fs::remove_file(run.file(files::LOCK)).unwrap();
+        let err = run.lock().unwrap_err().to_string();
+        assert!(err.contains("is in use by process 0"), "the owner's .lock is gone: {err}");
+        drop(held);
+
+        for _ in 0..20 {
+            let barrier = std::sync::Barrier::new(8);
+            let got = std::thread::scope(|scope| {
+                let takers: Vec<_> = (0..8)
+                    .map(|_| {
+                        scope.spawn(|| {
+                            barrier.wait();
+                            let lock = run.lock();
+                            barrier.wait();
+                            lock.is_ok()
+                        })
+                    })
+                    .collect();
+                takers.into_iter().map(|t| t.join().unwrap()).filter(|&ok| ok).count()
+            });
+            assert_eq!(got, 1, "exactly one of 8 simultaneous takers holds the folder");
+        }
     }
 
     #[test]
