@@ -35,18 +35,32 @@ pub(crate) fn interrupt_flag() -> Result<Arc<AtomicBool>> {
         .spawn(move || {
             for signal in signals.forever() {
                 if flag.swap(true, Ordering::SeqCst) {
-                    eprintln!("\n{}: quitting without a checkpoint", name(signal));
-                    std::process::exit(128 + signal);
+                    quit_at_once(signal);
                 }
                 RECEIVED.store(signal, Ordering::SeqCst);
                 eprintln!(
-                    "\n{}: stopping after this step with a resumable checkpoint (again to quit without one)...",
+                    "\n{}: stopping after this step with a resumable checkpoint (again to quit at once)...",
                     name(signal)
                 );
             }
         })
         .context("starting the signal thread")?;
     Ok(FLAG.get_or_init(|| interrupt).clone())
+}
+
+/// A second signal: ends the process now with 128 + `signal`. `_exit`, because
+/// `std::process::exit` from this thread ran libtorch's static destructors while the
+/// main thread was still inside libtorch (INTERNAL ASSERT failures, segfaults). The
+/// line is one write(2), taking no lock the main thread may hold, and is true
+/// whatever the main thread was doing: the checkpoint of this stop may or may not
+/// be written yet, the last one written is kept (checkpoints are written whole).
+fn quit_at_once(signal: i32) -> ! {
+    let line = format!("\n{} again: quitting at once; the last checkpoint written, if any, is kept\n", name(signal));
+    // SAFETY: write(2) of a live buffer and _exit(2), both async-signal-safe.
+    unsafe {
+        libc::write(2, line.as_ptr().cast(), line.len());
+        libc::_exit(128 + signal)
+    }
 }
 
 /// The first stopping signal received, if any.
