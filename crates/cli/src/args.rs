@@ -168,7 +168,7 @@ pub enum Command {
         /// accuracy, balanced_accuracy, f1_macro, f1_micro, f1_weighted, mcc or roc_auc.
         #[arg(long, default_value = "accuracy")]
         metric: String,
-        /// Bootstrap resamples.
+        /// Bootstrap resamples (at least 40 for the 95% interval and test).
         #[arg(long, default_value_t = 2000)]
         resamples: usize,
         /// Seed of the bootstrap's resampling.

@@ -105,6 +105,16 @@ pub enum Error {
     /// A confidence level outside (0, 1).
     #[error("confidence level {0} must be strictly between 0 and 1")]
     Confidence(f64),
+    /// Too few bootstrap resamples for an interval and a p-value at the level asked.
+    #[error("{resamples} resamples are too few for a {confidence} interval and test: at least {minimum} are needed")]
+    TooFewResamples {
+        /// The resamples asked for.
+        resamples: usize,
+        /// The confidence level asked for.
+        confidence: f64,
+        /// [`crate::Bootstrap::minimum_resamples`] of that level.
+        minimum: usize,
+    },
     /// A paired comparison of runs whose true labels differ (not the same test set).
     #[error("the two runs' true labels differ first at sample {index}: not the same test set")]
     TruthMismatch {

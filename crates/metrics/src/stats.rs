@@ -254,8 +254,10 @@ pub struct PairedDifference {
     pub b: f64,
     /// `b - a` with its percentile interval over the shared resamples.
     pub difference: Estimate,
-    /// Two-sided p-value of "no difference": twice the smaller fraction of resampled
-    /// differences on either side of 0 (`<= 0` and `>= 0`), at most 1.
+    /// Two-sided p-value of "no difference": twice the smaller count of resampled
+    /// differences on either side of 0 (`<= 0` and `>= 0`), plus one, over the
+    /// resamples plus one, at most 1 (the observed difference counts as one
+    /// resample: with B resamples no p-value is below 2 / (B + 1), never 0).
     pub p_value: f64,
 }
 
@@ -264,10 +266,21 @@ impl Bootstrap {
         if !(self.confidence > 0.0 && self.confidence < 1.0) {
             return Err(Error::Confidence(self.confidence));
         }
-        if self.resamples == 0 {
-            return Err(Error::Empty);
+        let minimum = Bootstrap::minimum_resamples(self.confidence);
+        if self.resamples < minimum {
+            return Err(Error::TooFewResamples { resamples: self.resamples, confidence: self.confidence, minimum });
         }
         Ok(())
+    }
+
+    /// The fewest resamples for an interval and a test at `confidence`: each tail of
+    /// the interval must hold at least one resample beyond its quantile, and the
+    /// smallest two-sided p-value, 2 / (B + 1), must be below 1 - `confidence`.
+    /// 40 at 95%, 200 at 99%.
+    pub fn minimum_resamples(confidence: f64) -> usize {
+        let alpha = 1.0 - confidence;
+        // B + 1 > 2 / alpha, rounded against float noise (0.05 is not exact).
+        ((2.0 / alpha - 1e-9).ceil() as usize).max(1)
     }
 
     /// The resampled index sets this bootstrap draws for `p` (the same for every
@@ -373,7 +386,7 @@ pub fn paired_difference(
     sorted.sort_by(f64::total_cmp);
     let below = sorted.iter().filter(|&&d| d <= 0.0).count() as f64;
     let above = sorted.iter().filter(|&&d| d >= 0.0).count() as f64;
-    let p_value = (2.0 * below.min(above) / sorted.len() as f64).min(1.0);
+    let p_value = (2.0 * (below.min(above) + 1.0) / (sorted.len() as f64 + 1.0)).min(1.0);
     PairedDifference {
         a,
         b,

@@ -96,7 +96,7 @@ def bootstrap_cases():
             out["paired"].append({
                 "metric": name, "a": metric(name, y, ya, None), "b": metric(name, y, yb, None),
                 "difference": metric(name, y, yb, None) - metric(name, y, ya, None),
-                "low": float(lo), "high": float(hi), "p_value": float(min(1.0, 2 * min(below, above) / b)),
+                "low": float(lo), "high": float(hi), "p_value": float(min(1.0, 2 * (min(below, above) + 1) / (b + 1))),
             })
     return out
 

@@ -172,3 +172,47 @@ fn bad_statistics_input_is_a_typed_error() {
     assert_eq!(Metric::from_name("f1-macro"), None);
     assert!(matches!(Predictions::new(&[0, 3], &[0, 1], 2), Err(Error::LabelOutOfRange { label: 3, .. })));
 }
+
+/// The paired bootstrap's p-value is the count of resampled differences on the
+/// smaller side of 0, plus one, over the resamples plus one, twice (computed here
+/// directly from the same resamples): never 0, at least 2 / (B + 1). Fewer resamples
+/// than an interval and a test at the level need are refused, naming the minimum.
+#[test]
+fn paired_p_values_count_the_observed_difference_and_need_enough_resamples() {
+    let y_true: Vec<usize> = (0..200).map(|i| i % 2).collect();
+    // a is wrong on every third example, b never: every resampled difference is > 0.
+    let a_pred: Vec<usize> = (0..200).map(|i| if i % 3 == 0 { 1 - i % 2 } else { i % 2 }).collect();
+    let a = Predictions::new(&y_true, &a_pred, 2).unwrap();
+    let b = Predictions::new(&y_true, &y_true, 2).unwrap();
+    // c differs from a on a few examples only, both ways: p well above 0.
+    let c_pred: Vec<usize> = a_pred.iter().enumerate().map(|(i, &p)| if i % 17 == 0 { 1 - p } else { p }).collect();
+    let c = Predictions::new(&y_true, &c_pred, 2).unwrap();
+    for resamples in [40, 101, 2000] {
+        let boot = Bootstrap { resamples, seed: 7, ..Bootstrap::default() };
+        let sets: Vec<Vec<usize>> = boot.index_sets(&y_true).collect();
+        for (other, all_above) in [(&b, true), (&c, false)] {
+            let d = boot.paired(Metric::Accuracy, &a, other).unwrap();
+            let diffs: Vec<f64> =
+                sets.iter().map(|idx| Metric::Accuracy.on(other, idx) - Metric::Accuracy.on(&a, idx)).collect();
+            let below = diffs.iter().filter(|&&x| x <= 0.0).count();
+            let above = diffs.iter().filter(|&&x| x >= 0.0).count();
+            let direct = (2.0 * (below.min(above) + 1) as f64 / (resamples + 1) as f64).min(1.0);
+            assert_eq!(d.p_value, direct, "{resamples} resamples");
+            assert!(d.p_value >= 2.0 / (resamples as f64 + 1.0));
+            if all_above {
+                assert_eq!(below, 0);
+                assert_eq!(d.p_value, 2.0 / (resamples as f64 + 1.0), "no resample crosses 0: not p = 0");
+            }
+        }
+    }
+    for (confidence, minimum) in [(0.95, 40), (0.99, 200), (0.9, 20)] {
+        assert_eq!(Bootstrap::minimum_resamples(confidence), minimum);
+        let few = Bootstrap { resamples: minimum - 1, confidence, ..Bootstrap::default() };
+        let refused = Error::TooFewResamples { resamples: minimum - 1, confidence, minimum };
+        assert_eq!(few.paired(Metric::Accuracy, &a, &b).unwrap_err(), refused);
+        assert_eq!(few.interval(Metric::Accuracy, &a).unwrap_err(), refused);
+        assert!(Bootstrap { resamples: minimum, ..few }.paired(Metric::Accuracy, &a, &b).is_ok());
+    }
+    let none = Bootstrap { resamples: 0, ..Bootstrap::default() }.interval(Metric::Accuracy, &a).unwrap_err();
+    assert_eq!(none.to_string(), "0 resamples are too few for a 0.95 interval and test: at least 40 are needed");
+}
