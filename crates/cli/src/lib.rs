@@ -12,3 +12,16 @@ pub mod inspect;
 pub mod metrics_cmd;
 pub mod plots;
 pub mod threads;
+
+/// `cnnlab status RUN | head -1`: when the reader of our output goes away, stop
+/// quietly, as `cat` does, instead of panicking in `println!` on the broken pipe
+/// (exit 101 with a backtrace). Rust starts programs with SIGPIPE ignored; this
+/// gives it back its default action. For the commands that print results, not for
+/// `train` or `lr-find`: their log on a closed pipe must not kill them before their
+/// checkpoint or their files are written.
+pub fn quit_quietly_on_broken_pipe() {
+    // SAFETY: changes one signal's disposition, at start-up, before any thread runs.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}

@@ -18,6 +18,12 @@ const TORCH_BINARY: &str = "cnnlab-torch";
 fn main() -> ExitCode {
     // Bad command lines and --help end here (clap exits with 2 or 0).
     let cli = Cli::parse();
+    if matches!(
+        cli.command,
+        Command::Metrics { .. } | Command::Compare { .. } | Command::Data(DataCommand::Stats { .. })
+    ) {
+        cnnlab_cli::quit_quietly_on_broken_pipe();
+    }
     let result = match &cli.command {
         Command::Metrics { file, json } => {
             init_logging(cli.quiet);

@@ -46,6 +46,9 @@ impl std::error::Error for FinishedAlready {}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Train(_) | Command::LrFind { .. }) {
+        cnnlab_cli::quit_quietly_on_broken_pipe();
+    }
     init_logging(cli.verbose, cli.quiet);
     keep_freed_memory();
     use_thread_budget(cli.threads);

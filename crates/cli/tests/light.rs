@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use crate::util::{assert_ok, assert_one_line_error, cnnlab, workspace};
+use crate::util::{assert_ok, assert_one_line_error, cnnlab, command, workspace};
 
 #[test]
 fn metrics_command_reads_names_scores_and_reports_errors() {
@@ -120,4 +120,27 @@ fn commands_without_tensors_do_not_load_libtorch() {
     assert_eq!(loads(&["data", "stats", dir]), (Some(0), false));
     assert_eq!(loads(&["metrics", "--nonsense"]), (Some(2), false));
     assert_eq!(loads(&["status", dir]), (Some(0), true));
+}
+
+/// `cnnlab status RUN | head -1`: a reader that goes away ends the command quietly
+/// (as `cat`), not with a panic on the broken pipe (exit 101 and a backtrace). The
+/// pipe's read end is closed before the command writes, so its first line fails.
+#[test]
+fn a_closed_pipe_ends_the_output_quietly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = tmp.path().join("p.csv");
+    std::fs::write(&csv, "y_true,y_pred\n0,1\n1,1\n").unwrap();
+    std::fs::create_dir(tmp.path().join("cat")).unwrap();
+    std::fs::write(tmp.path().join("cat/not-an-image.jpg"), "x").unwrap();
+    let dir = tmp.path().to_str().unwrap();
+    for args in [vec!["metrics", csv.to_str().unwrap()], vec!["status", dir], vec!["data", "stats", dir]] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = command(tmp.path()).args(&args).stdout(writer).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_ne!(out.status.code(), Some(101), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked") && !stderr.contains("Broken pipe"), "{args:?}: {stderr}");
+        let quiet = out.status.success() || std::os::unix::process::ExitStatusExt::signal(&out.status) == Some(13);
+        assert!(quiet, "{args:?}: {:?} {stderr}", out.status);
+    }
 }
