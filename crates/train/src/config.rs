@@ -355,7 +355,9 @@ impl TrainConfig {
             (self.accumulate == 0, "train.accumulate", "must be at least 1"),
             (self.ema.is_some_and(|e| !(0.0..1.0).contains(&e.decay)), "train.ema.decay", "must be in [0, 1)"),
             (self.eval_batch_size == 0, "train.eval_batch_size", "must be at least 1"),
-            (!(self.lr > 0.0 && self.lr < f32::MAX as f64), "train.lr", "must be a positive number"),
+            (self.lr.is_nan() || self.lr <= 0.0, "train.lr", "must be a positive number"),
+            // Parameters are float32: 1e308 is positive but no float32 rate.
+            (self.lr >= f32::MAX as f64, "train.lr", "must be below 3.4e38, float32's largest number"),
             (!(self.weight_decay >= 0.0 && self.weight_decay.is_finite()), "train.weight_decay", "must be >= 0"),
             (!(0.0..1.0).contains(&self.momentum), "train.momentum", "must be in [0, 1)"),
             (!(self.warmup_epochs >= 0.0 && self.warmup_epochs.is_finite()), "train.warmup_epochs", "must be >= 0"),

@@ -157,6 +157,16 @@ fn bad_settings_name_the_key() {
     cfg.mix = Some(cnnlab_train::Mix { kind: cnnlab_train::MixKind::Mixup, alpha: 0.0, p: 1.0 });
     let err = train(&splits(), &Imbalance::None, &[], &model(), &cfg, &opts).unwrap_err();
     assert_eq!(err.to_string(), "train.mix.alpha: must be > 0");
+    // A rate float32 cannot hold is not "not positive".
+    for (lr, message) in [
+        (1e308, "train.lr: must be below 3.4e38, float32's largest number"),
+        (-1.0, "train.lr: must be a positive number"),
+        (f64::NAN, "train.lr: must be a positive number"),
+    ] {
+        let cfg = TrainConfig { lr, ..config(1) };
+        let err = train(&splits(), &Imbalance::None, &[], &model(), &cfg, &opts).unwrap_err();
+        assert_eq!(err.to_string(), message, "lr = {lr}");
+    }
 }
 
 #[test]
