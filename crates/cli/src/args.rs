@@ -49,7 +49,8 @@ pub enum Command {
     /// Train the experiment described by CONFIG and evaluate it on the test split.
     Train(TrainArgs),
     /// Classify images with a trained run: top-k classes per image, or a Kaggle
-    /// submission CSV (Id,Expected) for a folder.
+    /// submission CSV (Id,Expected) for a folder. Same weights and test-time
+    /// augmentation as the run's test metrics (and `evaluate`) unless told otherwise.
     Predict {
         /// The run folder (runs/<group>/<name>).
         #[arg(long)]
@@ -62,8 +63,15 @@ pub enum Command {
         /// Write Kaggle's journey-springfield format (Id,Expected) to this file.
         #[arg(long)]
         submission: Option<PathBuf>,
-        /// Use last.safetensors instead of best.safetensors.
+        /// Test-time augmentation (default: the run's train.tta, as its test metrics).
+        #[arg(long, value_parser = PossibleValuesParser::new(TTA_NAMES))]
+        tta: Option<String>,
+        /// Use best.safetensors instead of the final weights (last.safetensors, which
+        /// the run's own test metrics used).
         #[arg(long)]
+        best: bool,
+        /// The final weights: the default since 0.2, kept for old scripts.
+        #[arg(long, hide = true, conflicts_with = "best")]
         last: bool,
     },
     /// Score a trained run on a labeled folder (DIR/<class>/*.jpg), like Keras'

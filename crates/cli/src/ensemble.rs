@@ -61,10 +61,6 @@ impl RunModel {
         mean.iter_mut().for_each(|m| *m /= n);
         Ok(mean)
     }
-
-    pub(crate) fn predict(&self, pixels: &[u8]) -> Result<Vec<f32>> {
-        self.predict_tta(pixels, Tta::None)
-    }
 }
 
 /// Writes the ensemble's test results into `dir` from its finished seeds' runs: their

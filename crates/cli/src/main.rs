@@ -193,13 +193,14 @@ fn run(cli: &Cli) -> Result<()> {
             Ok(())
         }
         Command::Summary { config, classes, data_dir } => predict_cmd::summary_command(config, data_dir, *classes),
-        Command::Predict { run, inputs, top, submission, last } => {
+        Command::Predict { run, inputs, top, submission, tta, best, last: _ } => {
             predict_cmd::predict_command(predict_cmd::PredictArgs {
                 run,
                 inputs,
                 top: *top,
                 submission: submission.as_deref(),
-                last: *last,
+                tta: tta.as_deref().map(tta_from_name),
+                best: *best,
             })
         }
         Command::Evaluate { run, dir, tta, best, out, json } => {

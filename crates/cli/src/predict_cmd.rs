@@ -59,13 +59,23 @@ pub(crate) struct PredictArgs<'a> {
     pub inputs: &'a [PathBuf],
     pub top: usize,
     pub submission: Option<&'a Path>,
-    pub last: bool,
+    /// `None`: the run's own `train.tta`.
+    pub tta: Option<Tta>,
+    pub best: bool,
 }
 
+/// "last weights, tta flip": what a prediction used, for its output.
+fn used(best: bool, tta: Tta) -> String {
+    format!("{} weights, tta {}", if best { "best" } else { "last" }, tta.name())
+}
+
+/// `cnnlab predict`: the run's own inference (the weights and test-time augmentation
+/// of its test metrics, as `evaluate`) on unlabeled images.
 pub(crate) fn predict_command(a: PredictArgs<'_>) -> Result<()> {
     let (exp, shape, classes) = run_inputs(a.run)?;
-    let weights = if a.last { Weights::Last } else { Weights::Best };
+    let weights = if a.best { Weights::Best } else { Weights::Last };
     let predictor = RunModel::load(a.run, &exp, shape, &classes, weights)?;
+    let tta = a.tta.unwrap_or(exp.train.tta);
     let k = classes.len();
     if let Some(out) = a.submission {
         let [dir] = a.inputs else { bail!("--submission takes exactly one folder of images") };
@@ -77,20 +87,21 @@ pub(crate) fn predict_command(a: PredictArgs<'_>) -> Result<()> {
         w.write_record(["Id", "Expected"])?;
         let per = shape.len();
         for (chunk, names) in pixels.chunks(per * 256).zip(files.chunks(256)) {
-            let probs = predictor.predict(chunk)?;
+            let probs = predictor.predict_tta(chunk, tta)?;
             for (best, file) in cnnlab_metrics::argmax_rows(&probs, k).into_iter().zip(names) {
                 let id = file.file_name().map_or_else(|| file.display().to_string(), |n| n.to_string_lossy().into());
                 w.write_record([id, classes[best].clone()])?;
             }
         }
         w.flush().with_context(|| format!("writing {}", out.display()))?;
-        println!("{} predictions written to {}", files.len(), out.display());
+        println!("{} predictions written to {} ({})", files.len(), out.display(), used(a.best, tta));
         return Ok(());
     }
     if a.inputs.is_empty() {
         bail!("give image files to classify, or --submission OUT.csv DIR");
     }
     let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{}: {}", a.run.display(), used(a.best, tta))?;
     // A file that does not decode is reported and skipped; the rest are classified.
     let mut failed = 0;
     for path in a.inputs {
@@ -103,7 +114,7 @@ pub(crate) fn predict_command(a: PredictArgs<'_>) -> Result<()> {
                 continue;
             }
         };
-        let probs = predictor.predict(&pixels)?;
+        let probs = predictor.predict_tta(&pixels, tta)?;
         let mut order: Vec<usize> = (0..k).collect();
         order.sort_by(|&x, &y| probs[y].total_cmp(&probs[x]));
         writeln!(stdout, "{} ({w}x{h})", path.display())?;
@@ -162,14 +173,7 @@ pub(crate) fn evaluate_command(a: EvaluateArgs<'_>) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&metrics)?);
         return Ok(());
     }
-    println!(
-        "{}: {} images of {}, {} weights, tta {}",
-        a.run.display(),
-        data.len(),
-        a.dir.display(),
-        if a.best { "best" } else { "last" },
-        tta.name()
-    );
+    println!("{}: {} images of {}, {}", a.run.display(), data.len(), a.dir.display(), used(a.best, tta));
     print!("{}", metrics.text());
     println!();
     cnnlab_cli::metrics_cmd::print_scores(&metrics);

@@ -35,7 +35,7 @@ fn predict_gives_the_top_classes_and_a_submission() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_ok(&out);
     let probs: Vec<f64> =
-        stdout.lines().skip(2).map(|l| l.split_whitespace().last().unwrap().parse().unwrap()).collect();
+        stdout.lines().skip(3).map(|l| l.split_whitespace().last().unwrap().parse().unwrap()).collect();
     assert_eq!(probs.len(), 3, "{stdout}");
     assert!(probs.windows(2).all(|w| w[0] >= w[1]) && probs.iter().sum::<f64>() <= 1.0 + 1e-6, "{stdout}");
     let classes: Vec<String> = serde_json::from_value(read_json(&whole.join("classes.json"))).unwrap();
@@ -107,6 +107,47 @@ fn evaluate_scores_a_labeled_folder_as_the_run_did() {
     assert_one_line_error(&out, 1, "`dog` is not one of the run's classes");
     std::fs::remove_dir_all(test_dir.join("dog")).unwrap();
 
+    // `predict` is the run's own inference: the weights and TTA of its test metrics,
+    // so on the same images it gives `evaluate`'s probabilities and classes, and says
+    // what it used.
+    let evaluated: Vec<csv::StringRecord> =
+        csv::Reader::from_path(&csv).unwrap().records().map(Result::unwrap).collect();
+    let circles = test_dir.join("circle");
+    let circle_rows: Vec<&csv::StringRecord> =
+        evaluated.iter().filter(|r| std::path::Path::new(&r[0]).parent() == Some(&circles)).collect();
+    assert!(!circle_rows.is_empty());
+    let sub = tmp.path().join("sub.csv");
+    let sub_s = sub.to_str().unwrap();
+    let out = cnnlab(&["predict", "--run", run_s, "--submission", sub_s, circles.to_str().unwrap()], tmp.path());
+    assert_ok(&out);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("(last weights, tta flip_translate)"));
+    let classes: Vec<String> = serde_json::from_value(read_json(&run.join("classes.json"))).unwrap();
+    let submitted: std::collections::HashMap<String, String> = csv::Reader::from_path(&sub)
+        .unwrap()
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            (r[0].to_string(), r[1].to_string())
+        })
+        .collect();
+    assert_eq!(submitted.len(), circle_rows.len());
+    for row in &circle_rows {
+        let name = std::path::Path::new(&row[0]).file_name().unwrap().to_str().unwrap();
+        assert_eq!(submitted[name], row[2], "{name}: the y_pred of `evaluate`");
+    }
+    let first = &circle_rows[0];
+    let out = cnnlab(&["predict", "--run", run_s, "--top", "1", &first[0]], tmp.path());
+    assert_ok(&out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.starts_with(&format!("{run_s}: last weights, tta flip_translate\n")), "{stdout}");
+    let line = stdout.lines().nth(3).unwrap();
+    let y_pred = classes.iter().position(|c| c == &first[2]).unwrap();
+    let p: f64 = line.split_whitespace().last().unwrap().parse().unwrap();
+    let expected: f64 = first[3 + y_pred].parse().unwrap();
+    assert!(line.starts_with(&format!("  {} ", classes[y_pred])) && (p - expected).abs() < 1e-4, "{stdout}");
+    let out = cnnlab(&["predict", "--run", run_s, "--top", "1", "--tta", "none", "--best", &first[0]], tmp.path());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("best weights, tta none"));
+
     // A missing folder names itself once; a truncated best.safetensors says so and
     // points at the final weights, which still work.
     let out = cnnlab(&["evaluate", "--run", run_s, "/no/such/dir"], tmp.path());
@@ -116,12 +157,12 @@ fn evaluate_scores_a_labeled_folder_as_the_run_did() {
     let bytes = std::fs::read(&best).unwrap();
     std::fs::write(&best, &bytes[..bytes.len() / 2]).unwrap();
     let image = std::fs::read_dir(test_dir.join("circle")).unwrap().next().unwrap().unwrap().path();
-    let out = cnnlab(&["predict", "--run", run_s, image.to_str().unwrap()], tmp.path());
+    let out = cnnlab(&["predict", "--run", run_s, "--best", image.to_str().unwrap()], tmp.path());
     let expected = format!("{}: truncated or damaged safetensors file", best.display());
     assert_one_line_error(&out, 1, &expected);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("--last") && stderr.matches(best.to_str().unwrap()).count() == 1, "{stderr}");
-    let out = cnnlab(&["predict", "--run", run_s, "--last", image.to_str().unwrap()], tmp.path());
+    assert!(stderr.contains("without --best") && stderr.matches(best.to_str().unwrap()).count() == 1, "{stderr}");
+    let out = cnnlab(&["predict", "--run", run_s, image.to_str().unwrap()], tmp.path());
     assert_ok(&out);
 
     // One unreadable image among good ones: the others are classified, it is named,
@@ -129,7 +170,7 @@ fn evaluate_scores_a_labeled_folder_as_the_run_did() {
     let bad = tmp.path().join("bad.jpg");
     std::fs::write(&bad, b"not a jpeg").unwrap();
     let (img, bad_s) = (image.to_str().unwrap(), bad.to_str().unwrap());
-    let out = cnnlab(&["predict", "--run", run_s, "--last", img, bad_s, img], tmp.path());
+    let out = cnnlab(&["predict", "--run", run_s, img, bad_s, img], tmp.path());
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert_eq!(stdout.matches("probability").count(), 2, "{stdout}");

@@ -43,8 +43,8 @@ impl Predictor {
                 return Err(Error::MissingWeights { path });
             }
             let hint = match weights {
-                Weights::Best => "; the final weights may be intact: --last uses last.safetensors",
-                Weights::Last => "; the best epoch's may be intact: best.safetensors (evaluate --best)",
+                Weights::Best => "; the final weights may be intact: without --best, last.safetensors",
+                Weights::Last => "; the best epoch's may be intact: --best uses best.safetensors",
             };
             vs.load(&path).map_err(|e| Error::Weights { path: path.clone(), reason: tch_reason(&e), hint })?;
             Ok((vs, net))
