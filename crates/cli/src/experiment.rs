@@ -102,6 +102,39 @@ impl Experiment {
     }
 }
 
+/// The dotted keys whose values differ between two experiments, each as
+/// `key: A vs B`, in key order; empty when they describe the same run. Both are
+/// compared as the full resolved config, defaults written out, so a key one file
+/// spells out and the other leaves at its default is no difference.
+pub(crate) fn differences(a: &Experiment, b: &Experiment) -> Vec<String> {
+    let (a, b) = (toml::Value::try_from(a), toml::Value::try_from(b));
+    let (Ok(a), Ok(b)) = (a, b) else { return vec!["(the configs do not serialize)".into()] };
+    let mut out = Vec::new();
+    diff_values("", &a, &b, &mut out);
+    out
+}
+
+fn diff_values(key: &str, a: &toml::Value, b: &toml::Value, out: &mut Vec<String>) {
+    match (a, b) {
+        (toml::Value::Table(x), toml::Value::Table(y)) => {
+            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            for k in keys {
+                let sub = if key.is_empty() { k.clone() } else { format!("{key}.{k}") };
+                match (x.get(k), y.get(k)) {
+                    (Some(p), Some(q)) => diff_values(&sub, p, q, out),
+                    (p, q) => out.push(format!("{sub}: {} vs {}", shown(p), shown(q))),
+                }
+            }
+        }
+        _ if a != b => out.push(format!("{key}: {} vs {}", shown(Some(a)), shown(Some(b)))),
+        _ => {}
+    }
+}
+
+fn shown(v: Option<&toml::Value>) -> String {
+    v.map_or_else(|| "(unset)".into(), ToString::to_string)
+}
+
 impl Target {
     fn validate(&self) -> Result<(), String> {
         let fractions = [("accuracy", self.accuracy), ("f1_macro", self.f1_macro), ("f1_micro", self.f1_micro)];
@@ -257,6 +290,27 @@ mod tests {
 
     const GOOD: &str =
         "[data]\ndataset = \"mnist\"\n[model]\nlayers = [{ type = \"flatten\" }, { type = \"linear\" }]\n";
+
+    /// Two configs that spell the same run differently have no differences; a changed
+    /// value, a key set against a default, and a changed layer are named by dotted key.
+    #[test]
+    fn differences_name_the_keys_that_change_the_run() {
+        let a = Experiment::parse(GOOD).unwrap();
+        let spelled = Experiment::parse(&format!("{GOOD}[train]\nbatch_size = 64\n")).unwrap();
+        assert!(differences(&a, &spelled).is_empty());
+        let text = GOOD.replace("{ type = \"linear\" }", "{ type = \"linear\", out = 10 }");
+        let b = Experiment::parse(&format!(
+            "{text}[train]\nlr = 0.5\nseed = 0\n[augment]\nops = [{{ op = \"hflip\", p = 0.5 }}]\n"
+        ))
+        .unwrap();
+        let d = differences(&a, &b);
+        assert!(d.contains(&"train.lr: 0.001 vs 0.5".to_owned()), "{d:?}");
+        assert!(
+            d.iter().any(|k| k.starts_with("model.layers")) && d.iter().any(|k| k.starts_with("augment.ops")),
+            "{d:?}"
+        );
+        assert!(!d.iter().any(|k| k.starts_with("train.seed")), "seed 0 is the default: {d:?}");
+    }
 
     #[test]
     fn parses_and_fills_defaults() {

@@ -317,26 +317,13 @@ fn train_command(args: &TrainArgs, quiet: bool) -> Result<()> {
         (None, Some(config)) => (config.clone(), args.out.clone().unwrap_or_else(|| default_run_dir(config))),
         (None, None) => anyhow::bail!("give an experiment file or --resume RUN_DIR"),
     };
-    let mut exp = Experiment::load(&config)?;
+    let exp = Experiment::load(&config)?;
     // (An ensemble's folder has the set's config: `--resume` of it resumes the set.)
     if !exp.train.seeds.is_empty() && args.seed.is_none() && (args.resume.is_none() || exp.train.ensemble) {
         let set = TrainArgs { resume: None, config: Some(config.clone()), out: Some(out_dir.clone()), ..args.clone() };
-        return train_seeds(&set, &exp, &out_dir, quiet);
+        return train_seeds(&set, &exp, &config, &out_dir, quiet);
     }
-    if let Some(seed) = args.seed {
-        exp.train.seed = seed;
-    }
-    // A run folder holds one seed; its config says which.
-    exp.train.seeds.clear();
-    exp.train.ensemble = false;
-    if let Some(epochs) = args.epochs {
-        anyhow::ensure!(epochs > 0, "--epochs must be at least 1");
-        exp.train.epochs = epochs;
-    }
-    if args.quick {
-        exp.train.epochs = 1;
-        exp.data.max_test = Some(exp.data.max_test.unwrap_or(500).min(500));
-    }
+    let exp = one_run(exp, args)?;
     let resume = args.resume.is_some();
     let run = RunDir::new(&out_dir);
     let created = !out_dir.exists();
@@ -353,6 +340,21 @@ fn train_command(args: &TrainArgs, quiet: bool) -> Result<()> {
     } else if let Some(epochs) = args.epochs {
         extend(&run, epochs)?;
     }
+    // Options that change what is trained and are not in the config: a resumed run
+    // keeps its own unless this command names them.
+    let asked = args.max_batches.or(args.quick.then_some(5));
+    let max_batches = match (resume, asked, run.read_options()?.max_batches) {
+        (true, None, stored) => stored,
+        (true, Some(n), stored) if stored != Some(n) => {
+            tracing::warn!(
+                "--max-batches {n}: {} trained its first epochs with {}",
+                out_dir.display(),
+                stored.map_or_else(|| "whole epochs".into(), |m| format!("--max-batches {m}"))
+            );
+            Some(n)
+        }
+        (_, asked, _) => asked,
+    };
     open_run_log(&run.file(files::LOG))?;
     tracing::info!("cnnlab {} {}: run folder {}", env!("CARGO_PKG_VERSION"), config.display(), out_dir.display());
     // Pretrained weights to a .safetensors file the trainer loads (the saved config
@@ -377,11 +379,11 @@ fn train_command(args: &TrainArgs, quiet: bool) -> Result<()> {
         }
     };
     write_run_inputs(&run, &exp, &splits, resume && args.epochs.is_none())?;
+    run.write_json(files::OPTIONS, &cnnlab_train::StoredOptions { max_batches })?;
 
     // Ctrl-C, SIGTERM or SIGUSR1 asks the trainer to stop after the current step and
     // save a resumable checkpoint; a second signal exits at once.
     let interrupt = signals::interrupt_flag()?;
-    let max_batches = args.max_batches.or(args.quick.then_some(5));
     let opts = RunOptions { out_dir: out_dir.clone(), quiet, resume, interrupt: Some(interrupt), max_batches };
     let metrics = match train(&splits, &exp.data.imbalance, &exp.augment.ops, &model, &exp.train, &opts) {
         Err(e @ cnnlab_train::Error::Interrupted { .. }) => {
@@ -469,11 +471,70 @@ fn inspect_run(run: &RunDir, metrics: &cnnlab_train::FinalMetrics, test: &cnnlab
     Ok(())
 }
 
+/// The experiment one run folder trains: the config with this command's overrides
+/// (`--seed`, `--epochs`, `--quick`) applied, and one seed. What its `config.toml` holds.
+fn one_run(mut exp: Experiment, args: &TrainArgs) -> Result<Experiment> {
+    if let Some(seed) = args.seed {
+        exp.train.seed = seed;
+    }
+    // A run folder holds one seed; its config says which.
+    exp.train.seeds.clear();
+    exp.train.ensemble = false;
+    if let Some(epochs) = args.epochs {
+        anyhow::ensure!(epochs > 0, "--epochs must be at least 1");
+        exp.train.epochs = epochs;
+    }
+    if args.quick {
+        exp.train.epochs = 1;
+        exp.data.max_test = Some(exp.data.max_test.unwrap_or(500).min(500));
+    }
+    Ok(exp)
+}
+
+/// A seed of a set that `train_seeds` would keep or resume must have been trained
+/// with the recipe of this command (the same config but for `[target]`, and the same
+/// `--max-batches`): otherwise the set's mean and interval would mix two recipes.
+fn check_same_recipe(dir: &Path, config: &Path, wanted: &Experiment, args: &TrainArgs, finished: bool) -> Result<()> {
+    let run = RunDir::new(dir);
+    let saved = Experiment::load(&run.file(files::CONFIG))?;
+    let mut differ: Vec<String> =
+        experiment::differences(&saved, wanted).into_iter().filter(|d| !d.starts_with("target")).collect();
+    let stored = run.read_options()?.max_batches;
+    let asked = args.max_batches.or(args.quick.then_some(5));
+    // (An unfinished seed resumed without --max-batches keeps its own.)
+    if stored != asked && (finished || asked.is_some()) {
+        let show = |m: Option<usize>| m.map_or_else(|| "(unset)".to_owned(), |m| m.to_string());
+        differ.push(format!("--max-batches: {} vs {}", show(stored), show(asked)));
+    }
+    anyhow::ensure!(
+        differ.is_empty(),
+        "{} was trained with another recipe than {} asks ({}; the run's value first): pass --force to train the \
+         set's seeds again, or --out another folder",
+        dir.display(),
+        config.display(),
+        differ.join(", ")
+    );
+    Ok(())
+}
+
 /// `[train] seeds`: one run per seed in `out/seed-<k>/`, one after another. A finished
 /// seed is kept (unless --force), an unfinished one resumed, so the same command picks
-/// up where an interrupted set stopped. With `[train] ensemble`, then the ensemble's
-/// test results in `out/`.
-fn train_seeds(args: &TrainArgs, exp: &Experiment, out: &Path, quiet: bool) -> Result<()> {
+/// up where an interrupted set stopped; either must have been trained with this
+/// command's recipe. With `[train] ensemble`, then the ensemble's test results in `out/`.
+fn train_seeds(args: &TrainArgs, exp: &Experiment, config: &Path, out: &Path, quiet: bool) -> Result<()> {
+    // Every kept seed is checked before anything is trained or removed.
+    for &k in &exp.train.seeds {
+        let dir = out.join(cnnlab_cli::compare::seed_dir_name(k));
+        let one = TrainArgs { seed: Some(k), ..args.clone() };
+        match RunDir::new(&dir).state()? {
+            RunState::Empty => {}
+            _ if args.force => {}
+            state => {
+                let finished = matches!(state, RunState::Finished { .. });
+                check_same_recipe(&dir, config, &one_run(exp.clone(), &one)?, args, finished)?;
+            }
+        }
+    }
     if exp.train.ensemble {
         // Results of an earlier set go first: they must not pass for this one's.
         RunDir::new(out).clear_test_results()?;

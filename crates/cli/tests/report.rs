@@ -99,6 +99,20 @@ fn seed_replicates_intervals_verdicts_and_compare() {
     let before = std::fs::metadata(none.join("seed-1/metrics.json")).unwrap().modified().unwrap();
     train("imbalanced-none", &text);
     assert_eq!(std::fs::metadata(none.join("seed-1/metrics.json")).unwrap().modified().unwrap(), before);
+    // An edited recipe does not reuse them: seeds at two learning rates are not one
+    // interval. The error names the folder and the key, and nothing is trained.
+    let config = tmp.path().join("imbalanced-none.toml");
+    let edited = text.replace("lr = 1e-3", "lr = 0.05\nlabel_smoothing = 0.1");
+    std::fs::write(&config, &edited).unwrap();
+    let run_s = none.to_str().unwrap();
+    let out = cnnlab(&["-q", "train", config.to_str().unwrap(), "--epochs", "1", "--out", run_s], tmp.path());
+    assert_one_line_error(&out, 1, "seed-0 was trained with another recipe than");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("train.lr: 0.001 vs 0.05") && stderr.contains("train.label_smoothing"), "{stderr}");
+    assert_eq!(std::fs::metadata(none.join("seed-1/metrics.json")).unwrap().modified().unwrap(), before);
+    std::fs::write(&config, &text).unwrap();
+    let args = ["-q", "train", config.to_str().unwrap(), "--epochs", "1", "--max-batches", "3", "--out", run_s];
+    assert_one_line_error(&cnnlab(&args, tmp.path()), 1, "(--max-batches: (unset) vs 3; the run's value first)");
 
     let out = cnnlab(&["report", runs.to_str().unwrap()], tmp.path());
     assert_ok(&out);

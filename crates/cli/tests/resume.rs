@@ -94,6 +94,16 @@ fn a_finished_run_trains_on_with_resume_and_epochs() {
     assert_eq!(metrics(&twice2)["epochs"], 2);
     assert_eq!(metrics(&twice2)["accuracy"], metrics(&once)["accuracy"]);
     assert!(std::fs::read_to_string(twice2.join("config.toml")).unwrap().contains("epochs = 2"));
+
+    // A run started with --max-batches resumes with it, as `--resume RUN` (the hint a
+    // stopped run prints) says nothing of it: the same history as in one go.
+    let (short, cut) = (tmp.path().join("short"), tmp.path().join("cut"));
+    let first = ["-q", "train", c, "--max-batches", "2", "--epochs"];
+    assert_ok(&cnnlab(&[&first[..], &["2", "--out", short.to_str().unwrap()]].concat(), tmp.path()));
+    assert_ok(&cnnlab(&[&first[..], &["1", "--out", cut.to_str().unwrap()]].concat(), tmp.path()));
+    assert_eq!(read_json(&cut.join("options.json"))["max_batches"], 2);
+    assert_ok(&cnnlab(&["-q", "train", "--resume", cut.to_str().unwrap(), "--epochs", "2"], tmp.path()));
+    assert_eq!(history_without_timing(&cut), history_without_timing(&short));
 }
 
 /// A second signal quits at once with 128 + its number, whatever the process is

@@ -53,8 +53,8 @@ pub use lr_find::{lr_find, minimum, steep, valley, LrFindConfig, LrFinding};
 pub use optim::Optimizer;
 pub use predict::{pretrained_run, Predictor};
 pub use run_dir::{
-    files, write_bytes, write_json, write_predictions, EpochRecord, FinalMetrics, RunDir, RunLock, RunState, Weights,
-    HISTORY_HEADER,
+    files, write_bytes, write_json, write_predictions, EpochRecord, FinalMetrics, RunDir, RunLock, RunState,
+    StoredOptions, Weights, HISTORY_HEADER,
 };
 pub use schedule::{warmup_factor, Monitor, PlateauState, Schedule};
 pub use tensorboard::{EventFile, SCALAR_TAGS};

@@ -33,6 +33,9 @@ pub mod files {
     pub const PREDICTIONS: &str = "predictions.csv";
     pub const LOG: &str = "train.log";
     pub const LOCK: &str = ".lock";
+    /// The `cnnlab train` options that change what is trained but are not in the
+    /// config (`--max-batches`), which `--resume` restores.
+    pub const OPTIONS: &str = "options.json";
     /// Folder of the run's TensorBoard event file.
     pub const TB: &str = "tb";
     /// The class pairs most often confused on the test set (`cnnlab train` writes it).
@@ -109,6 +112,15 @@ pub struct FinalMetrics {
     /// The process's peak resident memory (Linux' VmHWM) when the run finished, MB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peak_rss_mb: Option<f64>,
+}
+
+/// What `options.json` holds: the training options of a run that are not in its
+/// config. A run folder without the file (written before it existed) had none.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredOptions {
+    /// At most this many batches per epoch (`--max-batches`, `--quick`).
+    #[serde(default)]
+    pub max_batches: Option<usize>,
 }
 
 /// This process's peak resident set size in MB (`VmHWM` of /proc/self/status); `None`
@@ -300,6 +312,15 @@ impl RunDir {
     pub fn read_config_text(&self) -> Result<String> {
         let path = self.file(files::CONFIG);
         std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))
+    }
+
+    /// `options.json`, or no options for a run folder without it.
+    pub fn read_options(&self) -> Result<StoredOptions> {
+        if self.has(files::OPTIONS) {
+            self.read_json(files::OPTIONS)
+        } else {
+            Ok(StoredOptions::default())
+        }
     }
 
     fn read_json<T: DeserializeOwned>(&self, name: &str) -> Result<T> {
