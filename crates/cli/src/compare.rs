@@ -225,7 +225,10 @@ pub fn difference(a: &Evidence, b: &Evidence, metric: Metric, boot: &Bootstrap) 
 }
 
 /// Two predictions files hold the same test examples in the same order with the same
-/// true classes; otherwise one line naming the first differing example.
+/// true classes; otherwise one line naming the first differing example. Examples are
+/// matched by their content fingerprints when both files have them (the same images
+/// at another path are the same test set; two generated sets that differ are not,
+/// though their indices agree), else by their `file` or `index` column.
 pub fn same_test_set(fa: &Path, a: &Predictions, fb: &Path, b: &Predictions) -> Result<()> {
     let (da, db) = (fa.display(), fb.display());
     if a.classes != b.classes {
@@ -235,14 +238,31 @@ pub fn same_test_set(fa: &Path, a: &Predictions, fb: &Path, b: &Predictions) -> 
             b.classes.join(",")
         );
     }
-    let first = a.ids.iter().zip(&b.ids).position(|(x, y)| x != y);
+    let by_content = match (&a.fingerprints, &b.fingerprints) {
+        (Some(x), Some(y)) if x.column == y.column => Some((x, y)),
+        _ => None,
+    };
+    let first = match by_content {
+        Some((x, y)) => x.values.iter().zip(&y.values).position(|(p, q)| p != q),
+        None => a.ids.iter().zip(&b.ids).position(|(x, y)| x != y),
+    };
     if let Some(i) = first {
-        bail!(
-            "{da} and {db} are not the same test set: example {} is `{}` in the first and `{}` in the second",
-            i + 1,
-            a.ids[i],
-            b.ids[i]
-        );
+        match by_content {
+            Some((x, _)) => bail!(
+                "{da} and {db} are not the same test set: example {} (`{}` in the first, `{}` in the second) has \
+                 other content ({} differs)",
+                i + 1,
+                a.ids[i],
+                b.ids[i],
+                x.column
+            ),
+            None => bail!(
+                "{da} and {db} are not the same test set: example {} is `{}` in the first and `{}` in the second",
+                i + 1,
+                a.ids[i],
+                b.ids[i]
+            ),
+        }
     }
     if a.ids.len() != b.ids.len() {
         let (longer, name, extra) = if a.ids.len() > b.ids.len() {
@@ -351,6 +371,34 @@ mod tests {
         assert_eq!(err.lines().count(), 1);
         let err = compare(&load(&a), &load(&c), Metric::Accuracy, &boot).unwrap_err().to_string();
         assert!(err.contains("`y.jpg` is only in the first"), "{err}");
+    }
+
+    /// With fingerprints, content decides: the same images at other paths are one test
+    /// set, and two generated sets with equal indices but other pixels are not.
+    #[test]
+    fn fingerprints_decide_over_paths_and_indices() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = |name: &str, id: &str, rows: &[(&str, &str)]| {
+            let mut text = format!("{id},y_true,y_pred,p_cat,p_dog,file_sha256\n");
+            for (file, hash) in rows {
+                text.push_str(&format!("{file},cat,cat,0.9,0.1,{hash}\n"));
+            }
+            let path = dir.path().join(name);
+            std::fs::write(
+                &path,
+                text.replace("file_sha256", if id == "index" { "pixels_sha256" } else { "file_sha256" }),
+            )
+            .unwrap();
+            Evidence::load(&path).unwrap()
+        };
+        let boot = Bootstrap { resamples: 99, ..Default::default() };
+        let here = csv("here.csv", "file", &[("/data/x.jpg", "aa"), ("/data/y.jpg", "bb")]);
+        let moved = csv("moved.csv", "file", &[("/mnt/copy/x.jpg", "aa"), ("/mnt/copy/y.jpg", "bb")]);
+        assert!(compare(&here, &moved, Metric::Accuracy, &boot).is_ok());
+        let seed0 = csv("s0.csv", "index", &[("0", "aa"), ("1", "bb")]);
+        let seed9 = csv("s9.csv", "index", &[("0", "aa"), ("1", "cc")]);
+        let err = compare(&seed0, &seed9, Metric::Accuracy, &boot).unwrap_err().to_string();
+        assert!(err.contains("not the same test set: example 2 (`1` in the first, `1` in the second) has other content (pixels_sha256 differs)"), "{err}");
     }
 
     #[test]

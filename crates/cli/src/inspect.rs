@@ -220,6 +220,7 @@ mod tests {
             y_true: vec![0, 1, 0, 1],
             y_pred: vec![0, 0, 1, 1],
             scores: Some(vec![0.9, 0.1, 0.7, 0.3, 0.2, 0.8, 0.4, 0.6]),
+            fingerprints: None,
         }
     }
 

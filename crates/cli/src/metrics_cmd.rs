@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
+use cnnlab_data::Fingerprints;
 use cnnlab_metrics::{argmax_rows, Report};
 
 /// Parsed predictions: labels as indices into `classes`, scores row-major.
@@ -19,6 +20,9 @@ pub struct Predictions {
     pub y_true: Vec<usize>,
     pub y_pred: Vec<usize>,
     pub scores: Option<Vec<f64>>,
+    /// Each example's content fingerprint (a `file_sha256` or `pixels_sha256` column,
+    /// which cnnlab writes since 2026-12): what `compare` matches test sets on.
+    pub fingerprints: Option<Fingerprints>,
 }
 
 pub fn read(path: &Path) -> Result<Predictions> {
@@ -36,6 +40,7 @@ pub fn read(path: &Path) -> Result<Predictions> {
     }
     let p_col = column("y_pred");
     let id_col = column("file").or_else(|| column("index"));
+    let fingerprint_col = header.iter().enumerate().find_map(|(i, h)| Some((i, Fingerprints::column_named(h.trim())?)));
     let score_cols: Vec<(usize, String)> =
         header.iter().enumerate().filter_map(|(i, h)| h.trim().strip_prefix("p_").map(|c| (i, c.to_owned()))).collect();
     if p_col.is_none() && score_cols.is_empty() {
@@ -84,7 +89,11 @@ pub fn read(path: &Path) -> Result<Predictions> {
     let (mut y_true, mut y_pred) = (Vec::new(), Vec::new());
     let mut scores = (!score_cols.is_empty()).then(Vec::new);
     let mut ids = Vec::with_capacity(rows.len());
+    let mut fingerprints = fingerprint_col.map(|(_, column)| Fingerprints { column, values: Vec::new() });
     for (line, r) in &rows {
+        if let (Some((c, _)), Some(f)) = (fingerprint_col, fingerprints.as_mut()) {
+            f.values.push(r.get(c).unwrap_or("").trim().to_owned());
+        }
         ids.push(match id_col {
             Some(c) => r.get(c).unwrap_or("").trim().to_owned(),
             None => format!("line {line}"),
@@ -113,7 +122,7 @@ pub fn read(path: &Path) -> Result<Predictions> {
     if p_col.is_none() {
         y_pred = argmax_rows(scores.as_deref().expect("score columns exist"), k);
     }
-    Ok(Predictions { ids, classes, y_true, y_pred, scores })
+    Ok(Predictions { ids, classes, y_true, y_pred, scores, fingerprints })
 }
 
 pub fn run(path: &Path, json: bool) -> Result<()> {

@@ -167,7 +167,8 @@ pub(crate) fn evaluate_command(a: EvaluateArgs<'_>) -> Result<()> {
             .iter()
             .enumerate()
             .map(|(i, file)| (file.display().to_string(), y_true[i], y_pred[i], &probs[i * k..(i + 1) * k]));
-        cnnlab_train::write_predictions(out, "file", &classes, rows)?;
+        let fingerprints = cnnlab_data::Fingerprints::of_files(&files)?;
+        cnnlab_train::write_predictions(out, "file", &classes, rows, Some(&fingerprints))?;
     }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&metrics)?);

@@ -145,6 +145,10 @@ fn seed_replicates_intervals_verdicts_and_compare() {
     let fewer = train("fewer", &text.replace("max_test = 200", "max_test = 150").replace("seeds = [0, 1]", ""));
     let out = compare(&none.join("seed-0"), &fewer);
     assert_one_line_error(&out, 1, "not the same test set");
+    // Another generated test set of the same size: the indices agree, the pixels not.
+    let reseeded = text.replace("val_fraction = 0.1", "val_fraction = 0.1\nseed = 9").replace("seeds = [0, 1]", "");
+    let out = compare(&none.join("seed-0"), &train("reseeded", &reseeded));
+    assert_one_line_error(&out, 1, "has other content (pixels_sha256 differs)");
     let out = cnnlab(&["compare", none.to_str().unwrap(), over.to_str().unwrap(), "--metric", "f1"], tmp.path());
     assert_one_line_error(&out, 1, "unknown --metric `f1`");
 }
@@ -177,7 +181,8 @@ fn an_ensemble_of_seeds_is_one_model() {
     for ((e, a), b) in ens.iter().zip(&a).zip(&b) {
         assert_eq!((&e[0], &e[1]), (&a[0], &a[1]), "same examples, same order");
         disagree += usize::from(a[2] != b[2]);
-        for c in 3..e.len() {
+        assert_eq!(e[e.len() - 1], a[a.len() - 1], "the examples' fingerprints are the seeds'");
+        for c in 3..e.len() - 1 {
             let (e, a, b): (f64, f64, f64) = (e[c].parse().unwrap(), a[c].parse().unwrap(), b[c].parse().unwrap());
             assert!((e - (a + b) / 2.0).abs() < 1.5e-6, "{e} is not the mean of {a} and {b}");
         }

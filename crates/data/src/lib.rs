@@ -28,6 +28,7 @@ mod cifar;
 mod dataset;
 mod error;
 mod export;
+mod fingerprint;
 pub mod folder;
 pub mod idx;
 mod imbalance;
@@ -40,6 +41,7 @@ pub use cifar::encode as encode_cifar_batch;
 pub use dataset::{Dataset, ImageShape, SplitFiles, Splits};
 pub use error::{Error, Result};
 pub use export::{export_image_folder, read_labeled, read_unlabeled};
+pub use fingerprint::{sha256_128, Fingerprints, FILE_SHA256, PIXELS_SHA256};
 pub use folder::{LoadReport, Skipped};
 pub use imbalance::{plan_counts, Imbalance, Variant, WeightScheme};
 /// See [`shapes::TEST_STREAM`].

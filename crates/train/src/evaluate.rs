@@ -3,7 +3,7 @@
 //! validation numbers and the final test report come from it, and `cnnlab evaluate`
 //! scores its folders with the same [`score`].
 
-use cnnlab_data::{Dataset, Splits, Variant};
+use cnnlab_data::{Dataset, Fingerprints, Splits, Variant};
 use cnnlab_metrics::{Accumulator, Average, Report, ZeroDivision};
 use cnnlab_models::Network;
 use tch::nn::ModuleT;
@@ -165,7 +165,11 @@ pub(crate) fn write_test_results(
     let rows =
         ids.into_iter().enumerate().map(|(i, id)| (id, y_true[i], y_pred[i], &eval.probabilities[i * k..(i + 1) * k]));
     let id_header = if names.is_some() { "file" } else { "index" };
-    write_predictions(&run.file(files::PREDICTIONS), id_header, &test.classes, rows)?;
+    // (A test file that went away during training costs the column, not the run.)
+    let fingerprints = Fingerprints::of_split(test, names.map(Vec::as_slice))
+        .inspect_err(|e| tracing::warn!("no test fingerprints in {}: {e}", files::PREDICTIONS))
+        .ok();
+    write_predictions(&run.file(files::PREDICTIONS), id_header, &test.classes, rows, fingerprints.as_ref())?;
     let metrics = FinalMetrics {
         report,
         loss: eval.loss,

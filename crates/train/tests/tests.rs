@@ -355,16 +355,20 @@ fn sgd_nesterov_one_cycle_smoothing_clipping_and_tta_train() {
     let last = std::fs::read_to_string(opts.out_dir.join("history.csv")).unwrap();
     let lr: f64 = last.lines().last().unwrap().split(',').nth(6).unwrap().parse().unwrap();
     assert!(lr < 1e-4, "final lr {lr}");
-    // predictions.csv: index, y_true, y_pred, one p_<class> column per class, rows sum to 1.
+    // predictions.csv: index, y_true, y_pred, one p_<class> column per class (rows sum
+    // to 1), then each example's pixels fingerprinted.
     let preds = std::fs::read_to_string(opts.out_dir.join("predictions.csv")).unwrap();
     let mut lines = preds.lines();
-    assert_eq!(lines.next().unwrap(), "index,y_true,y_pred,p_vertical,p_horizontal");
+    assert_eq!(lines.next().unwrap(), "index,y_true,y_pred,p_vertical,p_horizontal,pixels_sha256");
     let rows: Vec<&str> = lines.collect();
     assert_eq!(rows.len(), 128);
-    for row in rows {
+    let test = &splits().test;
+    for (i, row) in rows.iter().enumerate() {
         let f: Vec<&str> = row.split(',').collect();
-        let sum: f64 = f[3..].iter().map(|v| v.parse::<f64>().unwrap()).sum();
+        let sum: f64 = f[3..5].iter().map(|v| v.parse::<f64>().unwrap()).sum();
         assert!((sum - 1.0).abs() < 1e-4, "{row}");
+        let per = test.shape.len();
+        assert_eq!(f[5], cnnlab_data::sha256_128(&test.pixels[i * per..(i + 1) * per]), "{row}");
     }
 }
 
