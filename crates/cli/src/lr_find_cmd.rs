@@ -65,6 +65,18 @@ pub(crate) fn lr_find_command(a: LrFindArgs<'_>) -> Result<()> {
         if found.diverged { " (stopped: the loss diverged)" } else { "" },
         exp.train.lr
     );
+    if exp.train.accumulate > 1 {
+        println!(
+            "a step is one optimizer step of {} x {} images (train.accumulate), as in training",
+            exp.train.accumulate, exp.train.batch_size
+        );
+    }
+    if let Some(member) = &found.member {
+        println!(
+            "one-vs-rest: the range test of the `{member}` vs the rest network (the largest class); every member \
+             trains at train.lr"
+        );
+    }
     match (found.valley, found.steep, found.minimum) {
         (Some(valley), Some(steep), Some(minimum)) => {
             println!("suggested: valley {valley:.2e}  steep {steep:.2e}  minimum/10 {minimum:.2e}")

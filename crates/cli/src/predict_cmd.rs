@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use cnnlab_data::ImageShape;
-use cnnlab_models::{plan, summary, Shape};
+use cnnlab_models::{plan, summary, thousands, Shape};
 use cnnlab_train::{files, RunDir, Tta, Weights};
 
 use crate::ensemble::RunModel;
@@ -17,6 +17,11 @@ fn input_of(exp: &Experiment, data_dir: &Path, classes: Option<usize>) -> Result
     if let Some((shape, n)) = exp.data.nominal() {
         return Ok((shape, classes.unwrap_or(n)));
     }
+    // An image folder decoded to `image_size`: nothing to read when the classes are given.
+    if let (Some(side), Some(n)) = (exp.data.image_size, classes) {
+        let shape = ImageShape { channels: exp.data.channels.unwrap_or(3), height: side, width: side };
+        return Ok((shape, n));
+    }
     let splits = cnnlab_data::load(&exp.data, data_dir)?;
     Ok((splits.train.shape, classes.unwrap_or(splits.train.num_classes())))
 }
@@ -26,20 +31,27 @@ pub(crate) fn summary_command(config: &Path, data_dir: &Path, classes: Option<us
     let exp = Experiment::load(config)?;
     let (shape, n) = input_of(&exp, data_dir, classes)?;
     let input = Shape::Map(shape.channels as i64, shape.height as i64, shape.width as i64);
-    let rows = plan(&exp.model, input, n as i64).with_context(|| format!("{}: [model]", config.display()))?;
+    // One-vs-rest trains n binary networks: the table is one of them, as `train` builds it.
+    let ovr = exp.model.kind == cnnlab_models::ModelKind::OneVsRest;
+    let outputs = if ovr { 2 } else { n as i64 };
+    let rows = plan(&exp.model, input, outputs).with_context(|| format!("{}: [model]", config.display()))?;
     let name = if exp.model.name.is_empty() { "model" } else { &exp.model.name };
     println!(
         "{name}: input {}x{}x{} (channels x height x width), {n} classes{}",
         shape.channels,
         shape.height,
         shape.width,
-        if exp.model.kind == cnnlab_models::ModelKind::OneVsRest {
-            format!("; one-vs-rest: {n} binary networks like this one")
+        if ovr {
+            format!("; one-vs-rest: {n} binary networks (class vs the rest) like this one")
         } else {
             String::new()
         }
     );
     print!("{}", summary(&rows, input));
+    if ovr {
+        let one: i64 = rows.iter().map(|r| r.trainable).sum();
+        println!("All {n} networks: {} trainable params", thousands(one * n as i64));
+    }
     Ok(())
 }
 

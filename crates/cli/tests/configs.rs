@@ -23,6 +23,20 @@ fn summary_prints_the_seeds_totals() {
         assert!(stdout.lines().any(|l| l == line), "{config}: no `{line}` in\n{stdout}");
         assert!(stdout.contains("Forward activations per sample (MB):"), "{stdout}");
     }
+    // One-vs-rest trains 42 binary networks: the table is one of them (2 outputs).
+    let out = cnnlab(&["summary", "configs/simpsons/seed0-one-vs-rest.toml"], tmp.path());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("42 binary networks (class vs the rest) like this one"), "{stdout}");
+    let head = stdout.lines().rfind(|l| l.contains("Linear-")).unwrap();
+    assert!(head.contains("[-1, 2]"), "{head}");
+    assert!(stdout.contains("All 42 networks: "), "{stdout}");
+    // An image folder with its image_size and --classes needs no images (none here).
+    let folder = tmp.path().join("folder.toml");
+    let text = "[data]\ndataset = \"image-folder\"\npath = \"/nonexistent\"\nimage_size = 64\n\n\
+                [model]\nlayers = [{ type = \"flatten\" }, { type = \"linear\" }]\n";
+    std::fs::write(&folder, text).unwrap();
+    let out = cnnlab(&["summary", folder.to_str().unwrap(), "--classes", "5"], tmp.path());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Trainable params: 61,445"), "{out:?}");
     // A shape that cannot work is rejected with the layer's index, before any training.
     let bad = tmp.path().join("bad.toml");
     let text = std::fs::read_to_string(workspace().join("configs/cifar10/seed3-pooling.toml")).unwrap();

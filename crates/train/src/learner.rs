@@ -123,16 +123,6 @@ impl Learner {
         logits.cross_entropy_loss(ys, self.class_weights.as_ref(), tch::Reduction::Mean, -100, self.cfg.label_smoothing)
     }
 
-    /// Forward, loss, backward, clipping and one optimizer step at learning rate `lr`.
-    /// A non-finite loss stops before the step, so the weights stay those of the last
-    /// good step.
-    pub(crate) fn step(&mut self, at: StepAt, xs: &Tensor, ys: &Tensor, lr: f64) -> Result<StepStats> {
-        self.opt.zero_grad();
-        let stats = self.accumulate(at, xs, ys, 1.0)?;
-        self.apply(at, lr)?;
-        Ok(stats)
-    }
-
     /// Forward, loss and backward of one batch, the loss weighted by `weight` (its
     /// share of the optimizer step's samples): the gradients add to those already
     /// there. A non-finite loss is an error before the backward pass.

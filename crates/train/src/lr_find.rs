@@ -11,7 +11,7 @@
 
 use cnnlab_augment::{Op, Pipeline};
 use cnnlab_data::{Imbalance, Splits, Variant};
-use cnnlab_models::ModelConfig;
+use cnnlab_models::{ModelConfig, ModelKind};
 use rand::seq::SliceRandom;
 use tch::Tensor;
 
@@ -41,6 +41,8 @@ impl Default for LrFindConfig {
 /// What the range test recorded and suggests.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LrFinding {
+    /// A one-vs-rest config's: the class whose "class vs the rest" network was tested.
+    pub member: Option<String>,
     /// The learning rate of each step taken.
     pub lrs: Vec<f64>,
     /// The smoothed training loss after each step.
@@ -59,7 +61,10 @@ pub struct LrFinding {
 const BETA: f64 = 0.98;
 
 /// Runs the range test on the training split of `splits` with the config's model,
-/// augmentation, optimizer, batch size, loss settings and device.
+/// augmentation, optimizer, batch size and gradient accumulation (a step is one
+/// optimizer step of `accumulate * batch_size` images, as `train` takes), loss
+/// settings and device. A one-vs-rest config tests one member network (see
+/// [`LrFinding::member`]), which is what `train` trains at `lr`.
 pub fn lr_find(
     splits: &Splits,
     imbalance: &Imbalance,
@@ -75,10 +80,23 @@ pub fn lr_find(
         ));
     }
     let device = resolve_device(cfg.device)?;
-    let data = &splits.train;
-    if data.is_empty() {
+    if splits.train.is_empty() {
         return Err(Error::EmptySplit { split: "train" });
     }
+    // One-vs-rest trains one binary network per class at the config's rate: the range
+    // test is that of the largest class's network (the least lopsided of them).
+    let (member, binary, standard);
+    let (data, model) = if model.kind == ModelKind::OneVsRest {
+        let counts = splits.train.class_counts();
+        let c = (0..counts.len()).max_by_key(|&c| (counts[c], std::cmp::Reverse(c))).unwrap_or(0);
+        member = Some(splits.train.classes[c].clone());
+        binary = crate::ovr::binary(&splits.train, c);
+        standard = ModelConfig { kind: ModelKind::Standard, ..model.clone() };
+        (&binary, &standard)
+    } else {
+        member = None;
+        (&splits.train, model)
+    };
     let (mut learner, norm) = start_learner(data, imbalance, model, cfg, device)?;
     // fastai's lr_find on a fine-tuning learner runs with the body frozen.
     learner.freeze_backbone(cfg.freeze_epochs > 0);
@@ -86,6 +104,7 @@ pub fn lr_find(
     let copies = Pipeline::new(vec![], seed::copies(cfg.seed))?;
 
     let mut record = LrFinding {
+        member,
         lrs: vec![],
         losses: vec![],
         raw: vec![],
@@ -96,29 +115,40 @@ pub fn lr_find(
     };
     let (mut avg, mut best) = (0.0, f64::INFINITY);
     let mut epoch = 1;
+    // A step is one optimizer step, as in training: `accumulate` batches of
+    // `batch_size`, each loss weighted by its share of the step's samples.
+    let per_step = cfg.batch_size * cfg.accumulate.max(1);
     'epochs: loop {
         let mut plan: Vec<(usize, Variant)> = (0..data.len()).map(|i| (i, Variant::Original)).collect();
         plan.shuffle(&mut seed::shuffle(cfg.seed, epoch));
         let augment = EpochAugment { regular: &pipeline, copies: &copies, epoch: epoch as u64 };
-        for (b, chunk) in plan.chunks(cfg.batch_size).enumerate() {
+        for (g, group) in plan.chunks(per_step).enumerate() {
             let i = record.lrs.len();
             if i >= find.steps {
                 break 'epochs;
             }
             let lr = find.start * (find.end / find.start).powf(i as f64 / find.steps as f64);
-            let batch = gather(data, chunk, b * cfg.batch_size, Some(augment));
-            let xs = norm.to_tensor(&batch.pixels);
-            let ys = Tensor::from_slice(&batch.labels).to_device(device);
-            seed::dropout(cfg.seed, epoch, b);
-            let at = StepAt { epoch, batch: b, total_steps: find.steps };
-            let loss = match learner.step(at, &xs, &ys, lr) {
-                Ok(stats) => stats.loss,
-                Err(Error::NonFinite { .. }) => {
-                    record.diverged = true;
-                    break 'epochs;
+            learner.opt.zero_grad();
+            let mut loss = 0.0;
+            for (j, chunk) in group.chunks(cfg.batch_size).enumerate() {
+                let b = g * cfg.accumulate.max(1) + j;
+                let batch = gather(data, chunk, b * cfg.batch_size, Some(augment));
+                let xs = norm.to_tensor(&batch.pixels);
+                let ys = Tensor::from_slice(&batch.labels).to_device(device);
+                seed::dropout(cfg.seed, epoch, b);
+                let at = StepAt { epoch, batch: b, total_steps: find.steps };
+                let weight = chunk.len() as f64 / group.len() as f64;
+                match learner.accumulate(at, &xs, &ys, weight) {
+                    Ok(stats) => loss += stats.loss * weight,
+                    Err(Error::NonFinite { .. }) => {
+                        record.diverged = true;
+                        break 'epochs;
+                    }
+                    Err(e) => return Err(e),
                 }
-                Err(e) => return Err(e),
-            };
+            }
+            let at = StepAt { epoch, batch: g, total_steps: find.steps };
+            learner.apply(at, lr)?;
             avg = BETA * avg + (1.0 - BETA) * loss;
             let smooth = avg / (1.0 - BETA.powi(i as i32 + 1));
             record.lrs.push(lr);

@@ -58,7 +58,7 @@ pub(crate) fn one_vs_rest(
 }
 
 /// `d` relabelled as class `c` (1) against every other class (0).
-fn binary(d: &Dataset, c: usize) -> Dataset {
+pub(crate) fn binary(d: &Dataset, c: usize) -> Dataset {
     let labels = d.labels.iter().map(|&l| u8::from(l as usize == c)).collect();
     Dataset { labels, classes: vec!["rest".into(), d.classes[c].clone()], ..d.clone() }
 }

@@ -747,3 +747,38 @@ fn history(dir: &std::path::Path, decimals: Option<i32>) -> Vec<String> {
     let rows = cnnlab_train::RunDir::new(dir).history_without_timing(decimals).unwrap();
     rows.iter().map(|row| row.map(|v| format!("{v:?}")).join(",")).collect()
 }
+
+/// `lr-find` steps as `train` does: with `accumulate = 4` of 16 images, each step is one
+/// optimizer step on 64, so the record is that of `batch_size = 64` (the same images in
+/// the same order, the same gradients up to float rounding), not of 16. A one-vs-rest
+/// config tests the binary network of its largest class.
+#[test]
+fn lr_find_takes_accumulation_and_one_vs_rest_as_train_does() {
+    use cnnlab_train::{lr_find, LrFindConfig};
+    let _serial = serial();
+    let splits = Splits::new(halves(512, 7), halves(64, 8));
+    let mut linear = model();
+    linear.layers = vec![LayerSpec::Flatten, LayerSpec::Linear { out: None, bias: true }];
+    let base = TrainConfig { optimizer: OptimizerKind::Sgd, momentum: 0.0, weight_decay: 0.0, ..config(1) };
+    let find = LrFindConfig { start: 1e-3, end: 10.0, steps: 12, stop_div: false };
+    let whole =
+        lr_find(&splits, &Imbalance::None, &[], &linear, &TrainConfig { batch_size: 64, ..base.clone() }, &find);
+    let parts = TrainConfig { batch_size: 16, accumulate: 4, ..base.clone() };
+    let (whole, parts) = (whole.unwrap(), lr_find(&splits, &Imbalance::None, &[], &linear, &parts, &find).unwrap());
+    assert_eq!(whole.raw.len(), 12);
+    for (i, (a, b)) in whole.raw.iter().zip(&parts.raw).enumerate() {
+        assert!((a - b).abs() < 1e-5, "step {i}: batch 64 {a}, 4 x 16 {b}");
+    }
+    let small =
+        lr_find(&splits, &Imbalance::None, &[], &linear, &TrainConfig { batch_size: 16, ..base.clone() }, &find);
+    assert!((small.unwrap().raw[3] - parts.raw[3]).abs() > 1e-4, "16-image steps are another record");
+    assert_eq!(whole.member, None);
+
+    let mut three = halves(300, 9);
+    three.classes.push("third".into());
+    three.labels.iter_mut().take(80).filter(|l| **l == 1).for_each(|l| *l = 2);
+    let ovr = ModelConfig { kind: cnnlab_models::ModelKind::OneVsRest, ..linear };
+    let found = lr_find(&Splits::new(three.clone(), three), &Imbalance::None, &[], &ovr, &base, &find).unwrap();
+    // 150 left, 110 right, 40 third.
+    assert_eq!(found.member.as_deref(), Some("left"));
+}
