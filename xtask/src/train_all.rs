@@ -440,6 +440,10 @@ impl RunStatus {
 
 /// Asks `cnnlab status --json` where the run in `run` stands.
 pub(crate) fn run_state(cnnlab: &Path, run: &Path) -> Result<RunStatus> {
+    // (`cnnlab status` of a folder that does not exist is an error.)
+    if !run.exists() {
+        return Ok(RunStatus { state: "empty".into(), accuracy: None, last_images_per_sec: None });
+    }
     let out = Command::new(cnnlab)
         .args(["status", "--json"])
         .arg(run)

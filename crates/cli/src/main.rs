@@ -264,14 +264,31 @@ fn info_command(json: bool) -> Result<()> {
 
 /// `cnnlab status`: a line (or a JSON object) per run folder, what `cargo xtask
 /// train-all` reads to skip, resume or start each run.
+/// A folder that does not exist or cannot be read is an error line of its own; the
+/// others are still listed, and the exit code says that something failed.
 fn status_command(runs: &[PathBuf], json: bool) -> Result<()> {
+    let mut failed = 0;
     for dir in runs {
-        let run = RunDir::new(dir);
-        let state = run.state()?;
-        let last_rate = match state {
-            RunState::Empty => None,
-            _ if run.has(files::HISTORY) => run.read_history()?.last().map(|r| r.images_per_sec),
-            _ => None,
+        let read = || -> Result<(RunState, Option<f64>)> {
+            anyhow::ensure!(dir.is_dir(), "no such folder (a run folder that was never trained into?)");
+            let run = RunDir::new(dir);
+            let state = run.state()?;
+            let last_rate = match state {
+                RunState::Empty => None,
+                _ if run.has(files::HISTORY) => run.read_history()?.last().map(|r| r.images_per_sec),
+                _ => None,
+            };
+            Ok((state, last_rate))
+        };
+        let (state, last_rate) = match read() {
+            Ok(read) => read,
+            Err(e) => {
+                use std::io::Write as _;
+                std::io::stdout().flush()?;
+                eprintln!("error: {}: {e:#}", dir.display());
+                failed += 1;
+                continue;
+            }
         };
         if json {
             let mut v = match state {
@@ -299,6 +316,7 @@ fn status_command(runs: &[PathBuf], json: bool) -> Result<()> {
             println!("{}: {what}", dir.display());
         }
     }
+    anyhow::ensure!(failed == 0, "{failed} of {} folders could not be read (named above)", runs.len());
     Ok(())
 }
 

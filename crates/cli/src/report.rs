@@ -158,8 +158,8 @@ fn glob_one(pattern: &Path) -> bool {
     std::fs::read_dir(root).is_ok_and(|entries| entries.filter_map(|e| e.ok()).any(|e| e.path().join(name).is_file()))
 }
 
-/// Finds `metrics.json` files under `root` (not inside one-vs-rest member folders, nor
-/// the seeds of an ensemble: the ensemble's folder is the run).
+/// Finds `metrics.json` files under `root` (not inside a run's one-vs-rest member
+/// folders or plots, nor the seeds of an ensemble: the ensemble's folder is the run).
 fn find_runs(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     let entries = std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
     let mut entries: Vec<_> = entries.filter_map(|e| e.ok()).map(|e| e.path()).collect();
@@ -170,8 +170,12 @@ fn find_runs(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
             return Ok(());
         }
     }
+    // A run's own `ovr/` (its member networks) and `plots/` are not runs; a group
+    // folder that happens to be named so is searched like any other.
+    let is_run = RunDir::new(dir).has(files::CONFIG);
     for path in entries {
-        if path.is_dir() && path.file_name().is_some_and(|n| n != files::OVR && n != files::PLOTS) {
+        let own = is_run && path.file_name().is_some_and(|n| n == files::OVR || n == files::PLOTS);
+        if path.is_dir() && !own {
             find_runs(root, &path, out)?;
         }
     }
@@ -713,11 +717,10 @@ pub(crate) fn write_report(root: &Path, comparisons_file: &Path) -> Result<usize
     find_runs(root, root, &mut dirs)?;
     let mut runs = Vec::new();
     for dir in &dirs {
-        match read_run(root, dir) {
-            Ok(mut run) => {
-                draw_plots(&mut run)?;
-                runs.push(run);
-            }
+        // A run whose files do not read (a truncated metrics.json, a garbage row in
+        // history.csv) is skipped with a warning naming the file; the others are reported.
+        match read_run(root, dir).and_then(|mut run| draw_plots(&mut run).map(|()| run)) {
+            Ok(run) => runs.push(run),
             Err(e) => tracing::warn!("skipping {}: {e:#}", dir.display()),
         }
     }

@@ -66,6 +66,26 @@ fn shapes_runs_and_the_report() {
     }
     let log = std::fs::read_to_string(runs.join("shapes/seed3-final/train.log")).unwrap();
     assert!(log.contains("epoch 1/1"), "{log}");
+
+    // A group folder named `plots` is searched like any other (only a run's own
+    // plots/ and ovr/ are not runs); a garbage row in one run's history.csv skips that
+    // run with a warning naming the file, and the report is still written.
+    std::fs::create_dir_all(runs.join("plots")).unwrap();
+    let copied = std::process::Command::new("cp")
+        .args(["-r", runs.join("shapes/seed3-final").to_str().unwrap(), runs.join("plots/copy").to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let history = runs.join("seed-recipe/seed3-final/history.csv");
+    let text = std::fs::read_to_string(&history).unwrap();
+    std::fs::write(&history, format!("{text}2,garbage,0.5\n")).unwrap();
+    let out = cnnlab(&["report", runs.to_str().unwrap()], tmp.path());
+    assert_ok(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("skipping ") && stderr.contains("seed-recipe/seed3-final/history.csv"), "{stderr}");
+    let md = std::fs::read_to_string(runs.join("REPORT.md")).unwrap();
+    assert!(md.contains("| plots/copy |") && md.contains("| shapes/seed3-final |"), "{md}");
+    assert!(!md.contains("| seed-recipe/seed3-final | shapes |"), "{md}");
 }
 
 /// `[train] seeds` trains one run per seed into `seed-<k>/`; the report merges them into

@@ -46,11 +46,23 @@ fn stop_and_resume(signal: &str, wait_ms: u64, code: Option<i32>) {
         None => assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(9)),
     }
     assert!(run.join("resume.safetensors").exists());
+    // A kill between epoch 2's history row and its checkpoint leaves a row that the
+    // resumed run redoes: `status` goes by the checkpoint, as `--resume` does.
+    let history = run.join("history.csv");
+    let text = std::fs::read_to_string(&history).unwrap();
+    let row = text.lines().last().unwrap().replacen("1,", "2,", 1);
+    std::fs::write(&history, format!("{text}{row}\n")).unwrap();
+    let status = cnnlab(&["status", "--json", run.to_str().unwrap()], tmp.path());
+    assert_eq!(read_json_bytes(&status.stdout)["epochs_done"], 1, "{signal}");
     let out = cnnlab(&["-q", "train", "--resume", run.to_str().unwrap()], tmp.path());
     assert!(out.status.success(), "{signal}: {}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(history_without_timing(&run), whole.history, "{signal}: resumed history differs");
     let (a, b) = (read_json(&run.join("metrics.json")), read_json(&whole.run.join("metrics.json")));
     assert_eq!(a["accuracy"], b["accuracy"], "{signal}");
+}
+
+fn read_json_bytes(bytes: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(bytes).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(bytes)))
 }
 
 #[test]

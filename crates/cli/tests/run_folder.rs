@@ -44,6 +44,24 @@ fn a_finished_run_is_trained_over_only_with_force() {
     let status = cnnlab(&["status", "--json", out], tmp.path());
     let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!((v["state"].as_str(), v["epochs_done"].as_u64()), (Some("finished"), Some(2)), "{v}");
+    // Several folders: one that does not exist and one whose metrics.json is garbage
+    // are an error line each; the others are still listed, and the exit code is 1.
+    let (missing, broken) = (tmp.path().join("nonexistent"), tmp.path().join("broken"));
+    std::fs::create_dir(&broken).unwrap();
+    std::fs::write(broken.join("metrics.json"), "{ garbage").unwrap();
+    let args = ["status", missing.to_str().unwrap(), broken.to_str().unwrap(), out];
+    let status = cnnlab(&args, tmp.path());
+    let (stdout, stderr) = (String::from_utf8_lossy(&status.stdout), String::from_utf8_lossy(&status.stderr));
+    assert_eq!(status.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stdout.trim(),
+        format!("{out}: finished: 2 epochs, test accuracy {:.4}", v["accuracy"].as_f64().unwrap())
+    );
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 3, "{stderr}");
+    assert!(lines[0].starts_with(&format!("error: {}: no such folder", missing.display())), "{stderr}");
+    assert!(lines[1].starts_with(&format!("error: {}: ", broken.display())) && lines[1].contains("metrics.json"));
+    assert_eq!(lines[2], "error: 2 of 3 folders could not be read (named above)");
 }
 
 /// Two trainings at once: the second is refused (exit 4, naming the first's pid)

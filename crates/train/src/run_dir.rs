@@ -158,7 +158,7 @@ pub enum RunState {
     Empty,
     /// Training stopped before the test evaluation; `--resume` continues it.
     Unfinished {
-        /// Epochs with a row in `history.csv`.
+        /// Whole epochs that `resume.safetensors` holds (where `--resume` goes on).
         epochs_done: usize,
     },
     /// `metrics.json` was written.
@@ -205,7 +205,14 @@ impl RunDir {
             return Ok(RunState::Finished { accuracy: m.report.accuracy, epochs: m.epochs });
         }
         if self.has(files::RESUME) {
-            let epochs_done = if self.has(files::HISTORY) { self.read_history()?.len() } else { 0 };
+            // The checkpoint decides where `--resume` goes on (a kill between a
+            // history row and its checkpoint leaves a row the resumed run redoes).
+            // (A damaged checkpoint, which `--resume` names, falls back on the history.)
+            let epochs_done = match crate::checkpoint::peek_progress(&self.file(files::RESUME)) {
+                Ok(progress) => progress.epochs_done(),
+                Err(_) if self.has(files::HISTORY) => self.read_history()?.len(),
+                Err(_) => 0,
+            };
             return Ok(RunState::Unfinished { epochs_done });
         }
         Ok(RunState::Empty)
