@@ -95,6 +95,7 @@ impl Experiment {
             cnnlab_models::plan(&self.model, input, classes as i64).map_err(|e| e.to_string())?;
         }
         self.train.validate().map_err(|e| e.to_string())?;
+        self.train_fits_model()?;
         if let Some(target) = &self.target {
             target.validate()?;
         }
@@ -133,6 +134,41 @@ fn diff_values(key: &str, a: &toml::Value, b: &toml::Value, out: &mut Vec<String
 
 fn shown(v: Option<&toml::Value>) -> String {
     v.map_or_else(|| "(unset)".into(), ToString::to_string)
+}
+
+impl Experiment {
+    /// `[train]` keys that act on a `[model] backbone` need one (and freezing one
+    /// needs pretrained weights to keep): otherwise they would be silently ignored.
+    fn train_fits_model(&self) -> Result<(), String> {
+        let (t, m) = (&self.train, &self.model);
+        if m.backbone.is_none() {
+            if t.freeze_epochs > 0 {
+                return Err("train.freeze_epochs: freezes a [model] backbone, and this model has none".into());
+            }
+            if t.backbone_lr_mult != 1.0 {
+                return Err("train.backbone_lr_mult: scales a [model] backbone's rate, and this model has none".into());
+            }
+        } else if t.freeze_epochs > 0 && m.pretrained.is_none() {
+            return Err("train.freeze_epochs: the backbone is not pretrained (no model.pretrained), so freezing \
+                        it would keep random weights"
+                .into());
+        }
+        Ok(())
+    }
+
+    /// Settings that are valid but probably not meant, as warnings naming the key
+    /// (`cnnlab train` logs them once the command's overrides are applied).
+    pub(crate) fn warnings(&self) -> Vec<String> {
+        let t = &self.train;
+        let mut out = Vec::new();
+        if t.freeze_epochs > 0 && t.freeze_epochs >= t.epochs {
+            out.push(format!(
+                "train.freeze_epochs = {} >= train.epochs = {}: the backbone never trains, only the head does",
+                t.freeze_epochs, t.epochs
+            ));
+        }
+        out
+    }
 }
 
 impl Target {
@@ -362,6 +398,44 @@ mod tests {
         std::fs::write(&child, "extends = \"base.toml\"\n[train]\nepochs = 2\n[target]\naccuracy = 94\n").unwrap();
         let err = Experiment::load(&child).unwrap_err().to_string();
         assert_eq!(err, format!("{}:5: target.accuracy: 94 is outside [0, 1]", child.display()));
+    }
+
+    /// Keys that would do nothing are errors naming the key and its line (or, when the
+    /// setting is legal but likely unmeant, a warning): seeds = [], the backbone's keys
+    /// without a backbone, freezing a backbone with random weights.
+    #[test]
+    fn keys_without_effect_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("x.toml");
+        let load = |train: &str, model: &str| {
+            let text = format!("[data]\ndataset = \"cifar10\"\n\n[model]\n{model}\n\n[train]\n{train}\n");
+            std::fs::write(&file, text).unwrap();
+            Experiment::load(&file).map_err(|e| e.to_string())
+        };
+        let plain = "layers = [{ type = \"flatten\" }, { type = \"linear\" }]";
+        let f = file.display();
+        assert_eq!(
+            load("seeds = []", plain).unwrap_err(),
+            format!("{f}:8: `seeds` = [] trains nothing: list the seeds (seeds = [0, 1, 2]) or leave train.seeds out")
+        );
+        assert_eq!(
+            load("epochs = 3\nfreeze_epochs = 1", plain).unwrap_err(),
+            format!("{f}:9: train.freeze_epochs: freezes a [model] backbone, and this model has none")
+        );
+        assert_eq!(
+            load("backbone_lr_mult = 0.1", plain).unwrap_err(),
+            format!("{f}:8: train.backbone_lr_mult: scales a [model] backbone's rate, and this model has none")
+        );
+        let random = "backbone = \"resnet18\"\nlayers = [{ type = \"linear\" }]";
+        let err = load("freeze_epochs = 1", random).unwrap_err();
+        assert!(err.starts_with(&format!("{f}:9: train.freeze_epochs: the backbone is not pretrained")), "{err}");
+        let pretrained = format!("{random}\npretrained = \"w.safetensors\"");
+        let exp = load("epochs = 2\nfreeze_epochs = 2\nbackbone_lr_mult = 0.1", &pretrained).unwrap();
+        assert_eq!(
+            exp.warnings(),
+            ["train.freeze_epochs = 2 >= train.epochs = 2: the backbone never trains, only the head does"]
+        );
+        assert!(load("epochs = 3\nfreeze_epochs = 2", &pretrained).unwrap().warnings().is_empty());
     }
 
     #[test]

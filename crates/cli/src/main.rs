@@ -374,6 +374,9 @@ fn train_command(args: &TrainArgs, quiet: bool) -> Result<()> {
         (_, asked, _) => asked,
     };
     open_run_log(&run.file(files::LOG))?;
+    for warning in exp.warnings() {
+        tracing::warn!("{}: {warning}", config.display());
+    }
     tracing::info!("cnnlab {} {}: run folder {}", env!("CARGO_PKG_VERSION"), config.display(), out_dir.display());
     // Pretrained weights to a .safetensors file the trainer loads (the saved config
     // keeps what the user wrote).

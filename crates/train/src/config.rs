@@ -180,7 +180,7 @@ pub struct TrainConfig {
     /// Seed replicates: `cnnlab train` trains the experiment once per seed, into
     /// `<run>/seed-<k>/` (each of those runs has `seed = k` and no `seeds`); the report
     /// and `cnnlab compare` then give intervals over seeds. Empty: one run with `seed`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "defaults::seed_list")]
     pub seeds: Vec<u64>,
     /// The seeds' runs are one model: its prediction is the mean of their class
     /// probabilities (a deep ensemble). The run folder gets the ensemble's own test
@@ -343,6 +343,16 @@ mod defaults {
     }
     pub(super) fn device() -> DeviceChoice {
         DeviceChoice::Auto
+    }
+    /// `seeds`, which when written must name at least one seed (`[]` trains nothing).
+    pub(super) fn seed_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u64>, D::Error> {
+        let seeds = <Vec<u64> as serde::Deserialize>::deserialize(d)?;
+        if seeds.is_empty() {
+            return Err(serde::de::Error::custom(
+                "`seeds` = [] trains nothing: list the seeds (seeds = [0, 1, 2]) or leave train.seeds out",
+            ));
+        }
+        Ok(seeds)
     }
 }
 
