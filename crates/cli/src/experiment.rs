@@ -96,6 +96,9 @@ impl Experiment {
         }
         self.train.validate().map_err(|e| e.to_string())?;
         self.train_fits_model()?;
+        if self.train.pipeline == cnnlab_train::Feed::Device {
+            cnnlab_train::check_device_pipeline(&self.augment.ops).map_err(|e| e.to_string())?;
+        }
         if let Some(target) = &self.target {
             target.validate()?;
         }

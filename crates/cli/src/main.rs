@@ -417,7 +417,13 @@ fn train_command(args: &TrainArgs, quiet: bool) -> Result<()> {
                 out_dir.display()
             )));
         }
-        other => other?,
+        Err(e) => {
+            // A run that failed before its first epoch leaves no half-made folder.
+            close_run_log();
+            run.remove_if_untrained(created);
+            return Err(e.into());
+        }
+        Ok(metrics) => metrics,
     };
     inspect_run(&run, &metrics, &splits.test)?;
     tracing::info!(
@@ -639,7 +645,20 @@ fn load_data(exp: &Experiment, data_dir: &std::path::Path, quiet: bool) -> Resul
     for line in &splits.report.cache {
         tracing::info!("decode cache: {line}");
     }
-    // A class missing from a split still counts in its macro averages (as 0): say so.
+    // No test images at all: one line saying why, before any per-class warning.
+    if splits.test.is_empty() && !splits.train.is_empty() {
+        let fewest = splits.train.class_counts().into_iter().min().unwrap_or(0);
+        anyhow::bail!(
+            "{}: the test split holds no images ({} training images in {} classes, the smallest with {fewest}: \
+             too few to hold out data.test_fraction = {} of each class)",
+            exp.data.dataset,
+            splits.train.len(),
+            splits.train.num_classes(),
+            exp.data.test_fraction
+        );
+    }
+    // A class missing from a split still counts in its macro averages (as 0): say so,
+    // naming the first few.
     for (name, split) in [("test", Some(&splits.test)), ("validation", splits.val.as_ref())] {
         let Some(split) = split else { continue };
         let empty: Vec<&str> = split
@@ -650,9 +669,11 @@ fn load_data(exp: &Experiment, data_dir: &std::path::Path, quiet: bool) -> Resul
             .map(|(_, c)| c.as_str())
             .collect();
         if !empty.is_empty() {
+            let more = if empty.len() > 8 { format!(" and {} more", empty.len() - 8) } else { String::new() };
             tracing::warn!(
-                "no {name} images of class(es) {}: their {name} F1 is 0 and pulls macro-F1 down",
-                empty.join(", ")
+                "no {name} images of {} class(es), {}{more}: their {name} F1 is 0 and pulls macro-F1 down",
+                empty.len(),
+                empty[..empty.len().min(8)].join(", ")
             );
         }
     }

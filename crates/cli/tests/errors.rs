@@ -89,7 +89,7 @@ fn a_class_without_test_images_is_named() {
     let out = cnnlab(&["train", config.to_str().unwrap(), "--quick", "--out", run.to_str().unwrap()], tmp.path());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("no test images of class(es) lynx"), "{stderr}");
+    assert!(stderr.contains("no test images of 1 class(es), lynx:"), "{stderr}");
 }
 
 /// `pretrained` weights that are not on the machine stop the run at once with exit

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::util::{assert_ok, assert_one_line_error, cnnlab, command, small_shapes_config};
+use crate::util::{assert_ok, assert_one_line_error, cnnlab, command, small_shapes_config, workspace};
 
 /// The shapes config on 300 images in a new temporary folder.
 fn small() -> (tempfile::TempDir, String) {
@@ -121,4 +121,52 @@ fn a_run_that_fails_before_training_leaves_no_folder() {
     let out = cnnlab(&["-q", "train", cifar, "--out", gone.to_str().unwrap()], &tmp.path().join("none"));
     assert_one_line_error(&out, 3, "dataset `cifar10` not found");
     assert!(!gone.exists(), "a run that fails before training leaves no folder");
+
+    // An augmentation the device pipeline cannot run: FILE:LINE naming the key, before
+    // any data is read (the dataset is missing, and that is not what it says).
+    let device = tmp.path().join("device.toml");
+    let text = std::fs::read_to_string(workspace().join(cifar)).unwrap();
+    let text = text.replace("[train]", "[train]\npipeline = \"device\"");
+    let text = text
+        .replace("{ op = \"hflip\", p = 0.5 },", "{ op = \"hflip\", p = 0.5 },\n  { op = \"rotate\", degrees = 10 },");
+    std::fs::write(&device, &text).unwrap();
+    let line = text.lines().position(|l| l.starts_with("pipeline")).unwrap() + 1;
+    let out = cnnlab(&["-q", "train", device.to_str().unwrap(), "--out", gone.to_str().unwrap()], tmp.path());
+    let expected = format!("{}:{line}: train.pipeline: \"device\" does hflip and random_crop", device.display());
+    assert_one_line_error(&out, 1, &expected);
+    assert!(!gone.exists());
+
+    // Pretrained weights that are not a safetensors file: the run stops before its
+    // first epoch, and its folder goes with it.
+    let bad = tmp.path().join("bad.safetensors");
+    std::fs::write(&bad, b"not safetensors at all").unwrap();
+    let config = tmp.path().join("finetune.toml");
+    let text = format!(
+        "[data]\ndataset = \"shapes\"\nmax_train = 64\nmax_test = 32\n\n[model]\nbackbone = \"resnet18\"\n\
+         pretrained = \"{}\"\nhead = {{ dropout = 0.0 }}\n",
+        bad.display()
+    );
+    std::fs::write(&config, text).unwrap();
+    let out = cnnlab(&["-q", "train", config.to_str().unwrap(), "--out", gone.to_str().unwrap()], tmp.path());
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad.safetensors"));
+    assert!(!gone.exists(), "a run that failed before its first epoch leaves no folder");
+
+    // 200 classes of one image each: one line saying why there is no test split (not
+    // a 200-name warning first), and no folder.
+    let pics = tmp.path().join("pics");
+    for i in 0..200u8 {
+        std::fs::create_dir_all(pics.join(format!("c{i:03}"))).unwrap();
+        image::GrayImage::from_pixel(8, 8, image::Luma([i])).save(pics.join(format!("c{i:03}/a.png"))).unwrap();
+    }
+    let config = tmp.path().join("many.toml");
+    let text = format!(
+        "[data]\ndataset = \"image-folder\"\npath = \"{}\"\nimage_size = 8\n\n[model]\nlayers = [{{ type = \"flatten\" }}, {{ type = \"linear\" }}]\n",
+        pics.display()
+    );
+    std::fs::write(&config, text).unwrap();
+    let out = cnnlab(&["-q", "train", config.to_str().unwrap(), "--out", gone.to_str().unwrap()], tmp.path());
+    let expected = "the test split holds no images (200 training images in 200 classes, the smallest with 1";
+    assert_one_line_error(&out, 1, expected);
+    assert!(!gone.exists());
 }

@@ -52,6 +52,7 @@ pub use fit::{resolve_device, train, RunOptions};
 pub use lr_find::{lr_find, minimum, steep, valley, LrFindConfig, LrFinding};
 pub use optim::Optimizer;
 pub use predict::{pretrained_run, Predictor};
+pub use resident::check_device_pipeline;
 pub use run_dir::{
     files, write_bytes, write_json, write_predictions, EpochRecord, FinalMetrics, RunDir, RunLock, RunState,
     StoredOptions, Weights, HISTORY_HEADER,

@@ -34,6 +34,35 @@ pub(crate) struct DeviceFeed {
     ops: Vec<DeviceOp>,
 }
 
+/// The device pipeline's form of `augment`: it does `hflip` and `random_crop` with
+/// `p = 1`; any other op is an error naming it (checked with the config, before any
+/// data is read: [`check_device_pipeline`]).
+fn device_ops(augment: &[Op]) -> Result<Vec<DeviceOp>> {
+    augment
+        .iter()
+        .enumerate()
+        .map(|(i, op)| match *op {
+            Op::Hflip { p } => Ok(DeviceOp::Hflip { p }),
+            Op::RandomCrop { padding, fill, p } if p >= 1.0 => {
+                Ok(DeviceOp::Translate { pad: padding as i64, reflect: fill == Fill::Reflect })
+            }
+            _ => Err(Error::Unsupported {
+                key: "train.pipeline",
+                message: format!(
+                    "\"device\" does hflip and random_crop (p = 1) on the device; augment.ops[{i}] is `{}`: use \
+                     pipeline = \"host\" for it",
+                    op.name()
+                ),
+            }),
+        })
+        .collect()
+}
+
+/// Whether `pipeline = "device"` can run these augmentation ops (see [`device_ops`]).
+pub fn check_device_pipeline(augment: &[Op]) -> Result<()> {
+    device_ops(augment).map(drop)
+}
+
 impl DeviceFeed {
     /// Uploads `data`; `augment` may hold only what the device does in batch.
     pub(crate) fn new(data: &Dataset, augment: &[Op], device: Device) -> Result<Self> {
@@ -42,24 +71,7 @@ impl DeviceFeed {
 
     /// [`DeviceFeed::new`], with the tensors built or not.
     fn build(data: &Dataset, augment: &[Op], device: Device, tensors: bool) -> Result<Self> {
-        let ops = augment
-            .iter()
-            .enumerate()
-            .map(|(i, op)| match *op {
-                Op::Hflip { p } => Ok(DeviceOp::Hflip { p }),
-                Op::RandomCrop { padding, fill, p } if p >= 1.0 => {
-                    Ok(DeviceOp::Translate { pad: padding as i64, reflect: fill == Fill::Reflect })
-                }
-                _ => Err(Error::Unsupported {
-                    key: "train.pipeline",
-                    message: format!(
-                        "\"device\" does hflip and random_crop (p = 1) on the device; augment.ops[{i}] is `{}`: use \
-                         pipeline = \"host\" for it",
-                        op.name()
-                    ),
-                }),
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let ops = device_ops(augment)?;
         let s = data.shape;
         let n = data.len() as i64;
         let tensors = tensors.then(|| {

@@ -397,6 +397,16 @@ impl RunDir {
 
     /// Removes the folder if the run never got as far as its first file of results,
     /// so that a run that fails before training leaves nothing behind.
+    /// Removes the folder if this command `created` it and training never got as far
+    /// as a finished epoch or a checkpoint (a bad pretrained file, a model that does
+    /// not fit): what it holds then is only the set-up of a run that did not start.
+    pub fn remove_if_untrained(&self, created: bool) {
+        let trained = [files::HISTORY, files::RESUME, files::METRICS, files::OVR].iter().any(|f| self.has(f));
+        if created && !trained {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+
     pub fn remove_if_unused(&self, created: bool) {
         let only_setup = |dir: &Path| {
             std::fs::read_dir(dir).is_ok_and(|entries| {
