@@ -41,9 +41,19 @@ pub(crate) fn explain_command(a: ExplainArgs<'_>) -> Result<()> {
     };
     let out = a.out.map_or_else(|| a.run.join("explain"), Path::to_path_buf);
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    // An image that does not decode is reported and skipped, as `predict` does.
+    let mut failed = 0;
     for path in a.images {
-        let (pixels, _) =
-            cnnlab_data::folder::decode(path, shape).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let pixels = match cnnlab_data::folder::decode(path, shape) {
+            Ok((pixels, _)) => pixels,
+            Err(e) => {
+                use std::io::Write as _;
+                std::io::stdout().flush()?;
+                eprintln!("error: {}: {e}", path.display());
+                failed += 1;
+                continue;
+            }
+        };
         let cam = predictor.grad_cam(&pixels, a.layer, class).with_context(|| a.run.display().to_string())?;
         let stem = path.file_stem().map_or_else(|| "image".into(), |s| s.to_string_lossy().into_owned());
         let png = out.join(format!("{stem}.gradcam.png"));
@@ -68,6 +78,9 @@ pub(crate) fn explain_command(a: ExplainArgs<'_>) -> Result<()> {
             cam.layer,
             png.display()
         );
+    }
+    if failed > 0 {
+        bail!("{failed} of {} images could not be read (named above)", a.images.len());
     }
     Ok(())
 }

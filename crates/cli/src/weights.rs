@@ -86,8 +86,13 @@ fn convert(pth: &Path, run_dir: &Path) -> anyhow::Result<PathBuf> {
         .map_err(|e| anyhow::anyhow!("{}: {e}", python.display()))?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
-        anyhow::bail!("{}: not a readable torch.save'd state_dict: {last}", pth.display());
+        // The converter's own one-line `error: ...`, else the last line torch printed.
+        let lines = || stderr.lines().map(str::trim).filter(|l| !l.is_empty());
+        let cause = lines()
+            .find_map(|l| l.strip_prefix("error: "))
+            .or_else(|| lines().next_back())
+            .unwrap_or("the converter failed without a message");
+        anyhow::bail!("{}: not a readable torch.save'd state_dict: {cause}", pth.display());
     }
     std::fs::rename(&part, &out)?;
     Ok(out)

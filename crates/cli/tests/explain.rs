@@ -95,8 +95,13 @@ fn explain_peaks_inside_the_circles_and_matches_pytorch() {
     assert_one_line_error(&out, 1, "Linear-14 gives flat features");
     let fake = images.join("notes.png");
     std::fs::write(&fake, "not an image").unwrap();
-    let out = cnnlab(&["explain", "--run", run_arg, fake.to_str().unwrap()], tmp.path());
-    assert_one_line_error(&out, 1, "notes.png");
+    // An unreadable image among good ones is named; the others are explained (as
+    // `predict` classifies them), and the exit code says something failed.
+    let out = cnnlab(&["explain", "--run", run_arg, fake.to_str().unwrap(), &paths[0]], tmp.path());
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stdout.lines().count() == 1 && stdout.starts_with(&paths[0]), "{stdout}");
+    assert!(stderr.contains("notes.png: ") && stderr.contains("1 of 2 images could not be read"), "{stderr}");
     let out = cnnlab(&["explain", "--run", run_arg, "--class", "hexagon", &paths[0]], tmp.path());
     assert_one_line_error(&out, 1, "--class hexagon: not one of the run's classes");
 

@@ -169,4 +169,10 @@ fn a_run_that_fails_before_training_leaves_no_folder() {
     let expected = "the test split holds no images (200 training images in 200 classes, the smallest with 1";
     assert_one_line_error(&out, 1, expected);
     assert!(!gone.exists());
+
+    // --out naming a file: one line saying so, not "File exists (os error 17)".
+    let file = tmp.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let out = cnnlab(&["-q", "train", config.to_str().unwrap(), "--out", file.to_str().unwrap()], tmp.path());
+    assert_one_line_error(&out, 1, &format!("{}: is a file, not a run folder", file.display()));
 }

@@ -49,10 +49,29 @@ def save_safetensors(tensors, path):
             f.write(b)
 
 
+def load(src):
+    """torch.load, with its failure as one line (torch's own message for a file that is
+    no torch.save output ends with advice about weights_only and hides the cause)."""
+    with open(src, "rb") as f:
+        head = f.read(4)
+    # torch.save writes a zip archive (PK\x03\x04) or, before 1.6, a pickle (0x80).
+    if head[:4] != b"PK\x03\x04" and head[:1] != b"\x80":
+        shown = repr(head[:1].decode("latin-1")) if head else "end of file"
+        raise SystemExit(f"error: invalid load key, {shown}: not a torch.save file (neither its zip archive "
+                         f"nor a pickle; it starts with {head!r})")
+    try:
+        return torch.load(src, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - every failure becomes one line
+        advice = ("weights only load failed", "please file an issue", "check the documentation")
+        lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+        lines = [l for l in lines if not any(a in l.lower() for a in advice)] or lines
+        cause = " ".join(lines[:2]) if lines else type(e).__name__
+        raise SystemExit(f"error: {type(e).__name__}: {cause}")
+
+
 def main():
     src, dst = sys.argv[1], sys.argv[2]
-    obj = torch.load(src, map_location="cpu", weights_only=True)
-    save_safetensors(state_dict(obj), dst)
+    save_safetensors(state_dict(load(src)), dst)
 
 
 if __name__ == "__main__":

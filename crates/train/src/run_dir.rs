@@ -191,6 +191,12 @@ impl RunDir {
     }
 
     pub fn create(&self) -> Result<()> {
+        if self.path.exists() && !self.path.is_dir() {
+            return Err(Error::Format {
+                path: self.path.clone(),
+                reason: "is a file, not a run folder: give --out a folder (new or a run's)".into(),
+            });
+        }
         std::fs::create_dir_all(&self.path).map_err(|e| Error::io(&self.path, e))
     }
 
