@@ -90,6 +90,22 @@ fn a_second_training_into_a_busy_folder_is_refused() {
     assert!(busy.join(".lock").exists());
     assert_ok(&cnnlab(&["-q", "train", &cfg, "--force", "--epochs", "1", "--out", busy.to_str().unwrap()], tmp.path()));
     assert!(!busy.join(".lock").exists(), "the lock goes with the process");
+
+    // A run killed before its first checkpoint left its config: still a run, which a
+    // new training does not take without --force, and which --resume starts over.
+    let early = tmp.path().join("early");
+    std::fs::create_dir(&early).unwrap();
+    std::fs::copy(busy.join("config.toml"), early.join("config.toml")).unwrap();
+    let early_s = early.to_str().unwrap();
+    let status = cnnlab(&["status", early_s], tmp.path());
+    assert_eq!(
+        String::from_utf8_lossy(&status.stdout).trim(),
+        format!("{early_s}: unfinished after 0 epochs (cnnlab train --resume {early_s})")
+    );
+    let out = cnnlab(&["-q", "train", &cfg, "--epochs", "1", "--out", early_s], tmp.path());
+    assert_one_line_error(&out, 1, "holds an unfinished run (0 epochs done)");
+    assert_ok(&cnnlab(&["-q", "train", "--resume", early_s], tmp.path()));
+    assert!(early.join("metrics.json").exists());
 }
 
 /// A full disk at the first resumable checkpoint (its temporary file is a link to

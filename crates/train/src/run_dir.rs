@@ -153,8 +153,7 @@ impl Weights {
 /// How far a run folder got.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RunState {
-    /// No run has trained here yet (missing folder, or only files written before the
-    /// first checkpoint).
+    /// No run has started here (missing folder, or no `config.toml` yet).
     Empty,
     /// Training stopped before the test evaluation; `--resume` continues it.
     Unfinished {
@@ -220,6 +219,11 @@ impl RunDir {
                 Err(_) => 0,
             };
             return Ok(RunState::Unfinished { epochs_done });
+        }
+        // A run that wrote its config but no checkpoint yet (stopped while loading or
+        // in its first epoch) is a run: not a folder another training may take.
+        if self.has(files::CONFIG) {
+            return Ok(RunState::Unfinished { epochs_done: 0 });
         }
         Ok(RunState::Empty)
     }
