@@ -257,6 +257,7 @@ pub fn load_with_progress(cfg: &DataConfig, data_dir: &Path, quiet: bool) -> Res
         // Generated, not read: test images come from another seed's stream.
         let shape = cfg.shape(32);
         let per_class = crate::shapes::SHAPES_PER_CLASS;
+        check_memory(cfg, (per_class + per_class / 4) * crate::shapes::SHAPES_CLASSES.len(), shape, 32)?;
         let train = crate::shapes::generate(shape, per_class, cfg.seed)?;
         (
             Splits::new(train, crate::shapes::generate(shape, per_class / 4, cfg.seed ^ crate::shapes::TEST_STREAM)?),
@@ -285,6 +286,45 @@ fn read_located(cfg: &DataConfig, data_dir: &Path, quiet: bool) -> Result<(Split
         Kind::Pets => read_pets(cfg, &found.dir, quiet, cache_dir.as_deref())?,
     };
     Ok((splits, found.fallback))
+}
+
+/// Refuses a dataset whose decoded images (`images` of `shape`, one byte per value)
+/// cannot fit in this machine's memory, before any of it is allocated: one line
+/// naming `data.image_size`, the bytes needed and the memory there is, instead of an
+/// out-of-memory abort in the middle of decoding.
+fn check_memory(cfg: &DataConfig, images: usize, shape: ImageShape, default_size: usize) -> Result<()> {
+    let needed = images as u128 * shape.height as u128 * shape.width as u128 * shape.channels as u128;
+    let Some(memory) = machine_memory() else { return Ok(()) };
+    // The process needs room besides the images (the network, batches, the decoder).
+    if needed <= memory as u128 * 9 / 10 {
+        return Ok(());
+    }
+    let gib = |b: u128| b as f64 / (1u64 << 30) as f64;
+    let size = match cfg.image_size {
+        Some(side) => side.to_string(),
+        None => format!("{default_size} (the default)"),
+    };
+    Err(Error::Invalid(format!(
+        "data.image_size = {size}: {images} images of {}x{}x{} need {needed} bytes ({:.1} GiB) decoded, and this \
+         machine has {memory} bytes ({:.1} GiB) of memory: lower data.image_size, or max_train / max_test",
+        shape.channels,
+        shape.height,
+        shape.width,
+        gib(needed),
+        gib(memory as u128)
+    )))
+}
+
+/// This machine's memory, or the cgroup's limit when lower (a container, a Slurm
+/// job): bytes; `None` where neither can be read.
+fn machine_memory() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kb: u64 =
+        meminfo.lines().find_map(|l| l.strip_prefix("MemTotal:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
+    let limit = ["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"]
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok()?.trim().parse::<u64>().ok());
+    Some(limit.map_or(kb * 1024, |l| l.min(kb * 1024)))
 }
 
 /// Post-processing shared by every layout: validation split, class caps, subsets.
@@ -474,6 +514,8 @@ fn decode_splits(
     (quiet, cache_dir): (bool, Option<&Path>),
     mut report: LoadReport,
 ) -> Result<Splits> {
+    let images = train_files.len() + val_files.as_ref().map_or(0, Vec::len) + test_files.len();
+    check_memory(cfg, images, shape, if cfg.dataset == "cifar10" { 32 } else { 64 })?;
     let decode = |files: Vec<FileSample>, report: &mut LoadReport| {
         let files = size_filter(cfg, files, classes, report);
         folder::decode_all_cached(&files, classes, shape, quiet, cache_dir, report)

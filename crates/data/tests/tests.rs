@@ -414,6 +414,28 @@ fn shapes_are_generated_deterministically_and_imbalance_can_be_configured() {
     assert_eq!(splits.test.len(), cnnlab_data::SHAPES_PER_CLASS / 4 * 8);
 }
 
+/// An image size whose decoded dataset cannot fit in memory is one error naming
+/// `data.image_size`, the bytes and the machine's memory, before anything is decoded
+/// or allocated (not an out-of-memory abort): generated shapes at 4096x4096 need
+/// 10,000 x 4096^2 x 3 = 503,316,480,000 bytes; two PNGs of a folder at 300,000.
+#[test]
+fn a_dataset_too_large_for_memory_is_refused_before_decoding() {
+    let cfg: DataConfig = toml::from_str("dataset = \"shapes\"\nimage_size = 4096").unwrap();
+    let err = load(&cfg, Path::new("/nonexistent")).unwrap_err().to_string();
+    assert!(err.starts_with("data.image_size = 4096: 10000 images of 3x4096x4096 need 503316480000 bytes"), "{err}");
+    assert!(err.contains("GiB) of memory") && err.lines().count() == 1, "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    for class in ["a", "b"] {
+        std::fs::create_dir_all(dir.path().join(class)).unwrap();
+        image::GrayImage::new(4, 4).save(dir.path().join(class).join("x.png")).unwrap();
+    }
+    let text = format!("dataset = \"image-folder\"\npath = \"{}\"\nimage_size = 300000", dir.path().display());
+    let cfg: DataConfig = toml::from_str(&text).unwrap();
+    let err = load(&cfg, Path::new("/nonexistent")).unwrap_err().to_string();
+    assert!(err.starts_with("data.image_size = 300000: 2 images of 3x300000x300000 need"), "{err}");
+}
+
 /// File names are data: a class folder and a file whose names are not UTF-8 load, a
 /// link to nothing is reported, and the split serializes (lossily) instead of failing.
 #[cfg(unix)]
