@@ -43,31 +43,16 @@ impl Options {
     }
 }
 
-fn parse(args: &[String]) -> Result<Options> {
-    let mut opts = Options {
-        data_dir: std::env::var_os("CNNLAB_DATA").map_or_else(|| PathBuf::from("data"), PathBuf::from),
-        quick: false,
-        only: None,
-        repeats: 1,
-    };
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--data-dir" => opts.data_dir = it.next().context("--data-dir needs a folder")?.into(),
-            "--quick" => opts.quick = true,
-            "--only" => opts.only = Some(it.next().context("--only needs a benchmark name (or part of one)")?.clone()),
-            "--repeats" => {
-                let n = it.next().context("--repeats needs a number")?;
-                opts.repeats = n
-                    .parse()
-                    .ok()
-                    .filter(|&n| n >= 1)
-                    .with_context(|| format!("--repeats: `{n}` is not a whole number of at least 1"))?;
-            }
-            other => bail!("bench: unknown option `{other}`"),
-        }
-    }
-    Ok(opts)
+fn parse(f: &crate::flags::Bench) -> Result<Options> {
+    let repeats = f.repeats.unwrap_or(1);
+    anyhow::ensure!(repeats >= 1, "--repeats: `{repeats}` is not a whole number of at least 1");
+    let data_dir = f.data_dir.clone().or_else(|| std::env::var_os("CNNLAB_DATA").map(PathBuf::from));
+    Ok(Options {
+        data_dir: data_dir.unwrap_or_else(|| PathBuf::from("data")),
+        quick: f.quick,
+        only: f.only.clone(),
+        repeats,
+    })
 }
 
 /// One comparison row: every repeat's images/s on each side (PyTorch's in the same order).
@@ -111,8 +96,8 @@ struct Bench {
     pets: PathBuf,
 }
 
-pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
-    let bench = prepare(root, parse(args)?)?;
+pub(crate) fn run(root: &Path, f: &crate::flags::Bench) -> Result<()> {
+    let bench = prepare(root, parse(f)?)?;
     let mut rows = bench.trainings()?;
     rows.extend(bench.pipelines()?);
     bench.write_table(&rows)
@@ -171,8 +156,9 @@ impl Bench {
         if self.opts.selected("train_finetune_lite0") {
             crate::setup::reference_packages(root)?;
             if !crate::download::lite0_weights(&self.data).exists() {
-                let args = ["efficientnet-lite0".to_owned(), "--data-dir".to_owned(), self.data.display().to_string()];
-                crate::download::run(root, &args)?;
+                let names = vec!["efficientnet-lite0".to_owned()];
+                let fetch = crate::flags::Download { names, data_dir: Some(self.data.clone()), from_zip: None };
+                crate::download::run(root, &fetch)?;
             }
         }
         let finetune_cfg = self.variant(

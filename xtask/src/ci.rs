@@ -182,7 +182,7 @@ fn phases(root: &Path, t: &mut Timings) -> Result<()> {
     }
 
     t.phase("slurm-check", "slurm-check --dev (a real single-node Slurm cluster)", || {
-        crate::slurm_check::run(root, &["--dev".to_owned()]).context("slurm-check")
+        crate::slurm_check::run(root, &crate::flags::SlurmCheck { dev: true }).context("slurm-check")
     })?;
     t.phase("device smoke", "device-bundle --smoke (gpu-check.sh --cpu-smoke)", || {
         crate::device::smoke(root).context("the device bundle's gpu-check.sh --cpu-smoke")

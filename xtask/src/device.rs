@@ -47,29 +47,22 @@ struct Options {
     archive: Option<PathBuf>,
 }
 
-fn parse(root: &Path, args: &[String]) -> Result<Options> {
-    let mut opts = Options { local: false, dev: false, out: root.join(".device"), archive: None };
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--local" => opts.local = true,
-            "--dev" => opts.dev = true,
-            "--out" => opts.out = it.next().context("--out needs a folder")?.into(),
-            "--cifar-archive" => opts.archive = Some(it.next().context("--cifar-archive needs a file")?.into()),
-            other => bail!("device-bundle: unknown option `{other}`"),
-        }
-    }
+fn parse(root: &Path, f: &crate::flags::DeviceBundle) -> Result<Options> {
+    let out = f.out.clone().unwrap_or_else(|| root.join(".device"));
+    let opts = Options { local: f.local, dev: f.dev, out, archive: f.cifar_archive.clone() };
     if opts.dev && !opts.local {
         bail!("device-bundle: --dev goes with --local (the device build is always a release build)");
     }
     Ok(opts)
 }
 
-pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
-    if args == ["--smoke"] {
+pub(crate) fn run(root: &Path, f: &crate::flags::DeviceBundle) -> Result<()> {
+    if f.smoke {
+        let alone = !(f.local || f.dev || f.out.is_some() || f.cifar_archive.is_some());
+        anyhow::ensure!(alone, "device-bundle --smoke takes no other option (it is --local --dev into target/)");
         return smoke(root);
     }
-    let opts = parse(root, args)?;
+    let opts = parse(root, f)?;
     let bin = match opts.local {
         true => crate::build_cnnlab(root, opts.dev)?.parent().expect("cnnlab lives in a folder").to_path_buf(),
         false => build_for_device(root)?,
@@ -96,8 +89,14 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
 pub(crate) fn smoke(root: &Path) -> Result<()> {
     let target = root.join("target");
     let bundle = target.join("device-smoke");
-    let args = ["--local", "--dev", "--out"].map(String::from);
-    run(root, &[&args[..], &[bundle.display().to_string()]].concat())?;
+    let local = crate::flags::DeviceBundle {
+        local: true,
+        dev: true,
+        out: Some(bundle.clone()),
+        cifar_archive: None,
+        smoke: false,
+    };
+    run(root, &local)?;
     let out = target.join("gpu-check-smoke");
     let _ = std::fs::remove_dir_all(&out);
     let mut check = Command::new(bundle.join("gpu-check.sh"));
@@ -346,15 +345,20 @@ mod tests {
     #[test]
     fn options() {
         let root = Path::new("/w");
-        let o = parse(root, &[]).unwrap();
+        let bundle = |args: &[&str]| -> Result<Options> {
+            match crate::flags::parse(&[&["device-bundle"], args].concat())?.subcommand {
+                crate::flags::XtaskCmd::DeviceBundle(f) => parse(root, &f),
+                _ => unreachable!("a device-bundle command"),
+            }
+        };
+        let o = bundle(&[]).unwrap();
         assert!(!o.local && !o.dev && o.out == Path::new("/w/.device"));
-        let args: Vec<String> = ["--local", "--dev", "--out", "x"].map(String::from).into();
-        let o = parse(root, &args).unwrap();
+        let o = bundle(&["--local", "--dev", "--out", "x"]).unwrap();
         assert!(o.local && o.dev && o.out == Path::new("x"));
-        let e = parse(root, &["--dev".to_owned()]).err().unwrap();
+        let e = bundle(&["--dev"]).err().unwrap();
         assert!(e.to_string().contains("--dev goes with --local"), "{e}");
-        let e = parse(root, &["--gpu".to_owned()]).err().unwrap();
-        assert!(e.to_string().contains("unknown option `--gpu`"), "{e}");
+        let e = bundle(&["--gpu"]).err().unwrap();
+        assert!(e.to_string().contains("--gpu"), "{e}");
     }
 
     #[test]

