@@ -584,7 +584,12 @@ fn train_seeds(args: &TrainArgs, exp: &Experiment, config: &Path, out: &Path, qu
         close_run_log();
     }
     if exp.train.ensemble {
-        let metrics = ensemble::write_results(out, exp)?;
+        // The ensemble's config is the set's with this command's --epochs / --quick,
+        // as each seed's is (the report reads its epochs there).
+        let mut set = exp.clone();
+        let trained = one_run(exp.clone(), args)?;
+        (set.train.epochs, set.data.max_test) = (trained.train.epochs, trained.data.max_test);
+        let metrics = ensemble::write_results(out, &set)?;
         tracing::info!(
             "ensemble of {} seeds: test accuracy {:.4}, macro-F1 {:.4}, {:.1} min of training; run folder {}",
             exp.train.seeds.len(),

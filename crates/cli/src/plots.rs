@@ -41,7 +41,9 @@ pub struct Epoch {
 type Pick = fn(&Epoch) -> (f64, f64);
 
 /// Loss (left) and accuracy (right) per epoch, train against validation.
-pub fn curves(path: &Path, title: &str, rows: &[Epoch]) -> Result<()> {
+/// `evaluated` names the split of the second series: "val", or "test" for a run
+/// without a validation split (its per-epoch evaluation is on the test set).
+pub fn curves(path: &Path, title: &str, rows: &[Epoch], evaluated: &str) -> Result<()> {
     register_font();
     let draw = || -> Result<(), Box<dyn std::error::Error>> {
         let root = BitMapBackend::new(path, (1000, 380)).into_drawing_area();
@@ -60,7 +62,8 @@ pub fn curves(path: &Path, title: &str, rows: &[Epoch]) -> Result<()> {
             let mut chart = ChartBuilder::on(area)
                 .margin(12)
                 .x_label_area_size(30)
-                .y_label_area_size(50)
+                // Wide enough that the rotated axis name clears the tick labels.
+                .y_label_area_size(72)
                 .build_cartesian_2d(0.5..last, (lo - pad)..(hi + pad))?;
             // Enough decimals that no two labels of the axis read the same.
             let decimals = (-(hi - lo).log10()).ceil().max(0.0) as usize + 1;
@@ -74,7 +77,7 @@ pub fn curves(path: &Path, title: &str, rows: &[Epoch]) -> Result<()> {
                 .x_desc("epoch")
                 .y_desc(name)
                 .draw()?;
-            for (label, colour, series) in [("train", BLUE, 0), ("val", RED, 1)] {
+            for (label, colour, series) in [("train", BLUE, 0), (evaluated, RED, 1)] {
                 let pts: Vec<(f64, f64)> =
                     rows.iter().map(|r| (r.epoch as f64, if series == 0 { pick(r).0 } else { pick(r).1 })).collect();
                 // Markers too: a one-epoch run has no line to draw.
@@ -124,6 +127,8 @@ pub fn confusion(path: &Path, title: &str, classes: &[String], matrix: &[Vec<u64
         chart
             .configure_mesh()
             .disable_mesh()
+            // No tick marks under the columns: they would strike through the names.
+            .set_tick_mark_size(LabelAreaPosition::Bottom, 0)
             .x_labels(n)
             .x_label_formatter(&|_| String::new())
             .y_labels(n)

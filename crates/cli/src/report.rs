@@ -29,6 +29,9 @@ pub(crate) struct RunRow {
     augment: String,
     optimizer: String,
     epochs: String,
+    /// Whether the run had a validation split (`data.val_fraction > 0`); without one
+    /// its per-epoch evaluation was on the test set.
+    has_val: bool,
     train_seconds: f64,
     images_per_sec: f64,
     pub(crate) accuracy: f64,
@@ -209,6 +212,7 @@ fn read_run(root: &Path, dir: &Path) -> Result<RunRow> {
         augment,
         optimizer: format!("{:?} {}", t.optimizer, t.lr).to_lowercase(),
         epochs: epochs_cell(metrics.epochs, t.epochs, t.early_stopping.is_some()),
+        has_val: exp.data.val_fraction > 0.0,
         train_seconds: metrics.train_seconds,
         images_per_sec: metrics.images_per_sec,
         accuracy: r.accuracy,
@@ -391,7 +395,13 @@ fn draw_plots(run: &mut RunRow) -> Result<()> {
                 accuracy: (r.train_acc, r.val_acc),
             })
             .collect();
-        plots::curves(&p, &format!("{}: loss and accuracy", run.id), &epochs)?;
+        let (evaluated, title) = match run.has_val {
+            true => ("val", format!("{}: loss and accuracy", run.id)),
+            false => {
+                ("test", format!("{}: loss and accuracy (no validation split: each epoch on the test set)", run.id))
+            }
+        };
+        plots::curves(&p, &title, &epochs, evaluated)?;
         run.plots.push(("loss and accuracy".into(), p));
     }
     let report = &run.metrics.report;
@@ -455,44 +465,74 @@ fn duration(s: f64) -> String {
     }
 }
 
-const HEADER: [&str; 16] = [
-    "run",
-    "dataset",
-    "model",
-    "trainable params",
-    "imbalance",
-    "augmentation",
-    "optimizer",
-    "epochs",
-    "train time",
-    "images/s",
-    "peak RSS",
-    "test accuracy",
-    "macro-F1",
-    "ROC-AUC (ovr macro)",
-    "MCC",
-    "seeds",
-];
+/// The run table: what a reader compares at a glance. The rest of each run's
+/// settings and scores are in its own section ([`DETAIL_HEADER`]).
+const HEADER: [&str; 8] =
+    ["run", "dataset", "model", "epochs", "train time", "test accuracy [95% CI]", "macro-F1 [95% CI]", "seeds"];
 
 fn cells(r: &RunRow) -> Vec<String> {
     vec![
         r.id.clone(),
         r.dataset.clone(),
         r.model.clone(),
-        cnnlab_models::thousands(r.params),
-        r.imbalance.clone(),
-        r.augment.clone(),
-        r.optimizer.clone(),
         r.epochs.clone(),
         duration(r.train_seconds),
-        format!("{:.0}", r.images_per_sec),
-        r.metrics.peak_rss_mb.map_or_else(|| "-".to_owned(), |mb| format!("{mb:.0} MB")),
         with_interval(r.accuracy, r.intervals.map(|i| i.0)),
         with_interval(r.f1_macro, r.intervals.map(|i| i.1)),
-        opt(r.roc_auc),
-        format!("{:.4}", r.mcc),
         if r.ensemble > 0 { format!("ensemble of {}", r.ensemble) } else { r.n_seeds.to_string() },
     ]
+}
+
+/// A run's details, one row under its heading (augmentation last: it may be long).
+const DETAIL_HEADER: [&str; 8] = [
+    "trainable params",
+    "optimizer",
+    "imbalance",
+    "images/s",
+    "peak RSS",
+    "ROC-AUC (ovr macro)",
+    "MCC",
+    "augmentation",
+];
+
+fn detail_cells(r: &RunRow) -> Vec<String> {
+    vec![
+        cnnlab_models::thousands(r.params),
+        r.optimizer.clone(),
+        r.imbalance.clone(),
+        format!("{:.0}", r.images_per_sec),
+        r.metrics.peak_rss_mb.map_or_else(|| "-".to_owned(), |mb| format!("{mb:.0} MB")),
+        opt(r.roc_auc),
+        format!("{:.4}", r.mcc),
+        r.augment.clone(),
+    ]
+}
+
+/// Under the run table: what its speed columns can and cannot say.
+const SPEED_NOTE: &str = "Train time (and images/s in each run's details) is what each run measured where it \
+    trained, under whatever else ran there: two trainings at once on 2 cores took 5x longer than one after the \
+    other. Compare speed between runs trained one at a time on one idle machine, or with `cargo xtask bench` \
+    (cnnlab and PyTorch alternated on the same machine).";
+
+/// What a run's section shows beside its plots, when some are not its own or absent.
+fn plots_note(r: &RunRow, rel: &dyn Fn(&Path) -> String) -> Option<String> {
+    if r.ensemble > 0 {
+        return Some(format!(
+            "An ensemble trains no network of its own: it has no training curves, and its top losses and Grad-CAM \
+             are its seeds' (each in `{}/seed-<k>/plots/`). Here: the ensemble's test confusion matrix and \
+             per-class F1.",
+            rel(&r.evidence_dir)
+        ));
+    }
+    (r.n_seeds > 1).then(|| {
+        format!(
+            "The plots are seed {}'s, the first of {} seeds (the table's values are their mean); every seed's own \
+             are in `{}/seed-<k>/plots/`.",
+            r.seed.unwrap_or(0),
+            r.n_seeds,
+            rel(&r.evidence_dir)
+        )
+    })
 }
 
 /// "0.8123 [0.8046, 0.8199]", or the bare value without an interval.
@@ -735,7 +775,7 @@ pub(crate) fn write_report(root: &Path, comparisons_file: &Path) -> Result<usize
     let mut md = String::from("# cnnlab report\n\n");
     let _ = writeln!(md, "{} under `{}`, written by `cnnlab report`.\n", finished_runs(runs.len()), root.display());
     md.push_str(&md_table(&HEADER, &table));
-    let _ = writeln!(md, "\n{INTERVALS_NOTE}");
+    let _ = writeln!(md, "\n{INTERVALS_NOTE}\n\n{SPEED_NOTE}");
     if !goals.is_empty() {
         let _ = write!(md, "\n## Targets\n\n{}", md_table(&TARGET_HEADER, &goals));
     }
@@ -752,6 +792,11 @@ pub(crate) fn write_report(root: &Path, comparisons_file: &Path) -> Result<usize
     md.push_str("\n## Runs\n");
     for r in &runs {
         let _ = writeln!(md, "\n### {}\n", r.id);
+        md.push_str(&md_table(&DETAIL_HEADER, &[detail_cells(r)]));
+        if let Some(note) = plots_note(r, &rel) {
+            let _ = writeln!(md, "\n{note}");
+        }
+        md.push('\n');
         for (what, p) in &r.plots {
             let _ = writeln!(md, "![{what}]({})", rel(p));
         }
@@ -765,6 +810,7 @@ pub(crate) fn write_report(root: &Path, comparisons_file: &Path) -> Result<usize
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>cnnlab report</title>\n<style>\
          body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;margin:1em 0}\
          td,th{border:1px solid #bbb;padding:3px 8px;font-size:13px}th{background:#eef}\
+         td{white-space:nowrap}td:last-child{white-space:normal}\
          img{max-width:100%;margin:4px;border:1px solid #ddd}</style></head><body>\n<h1>cnnlab report</h1>\n",
     );
     let _ = writeln!(
@@ -775,6 +821,7 @@ pub(crate) fn write_report(root: &Path, comparisons_file: &Path) -> Result<usize
     );
     html.push_str(&html_table(&HEADER, &table));
     let _ = writeln!(html, "<p>{}</p>", html_escape(INTERVALS_NOTE));
+    let _ = writeln!(html, "<p>{}</p>", html_escape(&SPEED_NOTE.replace('`', "")));
     if !goals.is_empty() {
         let _ = write!(html, "<h2>Targets</h2>\n{}", html_table(&TARGET_HEADER, &goals));
     }
@@ -796,7 +843,12 @@ pub(crate) fn write_report(root: &Path, comparisons_file: &Path) -> Result<usize
     }
     html.push_str("<h2>Runs</h2>\n");
     for r in &runs {
-        let _ = writeln!(html, "<h3>{}</h3>\n<div>", html_escape(&r.id));
+        let _ = writeln!(html, "<h3>{}</h3>", html_escape(&r.id));
+        html.push_str(&html_table(&DETAIL_HEADER, &[detail_cells(r)]));
+        if let Some(note) = plots_note(r, &rel) {
+            let _ = writeln!(html, "<p>{}</p>", html_escape(&note.replace('`', "")));
+        }
+        html.push_str("<div>\n");
         for (what, p) in &r.plots {
             let title = if what == "top losses" { top_losses_title(&r.dir) } else { what.clone() };
             let _ = writeln!(

@@ -46,12 +46,17 @@ fn shapes_runs_and_the_report() {
     assert!(table.contains("| seed-recipe/seed3-final | final (augmentation) |"), "{table}");
     assert!(!table.contains("| shapes/seed3-final |"), "{table}");
     assert!(table.contains("Not listed: `shapes/seed3-final` (same name, trained another way"), "{table}");
-    assert!(
-        md.contains(
-            "| shapes/imbalanced-none | shapes | seed3-final | 288,264 | none | random_crop, hflip | adam 0.001 | 2 |"
-        ),
-        "{md}"
-    );
+    // The run table is for reading: 8 columns; each run's details are under its heading.
+    let header = md.lines().find(|l| l.starts_with("| run | dataset |")).unwrap();
+    assert_eq!(header.matches(" | ").count() + 1, 8, "{header}");
+    assert!(md.contains("| shapes/imbalanced-none | shapes | seed3-final | 2 | "), "{md}");
+    let details = md.split("### shapes/imbalanced-none\n").nth(1).unwrap();
+    let row = details
+        .lines()
+        .find(|l| l.starts_with("| 288,264 | adam 0.001 | none | "))
+        .unwrap_or_else(|| panic!("{details}"));
+    assert!(row.ends_with("| random_crop, hflip |"), "{row}");
+    assert!(md.contains("Compare speed between runs trained one at a time"), "{md}");
     assert!(md.contains("| shapes/seed3-final |"), "{md}");
     // The config's [target], not reached in 2 epochs on 1,200 images.
     assert!(md.contains("## Targets"), "{md}");
@@ -151,6 +156,8 @@ fn seed_replicates_intervals_verdicts_and_compare() {
     );
 
     let compare = |a: &Path, b: &Path| cnnlab(&["compare", a.to_str().unwrap(), b.to_str().unwrap()], tmp.path());
+    let section = md.split("### shapes/imbalanced-none\n").nth(1).unwrap();
+    assert!(section.contains("The plots are seed 0's, the first of 2 seeds"), "{section}");
     let out = compare(&none, &over);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -237,6 +244,8 @@ fn an_ensemble_of_seeds_is_one_model() {
     let md = std::fs::read_to_string(runs.join("REPORT.md")).unwrap();
     let rows: Vec<&str> = md.lines().filter(|l| l.starts_with("| shapes/ens")).collect();
     assert!(rows.len() == 1 && rows[0].ends_with("| ensemble of 2 |"), "{md}");
+    assert!(rows[0].contains("| 1 | "), "the ensemble's epochs are its seeds' (--epochs 1): {}", rows[0]);
+    assert!(md.contains("An ensemble trains no network of its own: it has no training curves"), "{md}");
 
     std::fs::write(&config, text.replace("[train]", "[train]\nseeds = [3]\nensemble = true")).unwrap();
     let out = cnnlab(&["train", config_s, "--out", tmp.path().join("one").to_str().unwrap()], tmp.path());
