@@ -106,3 +106,20 @@ xflags::xflags! {
 pub(crate) fn parse(args: &[&str]) -> xflags::Result<Xtask> {
     Xtask::from_vec(args.iter().map(Into::into).collect())
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every command answers --help (with its options), and a typo is an error naming it.
+    #[test]
+    fn every_command_has_help() {
+        for (cmd, option) in [("train-all", "--shard"), ("download", "--from-zip"), ("bench", "--repeats")] {
+            let err = super::parse(&[cmd, "--help"]).err().unwrap();
+            assert!(err.is_help() && err.to_string().contains(option), "{cmd}: {err}");
+        }
+        for cmd in ["slurm-check", "device-bundle", "setup", "ci"] {
+            assert!(super::parse(&[cmd, "--help"]).err().unwrap().is_help(), "{cmd}");
+        }
+        let err = super::parse(&["train-all", "--epoch", "3"]).err().unwrap();
+        assert!(!err.is_help() && err.to_string().contains("--epoch"), "{err}");
+    }
+}
