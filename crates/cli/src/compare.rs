@@ -44,7 +44,7 @@ pub enum Evidence {
     Replicates { dir: PathBuf, seeds: Vec<(u64, PathBuf, Predictions)> },
 }
 
-const PREDICTIONS: &str = "predictions.csv";
+use cnnlab_run::files::PREDICTIONS;
 
 impl Evidence {
     /// A predictions CSV, a run folder, or a folder of `seed-<k>/` runs.

@@ -22,7 +22,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use cnnlab_cli::args::{Cli, Command, DataCommand, TrainArgs};
 use cnnlab_cli::{data_stats, inspect, metrics_cmd, plots};
-use cnnlab_train::{files, train, RunDir, RunOptions, RunState};
+use cnnlab_train::{files, train, RunDir, RunFiles, RunOptions, RunState};
 
 use crate::experiment::{default_run_dir, Experiment};
 
@@ -62,7 +62,7 @@ fn main() -> ExitCode {
             eprintln!("{err:#}");
             ExitCode::from(EXIT_FINISHED)
         }
-        Err(err) if err.chain().any(|e| matches!(e.downcast_ref(), Some(cnnlab_train::Error::Locked { .. }))) => {
+        Err(err) if err.chain().any(|e| matches!(e.downcast_ref(), Some(cnnlab_run::Error::Locked { .. }))) => {
             eprintln!("error: {err:#}");
             ExitCode::from(EXIT_BUSY)
         }

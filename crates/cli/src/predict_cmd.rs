@@ -180,7 +180,7 @@ pub(crate) fn evaluate_command(a: EvaluateArgs<'_>) -> Result<()> {
             .enumerate()
             .map(|(i, file)| (file.display().to_string(), y_true[i], y_pred[i], &probs[i * k..(i + 1) * k]));
         let fingerprints = cnnlab_data::Fingerprints::of_files(&files)?;
-        cnnlab_train::write_predictions(out, "file", &classes, rows, Some(&fingerprints))?;
+        cnnlab_train::write_predictions(out, "file", &classes, rows, Some(fingerprints.as_column()))?;
     }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&metrics)?);

@@ -56,6 +56,11 @@ impl Fingerprints {
         }
     }
 
+    /// `(column, values)`, as cnnlab-run's `write_predictions` takes them.
+    pub fn as_column(&self) -> (&str, &[String]) {
+        (self.column, &self.values)
+    }
+
     /// The column a `predictions.csv` header names, if it is one of ours.
     pub fn column_named(name: &str) -> Option<&'static str> {
         [FILE_SHA256, PIXELS_SHA256].into_iter().find(|c| *c == name)

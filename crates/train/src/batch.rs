@@ -52,7 +52,7 @@ impl Normalizer {
     pub fn save(&self, path: &std::path::Path) -> crate::Result<()> {
         let (mean, std) = (self.mean_std(&self.mean), self.mean_std(&self.std));
         let source = if self.imagenet { "imagenet" } else { "train split" };
-        crate::write_json(path, &serde_json::json!({ "mean": mean, "std": std, "source": source }))
+        Ok(crate::write_json(path, &serde_json::json!({ "mean": mean, "std": std, "source": source }))?)
     }
 
     /// Reads what [`Normalizer::save`] wrote.

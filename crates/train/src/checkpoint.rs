@@ -10,8 +10,9 @@ use tch::{Device, Tensor};
 
 use crate::error::{Error, Result};
 use crate::learner::Learner;
-use crate::run_dir::{files, RunDir};
+use crate::run_dir::RunFiles;
 use crate::schedule::PlateauState;
+use cnnlab_run::{files, RunDir, PROGRESS_TENSOR};
 
 /// Where the run stands. Its parts are flattened, so `progress.json` keeps the flat
 /// keys of the runs written before the split and those still resume.
@@ -69,7 +70,8 @@ impl Progress {
     }
 }
 
-const PROGRESS_KEY: &str = "progress.json";
+/// The tensor holding [`Progress`] as JSON (cnnlab-run reads it for `status`).
+const PROGRESS_KEY: &str = PROGRESS_TENSOR;
 
 /// Writes `resume.safetensors` atomically.
 pub(crate) fn save(run: &RunDir, learner: &Learner, progress: &Progress) -> Result<()> {
@@ -84,41 +86,6 @@ pub(crate) fn save(run: &RunDir, learner: &Learner, progress: &Progress) -> Resu
     named.push((PROGRESS_KEY.into(), Tensor::from_slice(&json)));
     named.sort_by(|a, b| a.0.cmp(&b.0));
     run.save_tensors(files::RESUME, &named)
-}
-
-/// The progress recorded in a `resume.safetensors`, read from its header and the one
-/// small tensor that holds it (the weights are not read, nor libtorch used): what
-/// `--resume` will continue from, for `cnnlab status`.
-pub(crate) fn peek_progress(path: &std::path::Path) -> Result<Progress> {
-    use std::io::{Read, Seek, SeekFrom};
-    let bad = |reason: String| Error::Checkpoint { path: path.to_path_buf(), reason };
-    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut len = [0u8; 8];
-    file.read_exact(&mut len).map_err(|e| bad(format!("no safetensors header: {e}")))?;
-    let len = u64::from_le_bytes(len);
-    let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
-    if len > size.saturating_sub(8) || len > 100 << 20 {
-        return Err(bad(format!("a header of {len} bytes in a file of {size}: truncated or not safetensors")));
-    }
-    let mut header = vec![0u8; len as usize];
-    file.read_exact(&mut header).map_err(|e| bad(e.to_string()))?;
-    let header: serde_json::Value = serde_json::from_slice(&header).map_err(|e| bad(format!("header: {e}")))?;
-    let offsets = header[PROGRESS_KEY]["data_offsets"].as_array().and_then(|o| {
-        let (a, b) = (o.first()?.as_u64()?, o.get(1)?.as_u64()?);
-        (a <= b && 8 + len + b <= size).then_some((a, b))
-    });
-    let (a, b) = offsets.ok_or_else(|| bad("not a cnnlab resume checkpoint (no readable progress)".into()))?;
-    let mut json = vec![0u8; (b - a) as usize];
-    file.seek(SeekFrom::Start(8 + len + a)).and_then(|_| file.read_exact(&mut json)).map_err(|e| bad(e.to_string()))?;
-    serde_json::from_slice(&json).map_err(|e| bad(e.to_string()))
-}
-
-impl Progress {
-    /// Whole epochs trained: those before the one in progress (after the last epoch,
-    /// or early stopping, the position is past it).
-    pub(crate) fn epochs_done(&self) -> usize {
-        self.position.epoch.saturating_sub(1)
-    }
 }
 
 /// Restores what [`save`] wrote into `learner`; returns the progress.

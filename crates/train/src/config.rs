@@ -1,7 +1,7 @@
 //! The `[train]` section of an experiment file.
 
 use cnnlab_models::Precision;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
 use crate::schedule::{Monitor, Schedule};
 
@@ -65,54 +65,7 @@ pub enum MixKind {
     Cutmix,
 }
 
-/// Test-time augmentation: `false`/`"none"`, `true`/`"flip"` (each image and its
-/// mirror), or `"flip_translate"` (airbench's level 2: the flip pair, plus the flip
-/// pairs of the image shifted one pixel up-left and down-right, weighted 1/2, 1/4, 1/4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Tta {
-    #[default]
-    None,
-    Flip,
-    FlipTranslate,
-}
-
-impl Tta {
-    pub const ALL: [Tta; 3] = [Tta::None, Tta::Flip, Tta::FlipTranslate];
-
-    /// The name a config file uses for it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Tta::None => "none",
-            Tta::Flip => "flip",
-            Tta::FlipTranslate => "flip_translate",
-        }
-    }
-
-    /// The variant a config file (or `--tta`) names; `None` for an unknown name.
-    pub fn from_name(name: &str) -> Option<Tta> {
-        Tta::ALL.into_iter().find(|t| t.name() == name)
-    }
-}
-
-impl<'de> Deserialize<'de> for Tta {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Repr {
-            Bool(bool),
-            Name(String),
-        }
-        match Repr::deserialize(d)? {
-            Repr::Bool(on) => Ok(if on { Tta::Flip } else { Tta::None }),
-            Repr::Name(name) => Tta::from_name(&name).ok_or_else(|| {
-                serde::de::Error::custom(format!(
-                    "unknown tta `{name}`, expected true, false, \"none\", \"flip\" or \"flip_translate\""
-                ))
-            }),
-        }
-    }
-}
+pub use cnnlab_run::Tta;
 
 /// Where training batches are assembled and augmented.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

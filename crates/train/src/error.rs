@@ -12,6 +12,9 @@ pub enum Error {
     Metrics(#[from] cnnlab_metrics::Error),
     #[error(transparent)]
     Augment(#[from] cnnlab_augment::Error),
+    /// Reading or writing the run folder (cnnlab-run).
+    #[error(transparent)]
+    Run(#[from] cnnlab_run::Error),
     /// The OS error is part of the message, not a `source` (a `{:#}` chain would print
     /// it twice).
     #[error("{}: {error}", path.display())]
@@ -47,9 +50,6 @@ pub enum Error {
     /// Trained weights that do not load into the run's model.
     #[error("{}: {reason}{hint}", path.display())]
     Weights { path: PathBuf, reason: String, hint: &'static str },
-    /// Another live process trains in the folder.
-    #[error("{} is in use by process {pid} on {host} (its .lock); wait for it or stop it", dir.display())]
-    Locked { dir: PathBuf, pid: u32, host: String },
     #[error("loss became {value} at epoch {epoch}, batch {batch}; the last good checkpoint is kept (try a lower lr)")]
     NonFinite { value: f64, epoch: usize, batch: usize },
     #[error("interrupted at epoch {epoch}, batch {batch}; a resumable checkpoint was saved")]

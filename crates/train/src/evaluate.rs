@@ -12,7 +12,7 @@ use tch::{Device, Kind, Tensor};
 use crate::batch::{for_each_batch, Normalizer};
 use crate::config::Tta;
 use crate::error::{Error, Result};
-use crate::run_dir::{files, write_predictions, FinalMetrics, RunDir};
+use cnnlab_run::{files, write_predictions, FinalMetrics, RunDir};
 
 /// Probabilities are clamped to this before their log, in every loss we report.
 pub(crate) const LOG_EPS: f64 = 1e-12;
@@ -169,7 +169,13 @@ pub(crate) fn write_test_results(
     let fingerprints = Fingerprints::of_split(test, names.map(Vec::as_slice))
         .inspect_err(|e| tracing::warn!("no test fingerprints in {}: {e}", files::PREDICTIONS))
         .ok();
-    write_predictions(&run.file(files::PREDICTIONS), id_header, &test.classes, rows, fingerprints.as_ref())?;
+    write_predictions(
+        &run.file(files::PREDICTIONS),
+        id_header,
+        &test.classes,
+        rows,
+        fingerprints.as_ref().map(Fingerprints::as_column),
+    )?;
     let metrics = FinalMetrics {
         report,
         loss: eval.loss,
@@ -180,7 +186,7 @@ pub(crate) fn write_test_results(
         train_seconds: facts.train_seconds,
         images_per_sec: facts.images_seen as f64 / facts.train_seconds.max(1e-9),
         tta: facts.tta,
-        peak_rss_mb: crate::run_dir::peak_rss_mb(),
+        peak_rss_mb: cnnlab_run::peak_rss_mb(),
     };
     run.write_json(files::METRICS, &metrics)?;
     Ok(metrics)

@@ -23,9 +23,10 @@ use crate::evaluate::{evaluate, evaluate_tta, write_test_results, RunFacts};
 use crate::learner::{Learner, StepAt};
 use crate::monitor::{self, Control};
 use crate::resident::{for_each_device_batch, DeviceFeed};
-use crate::run_dir::{files, EpochRecord, FinalMetrics, RunDir};
+use crate::run_dir::RunFiles;
 use crate::schedule::warmup_factor;
 use crate::seed;
+use cnnlab_run::{files, EpochRecord, FinalMetrics, RunDir};
 
 /// How to run, beyond the experiment's own settings.
 #[derive(Debug, Clone, Default)]

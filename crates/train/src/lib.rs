@@ -53,9 +53,11 @@ pub use lr_find::{lr_find, minimum, steep, valley, LrFindConfig, LrFinding};
 pub use optim::Optimizer;
 pub use predict::{pretrained_run, Predictor};
 pub use resident::check_device_pipeline;
-pub use run_dir::{
+// The run folder's format is cnnlab-run's; re-exported for the cli.
+pub use cnnlab_run::{
     files, write_bytes, write_json, write_predictions, EpochRecord, FinalMetrics, RunDir, RunLock, RunState,
     StoredOptions, Weights, HISTORY_HEADER,
 };
+pub use run_dir::RunFiles;
 pub use schedule::{warmup_factor, Monitor, PlateauState, Schedule};
 pub use tensorboard::{EventFile, SCALAR_TAGS};

@@ -6,7 +6,8 @@ use crate::checkpoint::WatchState;
 use crate::config::TrainConfig;
 use crate::error::Result;
 use crate::learner::Learner;
-use crate::run_dir::{files, EpochRecord, RunDir};
+use crate::run_dir::RunFiles;
+use cnnlab_run::{files, EpochRecord, RunDir};
 
 /// What the loop does after an epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,10 +26,10 @@ pub(crate) fn end_epoch(
     record: &EpochRecord,
 ) -> Result<Control> {
     if let Some(metric) = cfg.schedule.plateau_metric() {
-        cfg.schedule.end_epoch(&mut state.plateau, record.monitored(metric));
+        cfg.schedule.end_epoch(&mut state.plateau, metric.of(record));
     }
     run.save_vars(files::LAST, &learner.vs)?;
-    let value = record.monitored(cfg.monitor);
+    let value = cfg.monitor.of(record);
     let min_delta = cfg.early_stopping.map_or(0.0, |e| e.min_delta);
     if cfg.monitor.improves(value, state.best, min_delta) {
         state.best = Some(value);

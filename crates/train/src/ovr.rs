@@ -10,7 +10,7 @@ use crate::config::TrainConfig;
 use crate::error::Result;
 use crate::evaluate::{evaluate_tta, from_probabilities, write_test_results};
 use crate::fit::{fit, RunOptions};
-use crate::run_dir::{FinalMetrics, RunDir};
+use cnnlab_run::{FinalMetrics, RunDir};
 
 pub(crate) fn one_vs_rest(
     splits: &Splits,

@@ -11,7 +11,8 @@ use crate::batch::Normalizer;
 use crate::config::Tta;
 use crate::error::{Error, Result};
 use crate::evaluate::tta_probabilities;
-use crate::run_dir::{files, tch_reason, RunDir, Weights};
+use crate::run_dir::{tch_reason, RunFiles};
+use cnnlab_run::{files, RunDir, Weights};
 
 /// One network per class for one-vs-rest runs, else one.
 #[derive(Debug)]

@@ -14,6 +14,15 @@ pub enum Monitor {
 }
 
 impl Monitor {
+    /// Its value in a `history.csv` row.
+    pub fn of(self, row: &cnnlab_run::EpochRecord) -> f64 {
+        match self {
+            Monitor::ValLoss => row.val_loss,
+            Monitor::ValAcc => row.val_acc,
+            Monitor::ValF1 => row.val_f1,
+        }
+    }
+
     /// Whether larger values are better.
     pub fn maximize(self) -> bool {
         !matches!(self, Monitor::ValLoss)

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use prost::Message;
 
 use crate::error::{Error, Result};
-use crate::run_dir::{write_bytes, EpochRecord};
+use cnnlab_run::{write_bytes, EpochRecord};
 
 /// `tensorflow.Event`.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -195,7 +195,7 @@ impl EventFile {
         for e in &events {
             record(&mut bytes, &e.encode_to_vec());
         }
-        write_bytes(&self.path, &bytes)
+        Ok(write_bytes(&self.path, &bytes)?)
     }
 }
 
