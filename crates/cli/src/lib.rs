@@ -1,9 +1,11 @@
 //! The parts of the `cnnlab` command that need no tensors: its command line, the
-//! metrics of a predictions CSV, a folder's statistics and the plots. Both binaries use
-//! them; `cnnlab` (this crate's light binary, `light.rs`) runs `--help`, `metrics` and
-//! `data stats` without loading libtorch and hands every other command to
+//! metrics of a predictions CSV, comparisons, a folder's statistics, the run folders'
+//! status and the plots. Both binaries use them; `cnnlab` (this crate's light binary,
+//! `light.rs`) runs `--help`, `metrics`, `compare`, `status` and `data stats` without
+//! loading libtorch and hands every other command to
 //! `cnnlab-torch` (`main.rs`). This library must not depend on `cnnlab-train` or
-//! `cnnlab-models`: either would link libtorch into the light binary.
+//! `cnnlab-models` (either would link libtorch into the light binary); the run folder
+//! is read through the torch-free `cnnlab-run`.
 
 pub mod args;
 pub mod compare;
@@ -11,6 +13,7 @@ pub mod data_stats;
 pub mod inspect;
 pub mod metrics_cmd;
 pub mod plots;
+pub mod status;
 pub mod threads;
 
 /// `cnnlab status RUN | head -1`: when the reader of our output goes away, stop

@@ -1,5 +1,5 @@
 //! `cnnlab`: the command users run. It answers `--help`, `--version`, `metrics`,
-//! `compare` and `data stats` itself, without libtorch (loading it costs ~0.7 s and ~500 MB of
+//! `compare`, `status` and `data stats` itself, without libtorch (loading it costs ~0.7 s and ~500 MB of
 //! mappings even for `--help`), and replaces itself with `cnnlab-torch`, installed
 //! beside it, for every command that needs tensors. Exit codes are `cnnlab-torch`'s:
 //! 0 success, 1 error, 2 bad command line, 3 the dataset is not on disk.
@@ -20,7 +20,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     if matches!(
         cli.command,
-        Command::Metrics { .. } | Command::Compare { .. } | Command::Data(DataCommand::Stats { .. })
+        Command::Metrics { .. }
+            | Command::Compare { .. }
+            | Command::Status { .. }
+            | Command::Data(DataCommand::Stats { .. })
     ) {
         cnnlab_cli::quit_quietly_on_broken_pipe();
     }
@@ -33,6 +36,10 @@ fn main() -> ExitCode {
             init_logging(cli.quiet);
             let boot = cnnlab_metrics::stats::Bootstrap { resamples: *resamples, seed: *seed, ..Default::default() };
             compare::run(a, b, metric, &boot, *json)
+        }
+        Command::Status { runs, json } => {
+            init_logging(cli.quiet);
+            cnnlab_cli::status::run(runs, *json)
         }
         Command::Data(DataCommand::Stats { dir, json, plot }) => {
             init_logging(cli.quiet);

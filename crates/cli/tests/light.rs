@@ -92,9 +92,9 @@ fn data_stats_counts_plots_and_reports_bad_files() {
     assert_eq!(width, 900);
 }
 
-/// `cnnlab --help`, `metrics` and `data stats` never load libtorch (glibc's loader
-/// lists every library it opens under LD_DEBUG=libs); `status` is handed to
-/// `cnnlab-torch`, which does, so the check can fail.
+/// `cnnlab --help`, `metrics`, `compare`, `status` and `data stats` never load
+/// libtorch (glibc's loader lists every library it opens under LD_DEBUG=libs);
+/// `info` is handed to `cnnlab-torch`, which does, so the check can fail.
 #[test]
 fn commands_without_tensors_do_not_load_libtorch() {
     let tmp = tempfile::tempdir().unwrap();
@@ -119,7 +119,9 @@ fn commands_without_tensors_do_not_load_libtorch() {
     assert_eq!(loads(&["metrics", csv]), (Some(0), false));
     assert_eq!(loads(&["data", "stats", dir]), (Some(0), false));
     assert_eq!(loads(&["metrics", "--nonsense"]), (Some(2), false));
-    assert_eq!(loads(&["status", dir]), (Some(0), true));
+    assert_eq!(loads(&["status", dir]), (Some(0), false));
+    assert_eq!(loads(&["compare", csv, csv]), (Some(0), false));
+    assert_eq!(loads(&["info"]), (Some(0), true));
 }
 
 /// `cnnlab status RUN | head -1`: a reader that goes away ends the command quietly
