@@ -116,9 +116,10 @@ pub(crate) fn write_results(dir: &Path, exp: &Experiment) -> Result<FinalMetrics
     let each: Vec<&FinalMetrics> = seeds.iter().map(|(_, _, m)| m).collect();
     let train_seconds: f64 = each.iter().map(|m| m.train_seconds).sum();
     let images_seen: f64 = each.iter().map(|m| m.images_per_sec * m.train_seconds).sum();
-    let loss = first.y_true.iter().enumerate().map(|(i, &t)| -f64::from(probs[i * k + t].max(f32::MIN_POSITIVE)).ln());
+    // The loss of a single run's metrics.json (cnnlab-run's one definition).
+    let loss = cnnlab_run::mean_loss(&probs, k, first.y_true.iter().copied());
     let metrics = FinalMetrics {
-        loss: loss.sum::<f64>() / first.y_true.len().max(1) as f64,
+        loss,
         n_samples: first.y_true.len(),
         epochs: each.iter().map(|m| m.epochs).max().unwrap_or(0),
         device: each[0].device.clone(),

@@ -22,7 +22,7 @@ pub struct TopLoss {
     pub p_predicted: f64,
     /// The true class's probability.
     pub p_true: f64,
-    /// Cross-entropy of the example: -ln p_true (p clamped at 1e-7).
+    /// Cross-entropy of the example: -ln p_true, as the run's loss (cnnlab-run).
     pub loss: f64,
 }
 
@@ -41,7 +41,7 @@ pub fn top_losses(p: &Predictions, n: usize) -> Result<Vec<TopLoss>> {
                 predicted: q,
                 p_predicted: row[q],
                 p_true: row[t],
-                loss: -row[t].max(1e-7).ln(),
+                loss: cnnlab_run::example_loss(row[t]),
             }
         })
         .collect();

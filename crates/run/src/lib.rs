@@ -11,6 +11,7 @@
 mod dir;
 mod error;
 mod lock;
+mod loss;
 mod predictions;
 mod progress;
 mod records;
@@ -53,6 +54,7 @@ pub mod files {
 pub use dir::{safe_name, RunDir};
 pub use error::{Error, Result};
 pub use lock::RunLock;
+pub use loss::{example_loss, mean_loss, LOG_EPS};
 pub use predictions::{write_predictions, Fingerprints};
 pub use progress::PROGRESS_TENSOR;
 pub use records::{peak_rss_mb, EpochRecord, FinalMetrics, RunState, StoredOptions, Tta, Weights, HISTORY_HEADER};

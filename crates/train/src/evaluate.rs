@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use cnnlab_run::{files, write_predictions, FinalMetrics, RunDir};
 
 /// Probabilities are clamped to this before their log, in every loss we report.
-pub(crate) const LOG_EPS: f64 = 1e-12;
+use cnnlab_run::LOG_EPS;
 
 /// Result of one evaluation pass.
 #[derive(Debug, Clone)]
@@ -125,7 +125,7 @@ pub(crate) fn from_probabilities(data: &Dataset, probabilities: Vec<f32>) -> Res
         .labels
         .iter()
         .enumerate()
-        .map(|(i, &y)| -(probabilities[i * k + y as usize] as f64).max(LOG_EPS).ln())
+        .map(|(i, &y)| cnnlab_run::example_loss(f64::from(probabilities[i * k + y as usize])))
         .sum();
     let loss = nll / data.len() as f64;
     let mut scores = Accumulator::new(data.classes.clone())?;
