@@ -60,14 +60,7 @@ pub(crate) fn explain_command(a: ExplainArgs<'_>) -> Result<()> {
         let overlay = inspect::heat_overlay(&pixels, shape.channels, &cam.map);
         let factor = OVERLAY_SIDE.div_ceil(shape.width.max(shape.height)).max(1);
         let (w, h) = (shape.width * factor, shape.height * factor);
-        image::save_buffer(
-            &png,
-            &inspect::enlarge(&overlay, shape.width, shape.height, factor),
-            w as u32,
-            h as u32,
-            image::ColorType::Rgb8,
-        )
-        .with_context(|| format!("writing {}", png.display()))?;
+        plots::write_png(&png, &inspect::enlarge(&overlay, shape.width, shape.height, factor), w as u32, h as u32)?;
         inspect::write_npy(&out.join(format!("{stem}.gradcam.npy")), &[cam.height, cam.width], &cam.map)?;
         let (x, y) = cam.peak();
         println!(

@@ -52,7 +52,7 @@ pub fn top_losses(p: &Predictions, n: usize) -> Result<Vec<TopLoss>> {
 
 /// `top_losses.csv`: rank, id, true, predicted, the two probabilities and the loss.
 pub fn write_top_losses(path: &Path, classes: &[String], rows: &[TopLoss]) -> Result<()> {
-    let mut w = csv::Writer::from_path(path).with_context(|| format!("writing {}", path.display()))?;
+    let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(["rank", "id", "true", "predicted", "p_predicted", "p_true", "loss"])?;
     for (rank, r) in rows.iter().enumerate() {
         w.write_record([
@@ -65,7 +65,8 @@ pub fn write_top_losses(path: &Path, classes: &[String], rows: &[TopLoss]) -> Re
             format!("{:.4}", r.loss),
         ])?;
     }
-    w.flush().with_context(|| format!("writing {}", path.display()))
+    let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("writing {}: {}", path.display(), e.error()))?;
+    Ok(cnnlab_run::write_bytes(path, &bytes)?)
 }
 
 /// One off-diagonal cell of the confusion matrix.
@@ -101,12 +102,13 @@ pub fn most_confused(classes: &[String], matrix: &[Vec<u64>], min_count: u64) ->
 
 /// `most_confused.csv`: true, predicted, count, share of the true class.
 pub fn write_most_confused(path: &Path, rows: &[Confusion]) -> Result<()> {
-    let mut w = csv::Writer::from_path(path).with_context(|| format!("writing {}", path.display()))?;
+    let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(["true", "predicted", "count", "share"])?;
     for r in rows {
         w.write_record([r.true_class.clone(), r.predicted.clone(), r.count.to_string(), format!("{:.4}", r.share)])?;
     }
-    w.flush().with_context(|| format!("writing {}", path.display()))
+    let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("writing {}: {}", path.display(), e.error()))?;
+    Ok(cnnlab_run::write_bytes(path, &bytes)?)
 }
 
 /// Reads `most_confused.csv` back (the report's table).
@@ -179,7 +181,7 @@ pub fn write_npy(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
     for v in data {
         bytes.extend_from_slice(&v.to_le_bytes());
     }
-    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+    Ok(cnnlab_run::write_bytes(path, &bytes)?)
 }
 
 /// Reads a float32 `.npy` file written by [`write_npy`] (or NumPy): its shape and values.

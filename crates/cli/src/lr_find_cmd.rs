@@ -1,6 +1,6 @@
 //! `cnnlab lr-find`: fastai's learning-rate finder on an experiment file.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use cnnlab_cli::plots;
@@ -91,11 +91,12 @@ pub(crate) fn lr_find_command(a: LrFindArgs<'_>) -> Result<()> {
     Ok(())
 }
 
-fn write_csv(path: &PathBuf, f: &LrFinding) -> Result<()> {
-    let mut w = csv::Writer::from_path(path).with_context(|| format!("creating {}", path.display()))?;
+fn write_csv(path: &Path, f: &LrFinding) -> Result<()> {
+    let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(["step", "lr", "loss", "smoothed_loss"])?;
     for (i, ((lr, raw), smooth)) in f.lrs.iter().zip(&f.raw).zip(&f.losses).enumerate() {
         w.write_record([(i + 1).to_string(), format!("{lr:e}"), raw.to_string(), smooth.to_string()])?;
     }
-    w.flush().with_context(|| format!("writing {}", path.display()))
+    let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("writing {}: {}", path.display(), e.error()))?;
+    Ok(cnnlab_run::write_bytes(path, &bytes)?)
 }

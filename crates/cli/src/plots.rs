@@ -5,8 +5,37 @@ use std::path::Path;
 use std::sync::Once;
 
 use anyhow::{anyhow, Result};
+use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+/// What a plot's drawing code returns (plotters' errors are generic over the backend).
+type Drawn = Result<(), Box<dyn std::error::Error>>;
+
+/// Draws a `width x height` picture with `draw` into memory, then writes it with
+/// [`write_png`]: a failed or interrupted plot never leaves half a PNG.
+fn png(
+    path: &Path,
+    (width, height): (u32, u32),
+    draw: impl FnOnce(DrawingArea<BitMapBackend<'_>, Shift>) -> Drawn,
+) -> Result<()> {
+    let mut rgb = vec![0u8; width as usize * height as usize * 3];
+    draw(BitMapBackend::with_buffer(&mut rgb, (width, height)).into_drawing_area())
+        .map_err(|e| anyhow!("drawing {}: {e}", path.display()))?;
+    write_png(path, &rgb, width, height)
+}
+
+/// An RGB image (`width x height x 3` bytes) as a PNG file, written through
+/// cnnlab-run's atomic writer (a full disk is one line naming the file, and the
+/// earlier picture stays).
+pub fn write_png(path: &Path, rgb: &[u8], width: u32, height: u32) -> Result<()> {
+    use image::ImageEncoder as _;
+    let mut bytes = Vec::new();
+    image::codecs::png::PngEncoder::new(&mut bytes)
+        .write_image(rgb, width, height, image::ExtendedColorType::Rgb8)
+        .map_err(|e| anyhow!("encoding {}: {e}", path.display()))?;
+    Ok(cnnlab_run::write_bytes(path, &bytes)?)
+}
 
 const FONT: &str = "dejavu";
 
@@ -45,8 +74,7 @@ type Pick = fn(&Epoch) -> (f64, f64);
 /// without a validation split (its per-epoch evaluation is on the test set).
 pub fn curves(path: &Path, title: &str, rows: &[Epoch], evaluated: &str) -> Result<()> {
     register_font();
-    let draw = || -> Result<(), Box<dyn std::error::Error>> {
-        let root = BitMapBackend::new(path, (1000, 380)).into_drawing_area();
+    png(path, (1000, 380), |root| {
         root.fill(&WHITE)?;
         let root = root.titled(title, (FONT, 20))?;
         let (left, right) = root.split_horizontally(500);
@@ -96,8 +124,7 @@ pub fn curves(path: &Path, title: &str, rows: &[Epoch], evaluated: &str) -> Resu
         }
         root.present()?;
         Ok(())
-    };
-    draw().map_err(|e| anyhow!("drawing {}: {e}", path.display()))
+    })
 }
 
 /// The confusion matrix as a heat map (rows: true class, columns: predicted), each
@@ -108,8 +135,7 @@ pub fn confusion(path: &Path, title: &str, classes: &[String], matrix: &[Vec<u64
     let cell = (640 / n.max(1)).clamp(14, 60) as u32;
     let label_width = classes.iter().map(|c| c.len()).max().unwrap_or(5) as u32 * 8 + 50;
     let side = cell * n as u32;
-    let draw = || -> Result<(), Box<dyn std::error::Error>> {
-        let root = BitMapBackend::new(path, (side + label_width + 60, side + 110)).into_drawing_area();
+    png(path, (side + label_width + 60, side + 110), |root| {
         root.fill(&WHITE)?;
         let mut chart = ChartBuilder::on(&root)
             .caption(title, (FONT, 18))
@@ -171,8 +197,7 @@ pub fn confusion(path: &Path, title: &str, classes: &[String], matrix: &[Vec<u64
         }
         root.present()?;
         Ok(())
-    };
-    draw().map_err(|e| anyhow!("drawing {}: {e}", path.display()))
+    })
 }
 
 /// Per-class F1 as horizontal bars (classes in label order, top to bottom).
@@ -196,8 +221,7 @@ fn hbars(
     let n = rows.len();
     let height = (60 + 22 * n as u32).max(240);
     let label_width = rows.iter().map(|c| c.0.len()).max().unwrap_or(5) as u32 * 8 + 20;
-    let draw = || -> Result<(), Box<dyn std::error::Error>> {
-        let root = BitMapBackend::new(path, (900, height)).into_drawing_area();
+    png(path, (900, height), |root| {
         root.fill(&WHITE)?;
         let mut chart = ChartBuilder::on(&root)
             .caption(title, (FONT, 20))
@@ -236,8 +260,7 @@ fn hbars(
         }))?;
         root.present()?;
         Ok(())
-    };
-    draw().map_err(|e| anyhow!("drawing {}: {e}", path.display()))
+    })
 }
 
 /// One picture of [`image_grid`]: packed RGB (or grey, `channels` = 1) pixels, row
@@ -262,8 +285,7 @@ pub fn image_grid(path: &Path, title: &str, tiles: &[Tile], columns: usize) -> R
     let rows = tiles.len().div_ceil(columns).max(1);
     let (cell_w, cell_h, top) = (TILE + 40, TILE + 44, 36);
     let size = ((columns * cell_w + 10) as u32, (rows * cell_h + top + 6) as u32);
-    let draw = || -> Result<(), Box<dyn std::error::Error>> {
-        let root = BitMapBackend::new(path, size).into_drawing_area();
+    png(path, size, |root| {
         root.fill(&WHITE)?;
         let heading = (FONT, 18).into_font().color(&BLACK).pos(Pos::new(HPos::Center, VPos::Top));
         root.draw(&Text::new(title.to_owned(), (size.0 as i32 / 2, 8), heading))?;
@@ -303,8 +325,7 @@ pub fn image_grid(path: &Path, title: &str, tiles: &[Tile], columns: usize) -> R
         }
         root.present()?;
         Ok(())
-    };
-    draw().map_err(|e| anyhow!("drawing {}: {e}", path.display()))
+    })
 }
 
 /// fastai's `plot_lr_find`: the smoothed loss against the learning rate on a log
@@ -315,8 +336,7 @@ pub fn lr_find(path: &Path, title: &str, lrs: &[f64], losses: &[f64], marks: &[(
     let shown = lrs.len().saturating_sub(5).max(lrs.len().min(2));
     let pts: Vec<(f64, f64)> =
         lrs.iter().zip(losses).take(shown).map(|(&l, &v)| (l, v)).filter(|p| p.1.is_finite()).collect();
-    let draw = || -> Result<(), Box<dyn std::error::Error>> {
-        let root = BitMapBackend::new(path, (700, 440)).into_drawing_area();
+    png(path, (700, 440), |root| {
         root.fill(&WHITE)?;
         let root = root.titled(title, (FONT, 18))?;
         let x_lo = pts.first().map_or(1e-7, |p| p.0);
@@ -359,6 +379,30 @@ pub fn lr_find(path: &Path, title: &str, lrs: &[f64], losses: &[f64], marks: &[(
         }
         root.present()?;
         Ok(())
-    };
-    draw().map_err(|e| anyhow!("drawing {}: {e}", path.display()))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A plot goes through the atomic writer like every file of a run: on a full disk
+    /// (the temporary file is a link to /dev/full) the error names the PNG, no
+    /// temporary is left, and the earlier picture is intact.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_plot_on_a_full_disk_keeps_the_old_picture() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("curves.png");
+        let rows = [Epoch { epoch: 1, loss: (1.0, 1.2), accuracy: (0.5, 0.4) }];
+        curves(&path, "one epoch", &rows, "val").unwrap();
+        let before = std::fs::read(&path).unwrap();
+        assert_eq!(&before[..8], b"\x89PNG\r\n\x1a\n");
+        std::os::unix::fs::symlink("/dev/full", dir.path().join("curves.png.tmp")).unwrap();
+        let err = curves(&path, "two epochs", &[rows[0], Epoch { epoch: 2, ..rows[0] }], "val").unwrap_err();
+        assert_eq!(err.to_string(), format!("writing {}: No space left on device (os error 28)", path.display()));
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["curves.png"]);
+    }
 }
