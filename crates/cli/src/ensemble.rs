@@ -111,7 +111,7 @@ pub(crate) fn write_results(dir: &Path, exp: &Experiment) -> Result<FinalMetrics
     let fingerprints = first.fingerprints.as_ref().map(cnnlab_data::Fingerprints::as_column);
     cnnlab_train::write_predictions(&run.file(files::PREDICTIONS), id_header, &first.classes, rows, fingerprints)?;
     let title = format!("confusion matrix (test), ensemble of {} seeds", seeds.len());
-    crate::write_confusion(&run, &title, &first.classes, &report.confusion_matrix)?;
+    crate::commands::run_outputs::write_confusion(&run, &title, &first.classes, &report.confusion_matrix)?;
 
     let each: Vec<&FinalMetrics> = seeds.iter().map(|(_, _, m)| m).collect();
     let train_seconds: f64 = each.iter().map(|m| m.train_seconds).sum();

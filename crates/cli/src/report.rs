@@ -742,6 +742,123 @@ pub(crate) fn finished_runs(n: usize) -> String {
     format!("{n} finished run{}", if n == 1 { "" } else { "s" })
 }
 
+/// What the report says, collected once; [`markdown`] and [`html_page`] render it.
+struct Content<'a> {
+    root: &'a Path,
+    runs: &'a [RunRow],
+    table: &'a [Vec<String>],
+    comps: &'a [ComparisonTable],
+    goals: &'a [Vec<String>],
+    finetuned: &'a [Vec<String>],
+}
+
+/// REPORT.md.
+fn markdown(c: &Content<'_>) -> String {
+    let (root, runs, table, comps, goals, finetuned) = (c.root, c.runs, c.table, c.comps, c.goals, c.finetuned);
+    let rel = |p: &Path| p.strip_prefix(root).unwrap_or(p).display().to_string();
+    let mut md = String::from("# cnnlab report\n\n");
+    let _ = writeln!(md, "{} under `{}`, written by `cnnlab report`.\n", finished_runs(runs.len()), root.display());
+    md.push_str(&md_table(&HEADER, table));
+    let _ = writeln!(md, "\n{INTERVALS_NOTE}\n\n{SPEED_NOTE}");
+    if !goals.is_empty() {
+        let _ = write!(md, "\n## Targets\n\n{}", md_table(&TARGET_HEADER, goals));
+    }
+    if !finetuned.is_empty() {
+        let _ = write!(md, "\n## From scratch vs fine-tuned\n\n{}", md_table(&FINETUNE_HEADER, finetuned));
+    }
+    for t in comps {
+        let header: Vec<&str> = t.header.iter().map(String::as_str).collect();
+        let _ = write!(md, "\n## {}\n\n{}\n{}\n", t.title, md_table(&header, &t.rows), t.method_note);
+        if let Some(note) = other_recipes_note(&t.other_recipes) {
+            let _ = writeln!(md, "\n{note}");
+        }
+    }
+    md.push_str("\n## Runs\n");
+    for r in runs {
+        let _ = writeln!(md, "\n### {}\n", r.id);
+        md.push_str(&md_table(&DETAIL_HEADER, &[detail_cells(r)]));
+        if let Some(note) = plots_note(r, &rel) {
+            let _ = writeln!(md, "\n{note}");
+        }
+        md.push('\n');
+        for (what, p) in &r.plots {
+            let _ = writeln!(md, "![{what}]({})", rel(p));
+        }
+        let confused = most_confused_rows(&r.dir);
+        if !confused.is_empty() {
+            let _ = write!(md, "\nMost confused on the test set:\n\n{}", md_table(&CONFUSED_HEADER, &confused));
+        }
+    }
+    md
+}
+
+/// report.html: the same content as [`markdown`], with the plots inline.
+fn html_page(c: &Content<'_>) -> String {
+    let (root, runs, table, comps, goals, finetuned) = (c.root, c.runs, c.table, c.comps, c.goals, c.finetuned);
+    let rel = |p: &Path| p.strip_prefix(root).unwrap_or(p).display().to_string();
+    let mut html = String::from(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>cnnlab report</title>\n<style>\
+         body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;margin:1em 0}\
+         td,th{border:1px solid #bbb;padding:3px 8px;font-size:13px}th{background:#eef}\
+         td{white-space:nowrap}td:last-child{white-space:normal}\
+         img{max-width:100%;margin:4px;border:1px solid #ddd}</style></head><body>\n<h1>cnnlab report</h1>\n",
+    );
+    let _ = writeln!(
+        html,
+        "<p>{} under <code>{}</code>.</p>",
+        finished_runs(runs.len()),
+        html_escape(&root.display().to_string())
+    );
+    html.push_str(&html_table(&HEADER, table));
+    let _ = writeln!(html, "<p>{}</p>", html_escape(INTERVALS_NOTE));
+    let _ = writeln!(html, "<p>{}</p>", html_escape(&SPEED_NOTE.replace('`', "")));
+    if !goals.is_empty() {
+        let _ = write!(html, "<h2>Targets</h2>\n{}", html_table(&TARGET_HEADER, goals));
+    }
+    if !finetuned.is_empty() {
+        let _ = write!(html, "<h2>From scratch vs fine-tuned</h2>\n{}", html_table(&FINETUNE_HEADER, finetuned));
+    }
+    for t in comps {
+        let header: Vec<&str> = t.header.iter().map(String::as_str).collect();
+        let _ = write!(
+            html,
+            "<h2>{}</h2>\n{}<p>{}</p>\n",
+            html_escape(&t.title),
+            html_table(&header, &t.rows),
+            html_escape(&t.method_note)
+        );
+        if let Some(note) = other_recipes_note(&t.other_recipes) {
+            let _ = writeln!(html, "<p>{}</p>", html_escape(&note.replace('`', "")));
+        }
+    }
+    html.push_str("<h2>Runs</h2>\n");
+    for r in runs {
+        let _ = writeln!(html, "<h3>{}</h3>", html_escape(&r.id));
+        html.push_str(&html_table(&DETAIL_HEADER, &[detail_cells(r)]));
+        if let Some(note) = plots_note(r, &rel) {
+            let _ = writeln!(html, "<p>{}</p>", html_escape(&note.replace('`', "")));
+        }
+        html.push_str("<div>\n");
+        for (what, p) in &r.plots {
+            let title = if what == "top losses" { top_losses_title(&r.dir) } else { what.clone() };
+            let _ = writeln!(
+                html,
+                "<img src=\"{}\" alt=\"{}\" title=\"{}\">",
+                html_escape(&rel(p)),
+                html_escape(what),
+                html_escape(&title)
+            );
+        }
+        html.push_str("</div>\n");
+        let confused = most_confused_rows(&r.dir);
+        if !confused.is_empty() {
+            let _ = write!(html, "<p>Most confused on the test set:</p>\n{}", html_table(&CONFUSED_HEADER, &confused));
+        }
+    }
+    html.push_str("</body></html>\n");
+    html
+}
+
 /// Writes REPORT.md and report.html into `root`, with the comparison tables of
 /// `comparisons` (`configs/comparisons.toml`) when that file exists; returns the
 /// number of runs.
@@ -766,107 +883,13 @@ pub(crate) fn write_report(root: &Path, comparisons_file: &Path) -> Result<usize
     }
     let boot = Bootstrap { resamples: 1000, ..Bootstrap::default() };
     let runs = merge_replicates(root, runs, &boot);
-    let rel = |p: &Path| p.strip_prefix(root).unwrap_or(p).display().to_string();
     let table: Vec<Vec<String>> = runs.iter().map(cells).collect();
     let comps = comparisons(&tables, &runs, &boot);
     let goals = targets(&runs);
     let finetuned = scratch_vs_finetuned(&runs);
 
-    let mut md = String::from("# cnnlab report\n\n");
-    let _ = writeln!(md, "{} under `{}`, written by `cnnlab report`.\n", finished_runs(runs.len()), root.display());
-    md.push_str(&md_table(&HEADER, &table));
-    let _ = writeln!(md, "\n{INTERVALS_NOTE}\n\n{SPEED_NOTE}");
-    if !goals.is_empty() {
-        let _ = write!(md, "\n## Targets\n\n{}", md_table(&TARGET_HEADER, &goals));
-    }
-    if !finetuned.is_empty() {
-        let _ = write!(md, "\n## From scratch vs fine-tuned\n\n{}", md_table(&FINETUNE_HEADER, &finetuned));
-    }
-    for t in &comps {
-        let header: Vec<&str> = t.header.iter().map(String::as_str).collect();
-        let _ = write!(md, "\n## {}\n\n{}\n{}\n", t.title, md_table(&header, &t.rows), t.method_note);
-        if let Some(note) = other_recipes_note(&t.other_recipes) {
-            let _ = writeln!(md, "\n{note}");
-        }
-    }
-    md.push_str("\n## Runs\n");
-    for r in &runs {
-        let _ = writeln!(md, "\n### {}\n", r.id);
-        md.push_str(&md_table(&DETAIL_HEADER, &[detail_cells(r)]));
-        if let Some(note) = plots_note(r, &rel) {
-            let _ = writeln!(md, "\n{note}");
-        }
-        md.push('\n');
-        for (what, p) in &r.plots {
-            let _ = writeln!(md, "![{what}]({})", rel(p));
-        }
-        let confused = most_confused_rows(&r.dir);
-        if !confused.is_empty() {
-            let _ = write!(md, "\nMost confused on the test set:\n\n{}", md_table(&CONFUSED_HEADER, &confused));
-        }
-    }
-
-    let mut html = String::from(
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>cnnlab report</title>\n<style>\
-         body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;margin:1em 0}\
-         td,th{border:1px solid #bbb;padding:3px 8px;font-size:13px}th{background:#eef}\
-         td{white-space:nowrap}td:last-child{white-space:normal}\
-         img{max-width:100%;margin:4px;border:1px solid #ddd}</style></head><body>\n<h1>cnnlab report</h1>\n",
-    );
-    let _ = writeln!(
-        html,
-        "<p>{} under <code>{}</code>.</p>",
-        finished_runs(runs.len()),
-        html_escape(&root.display().to_string())
-    );
-    html.push_str(&html_table(&HEADER, &table));
-    let _ = writeln!(html, "<p>{}</p>", html_escape(INTERVALS_NOTE));
-    let _ = writeln!(html, "<p>{}</p>", html_escape(&SPEED_NOTE.replace('`', "")));
-    if !goals.is_empty() {
-        let _ = write!(html, "<h2>Targets</h2>\n{}", html_table(&TARGET_HEADER, &goals));
-    }
-    if !finetuned.is_empty() {
-        let _ = write!(html, "<h2>From scratch vs fine-tuned</h2>\n{}", html_table(&FINETUNE_HEADER, &finetuned));
-    }
-    for t in &comps {
-        let header: Vec<&str> = t.header.iter().map(String::as_str).collect();
-        let _ = write!(
-            html,
-            "<h2>{}</h2>\n{}<p>{}</p>\n",
-            html_escape(&t.title),
-            html_table(&header, &t.rows),
-            html_escape(&t.method_note)
-        );
-        if let Some(note) = other_recipes_note(&t.other_recipes) {
-            let _ = writeln!(html, "<p>{}</p>", html_escape(&note.replace('`', "")));
-        }
-    }
-    html.push_str("<h2>Runs</h2>\n");
-    for r in &runs {
-        let _ = writeln!(html, "<h3>{}</h3>", html_escape(&r.id));
-        html.push_str(&html_table(&DETAIL_HEADER, &[detail_cells(r)]));
-        if let Some(note) = plots_note(r, &rel) {
-            let _ = writeln!(html, "<p>{}</p>", html_escape(&note.replace('`', "")));
-        }
-        html.push_str("<div>\n");
-        for (what, p) in &r.plots {
-            let title = if what == "top losses" { top_losses_title(&r.dir) } else { what.clone() };
-            let _ = writeln!(
-                html,
-                "<img src=\"{}\" alt=\"{}\" title=\"{}\">",
-                html_escape(&rel(p)),
-                html_escape(what),
-                html_escape(&title)
-            );
-        }
-        html.push_str("</div>\n");
-        let confused = most_confused_rows(&r.dir);
-        if !confused.is_empty() {
-            let _ = write!(html, "<p>Most confused on the test set:</p>\n{}", html_table(&CONFUSED_HEADER, &confused));
-        }
-    }
-    html.push_str("</body></html>\n");
-
+    let content = Content { root, runs: &runs, table: &table, comps: &comps, goals: &goals, finetuned: &finetuned };
+    let (md, html) = (markdown(&content), html_page(&content));
     for (name, text) in [("REPORT.md", md), ("report.html", html)] {
         cnnlab_train::write_bytes(&root.join(name), text.as_bytes())?;
     }

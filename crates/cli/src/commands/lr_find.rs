@@ -18,13 +18,10 @@ pub(crate) struct LrFindArgs<'a> {
     pub quiet: bool,
 }
 
-pub(crate) fn lr_find_command(a: LrFindArgs<'_>) -> Result<()> {
-    anyhow::ensure!(
-        a.start > 0.0 && a.end > a.start && a.end.is_finite(),
-        "--start {} and --end {}: needs 0 < start < end",
-        a.start,
-        a.end
-    );
+pub(crate) fn lr_find_command(a: LrFindArgs<'_>) -> crate::exit::Outcome {
+    if !(a.start > 0.0 && a.end > a.start && a.end.is_finite()) {
+        return Err(anyhow::anyhow!("--start {} and --end {}: needs 0 < start < end", a.start, a.end).into());
+    }
     let exp = Experiment::load(a.config)?;
     let out = a.out.map_or_else(
         || {
@@ -40,7 +37,7 @@ pub(crate) fn lr_find_command(a: LrFindArgs<'_>) -> Result<()> {
         let dir = a.config.parent().unwrap_or(Path::new("."));
         model.pretrained = Some(crate::weights::resolve(p, dir, a.data_dir, &out)?.display().to_string());
     }
-    let splits = crate::load_data(&exp, a.data_dir, a.quiet)?;
+    let splits = super::data::load_data(&exp, a.data_dir, a.quiet)?;
     let find = LrFindConfig { start: a.start, end: a.end, steps: a.steps, stop_div: true };
     let started = std::time::Instant::now();
     let found = lr_find(&splits, &exp.data.imbalance, &exp.augment.ops, &model, &exp.train, &find)?;

@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use cnnlab_cli::{inspect, plots};
 use cnnlab_train::{Predictor, RunDir, Weights};
 
-use crate::predict_cmd::run_inputs;
+use super::predict::run_inputs;
 
 /// What the overlays are enlarged to at least (by an integer factor, nearest
 /// neighbour), so that a 28x28 input stays legible.
