@@ -2,7 +2,8 @@
 //!
 //! It builds nothing of the other crates itself: every step shells out to `cargo`,
 //! `python3` or `apt-get`; it depends on neither tch nor the image stack (only an
-//! HTTP client, SHA-256 and archive readers for `download`).
+//! HTTP client, SHA-256 and archive readers for `download`, and the torch-free
+//! cnnlab-run for the run folders slurm-check reads).
 //!
 //! Commands (`cargo xtask --help` lists their options, declared in `flags.rs`):
 //! - `setup`: install torch==2.13.0 into `.venv/` and link `.libtorch` to it.

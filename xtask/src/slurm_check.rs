@@ -8,11 +8,13 @@
 //! `history.csv` as an uninterrupted run, and that `cnnlab report` lists every run
 //! once. It prints the timeline (submit, start, signal, requeue, finish per task).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, ensure, Context, Result};
+
+use cnnlab_run::files;
 
 use crate::run_cmd;
 
@@ -80,7 +82,8 @@ pub(crate) fn run(root: &Path, f: &crate::flags::SlurmCheck) -> Result<()> {
     timeline.push((submitted, format!("sbatch --array=0-{} submitted: job {job}", TASKS - 1)));
 
     // Signal the chosen task in its second epoch.
-    let history = runs.join(SIGNALED_RUN).join("history.csv");
+    let signaled = runs.join(SIGNALED_RUN);
+    let history = signaled.join(files::HISTORY);
     wait_for(Duration::from_secs(300), "the signaled task's first epoch", || {
         Ok(std::fs::read_to_string(&history).map_or(0, |t| t.lines().count()) >= 2)
     })?;
@@ -143,7 +146,7 @@ pub(crate) fn run(root: &Path, f: &crate::flags::SlurmCheck) -> Result<()> {
             .arg(&reference)
             .env("CNNLAB_THREADS", "1"),
     )?;
-    let (got, want) = (history_values(&history)?, history_values(&reference.join("history.csv"))?);
+    let (got, want) = (history_values(&signaled)?, history_values(&reference)?);
     ensure!(
         got.len() == 3 && got == want,
         "resumed history differs:\n{}\nvs uninterrupted:\n{}",
@@ -195,7 +198,7 @@ fn overlapping_shards(root: &Path, xtask: &Path, runs: &Path, dev: bool) -> Resu
         ensure!(status.success(), "overlapping train-all {} failed ({status}); see {}", k + 1, runs.display());
     }
     for name in ["imbalanced-class-weights", "imbalanced-none", "imbalanced-oversample", "seed3-final"] {
-        let log = runs.join("shapes").join(name).join("train.log");
+        let log = runs.join("shapes").join(name).join(files::LOG);
         let text = std::fs::read_to_string(&log).with_context(|| format!("reading {}", log.display()))?;
         let trainings = text.lines().filter(|l| l.contains("INFO training ")).count();
         ensure!(trainings == 1, "shapes/{name} was trained {trainings} times by two overlapping train-alls");
@@ -327,18 +330,9 @@ fn wait_for(limit: Duration, what: &str, mut done: impl FnMut() -> Result<bool>)
     Ok(())
 }
 
-/// history.csv's rows without the timing columns, 6 decimals.
-fn history_values(path: &PathBuf) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(text
-        .lines()
-        .skip(1)
-        .map(|l| {
-            l.split(',')
-                .take(7)
-                .map(|v| v.parse::<f64>().map_or(v.to_string(), |x| format!("{x:.6}")))
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .collect())
+/// `history.csv` of the run in `dir` without its timing columns, to 6 decimals, a
+/// line per epoch (cnnlab-run's reader: what an exact resume must reproduce).
+fn history_values(dir: &Path) -> Result<Vec<String>> {
+    let rows = cnnlab_run::RunDir::new(dir).history_without_timing(Some(6))?;
+    Ok(rows.iter().map(|row| row.map(|v| format!("{v:.6}")).join(",")).collect())
 }

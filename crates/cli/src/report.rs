@@ -386,7 +386,7 @@ fn draw_plots(run: &mut RunRow) -> Result<()> {
     std::fs::create_dir_all(&plots_dir).with_context(|| format!("creating {}", plots_dir.display()))?;
     let history = if dir.has(files::HISTORY) { dir.read_history()? } else { Vec::new() };
     if !history.is_empty() {
-        let p = plots_dir.join("curves.png");
+        let p = plots_dir.join(files::plots::CURVES);
         let epochs: Vec<plots::Epoch> = history
             .iter()
             .map(|r| plots::Epoch {
@@ -408,25 +408,25 @@ fn draw_plots(run: &mut RunRow) -> Result<()> {
     let classes: Vec<String> = report.per_class.iter().map(|c| c.class.clone()).collect();
     let m = &report.confusion_matrix;
     if m.len() == classes.len() && !m.is_empty() {
-        let p = plots_dir.join("confusion.png");
+        let p = plots_dir.join(files::plots::CONFUSION);
         plots::confusion(&p, &format!("{}: confusion matrix (test)", run.id), &classes, m)?;
         run.plots.push(("confusion matrix".into(), p));
     }
     let f1: Vec<(String, f64)> = report.per_class.iter().map(|c| (c.class.clone(), c.f1)).collect();
     if !f1.is_empty() {
-        let p = plots_dir.join("f1.png");
+        let p = plots_dir.join(files::plots::F1);
         plots::per_class_f1(&p, &format!("{}: per-class F1 (test)", run.id), &f1)?;
         run.plots.push(("per-class F1".into(), p));
     }
     if dir.has(files::CLASS_COUNTS) {
         let mut counts = dir.read_class_counts()?;
         counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        let p = plots_dir.join("distribution.png");
+        let p = plots_dir.join(files::plots::DISTRIBUTION);
         plots::class_distribution(&p, &format!("{}: training images per class", run.id), &counts)?;
         run.plots.push(("class distribution".into(), p));
     }
     // Drawn by `cnnlab train` from the test images, which the report does not load.
-    for (what, file) in [("top losses", "top_losses.png"), ("Grad-CAM", "gradcam.png")] {
+    for (what, file) in [("top losses", files::plots::TOP_LOSSES), ("Grad-CAM", files::plots::GRADCAM)] {
         let p = plots_dir.join(file);
         if p.is_file() {
             run.plots.push((what.into(), p));

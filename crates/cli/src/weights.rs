@@ -57,7 +57,7 @@ pub(crate) fn resolve(pretrained: &str, config_dir: &Path, data_dir: &Path, run_
 
 /// Converts a `.pth` into `<run>/pretrained.safetensors` with the project's Python.
 fn convert(pth: &Path, run_dir: &Path) -> anyhow::Result<PathBuf> {
-    let out = run_dir.join("pretrained.safetensors");
+    let out = run_dir.join(cnnlab_run::files::PRETRAINED);
     let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     if out.exists() && modified(&out) >= modified(pth) {
         return Ok(out);

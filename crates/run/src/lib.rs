@@ -49,6 +49,24 @@ pub mod files {
     pub const OVR: &str = "ovr";
     /// Folder of the report's plots.
     pub const PLOTS: &str = "plots";
+    /// Pretrained weights converted from a `.pth` (or `cnnlab pretrained`'s).
+    pub const PRETRAINED: &str = "pretrained.safetensors";
+
+    /// The pictures inside [`PLOTS`]: the report's and those `cnnlab train` draws.
+    pub mod plots {
+        /// Loss and accuracy per epoch.
+        pub const CURVES: &str = "curves.png";
+        /// The test confusion matrix.
+        pub const CONFUSION: &str = "confusion.png";
+        /// Per-class F1 on the test set.
+        pub const F1: &str = "f1.png";
+        /// Training images per class.
+        pub const DISTRIBUTION: &str = "distribution.png";
+        /// The test images with the highest loss.
+        pub const TOP_LOSSES: &str = "top_losses.png";
+        /// Grad-CAM of a few test images per class.
+        pub const GRADCAM: &str = "gradcam.png";
+    }
 }
 
 pub use dir::{safe_name, RunDir};

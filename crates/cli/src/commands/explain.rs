@@ -118,7 +118,7 @@ pub(crate) fn gradcam_grid(run: &RunDir, test: &cnnlab_data::Dataset) -> Result<
         .zip(captions)
         .map(|(pixels, caption)| plots::Tile { pixels, width: shape.width, height: shape.height, channels: 3, caption })
         .collect();
-    let path = run.file(cnnlab_train::files::PLOTS).join("gradcam.png");
+    let path = run.file(cnnlab_train::files::PLOTS).join(cnnlab_train::files::plots::GRADCAM);
     let title = format!("Grad-CAM at {layer} (test): where the network looks for its predicted class");
     plots::image_grid(&path, &title, &tiles, 4 * PER_CLASS)?;
     Ok(Some(path))

@@ -12,7 +12,7 @@ use cnnlab_train::{files, RunDir, RunFiles};
 pub(crate) fn write_confusion(run: &RunDir, title: &str, classes: &[String], matrix: &[Vec<u64>]) -> Result<PathBuf> {
     let plots_dir = run.file(files::PLOTS);
     std::fs::create_dir_all(&plots_dir).with_context(|| format!("creating {}", plots_dir.display()))?;
-    let confusion = plots_dir.join("confusion.png");
+    let confusion = plots_dir.join(files::plots::CONFUSION);
     plots::confusion(&confusion, title, classes, matrix)?;
     inspect::write_most_confused(&run.file(files::MOST_CONFUSED), &inspect::most_confused(classes, matrix, 1))?;
     Ok(confusion)
@@ -58,7 +58,7 @@ pub(crate) fn inspect_run(
                 ],
             })
             .collect();
-        let grid = plots_dir.join("top_losses.png");
+        let grid = plots_dir.join(files::plots::TOP_LOSSES);
         plots::image_grid(&grid, "top losses (test): true class, predicted class and its probability", &tiles, 4)?;
         images.push(("top_losses/test", read(&grid)?));
     }
