@@ -108,7 +108,7 @@ pub(crate) fn write_results(dir: &Path, exp: &Experiment) -> Result<FinalMetrics
         .iter()
         .enumerate()
         .map(|(i, id)| (id.clone(), first.y_true[i], y_pred[i], &probs[i * k..(i + 1) * k]));
-    let fingerprints = first.fingerprints.as_ref().map(cnnlab_data::Fingerprints::as_column);
+    let fingerprints = first.fingerprints.as_ref().map(|f| (f.column.as_str(), f.values.as_slice()));
     cnnlab_train::write_predictions(&run.file(files::PREDICTIONS), id_header, &first.classes, rows, fingerprints)?;
     let title = format!("confusion matrix (test), ensemble of {} seeds", seeds.len());
     crate::commands::run_outputs::write_confusion(&run, &title, &first.classes, &report.confusion_matrix)?;

@@ -17,6 +17,9 @@ pub enum Error {
     /// A file of a run folder that does not parse (or a path that is no run folder).
     #[error("{}: {reason}", path.display())]
     Format { path: PathBuf, reason: String },
+    /// A predictions CSV that does not read: the message names the file and line.
+    #[error("{0}")]
+    Predictions(String),
     /// Another live process trains in the folder.
     #[error("{} is in use by process {pid} on {host} (its .lock); wait for it or stop it", dir.display())]
     Locked { dir: PathBuf, pid: u32, host: String },

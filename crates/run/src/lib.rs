@@ -73,7 +73,9 @@ pub use dir::{safe_name, RunDir};
 pub use error::{Error, Result};
 pub use lock::RunLock;
 pub use loss::{example_loss, mean_loss, LOG_EPS};
-pub use predictions::{write_predictions, Fingerprints};
+pub use predictions::{
+    read_predictions, write_predictions, FingerprintColumn, Fingerprints, Predictions, FINGERPRINT_COLUMNS,
+};
 pub use progress::PROGRESS_TENSOR;
 pub use records::{peak_rss_mb, EpochRecord, FinalMetrics, RunState, StoredOptions, Tta, Weights, HISTORY_HEADER};
 pub use write::{commit, write_bytes, write_json};
