@@ -86,23 +86,75 @@ impl Experiment {
 
     /// Every section's own checks, in file order, then whether the model fits the
     /// dataset's images (when their shape is known without reading them). Runs before
-    /// any data is read; the message starts with the dotted key it is about.
-    pub(crate) fn validate(&self) -> Result<(), String> {
-        self.data.validate().map_err(|e| e.to_string())?;
-        self.augment.validate()?;
+    /// any data is read; each error says the dotted key it is about.
+    pub(crate) fn validate(&self) -> Result<(), Invalid> {
+        self.data.validate().map_err(|e| match &e {
+            cnnlab_data::Error::InvalidKey { key, .. } => Invalid::new(format!("data.{key}"), e.to_string()),
+            _ => Invalid::new("data", e.to_string()),
+        })?;
+        for (index, op) in self.augment.ops.iter().enumerate() {
+            op.validate(index).map_err(|e| match e {
+                cnnlab_augment::Error::InvalidOp { index, field, message, .. } => {
+                    let key = format!("augment.ops[{index}].{field}");
+                    Invalid::new(key.clone(), format!("{key}: {message}"))
+                }
+                other => Invalid::new(format!("augment.ops[{index}]"), other.to_string()),
+            })?;
+        }
         if let Some((shape, classes)) = self.data.nominal() {
             let input = cnnlab_models::Shape::Map(shape.channels as i64, shape.height as i64, shape.width as i64);
-            cnnlab_models::plan(&self.model, input, classes as i64).map_err(|e| e.to_string())?;
+            cnnlab_models::plan(&self.model, input, classes as i64).map_err(|e| match &e {
+                cnnlab_models::Error::Layer { index, .. } => {
+                    Invalid::new(format!("model.layers[{index}]"), e.to_string())
+                }
+                _ => Invalid::new("model", e.to_string()),
+            })?;
         }
-        self.train.validate().map_err(|e| e.to_string())?;
+        self.train.validate().map_err(train_invalid)?;
         self.train_fits_model()?;
         if self.train.pipeline == cnnlab_train::Feed::Device {
-            cnnlab_train::check_device_pipeline(&self.augment.ops).map_err(|e| e.to_string())?;
+            cnnlab_train::check_device_pipeline(&self.augment.ops).map_err(train_invalid)?;
         }
         if let Some(target) = &self.target {
             target.validate()?;
         }
         Ok(())
+    }
+}
+
+/// A config value that cannot work: the dotted key it is about (`train.lr`,
+/// `augment.ops[0].p`, `model.layers[8]`), which [`locate`] finds in the files, and the
+/// whole message (`train.lr: must be a positive number`), unchanged from what each
+/// section's validator says.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Invalid {
+    pub(crate) key: String,
+    pub(crate) message: String,
+}
+
+impl Invalid {
+    fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Invalid { key: key.into(), message: message.into() }
+    }
+
+    /// `key: why`, the message of the checks made here.
+    fn keyed(key: &str, why: impl std::fmt::Display) -> Self {
+        Invalid::new(key, format!("{key}: {why}"))
+    }
+}
+
+impl std::fmt::Display for Invalid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// A `[train]` error: its key when it has one.
+fn train_invalid(e: cnnlab_train::Error) -> Invalid {
+    match &e {
+        cnnlab_train::Error::Invalid { key, .. } => Invalid::new(key.clone(), e.to_string()),
+        cnnlab_train::Error::Unsupported { key, .. } => Invalid::new(*key, e.to_string()),
+        _ => Invalid::new("train", e.to_string()),
     }
 }
 
@@ -142,19 +194,26 @@ fn shown(v: Option<&toml::Value>) -> String {
 impl Experiment {
     /// `[train]` keys that act on a `[model] backbone` need one (and freezing one
     /// needs pretrained weights to keep): otherwise they would be silently ignored.
-    fn train_fits_model(&self) -> Result<(), String> {
+    fn train_fits_model(&self) -> Result<(), Invalid> {
         let (t, m) = (&self.train, &self.model);
         if m.backbone.is_none() {
             if t.freeze_epochs > 0 {
-                return Err("train.freeze_epochs: freezes a [model] backbone, and this model has none".into());
+                return Err(Invalid::keyed(
+                    "train.freeze_epochs",
+                    "freezes a [model] backbone, and this model has none",
+                ));
             }
             if t.backbone_lr_mult != 1.0 {
-                return Err("train.backbone_lr_mult: scales a [model] backbone's rate, and this model has none".into());
+                return Err(Invalid::keyed(
+                    "train.backbone_lr_mult",
+                    "scales a [model] backbone's rate, and this model has none",
+                ));
             }
         } else if t.freeze_epochs > 0 && m.pretrained.is_none() {
-            return Err("train.freeze_epochs: the backbone is not pretrained (no model.pretrained), so freezing \
-                        it would keep random weights"
-                .into());
+            return Err(Invalid::keyed(
+                "train.freeze_epochs",
+                "the backbone is not pretrained (no model.pretrained), so freezing it would keep random weights",
+            ));
         }
         Ok(())
     }
@@ -175,25 +234,26 @@ impl Experiment {
 }
 
 impl Target {
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), Invalid> {
         let fractions = [("accuracy", self.accuracy), ("f1_macro", self.f1_macro), ("f1_micro", self.f1_micro)];
         if let Some((key, v)) =
             fractions.iter().find_map(|(k, v)| v.filter(|v| !(0.0..=1.0).contains(v)).map(|v| (k, v)))
         {
-            return Err(format!("target.{key}: {v} is outside [0, 1]"));
+            return Err(Invalid::keyed(&format!("target.{key}"), format!("{v} is outside [0, 1]")));
         }
         match self.minutes {
-            Some(m) if !(m > 0.0 && m.is_finite()) => Err(format!("target.minutes: {m} must be a positive number")),
+            Some(m) if !(m > 0.0 && m.is_finite()) => {
+                Err(Invalid::keyed("target.minutes", format!("{m} must be a positive number")))
+            }
             _ => Ok(()),
         }
     }
 }
 
-/// `FILE:LINE: msg` for a validation message that starts with a dotted key
-/// (`augment.ops[0].p: ...`, `train.epochs must ...`): the line of the deepest part of
-/// the key found in the chain of files (a child before its bases).
-fn locate(chain: &[(PathBuf, String)], msg: String) -> anyhow::Error {
-    let key = msg.split([' ', ':']).next().unwrap_or("");
+/// `FILE:LINE: msg` for an [`Invalid`] value: the line of the deepest part of its key
+/// found in the chain of files (a child before its bases).
+fn locate(chain: &[(PathBuf, String)], invalid: Invalid) -> anyhow::Error {
+    let (key, msg) = (invalid.key.as_str(), invalid.message);
     let mut best: Option<(usize, &Path, usize)> = None;
     for (file, text) in chain {
         if let Some((depth, line)) = key_line(text, key) {
@@ -370,7 +430,7 @@ mod tests {
         check("[data]\ndataset = \"mnist\"\n", 1, "missing field `model`");
         check(&format!("{GOOD}[train]\noptimizer = \"adma\"\n"), 6, "unknown variant `adma`");
         let exp = Experiment::parse(&format!("{GOOD}[train]\nepochs = 0\n")).unwrap();
-        assert_eq!(exp.validate().unwrap_err(), "train.epochs: must be at least 1");
+        assert_eq!(exp.validate().unwrap_err().to_string(), "train.epochs: must be at least 1");
     }
 
     #[test]

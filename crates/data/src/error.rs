@@ -16,6 +16,9 @@ pub enum Error {
     UnknownDataset(String),
     #[error("{0}")]
     Invalid(String),
+    /// A `[data]` value that cannot work; `key` is its name in the section.
+    #[error("data.{key}: {message}")]
+    InvalidKey { key: String, message: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -105,7 +105,7 @@ impl Default for DataConfig {
 impl DataConfig {
     /// Rejects settings that cannot work, naming the key.
     pub fn validate(&self) -> Result<()> {
-        let bad = |key: &str, msg: String| Err(Error::Invalid(format!("data.{key}: {msg}")));
+        let bad = |key: &str, message: String| Err(Error::InvalidKey { key: key.to_owned(), message });
         for (key, f) in [("val_fraction", self.val_fraction), ("test_fraction", self.test_fraction)] {
             if !(0.0..1.0).contains(&f) {
                 return bad(key, format!("{f} is outside [0, 1)"));
