@@ -50,34 +50,25 @@ pub fn top_losses(p: &Predictions, n: usize) -> Result<Vec<TopLoss>> {
     Ok(all)
 }
 
-/// `top_losses.csv`: rank, id, true, predicted, the two probabilities and the loss.
+/// `top_losses.csv` (cnnlab-run's table) of `rows`, ranked in order.
 pub fn write_top_losses(path: &Path, classes: &[String], rows: &[TopLoss]) -> Result<()> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(["rank", "id", "true", "predicted", "p_predicted", "p_true", "loss"])?;
-    for (rank, r) in rows.iter().enumerate() {
-        w.write_record([
-            (rank + 1).to_string(),
-            r.id.clone(),
-            classes[r.true_class].clone(),
-            classes[r.predicted].clone(),
-            format!("{:.4}", r.p_predicted),
-            format!("{:.4}", r.p_true),
-            format!("{:.4}", r.loss),
-        ])?;
-    }
-    let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("writing {}: {}", path.display(), e.error()))?;
-    Ok(cnnlab_run::write_bytes(path, &bytes)?)
+    let table: Vec<cnnlab_run::TopLossRow> = rows
+        .iter()
+        .enumerate()
+        .map(|(rank, r)| cnnlab_run::TopLossRow {
+            rank: rank + 1,
+            id: r.id.clone(),
+            true_class: classes[r.true_class].clone(),
+            predicted: classes[r.predicted].clone(),
+            p_predicted: r.p_predicted,
+            p_true: r.p_true,
+            loss: r.loss,
+        })
+        .collect();
+    Ok(cnnlab_run::write_top_losses(path, &table)?)
 }
 
-/// One off-diagonal cell of the confusion matrix.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Confusion {
-    pub true_class: String,
-    pub predicted: String,
-    pub count: u64,
-    /// `count` over the true class's test examples.
-    pub share: f64,
-}
+pub use cnnlab_run::{read_most_confused, write_most_confused, Confusion};
 
 /// The class pairs (true, predicted) with at least `min_count` errors, most first (ties
 /// in matrix order), as fastai's `most_confused`.
@@ -98,35 +89,6 @@ pub fn most_confused(classes: &[String], matrix: &[Vec<u64>], min_count: u64) ->
     }
     out.sort_by_key(|c| std::cmp::Reverse(c.count));
     out
-}
-
-/// `most_confused.csv`: true, predicted, count, share of the true class.
-pub fn write_most_confused(path: &Path, rows: &[Confusion]) -> Result<()> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(["true", "predicted", "count", "share"])?;
-    for r in rows {
-        w.write_record([r.true_class.clone(), r.predicted.clone(), r.count.to_string(), format!("{:.4}", r.share)])?;
-    }
-    let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("writing {}: {}", path.display(), e.error()))?;
-    Ok(cnnlab_run::write_bytes(path, &bytes)?)
-}
-
-/// Reads `most_confused.csv` back (the report's table).
-pub fn read_most_confused(path: &Path) -> Result<Vec<Confusion>> {
-    let mut reader = csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut out = Vec::new();
-    for (line, record) in reader.records().enumerate() {
-        let r = record.with_context(|| format!("{}: line {}", path.display(), line + 2))?;
-        let field = |i: usize| r.get(i).unwrap_or_default();
-        let bad = || format!("{}: line {}: not `true,predicted,count,share`", path.display(), line + 2);
-        out.push(Confusion {
-            true_class: field(0).to_owned(),
-            predicted: field(1).to_owned(),
-            count: field(2).parse().with_context(bad)?,
-            share: field(3).parse().with_context(bad)?,
-        });
-    }
-    Ok(out)
 }
 
 /// A heat map in [0, 1] laid over an image as pytorch-grad-cam's `show_cam_on_image`

@@ -304,14 +304,11 @@ fn most_confused_rows(dir: &Path) -> Vec<Vec<String>> {
 
 /// The top-loss grid's tooltip: each picture's file, true and predicted class.
 fn top_losses_title(dir: &Path) -> String {
-    let path = dir.join(files::TOP_LOSSES);
-    let Ok(mut reader) = csv::Reader::from_path(&path) else { return "top losses".into() };
-    let lines: Vec<String> = reader
-        .records()
-        .filter_map(|r| r.ok())
+    let Ok(rows) = cnnlab_run::read_top_losses(&dir.join(files::TOP_LOSSES)) else { return "top losses".into() };
+    let lines: Vec<String> = rows
+        .iter()
         .map(|r| {
-            let f = |i| r.get(i).unwrap_or_default();
-            format!("{}. {}: true {}, predicted {} ({})", f(0), f(1), f(2), f(3), f(4))
+            format!("{}. {}: true {}, predicted {} ({:.4})", r.rank, r.id, r.true_class, r.predicted, r.p_predicted)
         })
         .collect();
     lines.join("\n")

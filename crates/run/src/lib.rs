@@ -15,6 +15,7 @@ mod loss;
 mod predictions;
 mod progress;
 mod records;
+mod tables;
 mod write;
 
 /// The file names of a run folder.
@@ -78,4 +79,5 @@ pub use predictions::{
 };
 pub use progress::PROGRESS_TENSOR;
 pub use records::{peak_rss_mb, EpochRecord, FinalMetrics, RunState, StoredOptions, Tta, Weights, HISTORY_HEADER};
+pub use tables::{read_most_confused, read_top_losses, write_most_confused, write_top_losses, Confusion, TopLossRow};
 pub use write::{commit, write_bytes, write_json};
