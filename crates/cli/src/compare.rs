@@ -401,6 +401,12 @@ mod tests {
         assert!(err.contains("not the same test set: example 2 (`1` in the first, `1` in the second) has other content (pixels_sha256 differs)"), "{err}");
     }
 
+    /// The reader (cnnlab-run) knows the columns the writer's fingerprints (cnnlab-data) use.
+    #[test]
+    fn the_reader_knows_the_fingerprint_columns() {
+        assert_eq!(cnnlab_run::FINGERPRINT_COLUMNS, [cnnlab_data::FILE_SHA256, cnnlab_data::PIXELS_SHA256]);
+    }
+
     #[test]
     fn replicates_are_found_by_seed_and_compared_with_welch() {
         let dir = tempfile::tempdir().unwrap();

@@ -60,11 +60,6 @@ impl Fingerprints {
     pub fn as_column(&self) -> (&str, &[String]) {
         (self.column, &self.values)
     }
-
-    /// The column a `predictions.csv` header names, if it is one of ours.
-    pub fn column_named(name: &str) -> Option<&'static str> {
-        [FILE_SHA256, PIXELS_SHA256].into_iter().find(|c| *c == name)
-    }
 }
 
 #[cfg(test)]
@@ -97,7 +92,5 @@ mod tests {
         let p = Fingerprints::of_split(&data, None).unwrap();
         assert_eq!(p.column, PIXELS_SHA256);
         assert_eq!(p.values, [sha256_128(&[1, 2]), sha256_128(&[1, 2]), sha256_128(&[2, 1])]);
-        assert_eq!(Fingerprints::column_named("file_sha256"), Some(FILE_SHA256));
-        assert_eq!(Fingerprints::column_named("p_cat"), None);
     }
 }

@@ -19,13 +19,7 @@ pub enum Error {
     /// it twice).
     #[error("{}: {error}", path.display())]
     Io { path: PathBuf, error: std::io::Error },
-    #[error("{}: {error}", path.display())]
-    Csv { path: PathBuf, error: csv::Error },
-    /// A write failed (full disk, read-only folder); the temporary file is gone and
-    /// the earlier version of the file, if any, is intact.
-    #[error("writing {}: {reason}", path.display())]
-    Write { path: PathBuf, reason: String },
-    /// A file of a run folder that does not parse.
+    /// A file cnnlab-train reads itself (`normalizer.json`) that does not parse.
     #[error("{}: {reason}", path.display())]
     Format { path: PathBuf, reason: String },
     /// A `[train]` value that cannot train; `key` is its dotted path.
