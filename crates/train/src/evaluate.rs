@@ -120,16 +120,10 @@ pub fn evaluate_tta(
 /// one-vs-rest ensemble's combined scores).
 pub(crate) fn from_probabilities(data: &Dataset, probabilities: Vec<f32>) -> Result<Evaluation> {
     let k = data.num_classes();
-    // The same clamp as [`mean_log_loss`], summed in f64 (as the ensemble always did).
-    let nll: f64 = data
-        .labels
-        .iter()
-        .enumerate()
-        .map(|(i, &y)| cnnlab_run::example_loss(f64::from(probabilities[i * k + y as usize])))
-        .sum();
-    let loss = nll / data.len() as f64;
-    let mut scores = Accumulator::new(data.classes.clone())?;
     let y_true: Vec<usize> = data.labels.iter().map(|&l| l as usize).collect();
+    // The same clamp as [`mean_log_loss`], summed in f64 (cnnlab-run's one definition).
+    let loss = cnnlab_run::mean_loss(&probabilities, k, y_true.iter().copied());
+    let mut scores = Accumulator::new(data.classes.clone())?;
     scores.add_scores(&y_true, &probabilities)?;
     Ok(Evaluation { loss, probabilities, scores })
 }
