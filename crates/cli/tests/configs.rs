@@ -23,6 +23,26 @@ fn summary_prints_the_seeds_totals() {
         assert!(stdout.lines().any(|l| l == line), "{config}: no `{line}` in\n{stdout}");
         assert!(stdout.contains("Forward activations per sample (MB):"), "{stdout}");
     }
+    // A shape that cannot work is rejected with the layer's index, before any training.
+    let bad = tmp.path().join("bad.toml");
+    let text = std::fs::read_to_string(workspace().join("configs/cifar10/seed3-pooling.toml")).unwrap();
+    std::fs::write(
+        &bad,
+        text.replace("{ type = \"flatten\" },", "{ type = \"maxpool\", kernel = 16 },\n{ type = \"flatten\" },"),
+    )
+    .unwrap();
+    let out = cnnlab(&["summary", bad.to_str().unwrap()], tmp.path());
+    assert_one_line_error(&out, 1, "model.layers[8] (maxpool): cannot pool a 8x8 map with kernel 16");
+    let out = cnnlab(&["train", bad.to_str().unwrap()], tmp.path());
+    assert_eq!(out.status.code(), Some(1));
+}
+
+/// `summary` shows what `train` builds: one of a one-vs-rest config's binary
+/// networks, with the total of all of them; an image folder with its `image_size` and
+/// `--classes` needs no images.
+#[test]
+fn summary_of_one_vs_rest_and_of_an_unread_folder() {
+    let tmp = tempfile::tempdir().unwrap();
     // One-vs-rest trains 42 binary networks: the table is one of them (2 outputs).
     let out = cnnlab(&["summary", "configs/simpsons/seed0-one-vs-rest.toml"], tmp.path());
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -37,18 +57,6 @@ fn summary_prints_the_seeds_totals() {
     std::fs::write(&folder, text).unwrap();
     let out = cnnlab(&["summary", folder.to_str().unwrap(), "--classes", "5"], tmp.path());
     assert!(String::from_utf8_lossy(&out.stdout).contains("Trainable params: 61,445"), "{out:?}");
-    // A shape that cannot work is rejected with the layer's index, before any training.
-    let bad = tmp.path().join("bad.toml");
-    let text = std::fs::read_to_string(workspace().join("configs/cifar10/seed3-pooling.toml")).unwrap();
-    std::fs::write(
-        &bad,
-        text.replace("{ type = \"flatten\" },", "{ type = \"maxpool\", kernel = 16 },\n{ type = \"flatten\" },"),
-    )
-    .unwrap();
-    let out = cnnlab(&["summary", bad.to_str().unwrap()], tmp.path());
-    assert_one_line_error(&out, 1, "model.layers[8] (maxpool): cannot pool a 8x8 map with kernel 16");
-    let out = cnnlab(&["train", bad.to_str().unwrap()], tmp.path());
-    assert_eq!(out.status.code(), Some(1));
 }
 
 /// The experiment configs under `configs/<group>/` (base files aside), sorted.
