@@ -17,7 +17,7 @@ use cnnlab_cli::metrics_cmd;
 use cnnlab_data::ImageShape;
 use cnnlab_train::{files, FinalMetrics, Predictor, RunDir, Tta, Weights};
 
-use crate::experiment::Experiment;
+use cnnlab_cli::experiment::Experiment;
 
 /// The run folders of `exp`'s members inside `dir`: each seed's for an ensemble, else
 /// `dir` itself.

@@ -1,18 +1,21 @@
-//! The parts of the `cnnlab` command that need no tensors: its command line, the
-//! metrics of a predictions CSV, comparisons, a folder's statistics, the run folders'
-//! status and the plots. Both binaries use them; `cnnlab` (this crate's light binary,
-//! `light.rs`) runs `--help`, `metrics`, `compare`, `status` and `data stats` without
-//! loading libtorch and hands every other command to
-//! `cnnlab-torch` (`main.rs`). This library must not depend on `cnnlab-train` or
-//! `cnnlab-models` (either would link libtorch into the light binary); the run folder
-//! is read through the torch-free `cnnlab-run`.
+//! The parts of the `cnnlab` command that need no tensors: its command line, reading
+//! experiment files, the metrics of a predictions CSV, comparisons, a folder's
+//! statistics, the run folders' status, the report and the plots. Both binaries use
+//! them; `cnnlab` (this crate's light binary, `light.rs`) runs `--help`, `metrics`,
+//! `compare`, `status`, `report` and `data stats` without loading libtorch and hands
+//! every other command to `cnnlab-torch` (`main.rs`). This library must not use
+//! `cnnlab-train` or `cnnlab-models` (any item of theirs would link libtorch into the
+//! light binary); the run folder and the `[model]`/`[train]` types are read through
+//! the torch-free `cnnlab-run`.
 
 pub mod args;
 pub mod compare;
 pub mod data_stats;
+pub mod experiment;
 pub mod inspect;
 pub mod metrics_cmd;
 pub mod plots;
+pub mod report;
 pub mod status;
 pub mod threads;
 

@@ -1,5 +1,5 @@
 //! `cnnlab`: the command users run. It answers `--help`, `--version`, `metrics`,
-//! `compare`, `status` and `data stats` itself, without libtorch (loading it costs ~0.7 s and ~500 MB of
+//! `compare`, `status`, `report` and `data stats` itself, without libtorch (loading it costs ~0.7 s and ~500 MB of
 //! mappings even for `--help`), and replaces itself with `cnnlab-torch`, installed
 //! beside it, for every command that needs tensors. Exit codes are `cnnlab-torch`'s:
 //! 0 success, 1 error, 2 bad command line, 3 the dataset is not on disk.
@@ -23,6 +23,7 @@ fn main() -> ExitCode {
         Command::Metrics { .. }
             | Command::Compare { .. }
             | Command::Status { .. }
+            | Command::Report { .. }
             | Command::Data(DataCommand::Stats { .. })
     ) {
         cnnlab_cli::quit_quietly_on_broken_pipe();
@@ -40,6 +41,10 @@ fn main() -> ExitCode {
         Command::Status { runs, json } => {
             init_logging(cli.quiet);
             cnnlab_cli::status::run(runs, *json)
+        }
+        Command::Report { runs, comparisons } => {
+            init_logging(cli.quiet);
+            cnnlab_cli::report::run(runs, comparisons)
         }
         Command::Data(DataCommand::Stats { dir, json, plot }) => {
             init_logging(cli.quiet);

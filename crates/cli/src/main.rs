@@ -2,12 +2,11 @@
 //! binary hands them over): train and evaluate convolutional image classifiers from
 //! experiment files. Exit codes: see `exit.rs`.
 
+mod checks;
 mod commands;
 mod ensemble;
 mod exit;
-mod experiment;
 mod process;
-mod report;
 mod signals;
 mod weights;
 
@@ -77,12 +76,7 @@ fn run_plain(cli: &Cli) -> anyhow::Result<()> {
         }
         Command::Status { runs, json } => cnnlab_cli::status::run(runs, *json),
         Command::Info { json } => commands::info::command(*json),
-        Command::Report { runs, comparisons } => {
-            let n = report::write_report(runs, comparisons)?;
-            let what = report::finished_runs(n);
-            println!("{what}: {} and {}", runs.join("REPORT.md").display(), runs.join("report.html").display());
-            Ok(())
-        }
+        Command::Report { runs, comparisons } => cnnlab_cli::report::run(runs, comparisons),
         Command::Predict { run, inputs, top, submission, tta, best, last: _ } => {
             commands::predict::predict_command(commands::predict::PredictArgs {
                 run,

@@ -92,8 +92,8 @@ fn data_stats_counts_plots_and_reports_bad_files() {
     assert_eq!(width, 900);
 }
 
-/// `cnnlab --help`, `metrics`, `compare`, `status` and `data stats` never load
-/// libtorch (glibc's loader lists every library it opens under LD_DEBUG=libs);
+/// `cnnlab --help`, `metrics`, `compare`, `status`, `report` and `data stats` never
+/// load libtorch (glibc's loader lists every library it opens under LD_DEBUG=libs);
 /// `info` is handed to `cnnlab-torch`, which does, so the check can fail.
 #[test]
 fn commands_without_tensors_do_not_load_libtorch() {
@@ -121,6 +121,22 @@ fn commands_without_tensors_do_not_load_libtorch() {
     assert_eq!(loads(&["metrics", "--nonsense"]), (Some(2), false));
     assert_eq!(loads(&["status", dir]), (Some(0), false));
     assert_eq!(loads(&["compare", csv, csv]), (Some(0), false));
+    // A finished run (the golden fixture's recorded files and config): the report reads
+    // its config.toml, metrics, history and predictions, draws its plots and writes both
+    // files, all without libtorch.
+    let fixture = workspace().join("fixtures/golden");
+    let run = tmp.path().join("runs/shapes/seed3-final");
+    std::fs::create_dir_all(&run).unwrap();
+    for file in ["metrics.json", "history.csv", "predictions.csv"] {
+        std::fs::copy(fixture.join("before/seed3-final").join(file), run.join(file)).unwrap();
+    }
+    std::fs::copy(fixture.join("seed3-final.toml"), run.join("config.toml")).unwrap();
+    let runs = tmp.path().join("runs");
+    let runs = runs.to_str().unwrap();
+    assert_eq!(loads(&["report", runs, "--comparisons", "configs/comparisons.toml"]), (Some(0), false));
+    let report = std::fs::read_to_string(tmp.path().join("runs/REPORT.md")).unwrap();
+    assert!(report.contains("| shapes/seed3-final |"), "{report}");
+    assert!(run.join("plots/curves.png").is_file());
     assert_eq!(loads(&["info"]), (Some(0), true));
 }
 

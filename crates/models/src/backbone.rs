@@ -11,27 +11,12 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
 use crate::error::{Error, Result};
-use crate::network::{LayerRow, Shape};
-
-/// A pretrained architecture (`[model] backbone = "..."`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Backbone {
-    /// EfficientNet-Lite0: 16 inverted-residual blocks, ReLU6, no squeeze-excite;
-    /// 4,652,008 parameters with its 1000-class head.
-    EfficientnetLite0,
-    /// torchvision's ResNet-18 (basic blocks [2, 2, 2, 2]); 11,689,512 parameters.
-    Resnet18,
-    /// torchvision's ResNet-34 (basic blocks [3, 4, 6, 3]); 21,797,672 parameters.
-    Resnet34,
-    /// torchvision's ResNet-50 (bottlenecks [3, 4, 6, 3]); 25,557,032 parameters.
-    Resnet50,
-}
+use crate::spec::Backbone;
+use crate::summary::{LayerRow, Shape};
 
 /// EfficientNet-Lite0's stages: (repeats, kernel, stride, expansion, in, out), as
 /// `efficientnet_lite_builder.py`'s `r1_k3_s11_e1_i32_o16`, ... strings.
@@ -50,144 +35,107 @@ const LITE_BN: (f64, f64) = (0.01, 1e-3);
 /// torchvision's batch norm defaults.
 const RESNET_BN: (f64, f64) = (0.1, 1e-5);
 
-impl Backbone {
-    /// The name as written in the config.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Backbone::EfficientnetLite0 => "efficientnet_lite0",
-            Backbone::Resnet18 => "resnet18",
-            Backbone::Resnet34 => "resnet34",
-            Backbone::Resnet50 => "resnet50",
-        }
+/// ResNet's blocks per stage and whether they are bottlenecks.
+fn resnet_layout(backbone: Backbone) -> ([i64; 4], bool) {
+    match backbone {
+        Backbone::Resnet18 => ([2, 2, 2, 2], false),
+        Backbone::Resnet34 => ([3, 4, 6, 3], false),
+        _ => ([3, 4, 6, 3], true),
     }
+}
 
-    /// Features per sample after the global pooling.
-    pub fn features(&self) -> i64 {
-        match self {
-            Backbone::EfficientnetLite0 => 1280,
-            Backbone::Resnet18 | Backbone::Resnet34 => 512,
-            Backbone::Resnet50 => 2048,
-        }
+/// The layer table of `backbone` on an `input` map, without libtorch: one row per
+/// stem, block and head convolution, then the pooling.
+pub(crate) fn plan(backbone: Backbone, input: Shape) -> Result<Vec<LayerRow>> {
+    let Shape::Map(c, h, w) = input else {
+        return Err(Error::Invalid(format!("backbone {} needs images, got flat features", backbone.name())));
+    };
+    if c != 3 {
+        return Err(Error::Invalid(format!(
+            "backbone {} needs RGB images (3 channels), the data has {c}: set data.channels = 3",
+            backbone.name()
+        )));
     }
-
-    /// The original's classifier, which a new head replaces: `_fc` or `fc`.
-    pub fn head_name(&self) -> &'static str {
-        match self {
-            Backbone::EfficientnetLite0 => "_fc",
-            _ => "fc",
-        }
+    if h < 32 || w < 32 {
+        return Err(Error::Invalid(format!(
+            "backbone {} needs images of at least 32x32, got {h}x{w}",
+            backbone.name()
+        )));
     }
-
-    /// The original's dropout before its classifier.
-    pub fn default_dropout(&self) -> f64 {
-        match self {
-            Backbone::EfficientnetLite0 => 0.2,
-            _ => 0.0,
-        }
-    }
-
-    /// ResNet's blocks per stage and whether they are bottlenecks.
-    fn resnet_layout(&self) -> ([i64; 4], bool) {
-        match self {
-            Backbone::Resnet18 => ([2, 2, 2, 2], false),
-            Backbone::Resnet34 => ([3, 4, 6, 3], false),
-            _ => ([3, 4, 6, 3], true),
-        }
-    }
-
-    /// The layer table of the backbone on an `input` map, without libtorch: one row
-    /// per stem, block and head convolution, then the pooling.
-    pub fn plan(&self, input: Shape) -> Result<Vec<LayerRow>> {
-        let Shape::Map(c, h, w) = input else {
-            return Err(Error::Invalid(format!("backbone {} needs images, got flat features", self.name())));
-        };
-        if c != 3 {
-            return Err(Error::Invalid(format!(
-                "backbone {} needs RGB images (3 channels), the data has {c}: set data.channels = 3",
-                self.name()
-            )));
-        }
-        if h < 32 || w < 32 {
-            return Err(Error::Invalid(format!(
-                "backbone {} needs images of at least 32x32, got {h}x{w}",
-                self.name()
-            )));
-        }
-        let mut rows = vec![];
-        let mut push = |name: &str, out: Shape, trainable: i64, buffers: i64| {
-            rows.push(LayerRow {
-                name: format!("{name}-{}", rows.len() + 1),
-                output: out,
-                trainable,
-                non_trainable: buffers,
-            })
-        };
-        // A batch norm over n channels: weight and bias, running mean and variance.
-        let bn = |n: i64| (2 * n, 2 * n);
-        match self {
-            Backbone::EfficientnetLite0 => {
-                let same = |x: i64, s: i64| (x + s - 1) / s;
-                let (mut h, mut w) = (same(h, 2), same(w, 2));
-                push("Stem", Shape::Map(32, h, w), 3 * 32 * 9 + bn(32).0, bn(32).1);
-                for (repeats, k, stride, e, cin, cout) in LITE0_STAGES {
-                    for r in 0..repeats {
-                        let (cin, s) = if r == 0 { (cin, stride) } else { (cout, 1) };
-                        let mid = cin * e;
-                        let expand = if e != 1 { cin * mid + bn(mid).0 } else { 0 };
-                        let trainable = expand + mid * k * k + bn(mid).0 + mid * cout + bn(cout).0;
-                        let buffers = if e != 1 { bn(mid).1 } else { 0 } + bn(mid).1 + bn(cout).1;
-                        (h, w) = (same(h, s), same(w, s));
-                        push("MBConv", Shape::Map(cout, h, w), trainable, buffers);
-                    }
+    let mut rows = vec![];
+    let mut push = |name: &str, out: Shape, trainable: i64, buffers: i64| {
+        rows.push(LayerRow {
+            name: format!("{name}-{}", rows.len() + 1),
+            output: out,
+            trainable,
+            non_trainable: buffers,
+        })
+    };
+    // A batch norm over n channels: weight and bias, running mean and variance.
+    let bn = |n: i64| (2 * n, 2 * n);
+    match backbone {
+        Backbone::EfficientnetLite0 => {
+            let same = |x: i64, s: i64| (x + s - 1) / s;
+            let (mut h, mut w) = (same(h, 2), same(w, 2));
+            push("Stem", Shape::Map(32, h, w), 3 * 32 * 9 + bn(32).0, bn(32).1);
+            for (repeats, k, stride, e, cin, cout) in LITE0_STAGES {
+                for r in 0..repeats {
+                    let (cin, s) = if r == 0 { (cin, stride) } else { (cout, 1) };
+                    let mid = cin * e;
+                    let expand = if e != 1 { cin * mid + bn(mid).0 } else { 0 };
+                    let trainable = expand + mid * k * k + bn(mid).0 + mid * cout + bn(cout).0;
+                    let buffers = if e != 1 { bn(mid).1 } else { 0 } + bn(mid).1 + bn(cout).1;
+                    (h, w) = (same(h, s), same(w, s));
+                    push("MBConv", Shape::Map(cout, h, w), trainable, buffers);
                 }
-                push("ConvHead", Shape::Map(1280, h, w), 320 * 1280 + bn(1280).0, bn(1280).1);
             }
-            _ => {
-                let down = |x: i64, s: i64| (x - 1) / s + 1;
-                let (mut h, mut w) = (down(h, 2), down(w, 2));
-                push("Conv7x7", Shape::Map(64, h, w), 3 * 64 * 49 + bn(64).0, bn(64).1);
-                (h, w) = (down(h, 2), down(w, 2));
-                push("MaxPool2d", Shape::Map(64, h, w), 0, 0);
-                let (blocks, bottleneck) = self.resnet_layout();
-                let expansion = if bottleneck { 4 } else { 1 };
-                let mut cin = 64;
-                for (stage, (&n, planes)) in blocks.iter().zip([64, 128, 256, 512]).enumerate() {
-                    for b in 0..n {
-                        let s = if b == 0 && stage > 0 { 2 } else { 1 };
-                        let cout = planes * expansion;
-                        let convs = if bottleneck {
-                            cin * planes + planes * planes * 9 + planes * cout
-                        } else {
-                            cin * planes * 9 + planes * planes * 9
-                        };
-                        let norms = if bottleneck { 2 * planes + cout } else { 2 * planes };
-                        let downsample = s != 1 || cin != cout;
-                        let (ds_conv, ds_bn) = if downsample { (cin * cout, cout) } else { (0, 0) };
-                        (h, w) = (down(h, s), down(w, s));
-                        let name = if bottleneck { "Bottleneck" } else { "BasicBlock" };
-                        push(name, Shape::Map(cout, h, w), convs + ds_conv + 2 * (norms + ds_bn), 2 * (norms + ds_bn));
-                        cin = cout;
-                    }
+            push("ConvHead", Shape::Map(1280, h, w), 320 * 1280 + bn(1280).0, bn(1280).1);
+        }
+        _ => {
+            let down = |x: i64, s: i64| (x - 1) / s + 1;
+            let (mut h, mut w) = (down(h, 2), down(w, 2));
+            push("Conv7x7", Shape::Map(64, h, w), 3 * 64 * 49 + bn(64).0, bn(64).1);
+            (h, w) = (down(h, 2), down(w, 2));
+            push("MaxPool2d", Shape::Map(64, h, w), 0, 0);
+            let (blocks, bottleneck) = resnet_layout(backbone);
+            let expansion = if bottleneck { 4 } else { 1 };
+            let mut cin = 64;
+            for (stage, (&n, planes)) in blocks.iter().zip([64, 128, 256, 512]).enumerate() {
+                for b in 0..n {
+                    let s = if b == 0 && stage > 0 { 2 } else { 1 };
+                    let cout = planes * expansion;
+                    let convs = if bottleneck {
+                        cin * planes + planes * planes * 9 + planes * cout
+                    } else {
+                        cin * planes * 9 + planes * planes * 9
+                    };
+                    let norms = if bottleneck { 2 * planes + cout } else { 2 * planes };
+                    let downsample = s != 1 || cin != cout;
+                    let (ds_conv, ds_bn) = if downsample { (cin * cout, cout) } else { (0, 0) };
+                    (h, w) = (down(h, s), down(w, s));
+                    let name = if bottleneck { "Bottleneck" } else { "BasicBlock" };
+                    push(name, Shape::Map(cout, h, w), convs + ds_conv + 2 * (norms + ds_bn), 2 * (norms + ds_bn));
+                    cin = cout;
                 }
             }
         }
-        push("GlobalAvgPool2d", Shape::Flat(self.features()), 0, 0);
-        Ok(rows)
     }
+    push("GlobalAvgPool2d", Shape::Flat(backbone.features()), 0, 0);
+    Ok(rows)
+}
 
-    /// Builds the backbone under `p` (the var store's root, so that names match the
-    /// original's). `frozen`, when set, keeps its batch norms in eval mode and turns
-    /// stochastic depth off, as fastai's frozen body.
-    pub fn build(&self, p: &nn::Path, frozen: Arc<AtomicBool>) -> BackboneNet {
-        let body = match self {
-            Backbone::EfficientnetLite0 => Body::Lite(Box::new(Lite0::new(p))),
-            _ => {
-                let (blocks, bottleneck) = self.resnet_layout();
-                Body::Resnet(Box::new(Resnet::new(p, blocks, bottleneck)))
-            }
-        };
-        BackboneNet { body, frozen }
-    }
+/// Builds the backbone under `p` (the var store's root, so that names match the
+/// original's). `frozen`, when set, keeps its batch norms in eval mode and turns
+/// stochastic depth off, as fastai's frozen body.
+pub(crate) fn build(backbone: Backbone, p: &nn::Path, frozen: Arc<AtomicBool>) -> BackboneNet {
+    let body = match backbone {
+        Backbone::EfficientnetLite0 => Body::Lite(Box::new(Lite0::new(p))),
+        _ => {
+            let (blocks, bottleneck) = resnet_layout(backbone);
+            Body::Resnet(Box::new(Resnet::new(p, blocks, bottleneck)))
+        }
+    };
+    BackboneNet { body, frozen }
 }
 
 /// A built backbone: images in, pooled features out.

@@ -4,10 +4,11 @@
 
 use std::ffi::{c_char, c_int, c_long, CStr};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tch::{Device, Kind};
 
 use crate::error::{Error, Result};
+use crate::spec::Precision;
 
 extern "C" {
     fn cnnlab_autocast(
@@ -25,27 +26,12 @@ extern "C" {
     fn cnnlab_cuda_device_name(index: c_int, out: *mut c_char, out_len: c_int) -> c_int;
 }
 
-/// `[train] precision`: the dtype the forward pass computes in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Precision {
-    /// Everything in float32.
-    #[default]
-    Fp32,
-    /// Autocast to bfloat16 (CPU and CUDA); float32 weights and gradients.
-    Bf16,
-    /// Autocast to float16 with a dynamic loss scale; float32 weights and gradients.
-    Fp16,
-}
-
-impl Precision {
-    /// The autocast dtype, `None` for fp32.
-    pub fn kind(self) -> Option<Kind> {
-        match self {
-            Precision::Fp32 => None,
-            Precision::Bf16 => Some(Kind::BFloat16),
-            Precision::Fp16 => Some(Kind::Half),
-        }
+/// The autocast dtype of a precision, `None` for fp32.
+pub fn autocast_kind(precision: Precision) -> Option<Kind> {
+    match precision {
+        Precision::Fp32 => None,
+        Precision::Bf16 => Some(Kind::BFloat16),
+        Precision::Fp16 => Some(Kind::Half),
     }
 }
 
@@ -62,7 +48,7 @@ pub struct Autocast {
 impl Autocast {
     /// Enters a region on `device`'s type; `None` for [`Precision::Fp32`].
     pub fn enter(device: Device, precision: Precision) -> Result<Option<Autocast>> {
-        let Some(kind) = precision.kind() else {
+        let Some(kind) = autocast_kind(precision) else {
             return Ok(None);
         };
         let cuda = c_int::from(device.is_cuda());

@@ -25,13 +25,15 @@ mod ffi;
 mod network;
 mod pretrained;
 mod spec;
+mod summary;
 
-pub use backbone::{Backbone, BackboneNet};
+pub use backbone::BackboneNet;
 pub use error::{Error, Result};
-pub use ffi::{set_torch_threads, torch_info, Autocast, Precision, TorchInfo};
-pub use network::{build, channels_last, plan, summary, thousands, LayerRow, Network, Shape};
+pub use ffi::{autocast_kind, set_torch_threads, torch_info, Autocast, TorchInfo};
+pub use network::{build, channels_last, plan, Network};
 pub use pretrained::{load_pretrained, Loaded};
-pub use spec::{Head, HeadName, InitScheme, LayerSpec, ModelConfig, ModelKind};
+pub use spec::{Backbone, Head, HeadName, InitScheme, LayerSpec, ModelConfig, ModelKind, Precision};
+pub use summary::{summary, thousands, LayerRow, Shape};
 
 /// The Python script that converts a `torch.save`d state_dict (`.pth`) into
 /// `.safetensors` (`python -c PTH_TO_SAFETENSORS in.pth out.safetensors`), with the

@@ -6,46 +6,10 @@ use std::sync::Arc;
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
-use crate::backbone::Backbone;
 use crate::error::{Error, Result};
+use crate::spec::Backbone;
 use crate::spec::{Head, HeadName, InitScheme, LayerSpec, ModelConfig};
-
-/// What flows between layers, per sample (the batch dimension is implicit).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Shape {
-    /// Channels, height, width.
-    Map(i64, i64, i64),
-    /// Features.
-    Flat(i64),
-}
-
-impl Shape {
-    pub fn numel(&self) -> i64 {
-        match *self {
-            Shape::Map(c, h, w) => c * h * w,
-            Shape::Flat(n) => n,
-        }
-    }
-
-    /// As torchsummary prints it: `[-1, 16, 32, 32]`.
-    pub fn dims(&self) -> Vec<i64> {
-        match *self {
-            Shape::Map(c, h, w) => vec![-1, c, h, w],
-            Shape::Flat(n) => vec![-1, n],
-        }
-    }
-}
-
-/// One row of the layer table.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LayerRow {
-    /// `Conv2d-1`-style name, numbered from 1 as torchsummary does.
-    pub name: String,
-    pub output: Shape,
-    pub trainable: i64,
-    /// Buffers such as BatchNorm's running mean and variance (Keras counts them).
-    pub non_trainable: i64,
-}
+use crate::summary::{LayerRow, Shape};
 
 /// Checks every layer against the shape it receives and computes output shapes and
 /// parameter counts, without touching libtorch.
@@ -57,7 +21,7 @@ pub fn plan(cfg: &ModelConfig, input: Shape, classes: i64) -> Result<Vec<LayerRo
 /// [`plan`] of the layers [`head_layers`] gave.
 fn plan_layers(cfg: &ModelConfig, layers: &[LayerSpec], input: Shape, classes: i64) -> Result<Vec<LayerRow>> {
     let mut rows = match cfg.backbone {
-        Some(b) => b.plan(input)?,
+        Some(b) => crate::backbone::plan(b, input)?,
         None => vec![],
     };
     let offset = rows.len();
@@ -399,7 +363,10 @@ pub fn build(p: &nn::Path, cfg: &ModelConfig, input: Shape, classes: i64) -> Res
         Some(b) => {
             let offset = rows.len() - layers.len();
             // The backbone's rows end with its last map and the global pooling.
-            module.push((Box::new(crate::backbone::BackboneMaps(b.build(p, frozen.clone()))), offset - 2));
+            module.push((
+                Box::new(crate::backbone::BackboneMaps(crate::backbone::build(b, p, frozen.clone()))),
+                offset - 2,
+            ));
             let pool = nn::func(|x| x.adaptive_avg_pool2d([1, 1]).flatten(1, -1));
             module.push((Box::new(pool), offset - 1));
             shape = Shape::Flat(b.features());
@@ -567,50 +534,6 @@ impl ModuleT for ResidualBlock {
         };
         (ys + skip).relu()
     }
-}
-
-/// The layer table as torchsummary and Keras print it, with the parameter totals
-/// (thousands separators) and the forward activation memory of one sample.
-pub fn summary(rows: &[LayerRow], input: Shape) -> String {
-    use std::fmt::Write;
-    let rule = "-".repeat(64);
-    let double = "=".repeat(64);
-    let mut s = format!("{rule}\n{:>20}  {:>25} {:>15}\n{double}\n", "Layer (type)", "Output Shape", "Param #");
-    for r in rows {
-        let dims = format!("{:?}", r.output.dims());
-        let params = thousands(r.trainable + r.non_trainable);
-        let _ = writeln!(s, "{:>20}  {:>25} {:>15}", r.name, dims, params);
-    }
-    let trainable: i64 = rows.iter().map(|r| r.trainable).sum();
-    let frozen: i64 = rows.iter().map(|r| r.non_trainable).sum();
-    let activations: i64 = rows.iter().map(|r| r.output.numel()).sum();
-    let mb = |floats: i64| floats as f64 * 4.0 / (1024.0 * 1024.0);
-    let _ = writeln!(s, "{double}");
-    let _ = writeln!(s, "Trainable params: {}", thousands(trainable));
-    let _ = writeln!(s, "Non-trainable params: {}", thousands(frozen));
-    let _ = writeln!(s, "Total params: {}", thousands(trainable + frozen));
-    let _ = writeln!(s, "{rule}");
-    let _ = writeln!(s, "Input size per sample (MB): {:.2}", mb(input.numel()));
-    let _ = writeln!(s, "Forward activations per sample (MB): {:.2}", mb(activations));
-    let _ = writeln!(s, "Params size (MB): {:.2}", mb(trainable + frozen));
-    let _ = writeln!(s, "{rule}");
-    s
-}
-
-/// `1128997` -> `1,128,997`.
-pub fn thousands(n: i64) -> String {
-    let digits = n.unsigned_abs().to_string();
-    let mut out = String::new();
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    if n < 0 {
-        out.insert(0, '-');
-    }
-    out
 }
 
 /// Weight and bias initialisers for a layer with these fans.

@@ -14,6 +14,7 @@ mod lock;
 mod loss;
 mod predictions;
 mod progress;
+pub mod recipe;
 mod records;
 mod tables;
 mod write;
@@ -79,5 +80,7 @@ pub use predictions::{
 };
 pub use progress::PROGRESS_TENSOR;
 pub use records::{peak_rss_mb, EpochRecord, FinalMetrics, RunState, StoredOptions, Tta, Weights, HISTORY_HEADER};
-pub use tables::{read_most_confused, read_top_losses, write_most_confused, write_top_losses, Confusion, TopLossRow};
+pub use tables::{
+    read_most_confused, read_top_losses, thousands, write_most_confused, write_top_losses, Confusion, TopLossRow,
+};
 pub use write::{commit, write_bytes, write_json};

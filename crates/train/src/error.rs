@@ -22,6 +22,9 @@ pub enum Error {
     /// A file cnnlab-train reads itself (`normalizer.json`) that does not parse.
     #[error("{}: {reason}", path.display())]
     Format { path: PathBuf, reason: String },
+    /// A `[train]` value that cannot train (its own checks, `TrainConfig::validate`).
+    #[error(transparent)]
+    Recipe(#[from] cnnlab_run::recipe::Invalid),
     /// A `[train]` value that cannot train; `key` is its dotted path.
     #[error("{key}: {message}")]
     Invalid { key: String, message: String },

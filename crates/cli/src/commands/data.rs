@@ -6,8 +6,9 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use cnnlab_train::{files, RunDir};
 
+use crate::checks;
 use crate::exit::{Failure, Kind, Outcome};
-use crate::experiment::Experiment;
+use cnnlab_cli::experiment::Experiment;
 
 /// A dataset that could not be read: one that is not on disk is
 /// [`Kind::DatasetMissing`] (exit 3: train-all skips it with the reason).
@@ -110,7 +111,7 @@ pub(crate) fn write_run_inputs(
 
 /// Writes the config's dataset as `out/train/<class>/*.png` and `out/test/<class>/*.png`.
 pub(crate) fn export_command(config: &Path, data_dir: &Path, out: &Path, quiet: bool) -> Outcome {
-    let exp = Experiment::load(config)?;
+    let exp = checks::load(config)?;
     let splits = cnnlab_data::load_with_progress(&exp.data, data_dir, quiet).map_err(data_failure)?;
     let mut written = 0;
     for (name, split) in [("train", Some(&splits.train)), ("val", splits.val.as_ref()), ("test", Some(&splits.test))] {

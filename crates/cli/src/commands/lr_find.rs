@@ -6,7 +6,8 @@ use anyhow::{Context, Result};
 use cnnlab_cli::plots;
 use cnnlab_train::{lr_find, LrFindConfig, LrFinding};
 
-use crate::experiment::{default_run_dir, Experiment};
+use crate::checks;
+use cnnlab_cli::experiment::default_run_dir;
 
 pub(crate) struct LrFindArgs<'a> {
     pub config: &'a Path,
@@ -22,7 +23,7 @@ pub(crate) fn lr_find_command(a: LrFindArgs<'_>) -> crate::exit::Outcome {
     if !(a.start > 0.0 && a.end > a.start && a.end.is_finite()) {
         return Err(anyhow::anyhow!("--start {} and --end {}: needs 0 < start < end", a.start, a.end).into());
     }
-    let exp = Experiment::load(a.config)?;
+    let exp = checks::load(a.config)?;
     let out = a.out.map_or_else(
         || {
             let run = default_run_dir(a.config);

@@ -8,9 +8,10 @@ use cnnlab_data::ImageShape;
 use cnnlab_models::{plan, summary, thousands, Shape};
 use cnnlab_train::{files, RunDir, Tta, Weights};
 
+use crate::checks;
 use crate::ensemble::RunModel;
 use crate::exit::Outcome;
-use crate::experiment::Experiment;
+use cnnlab_cli::experiment::Experiment;
 
 /// The input shape and class count a model of `exp` gets: from `--classes` /
 /// the dataset's public form, else by reading the dataset.
@@ -29,7 +30,7 @@ fn input_of(exp: &Experiment, data_dir: &Path, classes: Option<usize>) -> Outcom
 
 /// Prints the layer table and parameter totals of CONFIG's model.
 pub(crate) fn summary_command(config: &Path, data_dir: &Path, classes: Option<usize>) -> Outcome {
-    let exp = Experiment::load(config)?;
+    let exp = checks::load(config)?;
     let (shape, n) = input_of(&exp, data_dir, classes)?;
     let input = Shape::Map(shape.channels as i64, shape.height as i64, shape.width as i64);
     // One-vs-rest trains n binary networks: the table is one of them, as `train` builds it.
@@ -63,7 +64,7 @@ pub(crate) fn run_inputs(dir: &Path) -> Result<(Experiment, ImageShape, Vec<Stri
     if !config.exists() {
         bail!("{} is missing: is {} a cnnlab run folder?", config.display(), dir.display());
     }
-    let exp = Experiment::load(&config)?;
+    let exp = checks::load(&config)?;
     Ok((exp, run.read_shape()?, run.read_classes()?))
 }
 

@@ -7,9 +7,10 @@ use std::path::Path;
 use cnnlab_train::{files, RunDir, RunState};
 
 use super::train::TrainRequest;
+use crate::checks;
 use crate::exit::Outcome;
-use crate::experiment::Experiment;
 use crate::process::close_run_log;
+use cnnlab_cli::experiment::Experiment;
 
 /// The experiment one run folder trains: the config with this command's overrides
 /// (`--seed`, `--epochs`, `--quick`) applied, and one seed. What its `config.toml` holds.
@@ -36,9 +37,9 @@ pub(crate) fn one_run(mut exp: Experiment, req: &TrainRequest) -> anyhow::Result
 /// `--max-batches`): otherwise the set's mean and interval would mix two recipes.
 fn check_same_recipe(dir: &Path, wanted: &Experiment, req: &TrainRequest, finished: bool) -> anyhow::Result<()> {
     let run = RunDir::new(dir);
-    let saved = Experiment::load(&run.file(files::CONFIG))?;
+    let saved = checks::load(&run.file(files::CONFIG))?;
     let mut differ: Vec<String> =
-        crate::experiment::differences(&saved, wanted).into_iter().filter(|d| !d.starts_with("target")).collect();
+        cnnlab_cli::experiment::differences(&saved, wanted).into_iter().filter(|d| !d.starts_with("target")).collect();
     let stored = run.read_options()?.max_batches;
     let asked = req.asked_max_batches();
     // (An unfinished seed resumed without --max-batches keeps its own.)

@@ -8,10 +8,11 @@ use cnnlab_train::{files, train, RunDir, RunOptions, RunState};
 use super::data::{load_data, write_run_inputs};
 use super::run_outputs::inspect_run;
 use super::seeds::{one_run, train_seeds};
+use crate::checks;
 use crate::exit::{Failure, Kind, Outcome};
-use crate::experiment::{default_run_dir, Experiment};
 use crate::process::{close_run_log, open_run_log};
 use crate::{signals, weights};
+use cnnlab_cli::experiment::default_run_dir;
 
 /// What one `cnnlab train` does, whoever asks: the command line, or a seed set for
 /// each of its seeds. (Clap's `TrainArgs` allows only the combinations a user may
@@ -75,7 +76,7 @@ pub(crate) fn command(args: &TrainArgs, quiet: bool) -> Outcome {
 
 /// Trains what `req` asks: a seed set, or one run folder.
 pub(crate) fn run(req: &TrainRequest, quiet: bool) -> Outcome {
-    let exp = Experiment::load(&req.config)?;
+    let exp = checks::load(&req.config)?;
     // (An ensemble's folder has the set's config: `--resume` of it resumes the set.)
     if !exp.train.seeds.is_empty() && req.seed.is_none() && (!req.resume || exp.train.ensemble) {
         return train_seeds(&TrainRequest { resume: false, ..req.clone() }, &exp, quiet);
@@ -90,7 +91,7 @@ pub(crate) fn run(req: &TrainRequest, quiet: bool) -> Outcome {
     take_folder(&run, req)?;
     let max_batches = max_batches(&run, req)?;
     open_run_log(&run.file(files::LOG))?;
-    for warning in exp.warnings() {
+    for warning in checks::warnings(&exp) {
         tracing::warn!("{}: {warning}", req.config.display());
     }
     tracing::info!("cnnlab {} {}: run folder {}", env!("CARGO_PKG_VERSION"), req.config.display(), req.out.display());

@@ -7,12 +7,13 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use cnnlab_train::{files, FinalMetrics, RunDir};
+use cnnlab_run::{files, FinalMetrics, RunDir};
+use rayon::prelude::*;
 use serde::Deserialize;
 
+use crate::compare::{self, Evidence};
 use crate::experiment::{Experiment, Target};
-use cnnlab_cli::compare::{self, Evidence};
-use cnnlab_cli::plots;
+use crate::plots;
 use cnnlab_metrics::stats::{self, Bootstrap, Estimate, Metric};
 
 /// One finished run, as the report shows it.
@@ -116,7 +117,7 @@ fn read_comparisons(path: &Path) -> Result<Vec<Comparison>> {
             let config = configs.join(&table.dataset).join(format!("{}.toml", row.run));
             row.recipe = config
                 .is_file()
-                .then(|| Experiment::load(&config).and_then(|e| recipe(&e)))
+                .then(|| Experiment::from_file(&config).and_then(|e| recipe(&e)))
                 .and_then(|r| r.map_err(|e| tracing::warn!("comparison row `{}`: {e:#}", row.run)).ok());
         }
     }
@@ -188,7 +189,7 @@ fn find_runs(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 fn read_run(root: &Path, dir: &Path) -> Result<RunRow> {
     let run = RunDir::new(dir);
     let metrics = run.read_metrics()?;
-    let exp = Experiment::load(&run.file(files::CONFIG))?;
+    let exp = Experiment::from_file(&run.file(files::CONFIG))?;
     let id = dir.strip_prefix(root).unwrap_or(dir).display().to_string();
     let seed = compare::seed_of(dir);
     // A replicate's experiment is its parent folder's.
@@ -252,7 +253,7 @@ fn merge_replicates(root: &Path, runs: Vec<RunRow>, boot: &Bootstrap) -> Vec<Run
             }
         }
     }
-    for (row, idx) in out.iter_mut().zip(&members) {
+    out.par_iter_mut().zip(&members).for_each(|(row, idx)| {
         if row.seed.is_some() {
             let mean = |f: &dyn Fn(&RunRow) -> f64| idx.iter().map(|&i| f(&runs[i])).sum::<f64>() / idx.len() as f64;
             row.accuracy = mean(&|r| r.accuracy);
@@ -274,7 +275,7 @@ fn merge_replicates(root: &Path, runs: Vec<RunRow>, boot: &Bootstrap) -> Vec<Run
                 None
             }
         };
-    }
+    });
     out
 }
 
@@ -286,7 +287,7 @@ fn most_confused_rows(dir: &Path) -> Vec<Vec<String>> {
     if !path.is_file() {
         return Vec::new();
     }
-    match cnnlab_cli::inspect::read_most_confused(&path) {
+    match crate::inspect::read_most_confused(&path) {
         Ok(rows) => rows
             .iter()
             .take(5)
@@ -494,7 +495,7 @@ const DETAIL_HEADER: [&str; 8] = [
 
 fn detail_cells(r: &RunRow) -> Vec<String> {
     vec![
-        cnnlab_models::thousands(r.params),
+        cnnlab_run::thousands(r.params),
         r.optimizer.clone(),
         r.imbalance.clone(),
         format!("{:.0}", r.images_per_sec),
@@ -734,6 +735,13 @@ fn html_table(header: &[&str], rows: &[Vec<String>]) -> String {
     s
 }
 
+/// `cnnlab report RUNS [--comparisons FILE]`: writes both files and says where.
+pub fn run(root: &Path, comparisons_file: &Path) -> Result<()> {
+    let n = write_report(root, comparisons_file)?;
+    println!("{}: {} and {}", finished_runs(n), root.join("REPORT.md").display(), root.join("report.html").display());
+    Ok(())
+}
+
 /// "1 finished run", "3 finished runs".
 pub(crate) fn finished_runs(n: usize) -> String {
     format!("{n} finished run{}", if n == 1 { "" } else { "s" })
@@ -859,7 +867,7 @@ fn html_page(c: &Content<'_>) -> String {
 /// Writes REPORT.md and report.html into `root`, with the comparison tables of
 /// `comparisons` (`configs/comparisons.toml`) when that file exists; returns the
 /// number of runs.
-pub(crate) fn write_report(root: &Path, comparisons_file: &Path) -> Result<usize> {
+fn write_report(root: &Path, comparisons_file: &Path) -> Result<usize> {
     anyhow::ensure!(root.is_dir(), "{} is not a folder of runs", root.display());
     let tables = if comparisons_file.exists() {
         read_comparisons(comparisons_file)?
@@ -869,11 +877,14 @@ pub(crate) fn write_report(root: &Path, comparisons_file: &Path) -> Result<usize
     };
     let mut dirs = Vec::new();
     find_runs(root, root, &mut dirs)?;
+    // Runs are read and drawn in parallel (rayon keeps their order).
+    let read: Vec<Result<RunRow>> =
+        dirs.par_iter().map(|dir| read_run(root, dir).and_then(|mut run| draw_plots(&mut run).map(|()| run))).collect();
     let mut runs = Vec::new();
-    for dir in &dirs {
+    for (dir, run) in dirs.iter().zip(read) {
         // A run whose files do not read (a truncated metrics.json, a garbage row in
         // history.csv) is skipped with a warning naming the file; the others are reported.
-        match read_run(root, dir).and_then(|mut run| draw_plots(&mut run).map(|()| run)) {
+        match run {
             Ok(run) => runs.push(run),
             Err(e) => tracing::warn!("skipping {}: {e:#}", dir.display()),
         }
@@ -888,7 +899,7 @@ pub(crate) fn write_report(root: &Path, comparisons_file: &Path) -> Result<usize
     let content = Content { root, runs: &runs, table: &table, comps: &comps, goals: &goals, finetuned: &finetuned };
     let (md, html) = (markdown(&content), html_page(&content));
     for (name, text) in [("REPORT.md", md), ("report.html", html)] {
-        cnnlab_train::write_bytes(&root.join(name), text.as_bytes())?;
+        cnnlab_run::write_bytes(&root.join(name), text.as_bytes())?;
     }
     Ok(runs.len())
 }
