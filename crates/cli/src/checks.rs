@@ -33,7 +33,7 @@ pub(crate) fn validate(exp: &Experiment) -> Result<(), Invalid> {
         })?;
     }
     if let Some((shape, classes)) = exp.data.nominal() {
-        let input = cnnlab_models::Shape::Map(shape.channels as i64, shape.height as i64, shape.width as i64);
+        let input = cnnlab_models::Shape::from(shape);
         cnnlab_models::plan(&exp.model, input, classes as i64).map_err(|e| match &e {
             cnnlab_models::Error::Layer { index, .. } => Invalid::new(format!("model.layers[{index}]"), e.to_string()),
             _ => Invalid::new("model", e.to_string()),

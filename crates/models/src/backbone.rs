@@ -15,6 +15,9 @@ use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
 use crate::error::{Error, Result};
+use crate::layers::inverted_residual::{self, relu6, same_pad, MbConv, LITE_BN};
+use crate::layers::residual::{self, ResBlock, RESNET_BN};
+use crate::layers::{block_bn, block_conv, bn_counts, bottleneck, Planned};
 use crate::spec::Backbone;
 use crate::summary::{LayerRow, Shape};
 
@@ -30,11 +33,6 @@ const LITE0_STAGES: [(i64, i64, i64, i64, i64, i64); 7] = [
     (1, 3, 1, 6, 192, 320),
 ];
 
-/// EfficientNet's batch norm: PyTorch momentum 1 - 0.99, eps 1e-3.
-const LITE_BN: (f64, f64) = (0.01, 1e-3);
-/// torchvision's batch norm defaults.
-const RESNET_BN: (f64, f64) = (0.1, 1e-5);
-
 /// ResNet's blocks per stage and whether they are bottlenecks.
 fn resnet_layout(backbone: Backbone) -> ([i64; 4], bool) {
     match backbone {
@@ -45,11 +43,12 @@ fn resnet_layout(backbone: Backbone) -> ([i64; 4], bool) {
 }
 
 /// The layer table of `backbone` on an `input` map, without libtorch: one row per
-/// stem, block and head convolution, then the pooling.
+/// stem, block and head convolution, then the pooling. The blocks' rows are their
+/// layer files' (one formula for each block's shapes).
 pub(crate) fn plan(backbone: Backbone, input: Shape) -> Result<Vec<LayerRow>> {
-    let Shape::Map(c, h, w) = input else {
-        return Err(Error::Invalid(format!("backbone {} needs images, got flat features", backbone.name())));
-    };
+    let (c, h, w) = input
+        .map()
+        .map_err(|_| Error::Invalid(format!("backbone {} needs images, got flat features", backbone.name())))?;
     if c != 3 {
         return Err(Error::Invalid(format!(
             "backbone {} needs RGB images (3 channels), the data has {c}: set data.channels = 3",
@@ -62,65 +61,55 @@ pub(crate) fn plan(backbone: Backbone, input: Shape) -> Result<Vec<LayerRow>> {
             backbone.name()
         )));
     }
-    let mut rows = vec![];
-    let mut push = |name: &str, out: Shape, trainable: i64, buffers: i64| {
-        rows.push(LayerRow {
-            name: format!("{name}-{}", rows.len() + 1),
-            output: out,
-            trainable,
-            non_trainable: buffers,
-        })
+    let mut rows: Vec<LayerRow> = vec![];
+    let mut push = |planned: Planned| rows.push(planned.row(rows.len() + 1));
+    let conv_bn = |name, cin: i64, cout: i64, k: i64, output| {
+        let (weights, stats) = bn_counts(cout);
+        Planned { name, output, trainable: cin * cout * k * k + weights, non_trainable: stats }
     };
-    // A batch norm over n channels: weight and bias, running mean and variance.
-    let bn = |n: i64| (2 * n, 2 * n);
-    match backbone {
+    let last = match backbone {
         Backbone::EfficientnetLite0 => {
             let same = |x: i64, s: i64| (x + s - 1) / s;
-            let (mut h, mut w) = (same(h, 2), same(w, 2));
-            push("Stem", Shape::Map(32, h, w), 3 * 32 * 9 + bn(32).0, bn(32).1);
+            let (h, w) = (same(h, 2), same(w, 2));
+            push(conv_bn("Stem", 3, 32, 3, Shape::Map(32, h, w)));
+            let mut at = (h, w);
             for (repeats, k, stride, e, cin, cout) in LITE0_STAGES {
                 for r in 0..repeats {
                     let (cin, s) = if r == 0 { (cin, stride) } else { (cout, 1) };
-                    let mid = cin * e;
-                    let expand = if e != 1 { cin * mid + bn(mid).0 } else { 0 };
-                    let trainable = expand + mid * k * k + bn(mid).0 + mid * cout + bn(cout).0;
-                    let buffers = if e != 1 { bn(mid).1 } else { 0 } + bn(mid).1 + bn(cout).1;
-                    (h, w) = (same(h, s), same(w, s));
-                    push("MBConv", Shape::Map(cout, h, w), trainable, buffers);
+                    let block = inverted_residual::counts(cin, cout, e, k, s, at);
+                    at = block.output.map().map_or(at, |(_, h, w)| (h, w));
+                    push(Planned { name: "MBConv", ..block });
                 }
             }
-            push("ConvHead", Shape::Map(1280, h, w), 320 * 1280 + bn(1280).0, bn(1280).1);
+            push(conv_bn("ConvHead", 320, 1280, 1, Shape::Map(1280, at.0, at.1)));
+            1280
         }
         _ => {
             let down = |x: i64, s: i64| (x - 1) / s + 1;
-            let (mut h, mut w) = (down(h, 2), down(w, 2));
-            push("Conv7x7", Shape::Map(64, h, w), 3 * 64 * 49 + bn(64).0, bn(64).1);
-            (h, w) = (down(h, 2), down(w, 2));
-            push("MaxPool2d", Shape::Map(64, h, w), 0, 0);
+            let (h, w) = (down(h, 2), down(w, 2));
+            push(conv_bn("Conv7x7", 3, 64, 7, Shape::Map(64, h, w)));
+            let (h, w) = (down(h, 2), down(w, 2));
+            push(Planned { name: "MaxPool2d", output: Shape::Map(64, h, w), trainable: 0, non_trainable: 0 });
             let (blocks, bottleneck) = resnet_layout(backbone);
             let expansion = if bottleneck { 4 } else { 1 };
-            let mut cin = 64;
+            let (mut cin, mut at) = (64, (h, w));
             for (stage, (&n, planes)) in blocks.iter().zip([64, 128, 256, 512]).enumerate() {
                 for b in 0..n {
                     let s = if b == 0 && stage > 0 { 2 } else { 1 };
                     let cout = planes * expansion;
-                    let convs = if bottleneck {
-                        cin * planes + planes * planes * 9 + planes * cout
-                    } else {
-                        cin * planes * 9 + planes * planes * 9
+                    let block = match bottleneck {
+                        true => bottleneck::counts(cin, cout, s, at),
+                        false => residual::basic("BasicBlock", cin, cout, s, at),
                     };
-                    let norms = if bottleneck { 2 * planes + cout } else { 2 * planes };
-                    let downsample = s != 1 || cin != cout;
-                    let (ds_conv, ds_bn) = if downsample { (cin * cout, cout) } else { (0, 0) };
-                    (h, w) = (down(h, s), down(w, s));
-                    let name = if bottleneck { "Bottleneck" } else { "BasicBlock" };
-                    push(name, Shape::Map(cout, h, w), convs + ds_conv + 2 * (norms + ds_bn), 2 * (norms + ds_bn));
+                    at = block.output.map().map_or(at, |(_, h, w)| (h, w));
+                    push(block);
                     cin = cout;
                 }
             }
+            cin
         }
-    }
-    push("GlobalAvgPool2d", Shape::Flat(backbone.features()), 0, 0);
+    };
+    push(Planned { name: "GlobalAvgPool2d", output: Shape::Flat(last), trainable: 0, non_trainable: 0 });
     Ok(rows)
 }
 
@@ -178,131 +167,6 @@ impl ModuleT for BackboneMaps {
     }
 }
 
-fn batch_norm(p: nn::Path, n: i64, (momentum, eps): (f64, f64)) -> nn::BatchNorm {
-    nn::batch_norm2d(p, n, nn::BatchNormConfig { momentum, eps, ..Default::default() })
-}
-
-/// A bias-free convolution initialised as PyTorch's default (Kaiming uniform, a =
-/// sqrt(5)): the weights are replaced when pretrained ones load.
-fn conv(p: nn::Path, cin: i64, cout: i64, k: i64, stride: i64, padding: i64, groups: i64) -> nn::Conv2D {
-    let fan_in = (cin / groups) * k * k;
-    let bound = 1.0 / (fan_in as f64).sqrt();
-    let cfg = nn::ConvConfig {
-        stride,
-        padding,
-        groups,
-        bias: false,
-        ws_init: nn::Init::Uniform { lo: -bound, up: bound },
-        ..Default::default()
-    };
-    nn::conv2d(p, cin, cout, k, cfg)
-}
-
-/// TensorFlow's "SAME" padding of `efficientnet-lite-pytorch`'s
-/// `Conv2dDynamicSamePadding`: output `ceil(in / stride)`, the odd pixel of padding
-/// at the bottom and right. At 224x224 it equals the static padding the original
-/// builds for its 224 input size.
-fn same_pad(xs: &Tensor, k: i64, stride: i64) -> Tensor {
-    let size = xs.size();
-    let pad = |x: i64| (((x + stride - 1) / stride - 1) * stride + k - x).max(0);
-    let (ph, pw) = (pad(size[2]), pad(size[3]));
-    if ph == 0 && pw == 0 {
-        return xs.shallow_clone();
-    }
-    xs.constant_pad_nd([pw / 2, pw - pw / 2, ph / 2, ph - ph / 2])
-}
-
-fn relu6(xs: Tensor) -> Tensor {
-    xs.clamp(0.0, 6.0)
-}
-
-/// One inverted-residual block (`MBConvBlock` without squeeze-excite).
-#[derive(Debug)]
-pub(crate) struct MbConv {
-    expand: Option<(nn::Conv2D, nn::BatchNorm)>,
-    depthwise: nn::Conv2D,
-    bn1: nn::BatchNorm,
-    project: nn::Conv2D,
-    bn2: nn::BatchNorm,
-    kernel: i64,
-    stride: i64,
-    skip: bool,
-    /// Stochastic depth ("drop connect") in training: 0.2 * block index / blocks.
-    drop: f64,
-}
-
-impl MbConv {
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        let mut x = xs.shallow_clone();
-        if let Some((conv, bn)) = &self.expand {
-            x = relu6(x.apply(conv).apply_t(bn, train));
-        }
-        x = relu6(same_pad(&x, self.kernel, self.stride).apply(&self.depthwise).apply_t(&self.bn1, train));
-        x = x.apply(&self.project).apply_t(&self.bn2, train);
-        if !self.skip {
-            return x;
-        }
-        if train && self.drop > 0.0 {
-            // drop_connect: keep each sample's branch with probability 1 - p, scaled.
-            let keep = 1.0 - self.drop;
-            let mask = (Tensor::rand([x.size()[0], 1, 1, 1], (x.kind(), x.device())) + keep).floor();
-            x = x / keep * mask;
-        }
-        x + xs
-    }
-}
-
-/// One MBConv block under `bp` with EfficientNet-Lite's names and batch-norm settings;
-/// `drop` is its drop-connect rate in training. Also the `inverted_residual` layer.
-pub(crate) fn inverted_residual(bp: &nn::Path, cin: i64, cout: i64, e: i64, k: i64, s: i64, drop: f64) -> MbConv {
-    let mid = cin * e;
-    let expand =
-        (e != 1).then(|| (conv(bp / "_expand_conv", cin, mid, 1, 1, 0, 1), batch_norm(bp / "_bn0", mid, LITE_BN)));
-    MbConv {
-        expand,
-        depthwise: conv(bp / "_depthwise_conv", mid, mid, k, s, 0, mid),
-        bn1: batch_norm(bp / "_bn1", mid, LITE_BN),
-        project: conv(bp / "_project_conv", mid, cout, 1, 1, 0, 1),
-        bn2: batch_norm(bp / "_bn2", cout, LITE_BN),
-        kernel: k,
-        stride: s,
-        skip: s == 1 && cin == cout,
-        drop,
-    }
-}
-
-impl nn::ModuleT for MbConv {
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        MbConv::forward_t(self, xs, train)
-    }
-}
-
-/// torchvision's `BasicBlock` (or `Bottleneck`) of `planes` under `bp`, with its
-/// names; also the `bottleneck` layer.
-pub(crate) fn resnet_block(bp: &nn::Path, cin: i64, planes: i64, s: i64, bottleneck: bool) -> ResBlock {
-    let cout = if bottleneck { planes * 4 } else { planes };
-    let pair = |name: usize, cin: i64, cout: i64, k: i64, s: i64| {
-        let c = conv(bp / format!("conv{name}"), cin, cout, k, s, k / 2, 1);
-        (c, batch_norm(bp / format!("bn{name}"), cout, RESNET_BN))
-    };
-    let convs = if bottleneck {
-        vec![pair(1, cin, planes, 1, 1), pair(2, planes, planes, 3, s), pair(3, planes, cout, 1, 1)]
-    } else {
-        vec![pair(1, cin, planes, 3, s), pair(2, planes, planes, 3, 1)]
-    };
-    let downsample = (s != 1 || cin != cout).then(|| {
-        let dp = bp / "downsample";
-        (conv(&dp / 0, cin, cout, 1, s, 0, 1), batch_norm(&dp / 1, cout, RESNET_BN))
-    });
-    ResBlock { convs, downsample }
-}
-
-impl nn::ModuleT for ResBlock {
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        ResBlock::forward_t(self, xs, train)
-    }
-}
-
 /// EfficientNet-Lite0's convolutions (its `extract_features`).
 #[derive(Debug)]
 struct Lite0 {
@@ -321,15 +185,15 @@ impl Lite0 {
             for r in 0..repeats {
                 let (cin, s) = if r == 0 { (cin, stride) } else { (cout, 1) };
                 let drop = 0.2 * blocks.len() as f64 / total as f64;
-                blocks.push(inverted_residual(&(p / "_blocks" / blocks.len()), cin, cout, e, k, s, drop));
+                blocks.push(inverted_residual::block(&(p / "_blocks" / blocks.len()), cin, cout, e, k, s, drop));
             }
         }
         Lite0 {
-            stem: conv(p / "_conv_stem", 3, 32, 3, 2, 0, 1),
-            bn0: batch_norm(p / "_bn0", 32, LITE_BN),
+            stem: block_conv(p / "_conv_stem", 3, 32, 3, 2, 0, 1),
+            bn0: block_bn(p / "_bn0", 32, LITE_BN),
             blocks,
-            head: conv(p / "_conv_head", 320, 1280, 1, 1, 0, 1),
-            bn1: batch_norm(p / "_bn1", 1280, LITE_BN),
+            head: block_conv(p / "_conv_head", 320, 1280, 1, 1, 0, 1),
+            bn1: block_bn(p / "_bn1", 1280, LITE_BN),
         }
     }
 
@@ -339,31 +203,6 @@ impl Lite0 {
             x = block.forward_t(&x, train);
         }
         relu6(x.apply(&self.head).apply_t(&self.bn1, train))
-    }
-}
-
-/// torchvision's `BasicBlock` or `Bottleneck` (stride on the 3x3, "ResNet v1.5").
-#[derive(Debug)]
-pub(crate) struct ResBlock {
-    convs: Vec<(nn::Conv2D, nn::BatchNorm)>,
-    downsample: Option<(nn::Conv2D, nn::BatchNorm)>,
-}
-
-impl ResBlock {
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        let last = self.convs.len() - 1;
-        let mut x = xs.shallow_clone();
-        for (i, (conv, bn)) in self.convs.iter().enumerate() {
-            x = x.apply(conv).apply_t(bn, train);
-            if i < last {
-                x = x.relu();
-            }
-        }
-        let identity = match &self.downsample {
-            Some((conv, bn)) => xs.apply(conv).apply_t(bn, train),
-            None => xs.shallow_clone(),
-        };
-        (x + identity).relu()
     }
 }
 
@@ -383,11 +222,16 @@ impl Resnet {
         for (stage, (&n, planes)) in layout.iter().zip([64, 128, 256, 512]).enumerate() {
             for b in 0..n {
                 let s = if b == 0 && stage > 0 { 2 } else { 1 };
-                blocks.push(resnet_block(&(p / format!("layer{}", stage + 1) / b), cin, planes, s, bottleneck));
+                let bp = p / format!("layer{}", stage + 1) / b;
+                blocks.push(match bottleneck {
+                    true => bottleneck::block(&bp, cin, planes, s),
+                    false => residual::basic_block(&bp, cin, planes, s),
+                });
                 cin = planes * expansion;
             }
         }
-        Resnet { conv1: conv(p / "conv1", 3, 64, 7, 2, 3, 1), bn1: batch_norm(p / "bn1", 64, RESNET_BN), blocks }
+        let (conv1, bn1) = (block_conv(p / "conv1", 3, 64, 7, 2, 3, 1), block_bn(p / "bn1", 64, RESNET_BN));
+        Resnet { conv1, bn1, blocks }
     }
 
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {

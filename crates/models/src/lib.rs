@@ -22,6 +22,7 @@
 mod backbone;
 mod error;
 mod ffi;
+mod layers;
 mod network;
 mod pretrained;
 mod spec;

@@ -12,11 +12,41 @@ pub enum Shape {
     Flat(i64),
 }
 
+/// The images a dataset holds, as the network's input.
+impl From<cnnlab_augment::Shape> for Shape {
+    fn from(s: cnnlab_augment::Shape) -> Self {
+        Shape::Map(s.channels as i64, s.height as i64, s.width as i64)
+    }
+}
+
 impl Shape {
     pub fn numel(&self) -> i64 {
         match *self {
             Shape::Map(c, h, w) => c * h * w,
             Shape::Flat(n) => n,
+        }
+    }
+
+    /// Channels, height and width of a map, or why flat features are not one.
+    pub fn map(&self) -> Result<(i64, i64, i64), String> {
+        match *self {
+            Shape::Map(c, h, w) => Ok((c, h, w)),
+            Shape::Flat(n) => Err(format!("needs a channels x height x width map but gets {n} flat features")),
+        }
+    }
+
+    /// The number of flat features, or why a map is not flat.
+    pub fn flat(&self) -> Result<i64, String> {
+        match *self {
+            Shape::Flat(n) => Ok(n),
+            Shape::Map(c, h, w) => Err(format!("needs flat features, gets a {c}x{h}x{w} map (add a flatten layer)")),
+        }
+    }
+
+    /// A map's channels, or the features of a flat shape.
+    pub fn channels(&self) -> i64 {
+        match *self {
+            Shape::Map(c, ..) | Shape::Flat(c) => c,
         }
     }
 

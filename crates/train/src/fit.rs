@@ -133,7 +133,7 @@ pub(crate) fn fit(
     let run = RunDir::new(&opts.out_dir);
     run.create()?;
     let data = &splits.train;
-    let input = Shape::Map(data.shape.channels as i64, data.shape.height as i64, data.shape.width as i64);
+    let input = Shape::from(data.shape);
     let classes = data.num_classes() as i64;
     let (mut learner, norm) = start_learner(data, imbalance, model, cfg, device)?;
     norm.save(&run.file(files::NORMALIZER))?;
@@ -196,7 +196,7 @@ pub(crate) fn start_learner(
     cfg: &TrainConfig,
     device: Device,
 ) -> Result<(Learner, Normalizer)> {
-    let input = Shape::Map(data.shape.channels as i64, data.shape.height as i64, data.shape.width as i64);
+    let input = Shape::from(data.shape);
     let classes = data.num_classes() as i64;
     // Pretrained weights expect the statistics they were trained with.
     let norm = match model.pretrained {

@@ -34,7 +34,7 @@ impl Predictor {
         weights: Weights,
     ) -> Result<Self> {
         let device = Device::cuda_if_available();
-        let input = Shape::Map(shape.channels as i64, shape.height as i64, shape.width as i64);
+        let input = Shape::from(shape);
         let run = RunDir::new(dir);
         let load_one = |folder: RunDir, n_classes: i64| -> Result<(nn::VarStore, Network)> {
             let mut vs = nn::VarStore::new(device);

@@ -32,7 +32,7 @@ fn input_of(exp: &Experiment, data_dir: &Path, classes: Option<usize>) -> Outcom
 pub(crate) fn summary_command(config: &Path, data_dir: &Path, classes: Option<usize>) -> Outcome {
     let exp = checks::load(config)?;
     let (shape, n) = input_of(&exp, data_dir, classes)?;
-    let input = Shape::Map(shape.channels as i64, shape.height as i64, shape.width as i64);
+    let input = Shape::from(shape);
     // One-vs-rest trains n binary networks: the table is one of them, as `train` builds it.
     let ovr = exp.model.kind == cnnlab_models::ModelKind::OneVsRest;
     let outputs = if ovr { 2 } else { n as i64 };
