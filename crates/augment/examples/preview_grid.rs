@@ -5,7 +5,7 @@
 //! cargo run --release --example preview_grid -- photos/ grid.png
 //! ```
 
-use cnnlab_augment::{Pipeline, Shape};
+use cnnlab_augment::{Op, Pipeline, Shape};
 use image::imageops::FilterType;
 use image::RgbImage;
 
@@ -31,11 +31,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     // A typical training recipe: flip, rotate, crop and colour.
     let pipe = Pipeline::builder()
-        .hflip(0.5)
-        .rotate(15.0)
-        .random_resized_crop()
-        .brightness(0.7, 1.3)
-        .op(cnnlab_augment::Op::sharpness(2.0))
+        .op(Op::hflip(0.5))
+        .op(Op::rotate(15.0))
+        .op(Op::random_resized_crop())
+        .op(Op::brightness(0.7, 1.3))
+        .op(Op::sharpness(2.0))
         .seed(7)
         .build()?;
     let mut grid = RgbImage::new(CELL * (COPIES + 1), CELL * files.len() as u32);

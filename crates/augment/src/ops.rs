@@ -206,14 +206,17 @@ pub(crate) fn rotate_zoom_then(img: &mut [u8], s: Shape, degrees: f64, scale: f6
 }
 
 /// Crops the rectangle `(left, top, width, height)` and resizes it back to the full
-/// image bilinearly (the second half of torchvision's `RandomResizedCrop`).
+/// image in one bilinear warp (no antialiasing, reflected at the borders): the
+/// pipeline's same-size `random_resized_crop` op, fast. For torchvision's
+/// `RandomResizedCrop` values (crop, then antialiased resize to any size) use
+/// [`random_resized_crop`](crate::random_resized_crop).
 pub fn crop_resize(img: &mut [u8], s: Shape, left: f64, top: f64, width: f64, height: f64) {
     let (sx, sy) = (width / s.width as f64, height / s.height as f64);
     let m = [sx, 0.0, left, 0.0, sy, top];
     warp_affine(img, s, Fill::Reflect, m.map(|v| v as f32), Post::NONE);
 }
 
-/// The table [`brightness`] applies: `v * factor`, rounded and clamped.
+/// The table [`brightness_rounded`] applies: `v * factor`, rounded and clamped.
 pub(crate) fn brightness_lut(factor: f64) -> [u8; 256] {
     std::array::from_fn(|v| (v as f64 * factor).round().clamp(0.0, 255.0) as u8)
 }
@@ -223,8 +226,10 @@ fn apply_lut(img: &mut [u8], lut: &[u8; 256]) {
     img.iter_mut().for_each(|v| *v = lut[*v as usize]);
 }
 
-/// Multiplies every value by `factor` (torchvision `adjust_brightness`).
-pub fn brightness(img: &mut [u8], factor: f64) {
+/// Multiplies every value by `factor`, rounded: the `brightness` op's (the configs'
+/// since the first seed). Not torchvision's, which truncates:
+/// [`adjust_brightness`](crate::adjust_brightness) is.
+pub fn brightness_rounded(img: &mut [u8], factor: f64) {
     // 256 products instead of one per byte.
     apply_lut(img, &brightness_lut(factor));
 }
@@ -237,8 +242,10 @@ fn gray(px: &[u8]) -> f64 {
     }
 }
 
-/// Blends with the mean grey level of the image (torchvision `adjust_contrast`).
-pub fn contrast(img: &mut [u8], s: Shape, factor: f64) {
+/// Blends with the mean grey level of the image (luma 0.299/0.587/0.114), rounded:
+/// the `contrast` op's. Not torchvision's, which floors the luma and truncates:
+/// [`adjust_contrast`](crate::adjust_contrast) is.
+pub fn contrast_rounded(img: &mut [u8], s: Shape, factor: f64) {
     let n = (s.width * s.height).max(1) as f64;
     let mean = img.chunks_exact(s.channels).map(gray).sum::<f64>() / n;
     for v in img.iter_mut() {
@@ -246,9 +253,10 @@ pub fn contrast(img: &mut [u8], s: Shape, factor: f64) {
     }
 }
 
-/// Blends each pixel with its own grey level (torchvision `adjust_saturation`);
-/// a no-op on single-channel images.
-pub fn saturation(img: &mut [u8], s: Shape, factor: f64) {
+/// Blends each pixel with its own grey level, rounded (a no-op on single-channel
+/// images): the `saturation` op's. Not torchvision's, which floors the luma and
+/// truncates: [`adjust_saturation`](crate::adjust_saturation) is.
+pub fn saturation_rounded(img: &mut [u8], s: Shape, factor: f64) {
     if s.channels < 3 {
         return;
     }
@@ -260,16 +268,14 @@ pub fn saturation(img: &mut [u8], s: Shape, factor: f64) {
     }
 }
 
-/// Zeros a `size x size` square centred at `(cx, cy)` (clipped at the borders).
+/// Zeros a `size x size` square centred at `(cx, cy)` (DeVries & Taylor's cutout),
+/// clipped at the borders: [`erase`] of the clipped box with 0.
 pub fn cutout(img: &mut [u8], s: Shape, cx: i64, cy: i64, size: usize) {
     let half = size as i64 / 2;
-    let (x0, x1) = ((cx - half).max(0), (cx - half + size as i64).min(s.width as i64));
-    let (y0, y1) = ((cy - half).max(0), (cy - half + size as i64).min(s.height as i64));
-    for y in y0..y1 {
-        for x in x0..x1 {
-            let at = ((y as usize) * s.width + x as usize) * s.channels;
-            img[at..at + s.channels].fill(0);
-        }
+    let clip = |c: i64, side: usize| ((c - half).max(0), (c - half + size as i64).clamp(0, side as i64));
+    let ((x0, x1), (y0, y1)) = (clip(cx, s.width), clip(cy, s.height));
+    if x0 < x1 && y0 < y1 {
+        erase(img, s, y0 as usize, x0 as usize, (y1 - y0) as usize, (x1 - x0) as usize, 0);
     }
 }
 
@@ -339,7 +345,7 @@ mod tests {
         let mut fused = orig.clone();
         rotate_zoom_then(&mut fused, s, 0.0, 1.0, Fill::Constant, post);
         let mut separate = orig;
-        brightness(&mut separate, 1.5);
+        brightness_rounded(&mut separate, 1.5);
         hflip(&mut separate, s);
         assert_eq!(fused, separate);
         assert_eq!(&fused[..6], &[120, 150, 60, 90, 0, 30]);
@@ -392,17 +398,17 @@ mod tests {
     #[test]
     fn colour_ops_by_hand() {
         let mut img = [100, 200, 50];
-        brightness(&mut img, 1.0);
+        brightness_rounded(&mut img, 1.0);
         assert_eq!(img, [100, 200, 50]);
-        brightness(&mut img, 1.5);
+        brightness_rounded(&mut img, 1.5);
         assert_eq!(img, [150, 255, 75]);
         let s = Shape { height: 1, width: 2, channels: 1 };
         let mut img = [100, 200];
-        contrast(&mut img, s, 0.5);
+        contrast_rounded(&mut img, s, 0.5);
         assert_eq!(img, [125, 175]);
         let rgb = Shape { height: 1, width: 1, channels: 3 };
         let mut px = [255, 0, 0];
-        saturation(&mut px, rgb, 0.0);
+        saturation_rounded(&mut px, rgb, 0.0);
         assert_eq!(px, [76, 76, 76]);
         let mut img = [9u8; 16];
         cutout(&mut img, Shape { height: 4, width: 4, channels: 1 }, 0, 0, 2);

@@ -126,8 +126,8 @@ pub fn random_resized_crop(
     ratio: [f64; 2],
     (seed, index): (u64, u64),
 ) -> (Vec<u8>, Shape) {
-    let mut rng = ChaCha8Rng::seed_from_u64(crate::mix(seed, index));
-    let (left, top, w, h) = crate::resized_crop_box(&mut rng, s, scale, ratio);
+    let mut rng = ChaCha8Rng::seed_from_u64(crate::pipeline::mix(seed, index));
+    let (left, top, w, h) = crate::sample::resized_crop_box(&mut rng, s, scale, ratio);
     let (cropped, cs) = crop(img, s, top as i64, left as i64, h as usize, w as usize);
     resize(&cropped, cs, height, width)
 }
