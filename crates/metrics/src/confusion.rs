@@ -80,31 +80,33 @@ pub struct Prf {
 /// and true count (weighted counts allowed), as scikit-learn computes them.
 pub(crate) fn prf(tp: f64, predicted: f64, support: f64, beta: f64, zd: ZeroDivision) -> (f64, f64, f64) {
     let (fp, fn_) = (predicted - tp, support - tp);
+    let (precision, recall) = (zd.divide(tp, predicted), zd.divide(tp, support));
+    if beta == f64::INFINITY {
+        // F-beta tends to the recall (scikit-learn's `np.isposinf(beta)` case).
+        return (precision, recall, recall);
+    }
     let b2 = beta * beta;
-    (zd.divide(tp, predicted), zd.divide(tp, support), zd.divide((1.0 + b2) * tp, (1.0 + b2) * tp + b2 * fn_ + fp))
+    (precision, recall, zd.divide((1.0 + b2) * tp, (1.0 + b2) * tp + b2 * fn_ + fp))
 }
 
 /// The mean of `values` weighted by `weights` (all 1 for a macro average), skipping NaN
 /// values and their weights (scikit-learn's `_nanaverage`); NaN when nothing is left,
-/// `empty` when every weight is zero.
-pub(crate) fn nan_average(values: &[f64], weights: Option<&[f64]>, empty: f64) -> f64 {
-    let (mut sum, mut total, mut any) = (0.0, 0.0, false);
-    for (k, &v) in values.iter().enumerate() {
-        if v.is_nan() {
-            continue;
-        }
-        any = true;
-        let w = weights.map_or(1.0, |w| w[k]);
-        sum += v * w;
-        total += w;
+/// and the plain mean when the weights left sum to zero (scikit-learn's fallback).
+pub(crate) fn nan_average(values: &[f64], weights: Option<&[f64]>) -> f64 {
+    let kept: Vec<(f64, f64)> = values
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| !v.is_nan())
+        .map(|(k, &v)| (v, weights.map_or(1.0, |w| w[k])))
+        .collect();
+    if kept.is_empty() {
+        return f64::NAN;
     }
-    if !any {
-        f64::NAN
-    } else if total == 0.0 {
-        empty
-    } else {
-        sum / total
+    let total: f64 = kept.iter().map(|(_, w)| w).sum();
+    if total == 0.0 {
+        return kept.iter().map(|(v, _)| v).sum::<f64>() / kept.len() as f64;
     }
+    kept.iter().map(|(v, w)| v * w).sum::<f64>() / total
 }
 
 /// How disagreements count in Cohen's kappa (scikit-learn's `weights`).
@@ -206,8 +208,12 @@ impl ConfusionMatrix {
         self.n_classes
     }
 
-    /// Samples of true class `t` predicted as `p`.
-    pub fn get(&self, t: usize, p: usize) -> u64 {
+    /// Samples of true class `t` predicted as `p`; `None` when either is not a class.
+    pub fn get(&self, t: usize, p: usize) -> Option<u64> {
+        (t < self.n_classes && p < self.n_classes).then(|| self.cell(t, p))
+    }
+
+    pub(crate) fn cell(&self, t: usize, p: usize) -> u64 {
         self.counts[t * self.n_classes + p]
     }
 
@@ -222,17 +228,17 @@ impl ConfusionMatrix {
     }
 
     fn diag(&self) -> Vec<u64> {
-        (0..self.n_classes).map(|k| self.get(k, k)).collect()
+        (0..self.n_classes).map(|k| self.cell(k, k)).collect()
     }
 
     /// True count of each class (row sums).
     pub fn support(&self) -> Vec<u64> {
-        (0..self.n_classes).map(|t| (0..self.n_classes).map(|p| self.get(t, p)).sum()).collect()
+        (0..self.n_classes).map(|t| (0..self.n_classes).map(|p| self.cell(t, p)).sum()).collect()
     }
 
     /// Predicted count of each class (column sums).
     pub fn predicted(&self) -> Vec<u64> {
-        (0..self.n_classes).map(|p| (0..self.n_classes).map(|t| self.get(t, p)).sum()).collect()
+        (0..self.n_classes).map(|p| (0..self.n_classes).map(|t| self.cell(t, p)).sum()).collect()
     }
 
     /// The share of samples on the diagonal (`accuracy_score`).
@@ -286,11 +292,10 @@ impl ConfusionMatrix {
                 let pc = self.per_class(beta, zero_division);
                 let support: Vec<f64> = pc.support.iter().map(|&s| s as f64).collect();
                 let weights = (average == Average::Weighted).then_some(&support[..]);
-                let empty = zero_division.value();
                 Prf {
-                    precision: nan_average(&pc.precision, weights, empty),
-                    recall: nan_average(&pc.recall, weights, empty),
-                    f_beta: nan_average(&pc.f_beta, weights, empty),
+                    precision: nan_average(&pc.precision, weights),
+                    recall: nan_average(&pc.recall, weights),
+                    f_beta: nan_average(&pc.f_beta, weights),
                 }
             }
         }
@@ -309,7 +314,7 @@ impl ConfusionMatrix {
                     KappaWeights::Linear => d,
                     KappaWeights::Quadratic => d * d,
                 };
-                observed += w * self.get(i, j) as f64;
+                observed += w * self.cell(i, j) as f64;
                 expected += w * row as f64 * col as f64 / total;
             }
         }

@@ -71,6 +71,24 @@ pub enum Error {
         /// Its sample.
         index: usize,
     },
+    /// Sample weights that are all zero (scikit-learn: "Sample weights must contain at
+    /// least one non-zero number").
+    #[error("sample_weight is all zero: at least one sample must count")]
+    ZeroWeights,
+    /// An F-beta beta outside `[0, inf]`.
+    #[error("beta = {0} must be in [0, inf]")]
+    BadBeta(f64),
+    /// A significance level outside (0, 1).
+    #[error("alpha = {0} must be strictly between 0 and 1")]
+    BadAlpha(f64),
+    /// A class index at or above the class count.
+    #[error("class {class} is not below n_classes = {n_classes}")]
+    ClassOutOfRange {
+        /// The index given.
+        class: usize,
+        /// The class count.
+        n_classes: usize,
+    },
     /// `Average::Binary` on labels of more than two classes (scikit-learn's "Target
     /// is multiclass but average='binary'").
     #[error("average Binary needs at most two classes, the labels hold {classes:?}: use Macro, Micro or Weighted")]

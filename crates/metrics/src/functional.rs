@@ -21,9 +21,10 @@ pub enum Labels {
 pub struct Options {
     /// The classes to report and average over.
     pub labels: Labels,
-    /// One non-negative weight per sample (`sample_weight`); `None` weighs each 1.
+    /// One finite weight per sample (`sample_weight`; negative ones count negatively,
+    /// as in scikit-learn; all zero is an error); `None` weighs each 1.
     pub sample_weight: Option<Vec<f64>>,
-    /// F-beta's beta; `None` is 1 (F1).
+    /// F-beta's beta, in `[0, inf]` (infinity gives the recall); `None` is 1 (F1).
     pub beta: Option<f64>,
     /// What a zero division gives.
     pub zero_division: ZeroDivision,
@@ -67,16 +68,20 @@ impl Scores {
     }
 }
 
-/// Checks `sample_weight` against the sample count.
+/// Checks `sample_weight` against the sample count, as scikit-learn does: finite
+/// values (negative ones allowed), not all zero.
 fn check_weights(weights: Option<&[f64]>, n: usize) -> Result<()> {
     let Some(w) = weights else { return Ok(()) };
     if w.len() != n {
         return Err(Error::LengthMismatch { y_true: n, other: w.len() });
     }
-    match w.iter().position(|v| !v.is_finite() || *v < 0.0) {
-        Some(index) => Err(Error::BadWeight { value: w[index], index }),
-        None => Ok(()),
+    if let Some(index) = w.iter().position(|v| !v.is_finite()) {
+        return Err(Error::BadWeight { value: w[index], index });
     }
+    if w.iter().all(|&v| v == 0.0) {
+        return Err(Error::ZeroWeights);
+    }
+    Ok(())
 }
 
 /// `precision_recall_fscore_support` for every average at once, with scikit-learn's
@@ -127,6 +132,9 @@ pub fn precision_recall_fscore(y_true: &[usize], y_pred: &[usize], options: &Opt
         }
     }
     let beta = options.beta.unwrap_or(1.0);
+    if beta.is_nan() || beta < 0.0 {
+        return Err(Error::BadBeta(beta));
+    }
     let zd = options.zero_division;
     let (mut precision, mut recall, mut f_beta) = (vec![], vec![], vec![]);
     for k in 0..labels.len() {
@@ -136,9 +144,9 @@ pub fn precision_recall_fscore(y_true: &[usize], y_pred: &[usize], options: &Opt
         f_beta.push(f);
     }
     let avg = |w: Option<&[f64]>| Prf {
-        precision: nan_average(&precision, w, zd.value()),
-        recall: nan_average(&recall, w, zd.value()),
-        f_beta: nan_average(&f_beta, w, zd.value()),
+        precision: nan_average(&precision, w),
+        recall: nan_average(&recall, w),
+        f_beta: nan_average(&f_beta, w),
     };
     let (macro_avg, weighted_avg) = (avg(None), avg(Some(&support)));
     let sum = |v: &[f64]| v.iter().sum::<f64>();
@@ -196,16 +204,40 @@ pub fn recall_score(y_true: &[usize], y_pred: &[usize], average: Average) -> Res
     Ok(averaged(y_true, y_pred, average)?.recall)
 }
 
-/// `cohen_kappa_score(y1, y2, weights=...)` over the classes present in either.
+/// `cohen_kappa_score(y1, y2, weights=...)` over the classes present in either: as in
+/// scikit-learn, a linear or quadratic weight is the distance between two classes'
+/// positions among the present ones, not between their values (a class absent from
+/// both lists takes no position).
 ///
 /// ```
 /// use cnnlab_metrics::{cohen_kappa_score, KappaWeights};
 /// assert_eq!(cohen_kappa_score(&[0, 1, 2], &[0, 1, 2], KappaWeights::Quadratic).unwrap(), 1.0);
+/// // Label 2 is in neither list: 3 is one step from 1, as scikit-learn weighs it.
+/// let k = cohen_kappa_score(&[0, 1, 3], &[0, 3, 3], KappaWeights::Linear).unwrap();
+/// assert!((k - 2.0 / 3.0).abs() < 1e-12);
 /// ```
 pub fn cohen_kappa_score(y1: &[usize], y2: &[usize], weights: KappaWeights) -> Result<f64> {
-    let n = y1.iter().chain(y2).max().map_or(0, |m| m + 1);
-    let cm = crate::ConfusionMatrix::from_labels(y1, y2, n.max(1))?;
+    if y1.len() != y2.len() {
+        return Err(Error::LengthMismatch { y_true: y1.len(), other: y2.len() });
+    }
+    let encoded = encode_labels(y1, y2);
+    let cm = crate::ConfusionMatrix::from_labels(&encoded.y_true, &encoded.y_pred, encoded.classes.len().max(1))?;
     Ok(cm.cohen_kappa(weights))
+}
+
+/// `accuracy_score(y_true, y_pred)`: the share of samples whose two labels agree.
+///
+/// ```
+/// assert_eq!(cnnlab_metrics::accuracy_score(&[0, 1, 2, 2], &[0, 1, 1, 2]).unwrap(), 0.75);
+/// ```
+pub fn accuracy_score(y_true: &[usize], y_pred: &[usize]) -> Result<f64> {
+    if y_true.len() != y_pred.len() {
+        return Err(Error::LengthMismatch { y_true: y_true.len(), other: y_pred.len() });
+    }
+    if y_true.is_empty() {
+        return Err(Error::Empty);
+    }
+    Ok(y_true.iter().zip(y_pred).filter(|(t, p)| t == p).count() as f64 / y_true.len() as f64)
 }
 
 /// Labels of any ordered type numbered for this crate: `classes` sorted and

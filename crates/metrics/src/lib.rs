@@ -49,8 +49,8 @@ pub mod stats;
 pub use confusion::{Average, ConfusionMatrix, KappaWeights, PerClass, Prf, ZeroDivision};
 pub use error::{Error, Result};
 pub use functional::{
-    cohen_kappa_score, encode_labels, f1_score, precision_recall_fscore, precision_score, recall_score, Encoded,
-    Labels, Options, Scores,
+    accuracy_score, cohen_kappa_score, encode_labels, f1_score, precision_recall_fscore, precision_score, recall_score,
+    Encoded, Labels, Options, Scores,
 };
 pub use report::{Accumulator, ClassRow, DictEntry, Report, ReportDict};
 /// The README's examples, compiled and run as doctests.
@@ -60,5 +60,6 @@ struct ReadmeDoctests;
 
 pub use scores::{
     argmax_rows, average_precision, average_precision_ovr, brier_score, log_loss, precision_recall_curve, roc_auc,
-    roc_auc_ovr, roc_auc_ovr_lenient, roc_auc_ovr_per_class, roc_curve, top_k_accuracy, Averages, PrCurve, RocCurve,
+    roc_auc_ovr, roc_auc_ovr_lenient, roc_auc_ovr_per_class, roc_curve, top_k_accuracy, Averages, PrCurve, Probability,
+    RocCurve,
 };

@@ -114,7 +114,7 @@ impl Report {
             Some(s) => {
                 let s = check_scores(y_true, s, n_classes)?;
                 let per = roc_auc_ovr_per_class(y_true, &s, n_classes)?;
-                let (m, w) = roc_auc_ovr_lenient(y_true, &per, n_classes);
+                let (m, w) = roc_auc_ovr_lenient(y_true, &per, n_classes)?;
                 let loss =
                     are_probabilities(y_true, &s, n_classes).then(|| log_loss(y_true, &s, n_classes)).transpose()?;
                 (per, m, w, loss)
@@ -159,7 +159,8 @@ impl Report {
 
     /// Text laid out as `sklearn.metrics.classification_report(digits=2)`.
     pub fn text(&self) -> String {
-        let width = self.per_class.iter().map(|r| r.class.len()).chain([12]).max().unwrap_or(12);
+        // Characters, as Python's len() counts them (and as `{:>width$}` pads).
+        let width = self.per_class.iter().map(|r| r.class.chars().count()).chain([12]).max().unwrap_or(12);
         let total: u64 = self.per_class.iter().map(|r| r.support).sum();
         let mut out =
             format!("{:>width$}  {:>9} {:>9} {:>9} {:>9}\n\n", "", "precision", "recall", "f1-score", "support");
@@ -381,7 +382,7 @@ impl Accumulator {
         let (mut t, mut p) = (Vec::new(), Vec::new());
         for i in 0..self.cm.n_classes() {
             for j in 0..self.cm.n_classes() {
-                let c = self.cm.get(i, j) as usize;
+                let c = self.cm.cell(i, j) as usize;
                 t.extend(std::iter::repeat_n(i, c));
                 p.extend(std::iter::repeat_n(j, c));
             }

@@ -264,30 +264,36 @@ pub fn roc_auc_ovr<T: Copy + Into<f64>>(y_true: &[usize], scores: &[T], n_classe
 }
 
 /// Lenient averages: over the classes whose AUC is defined (macro: plain mean,
-/// weighted: by support). `None` when no class is defined.
+/// weighted: by support). `None` when no class is defined; a label at or above
+/// `n_classes`, or `per_class` of another length, is an error.
 pub fn roc_auc_ovr_lenient(
     y_true: &[usize],
     per_class: &[Option<f64>],
     n_classes: usize,
-) -> (Option<f64>, Option<f64>) {
+) -> Result<(Option<f64>, Option<f64>)> {
+    if per_class.len() != n_classes {
+        return Err(Error::ClassCountMismatch { left: n_classes, right: per_class.len() });
+    }
     let mut support = vec![0u64; n_classes];
     for &t in y_true {
-        support[t] += 1;
+        *support.get_mut(t).ok_or(Error::ClassOutOfRange { class: t, n_classes })? += 1;
     }
     let defined: Vec<(f64, f64)> =
         per_class.iter().zip(&support).filter_map(|(a, &s)| a.map(|a| (a, s as f64))).collect();
     if defined.is_empty() {
-        return (None, None);
+        return Ok((None, None));
     }
     let macro_ = defined.iter().map(|(a, _)| a).sum::<f64>() / defined.len() as f64;
     let total: f64 = defined.iter().map(|(_, s)| s).sum();
     let weighted = defined.iter().map(|(a, s)| a * s).sum::<f64>() / total;
-    (Some(macro_), Some(weighted))
+    Ok((Some(macro_), Some(weighted)))
 }
 
 /// Fraction of samples whose true class is among the `k` highest scores
 /// (`top_k_accuracy_score`; among equal scores the higher class index ranks first,
-/// as scikit-learn's reversed stable argsort does).
+/// as scikit-learn's reversed stable argsort does). With two classes and `k = 1`
+/// class 1 is predicted only when its score is above class 0's, as scikit-learn
+/// thresholds a binary score (and as [`argmax_rows`] picks): a 0.5 / 0.5 tie is class 0.
 pub fn top_k_accuracy<T: Copy + Into<f64>>(y_true: &[usize], scores: &[T], n_classes: usize, k: usize) -> Result<f64> {
     let s = check_scores(y_true, scores, n_classes)?;
     if k == 0 || k > n_classes {
@@ -297,6 +303,9 @@ pub fn top_k_accuracy<T: Copy + Into<f64>>(y_true: &[usize], scores: &[T], n_cla
         .iter()
         .zip(s.chunks_exact(n_classes))
         .filter(|(&t, row)| {
+            if n_classes == 2 && k == 1 {
+                return usize::from(row[1] > row[0]) == t;
+            }
             let rank = (0..n_classes).filter(|&j| row[j] > row[t] || (row[j] == row[t] && j > t)).count();
             rank < k
         })
@@ -304,18 +313,37 @@ pub fn top_k_accuracy<T: Copy + Into<f64>>(y_true: &[usize], scores: &[T], n_cla
     Ok(hits as f64 / y_true.len() as f64)
 }
 
+/// A probability's float type, with the machine epsilon [`log_loss`] clips at (as
+/// scikit-learn clips at `np.finfo(y_pred.dtype).eps`).
+pub trait Probability: Copy + Into<f64> {
+    /// The type's machine epsilon, as f64.
+    const EPSILON: f64;
+}
+
+impl Probability for f32 {
+    const EPSILON: f64 = f32::EPSILON as f64;
+}
+
+impl Probability for f64 {
+    const EPSILON: f64 = f64::EPSILON;
+}
+
 /// Mean negative log-likelihood of the true class, with probabilities clipped to
-/// `[eps, 1 - eps]` (f64 machine epsilon), as `log_loss`. Scores that are not
-/// probabilities (logits, rows not summing to 1) are an error naming the first bad row.
+/// `[eps, 1 - eps]`, eps the machine epsilon of the probabilities' type (1.19e-7 for
+/// f32, 2.2e-16 for f64), as `log_loss`. Scores that are not probabilities (logits,
+/// rows not summing to 1) are an error naming the first bad row.
 ///
 /// ```
 /// use cnnlab_metrics::{log_loss, Error};
 /// assert!((log_loss(&[0, 1], &[0.9, 0.1, 0.2, 0.8], 2).unwrap() - 0.164252033486018).abs() < 1e-12);
 /// assert!(matches!(log_loss(&[0], &[2.5, -1.0], 2), Err(Error::NotProbability { index: 0, .. })));
+/// // A softmax row that underflows in f32: clipped at f32's epsilon.
+/// let f32_loss = log_loss(&[0], &[1.39e-11f32, 1.0], 2).unwrap();
+/// assert!((f32_loss - 15.942385).abs() < 1e-5);
 /// ```
-pub fn log_loss<T: Copy + Into<f64>>(y_true: &[usize], probs: &[T], n_classes: usize) -> Result<f64> {
+pub fn log_loss<T: Probability>(y_true: &[usize], probs: &[T], n_classes: usize) -> Result<f64> {
     let s = check_probabilities(y_true, probs, n_classes)?;
-    let eps = f64::EPSILON;
+    let eps = T::EPSILON;
     let total: f64 =
         y_true.iter().zip(s.chunks_exact(n_classes)).map(|(&t, row)| -row[t].clamp(eps, 1.0 - eps).ln()).sum();
     Ok(total / y_true.len() as f64)

@@ -93,7 +93,7 @@ impl Metric {
             let y: Vec<usize> = indices.iter().map(|&i| p.y_true[i]).collect();
             let s: Vec<f64> = indices.iter().flat_map(|&i| scores[i * k..(i + 1) * k].iter().copied()).collect();
             let Ok(per) = roc_auc_ovr_per_class(&y, &s, k) else { return f64::NAN };
-            return roc_auc_ovr_lenient(&y, &per, k).0.unwrap_or(f64::NAN);
+            return roc_auc_ovr_lenient(&y, &per, k).ok().and_then(|(m, _)| m).unwrap_or(f64::NAN);
         }
         let k = p.n_classes;
         let mut counts = vec![0u64; k * k];
@@ -652,8 +652,12 @@ pub struct Holm {
 
 /// Holm-Bonferroni over a family of p-values, in their given order (statsmodels'
 /// `multipletests(p, alpha, method="holm")`). NaN p-values are never rejected and
-/// stay NaN; the others form the family.
-pub fn holm(p_values: &[f64], alpha: f64) -> Vec<Holm> {
+/// stay NaN; the others form the family. An `alpha` outside (0, 1) (NaN included) is
+/// an error, not a silent "reject nothing".
+pub fn holm(p_values: &[f64], alpha: f64) -> Result<Vec<Holm>> {
+    if !(alpha > 0.0 && alpha < 1.0) {
+        return Err(Error::BadAlpha(alpha));
+    }
     let mut order: Vec<usize> = (0..p_values.len()).filter(|&i| !p_values[i].is_nan()).collect();
     order.sort_by(|&i, &j| p_values[i].total_cmp(&p_values[j]));
     let m = order.len();
@@ -664,7 +668,7 @@ pub fn holm(p_values: &[f64], alpha: f64) -> Vec<Holm> {
         running = running.max(p_values[i] * (m - r) as f64);
         out[i] = Holm { adjusted: running.min(1.0), reject: r < first_kept };
     }
-    out
+    Ok(out)
 }
 
 fn mean(v: &[f64]) -> f64 {

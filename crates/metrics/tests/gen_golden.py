@@ -145,6 +145,40 @@ def case(name, y_true, y_pred, scores, k, rng=None):
     return out
 
 
+def edge_cases(rng):
+    """Inputs where cnnlab-metrics once disagreed with scikit-learn (issue 37)."""
+    e = {}
+    # Weighted kappa weighs by position among the present labels.
+    kappa = []
+    for y1, y2 in [([0, 1, 3], [0, 3, 3]), (rng.choice([0, 2, 5, 7], 60).tolist(), rng.choice([0, 2, 5, 7], 60).tolist())]:
+        kappa.append({"y1": y1, "y2": y2, **{str(w): M.cohen_kappa_score(y1, y2, weights=w)
+                                            for w in [None, "linear", "quadratic"]}})
+    e["kappa"] = kappa
+    # log_loss clips at the probabilities' own dtype's epsilon.
+    p = np.array([[1.39e-11, 1.0], [0.3, 0.7]])
+    e["log_loss"] = {"y_true": [0, 1], "probs": p.ravel().tolist(),
+                     "f32": M.log_loss([0, 1], p.astype(np.float32), labels=[0, 1]),
+                     "f64": M.log_loss([0, 1], p, labels=[0, 1])}
+    # Binary top-1: class 1 only above the 0.5 threshold.
+    y, s1 = [0, 1, 0, 1, 1], [0.5, 0.5, 0.3, 0.8, 0.2]
+    e["binary_top1"] = {"y_true": y, "scores": [v for p1 in s1 for v in (1 - p1, p1)],
+                        "value": M.top_k_accuracy_score(y, np.array(s1), k=1, labels=[0, 1])}
+    # Weighted averages whose supports are all zero: the plain mean.
+    e["weighted_zero_support"] = {"y_true": [0, 0], "y_pred": [1, 1], "labels": [1], "zero_division": 1.0,
+                                  "value": list(M.precision_recall_fscore_support(
+                                      [0, 0], [1, 1], labels=[1], average="weighted", zero_division=1.0)[:3])}
+    # beta = inf is the recall; negative sample weights count.
+    y_t, y_p = [0, 1, 1, 0, 2, 2], [0, 1, 0, 0, 2, 1]
+    w = [1.0, -1.0, 2.0, 0.5, 1.0, -0.5]
+    e["beta_inf"] = {"y_true": y_t, "y_pred": y_p,
+                     **{a: M.fbeta_score(y_t, y_p, beta=np.inf, average=a) for a in ["macro", "micro", "weighted"]}}
+    e["negative_weights"] = {"y_true": y_t, "y_pred": y_p, "sample_weight": w,
+                             **{a: list(M.precision_recall_fscore_support(y_t, y_p, average=a, sample_weight=w,
+                                                                          zero_division=0.0)[:3])
+                                for a in ["macro", "micro", "weighted"]}}
+    return e
+
+
 def main():
     rng = np.random.default_rng(20261123)
     cases = []
@@ -187,7 +221,7 @@ def main():
     cases.append(case("one_class_binary", y, np.array([1, 0, 1, 1]), np.array([[0.2, 0.8], [0.6, 0.4], [0.3, 0.7],
                                                                                [0.1, 0.9]]), 2))
 
-    json.dump({"sklearn": sklearn.__version__, "cases": cases}, sys.stdout)
+    json.dump({"sklearn": sklearn.__version__, "cases": cases, "edge": edge_cases(rng)}, sys.stdout)
 
 
 if __name__ == "__main__":

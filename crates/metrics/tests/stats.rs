@@ -102,7 +102,7 @@ fn wilson_mcnemar_replicates_welch_holm_equal_statsmodels_and_scipy() {
     }
     for case in g["holm"].as_array().unwrap() {
         let p = floats(&case["p"]);
-        let h = holm(&p, case["alpha"].as_f64().unwrap());
+        let h = holm(&p, case["alpha"].as_f64().unwrap()).unwrap();
         let want_adj = floats(&case["adjusted"]);
         let want_rej: Vec<bool> = case["reject"].as_array().unwrap().iter().map(|r| r.as_bool().unwrap()).collect();
         for (i, h) in h.iter().enumerate() {

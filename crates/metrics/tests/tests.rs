@@ -104,7 +104,7 @@ fn agrees_with_scikit_learn() {
                 other => panic!("{name}: class {c} roc auc {other:?}"),
             }
         }
-        let (m, w) = roc_auc_ovr_lenient(&y_true, &per, k);
+        let (m, w) = roc_auc_ovr_lenient(&y_true, &per, k).unwrap();
         let lenient = floats(&e["roc_auc_lenient"]);
         close(name, "lenient macro auc", m.unwrap(), lenient[0]);
         close(name, "lenient weighted auc", w.unwrap(), lenient[1]);
@@ -401,9 +401,84 @@ fn any_labels_and_weights() {
     assert_eq!(e.classes, ["cat", "dog", "emu"]);
     let f1 = f1_score(&e.y_true, &e.y_pred, Average::Micro).unwrap();
     assert!((f1 - 2.0 / 3.0).abs() < 1e-15);
-    let bad = Options { sample_weight: Some(vec![1.0, -1.0, 1.0]), ..Options::default() };
+    let bad = Options { sample_weight: Some(vec![1.0, f64::NAN, 1.0]), ..Options::default() };
+    let err = precision_recall_fscore(&e.y_true, &e.y_pred, &bad).unwrap_err();
+    assert!(matches!(err, Error::BadWeight { index: 1, .. }), "{err:?}");
+    let zero = Options { sample_weight: Some(vec![0.0; 3]), ..Options::default() };
+    assert_eq!(precision_recall_fscore(&e.y_true, &e.y_pred, &zero).unwrap_err(), Error::ZeroWeights);
+    let negative = Options { beta: Some(-1.0), ..Options::default() };
+    assert_eq!(precision_recall_fscore(&e.y_true, &e.y_pred, &negative).unwrap_err(), Error::BadBeta(-1.0));
+}
+
+/// The inputs where this crate once disagreed with scikit-learn (golden.json's
+/// `edge`, from gen_golden.py's `edge_cases`): weighted kappa over a label absent from
+/// both lists, log loss of f32 probabilities, a binary 0.5 / 0.5 tie, weighted
+/// averages of zero support, beta = inf, negative sample weights.
+#[test]
+fn agrees_with_scikit_learn_where_it_once_did_not() {
+    let v: Value = serde_json::from_str(include_str!("golden.json")).unwrap();
+    let e = &v["edge"];
+    for case in e["kappa"].as_array().unwrap() {
+        let (y1, y2) = (usizes(&case["y1"]), usizes(&case["y2"]));
+        for (key, w) in
+            [("None", KappaWeights::None), ("linear", KappaWeights::Linear), ("quadratic", KappaWeights::Quadratic)]
+        {
+            close("kappa", key, cohen_kappa_score(&y1, &y2, w).unwrap(), case[key].as_f64().unwrap());
+        }
+    }
+    let l = &e["log_loss"];
+    let (y, p64) = (usizes(&l["y_true"]), floats(&l["probs"]));
+    let p32: Vec<f32> = p64.iter().map(|&v| v as f32).collect();
+    // scikit-learn computes the f32 case in float32: agreement to float32's precision.
+    assert!((log_loss(&y, &p32, 2).unwrap() - l["f32"].as_f64().unwrap()).abs() < 1e-5);
+    close("log_loss", "f64", log_loss(&y, &p64, 2).unwrap(), l["f64"].as_f64().unwrap());
+    let b = &e["binary_top1"];
+    let top1 = top_k_accuracy(&usizes(&b["y_true"]), &floats(&b["scores"]), 2, 1).unwrap();
+    close("binary_top1", "top-1", top1, b["value"].as_f64().unwrap());
+    let z = &e["weighted_zero_support"];
+    let options = Options {
+        labels: Labels::Given(usizes(&z["labels"])),
+        zero_division: ZeroDivision::One,
+        ..Options::default()
+    };
+    let got = precision_recall_fscore(&usizes(&z["y_true"]), &usizes(&z["y_pred"]), &options).unwrap().weighted_avg;
+    let want = floats(&z["value"]);
+    for (what, g, w) in
+        [("precision", got.precision, want[0]), ("recall", got.recall, want[1]), ("f", got.f_beta, want[2])]
+    {
+        close("weighted_zero_support", what, g, w);
+    }
+    let inf = &e["beta_inf"];
+    let (t, p) = (usizes(&inf["y_true"]), usizes(&inf["y_pred"]));
+    let scores = precision_recall_fscore(&t, &p, &Options { beta: Some(f64::INFINITY), ..Options::default() }).unwrap();
+    for (key, average) in AVERAGES {
+        close("beta_inf", key, scores.average(average).f_beta, inf[key].as_f64().unwrap());
+    }
+    let n = &e["negative_weights"];
+    let options = Options { sample_weight: Some(floats(&n["sample_weight"])), ..Options::default() };
+    let scores = precision_recall_fscore(&usizes(&n["y_true"]), &usizes(&n["y_pred"]), &options).unwrap();
+    for (key, average) in AVERAGES {
+        let (got, want) = (scores.average(average), floats(&n[key]));
+        close("negative_weights", key, got.precision, want[0]);
+        close("negative_weights", key, got.recall, want[1]);
+        close("negative_weights", key, got.f_beta, want[2]);
+    }
+}
+
+/// Reads out of range are `None` or a typed error, not another cell or a panic; the
+/// text report pads names by characters, as Python does.
+#[test]
+fn out_of_range_reads_and_wide_names() {
+    let cm = ConfusionMatrix::from_labels(&[0, 1, 2], &[0, 2, 2], 3).unwrap();
+    assert_eq!((cm.get(1, 2), cm.get(0, 5), cm.get(3, 0)), (Some(1), None, None));
     assert_eq!(
-        precision_recall_fscore(&e.y_true, &e.y_pred, &bad).unwrap_err(),
-        Error::BadWeight { value: -1.0, index: 1 }
+        roc_auc_ovr_lenient(&[0, 4], &[Some(0.5), None], 2).unwrap_err(),
+        Error::ClassOutOfRange { class: 4, n_classes: 2 }
     );
+    assert!(roc_auc_ovr_lenient(&[0, 1], &[Some(0.5)], 2).is_err());
+    assert!(matches!(cnnlab_metrics::stats::holm(&[0.01], f64::NAN), Err(Error::BadAlpha(a)) if a.is_nan()));
+    let report = Report::from_labels(&[0, 1, 1], &[0, 1, 0], &["Ёлка-ёлочка-ёлка", "b"]).unwrap();
+    let widths: Vec<usize> = report.text().lines().filter(|l| !l.is_empty()).map(|l| l.chars().count()).collect();
+    assert!(widths.iter().all(|&w| w == widths[0]), "{widths:?}\n{}", report.text());
+    assert_eq!(cnnlab_metrics::accuracy_score(&[0, 1, 1], &[0, 1, 0]).unwrap(), 2.0 / 3.0);
 }

@@ -509,7 +509,7 @@ pub(super) fn comparisons(tables: &[Comparison], runs: &[RunRow], boot: &Bootstr
                 _ => f64::NAN,
             })
             .collect();
-        let adjusted = stats::holm(&p_values, ALPHA);
+        let adjusted = stats::holm(&p_values, ALPHA).unwrap_or_else(|e| unreachable!("ALPHA is a level: {e}"));
         let tested = p_values.iter().filter(|p| !p.is_nan()).count();
         let rows = listed
             .iter()
