@@ -8,9 +8,14 @@ use rand_chacha::ChaCha8Rng;
 use crate::Shape;
 
 /// The centre `height x width` window (`center_crop`), zero-padded where the image
-/// is smaller; the top-left corner is rounded half to even, as Python's `round`.
+/// is smaller: as torchvision, a side that is padded gets `(crop - side) / 2` (floor)
+/// before the image, a side that is cropped starts at `(side - crop) / 2` rounded
+/// half to even, as Python's `round`.
 pub fn center_crop(img: &[u8], s: Shape, height: usize, width: usize) -> (Vec<u8>, Shape) {
-    let anchor = |inside: usize, crop: usize| ((inside as f64 - crop as f64) / 2.0).round_ties_even() as i64;
+    let anchor = |inside: usize, crop: usize| match crop > inside {
+        true => -(((crop - inside) / 2) as i64),
+        false => ((inside - crop) as f64 / 2.0).round_ties_even() as i64,
+    };
     crop(img, s, anchor(s.height, height), anchor(s.width, width), height, width)
 }
 

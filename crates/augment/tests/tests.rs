@@ -300,7 +300,7 @@ fn colour_ops_match_torchvision() {
         assert_eq!(img, bytes(&case["expected"]), "{op}({param}) on {s:?}");
         checked += 1;
     }
-    assert_eq!(checked, 119);
+    assert_eq!(checked, 123);
 }
 
 /// RandomResizedCrop to a size: the output has that size, the box depends only on
