@@ -45,7 +45,7 @@ fn single_ops(c: &mut Criterion) {
     let src = photo(shape);
     let mut group = c.benchmark_group("op_224x224");
     group.throughput(Throughput::Elements(1));
-    type InPlace = fn(&mut [u8], Shape);
+    type InPlace = fn(&mut [u8], Shape) -> cnnlab_augment::Result<()>;
     let in_place: [(&str, InPlace); 8] = [
         ("grayscale", cnnlab_augment::grayscale),
         ("solarize", |img, s| cnnlab_augment::solarize(img, s, 128)),
@@ -61,7 +61,7 @@ fn single_ops(c: &mut Criterion) {
         group.bench_function(name, |b| {
             b.iter(|| {
                 img.copy_from_slice(&src);
-                op(&mut img, shape);
+                op(&mut img, shape).unwrap();
             })
         });
     }
@@ -77,17 +77,17 @@ fn single_ops(c: &mut Criterion) {
             cnnlab_augment::perspective(img, s, start, end, Interpolation::Bilinear, Border::Value(0))
         }),
         ("color_jitter_fixed", |img, s| {
-            cnnlab_augment::adjust_brightness(img, s, 1.2);
-            cnnlab_augment::adjust_contrast(img, s, 0.8);
-            cnnlab_augment::adjust_saturation(img, s, 1.3);
-            cnnlab_augment::hue(img, s, 0.05);
+            cnnlab_augment::adjust_brightness(img, s, 1.2)?;
+            cnnlab_augment::adjust_contrast(img, s, 0.8)?;
+            cnnlab_augment::adjust_saturation(img, s, 1.3)?;
+            cnnlab_augment::hue(img, s, 0.05)
         }),
     ];
     for (name, op) in warps {
         group.bench_function(name, |b| {
             b.iter(|| {
                 img.copy_from_slice(&src);
-                op(&mut img, shape);
+                op(&mut img, shape).unwrap();
             })
         });
     }

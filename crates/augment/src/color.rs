@@ -4,7 +4,7 @@
 //! truncating cast): on the fixtures of `tests/torchvision_colour.py` every value is
 //! identical to torchvision 0.28's. An alpha channel (the 4th) is left alone.
 
-use crate::Shape;
+use crate::{Error, Result, Shape};
 
 /// Colour channels of a pixel: 3 of RGB or RGBA, 1 of grey (or grey + alpha).
 fn colour_channels(s: Shape) -> usize {
@@ -17,7 +17,15 @@ fn colour_channels(s: Shape) -> usize {
 
 /// Replaces each RGB pixel by its luma `0.2989 R + 0.587 G + 0.114 B` in all three
 /// channels (`rgb_to_grayscale(num_output_channels=3)`); grey images are unchanged.
-pub fn grayscale(img: &mut [u8], s: Shape) {
+pub fn grayscale(img: &mut [u8], s: Shape) -> Result<()> {
+    if s.checked(img)? {
+        grayscale_in(img, s);
+    }
+    Ok(())
+}
+
+/// [`grayscale`] on a buffer already checked (the pipeline's).
+pub(crate) fn grayscale_in(img: &mut [u8], s: Shape) {
     if s.channels < 3 {
         return;
     }
@@ -28,18 +36,42 @@ pub fn grayscale(img: &mut [u8], s: Shape) {
 }
 
 /// `255 - v` (`invert`).
-pub fn invert(img: &mut [u8], s: Shape) {
+pub fn invert(img: &mut [u8], s: Shape) -> Result<()> {
+    if s.checked(img)? {
+        invert_in(img, s);
+    }
+    Ok(())
+}
+
+/// [`invert`] on a buffer already checked (the pipeline's).
+pub(crate) fn invert_in(img: &mut [u8], s: Shape) {
     each_colour_value(img, s, |v| 255 - v);
 }
 
 /// `255 - v` where `v >= threshold` (`solarize`).
-pub fn solarize(img: &mut [u8], s: Shape, threshold: u8) {
+pub fn solarize(img: &mut [u8], s: Shape, threshold: u8) -> Result<()> {
+    if s.checked(img)? {
+        solarize_in(img, s, threshold);
+    }
+    Ok(())
+}
+
+/// [`solarize`] on a buffer already checked (the pipeline's).
+pub(crate) fn solarize_in(img: &mut [u8], s: Shape, threshold: u8) {
     each_colour_value(img, s, |v| if v >= threshold { 255 - v } else { v });
 }
 
 /// Keeps the `bits` highest bits of every value (`posterize`); `bits >= 8` changes
 /// nothing.
-pub fn posterize(img: &mut [u8], s: Shape, bits: u8) {
+pub fn posterize(img: &mut [u8], s: Shape, bits: u8) -> Result<()> {
+    if s.checked(img)? {
+        posterize_in(img, s, bits);
+    }
+    Ok(())
+}
+
+/// [`posterize`] on a buffer already checked (the pipeline's).
+pub(crate) fn posterize_in(img: &mut [u8], s: Shape, bits: u8) {
     if bits >= 8 {
         return;
     }
@@ -76,14 +108,44 @@ fn luma_floor(px: &[u8]) -> f32 {
 
 /// torchvision `adjust_brightness`: every colour value times `factor`, truncated.
 /// (The pipeline's `brightness` op rounds instead, its historical behaviour.)
-pub fn adjust_brightness(img: &mut [u8], s: Shape, factor: f64) {
+pub fn adjust_brightness(img: &mut [u8], s: Shape, factor: f64) -> Result<()> {
+    if !(factor >= 0.0 && factor.is_finite()) {
+        return Err(Error::InvalidArgument {
+            function: "adjust_brightness",
+            argument: "factor",
+            message: "must be >= 0".into(),
+        });
+    }
+    if s.checked(img)? {
+        adjust_brightness_in(img, s, factor);
+    }
+    Ok(())
+}
+
+/// [`adjust_brightness`] on a buffer already checked (the pipeline's).
+pub(crate) fn adjust_brightness_in(img: &mut [u8], s: Shape, factor: f64) {
     let lut: [u8; 256] = std::array::from_fn(|v| blend(v as u8, 0.0, factor));
     each_colour_value(img, s, |v| lut[v as usize]);
 }
 
 /// torchvision `adjust_contrast`: blend with the mean of the floored luma (the mean
 /// grey value for grey images).
-pub fn adjust_contrast(img: &mut [u8], s: Shape, factor: f64) {
+pub fn adjust_contrast(img: &mut [u8], s: Shape, factor: f64) -> Result<()> {
+    if !(factor >= 0.0 && factor.is_finite()) {
+        return Err(Error::InvalidArgument {
+            function: "adjust_contrast",
+            argument: "factor",
+            message: "must be >= 0".into(),
+        });
+    }
+    if s.checked(img)? {
+        adjust_contrast_in(img, s, factor);
+    }
+    Ok(())
+}
+
+/// [`adjust_contrast`] on a buffer already checked (the pipeline's).
+pub(crate) fn adjust_contrast_in(img: &mut [u8], s: Shape, factor: f64) {
     let n = (s.width * s.height) as f64;
     if n == 0.0 {
         return;
@@ -100,7 +162,22 @@ pub fn adjust_contrast(img: &mut [u8], s: Shape, factor: f64) {
 
 /// torchvision `adjust_saturation`: blend each RGB pixel with its floored luma; grey
 /// images are unchanged.
-pub fn adjust_saturation(img: &mut [u8], s: Shape, factor: f64) {
+pub fn adjust_saturation(img: &mut [u8], s: Shape, factor: f64) -> Result<()> {
+    if !(factor >= 0.0 && factor.is_finite()) {
+        return Err(Error::InvalidArgument {
+            function: "adjust_saturation",
+            argument: "factor",
+            message: "must be >= 0".into(),
+        });
+    }
+    if s.checked(img)? {
+        adjust_saturation_in(img, s, factor);
+    }
+    Ok(())
+}
+
+/// [`adjust_saturation`] on a buffer already checked (the pipeline's).
+pub(crate) fn adjust_saturation_in(img: &mut [u8], s: Shape, factor: f64) {
     if s.channels < 3 {
         return;
     }
@@ -112,7 +189,15 @@ pub fn adjust_saturation(img: &mut [u8], s: Shape, factor: f64) {
 
 /// Stretches each channel to span 0..255 (`autocontrast`): `(v - min) / ((max - min)
 /// / 255)`; a flat channel is unchanged.
-pub fn autocontrast(img: &mut [u8], s: Shape) {
+pub fn autocontrast(img: &mut [u8], s: Shape) -> Result<()> {
+    if s.checked(img)? {
+        autocontrast_in(img, s);
+    }
+    Ok(())
+}
+
+/// [`autocontrast`] on a buffer already checked (the pipeline's).
+pub(crate) fn autocontrast_in(img: &mut [u8], s: Shape) {
     for ch in 0..colour_channels(s) {
         let values = || img.iter().skip(ch).step_by(s.channels);
         let (Some(&lo), Some(&hi)) = (values().min(), values().max()) else { return };
@@ -127,7 +212,15 @@ pub fn autocontrast(img: &mut [u8], s: Shape) {
 
 /// Equalizes each channel's histogram as PIL's `ImageOps.equalize` does (`equalize`);
 /// a channel whose values are nearly all one value is unchanged.
-pub fn equalize(img: &mut [u8], s: Shape) {
+pub fn equalize(img: &mut [u8], s: Shape) -> Result<()> {
+    if s.checked(img)? {
+        equalize_in(img, s);
+    }
+    Ok(())
+}
+
+/// [`equalize`] on a buffer already checked (the pipeline's).
+pub(crate) fn equalize_in(img: &mut [u8], s: Shape) {
     let n = s.width * s.height;
     for ch in 0..colour_channels(s) {
         let mut hist = [0usize; 256];
@@ -150,7 +243,22 @@ pub fn equalize(img: &mut [u8], s: Shape) {
 
 /// Blends each inner pixel with a 3x3 smoothing of it (`adjust_sharpness`): factor 0
 /// blurs, 1 keeps, 2 sharpens; the border rows and columns stay.
-pub fn sharpness(img: &mut [u8], s: Shape, factor: f64) {
+pub fn sharpness(img: &mut [u8], s: Shape, factor: f64) -> Result<()> {
+    if !(factor >= 0.0 && factor.is_finite()) {
+        return Err(Error::InvalidArgument {
+            function: "sharpness",
+            argument: "factor",
+            message: "must be >= 0".into(),
+        });
+    }
+    if s.checked(img)? {
+        sharpness_in(img, s, factor);
+    }
+    Ok(())
+}
+
+/// [`sharpness`] on a buffer already checked (the pipeline's).
+pub(crate) fn sharpness_in(img: &mut [u8], s: Shape, factor: f64) {
     let (h, w, c) = (s.height, s.width, s.channels);
     if h <= 2 || w <= 2 {
         return;
@@ -195,7 +303,37 @@ fn gaussian_kernel(size: usize, sigma: f64) -> Vec<f32> {
 /// Gaussian blur with an odd `kernel` size and `sigma` (`gaussian_blur`): reflect
 /// padding, the 2-D kernel applied in f32, rounded to u8. Kernels larger than the image
 /// allows for reflection (`kernel / 2 >= side`) leave it unchanged.
-pub fn gaussian_blur(img: &mut [u8], s: Shape, kernel: usize, sigma: f64) {
+pub fn gaussian_blur(img: &mut [u8], s: Shape, kernel: usize, sigma: f64) -> Result<()> {
+    if kernel.is_multiple_of(2) {
+        return Err(Error::InvalidArgument {
+            function: "gaussian_blur",
+            argument: "kernel",
+            message: "must be odd".into(),
+        });
+    }
+    if !(sigma > 0.0 && sigma.is_finite()) {
+        return Err(Error::InvalidArgument {
+            function: "gaussian_blur",
+            argument: "sigma",
+            message: "must be above 0".into(),
+        });
+    }
+    if kernel / 2 >= s.height.min(s.width) {
+        return Err(Error::InvalidArgument {
+            function: "gaussian_blur",
+            argument: "kernel",
+            message: "is too large for the image: kernel / 2 must be below its height and width (reflect padding)"
+                .into(),
+        });
+    }
+    if s.checked(img)? {
+        gaussian_blur_in(img, s, kernel, sigma);
+    }
+    Ok(())
+}
+
+/// [`gaussian_blur`] on a buffer already checked (the pipeline's).
+pub(crate) fn gaussian_blur_in(img: &mut [u8], s: Shape, kernel: usize, sigma: f64) {
     let r = kernel / 2;
     if kernel.is_multiple_of(2) || r >= s.height || r >= s.width || sigma <= 0.0 {
         return;
@@ -240,7 +378,22 @@ const HSV_SELECT: [[usize; 6]; 3] = [[0, 2, 1, 1, 3, 0], [3, 0, 0, 2, 1, 1], [1,
 
 /// Turns the hue by `factor` of the colour circle, in `[-0.5, 0.5]` (`adjust_hue`:
 /// RGB to HSV and back in f32, as torchvision computes it); grey images are unchanged.
-pub fn hue(img: &mut [u8], s: Shape, factor: f64) {
+pub fn hue(img: &mut [u8], s: Shape, factor: f64) -> Result<()> {
+    if !(-0.5..=0.5).contains(&factor) {
+        return Err(Error::InvalidArgument {
+            function: "hue",
+            argument: "factor",
+            message: "must be in [-0.5, 0.5]".into(),
+        });
+    }
+    if s.checked(img)? {
+        hue_in(img, s, factor);
+    }
+    Ok(())
+}
+
+/// [`hue`] on a buffer already checked (the pipeline's).
+pub(crate) fn hue_in(img: &mut [u8], s: Shape, factor: f64) {
     if s.channels < 3 {
         return;
     }

@@ -16,6 +16,25 @@ pub enum Error {
         /// What is wrong with it.
         message: String,
     },
+    /// A free function's argument outside its range (`gaussian_blur` with an even
+    /// kernel, `hue` beyond half a turn, ...), as torchvision raises for it.
+    #[error("{function}: {argument}: {message}")]
+    InvalidArgument {
+        /// The function (`"gaussian_blur"`).
+        function: &'static str,
+        /// The argument (`"kernel"`).
+        argument: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// An image of pixels without a value (0 channels).
+    #[error("a {height}x{width} image needs at least one channel")]
+    NoChannels {
+        /// The image's height.
+        height: usize,
+        /// The image's width.
+        width: usize,
+    },
     /// An image buffer whose length does not match its shape.
     #[error("image buffer holds {len} bytes, but {height}x{width}x{channels} needs {expected}")]
     BufferSize {

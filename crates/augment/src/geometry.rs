@@ -5,7 +5,7 @@
 //! bilinear results are within one grey level of torchvision 0.28's and nearest
 //! results identical but for the rare pixel whose source lies on a rounding tie.
 
-use crate::{Fill, Shape};
+use crate::{Error, Fill, Result, Shape};
 
 /// How a warp reads the source between pixel centres.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -88,10 +88,26 @@ fn inverse_matrix(center: [f64; 2], angle: f64, translate: [f64; 2], scale: f64,
 /// let s = Shape::new(8, 8, 1);
 /// let mut img: Vec<u8> = (0..64).collect();
 /// let shift = Affine { translate: [1.0, 0.0], ..Affine::default() };
-/// affine(&mut img, s, shift, Interpolation::Nearest, Border::Value(0));
+/// affine(&mut img, s, shift, Interpolation::Nearest, Border::Value(0)).unwrap();
 /// assert_eq!(&img[..3], &[0, 0, 1]);
 /// ```
-pub fn affine(img: &mut [u8], s: Shape, a: Affine, interpolation: Interpolation, border: Border) {
+pub fn affine(img: &mut [u8], s: Shape, a: Affine, interpolation: Interpolation, border: Border) -> Result<()> {
+    let finite = a.angle.is_finite() && a.translate.iter().chain(&a.shear).all(|v| v.is_finite());
+    if !(a.scale > 0.0 && a.scale.is_finite() && finite) {
+        return Err(Error::InvalidArgument {
+            function: "affine",
+            argument: "scale",
+            message: "needs finite parameters and a scale above 0".into(),
+        });
+    }
+    if s.checked(img)? {
+        affine_in(img, s, a, interpolation, border);
+    }
+    Ok(())
+}
+
+/// [`affine`] on a buffer already checked (the pipeline's).
+pub(crate) fn affine_in(img: &mut [u8], s: Shape, a: Affine, interpolation: Interpolation, border: Border) {
     let (w, h) = (s.width as f64, s.height as f64);
     let center = a.center.map_or([0.0, 0.0], |[x, y]| [x - w * 0.5, y - h * 0.5]);
     let m = inverse_matrix(center, a.angle, a.translate, a.scale, a.shear).map(|v| v as f32);
@@ -100,7 +116,22 @@ pub fn affine(img: &mut [u8], s: Shape, a: Affine, interpolation: Interpolation,
 
 /// torchvision `F.rotate(img, angle, interpolation, fill=...)` without `expand`:
 /// `angle` degrees counter-clockwise about the centre.
-pub fn rotate(img: &mut [u8], s: Shape, angle: f64, interpolation: Interpolation, border: Border) {
+pub fn rotate(img: &mut [u8], s: Shape, angle: f64, interpolation: Interpolation, border: Border) -> Result<()> {
+    if !angle.is_finite() {
+        return Err(Error::InvalidArgument {
+            function: "rotate",
+            argument: "angle",
+            message: "must be a number".into(),
+        });
+    }
+    if s.checked(img)? {
+        rotate_in(img, s, angle, interpolation, border);
+    }
+    Ok(())
+}
+
+/// [`rotate`] on a buffer already checked (the pipeline's).
+pub(crate) fn rotate_in(img: &mut [u8], s: Shape, angle: f64, interpolation: Interpolation, border: Border) {
     let angle = angle.rem_euclid(360.0);
     if angle == 0.0 {
         return;
@@ -131,6 +162,28 @@ fn rescaled(m: &[f32], w: f32, h: f32) -> [f32; 6] {
 /// torchvision `F.perspective(img, startpoints, endpoints, interpolation, fill)`:
 /// the quadrilateral `start` (corner points `[x, y]`) moves to `end`.
 pub fn perspective(
+    img: &mut [u8],
+    s: Shape,
+    start: [[f64; 2]; 4],
+    end: [[f64; 2]; 4],
+    interpolation: Interpolation,
+    border: Border,
+) -> Result<()> {
+    if !start.iter().chain(&end).flatten().all(|v| v.is_finite()) {
+        return Err(Error::InvalidArgument {
+            function: "perspective",
+            argument: "end",
+            message: "needs finite corners".into(),
+        });
+    }
+    if s.checked(img)? {
+        perspective_in(img, s, start, end, interpolation, border);
+    }
+    Ok(())
+}
+
+/// [`perspective`] on a buffer already checked (the pipeline's).
+pub(crate) fn perspective_in(
     img: &mut [u8],
     s: Shape,
     start: [[f64; 2]; 4],

@@ -1,7 +1,7 @@
 //! The ops themselves, on one HWC u8 image, in place. Every function is public so the
 //! crate can be used without the [`crate::Pipeline`].
 
-use crate::Shape;
+use crate::{Error, Result, Shape};
 
 /// What geometric ops put where the source image does not reach.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -17,7 +17,15 @@ pub enum Fill {
 }
 
 /// Mirrors left-right.
-pub fn hflip(img: &mut [u8], s: Shape) {
+pub fn hflip(img: &mut [u8], s: Shape) -> Result<()> {
+    if s.checked(img)? {
+        hflip_in(img, s);
+    }
+    Ok(())
+}
+
+/// [`hflip`] on a buffer already checked (the pipeline's).
+pub(crate) fn hflip_in(img: &mut [u8], s: Shape) {
     let c = s.channels;
     for row in img.chunks_exact_mut(s.width * c) {
         for x in 0..s.width / 2 {
@@ -30,7 +38,15 @@ pub fn hflip(img: &mut [u8], s: Shape) {
 }
 
 /// Mirrors top-bottom.
-pub fn vflip(img: &mut [u8], s: Shape) {
+pub fn vflip(img: &mut [u8], s: Shape) -> Result<()> {
+    if s.checked(img)? {
+        vflip_in(img, s);
+    }
+    Ok(())
+}
+
+/// [`vflip`] on a buffer already checked (the pipeline's).
+pub(crate) fn vflip_in(img: &mut [u8], s: Shape) {
     let stride = s.width * s.channels;
     for y in 0..s.height / 2 {
         let (top, bottom) = img.split_at_mut((s.height - 1 - y) * stride);
@@ -55,7 +71,15 @@ fn reflect(mut i: i64, n: i64) -> i64 {
 /// Shifts the image by `(dx, dy)` pixels (right and down are positive). With
 /// [`Fill::Constant`] this is exactly torchvision's `RandomCrop(size, padding)` for one
 /// offset: pad, then crop at `(padding - dx, padding - dy)`.
-pub fn translate(img: &mut [u8], s: Shape, dx: i64, dy: i64, fill: Fill) {
+pub fn translate(img: &mut [u8], s: Shape, dx: i64, dy: i64, fill: Fill) -> Result<()> {
+    if s.checked(img)? {
+        translate_in(img, s, dx, dy, fill);
+    }
+    Ok(())
+}
+
+/// [`translate`] on a buffer already checked (the pipeline's).
+pub(crate) fn translate_in(img: &mut [u8], s: Shape, dx: i64, dy: i64, fill: Fill) {
     if dx == 0 && dy == 0 {
         return;
     }
@@ -94,7 +118,7 @@ impl Post {
             apply_lut(img, lut);
         }
         if self.flip {
-            hflip(img, s);
+            hflip_in(img, s);
         }
     }
 }
@@ -186,7 +210,22 @@ fn warp_rows<const C: usize>(src: &[u8], img: &mut [u8], s: Shape, fill: Fill, m
 
 /// Rotates by `degrees` (counter-clockwise) and scales by `scale` (> 1 zooms in)
 /// about the centre, bilinearly.
-pub fn rotate_zoom(img: &mut [u8], s: Shape, degrees: f64, scale: f64, fill: Fill) {
+pub fn rotate_zoom(img: &mut [u8], s: Shape, degrees: f64, scale: f64, fill: Fill) -> Result<()> {
+    if !(scale > 0.0 && scale.is_finite() && degrees.is_finite()) {
+        return Err(Error::InvalidArgument {
+            function: "rotate_zoom",
+            argument: "scale",
+            message: "needs a finite angle and a scale above 0".into(),
+        });
+    }
+    if s.checked(img)? {
+        rotate_zoom_in(img, s, degrees, scale, fill);
+    }
+    Ok(())
+}
+
+/// [`rotate_zoom`] on a buffer already checked (the pipeline's).
+pub(crate) fn rotate_zoom_in(img: &mut [u8], s: Shape, degrees: f64, scale: f64, fill: Fill) {
     rotate_zoom_then(img, s, degrees, scale, fill, Post::NONE);
 }
 
@@ -210,7 +249,23 @@ pub(crate) fn rotate_zoom_then(img: &mut [u8], s: Shape, degrees: f64, scale: f6
 /// pipeline's same-size `random_resized_crop` op, fast. For torchvision's
 /// `RandomResizedCrop` values (crop, then antialiased resize to any size) use
 /// [`random_resized_crop`](crate::random_resized_crop).
-pub fn crop_resize(img: &mut [u8], s: Shape, left: f64, top: f64, width: f64, height: f64) {
+pub fn crop_resize(img: &mut [u8], s: Shape, left: f64, top: f64, width: f64, height: f64) -> Result<()> {
+    if !(width > 0.0 && height > 0.0 && left.is_finite() && top.is_finite() && width.is_finite() && height.is_finite())
+    {
+        return Err(Error::InvalidArgument {
+            function: "crop_resize",
+            argument: "width",
+            message: "needs a finite box of positive width and height".into(),
+        });
+    }
+    if s.checked(img)? {
+        crop_resize_in(img, s, left, top, width, height);
+    }
+    Ok(())
+}
+
+/// [`crop_resize`] on a buffer already checked (the pipeline's).
+pub(crate) fn crop_resize_in(img: &mut [u8], s: Shape, left: f64, top: f64, width: f64, height: f64) {
     let (sx, sy) = (width / s.width as f64, height / s.height as f64);
     let m = [sx, 0.0, left, 0.0, sy, top];
     warp_affine(img, s, Fill::Reflect, m.map(|v| v as f32), Post::NONE);
@@ -245,7 +300,15 @@ fn gray(px: &[u8]) -> f64 {
 /// Blends with the mean grey level of the image (luma 0.299/0.587/0.114), rounded:
 /// the `contrast` op's. Not torchvision's, which floors the luma and truncates:
 /// [`adjust_contrast`](crate::adjust_contrast) is.
-pub fn contrast_rounded(img: &mut [u8], s: Shape, factor: f64) {
+pub fn contrast_rounded(img: &mut [u8], s: Shape, factor: f64) -> Result<()> {
+    if s.checked(img)? {
+        contrast_rounded_in(img, s, factor);
+    }
+    Ok(())
+}
+
+/// [`contrast_rounded`] on a buffer already checked (the pipeline's).
+pub(crate) fn contrast_rounded_in(img: &mut [u8], s: Shape, factor: f64) {
     let n = (s.width * s.height).max(1) as f64;
     let mean = img.chunks_exact(s.channels).map(gray).sum::<f64>() / n;
     for v in img.iter_mut() {
@@ -256,7 +319,15 @@ pub fn contrast_rounded(img: &mut [u8], s: Shape, factor: f64) {
 /// Blends each pixel with its own grey level, rounded (a no-op on single-channel
 /// images): the `saturation` op's. Not torchvision's, which floors the luma and
 /// truncates: [`adjust_saturation`](crate::adjust_saturation) is.
-pub fn saturation_rounded(img: &mut [u8], s: Shape, factor: f64) {
+pub fn saturation_rounded(img: &mut [u8], s: Shape, factor: f64) -> Result<()> {
+    if s.checked(img)? {
+        saturation_rounded_in(img, s, factor);
+    }
+    Ok(())
+}
+
+/// [`saturation_rounded`] on a buffer already checked (the pipeline's).
+pub(crate) fn saturation_rounded_in(img: &mut [u8], s: Shape, factor: f64) {
     if s.channels < 3 {
         return;
     }
@@ -270,18 +341,34 @@ pub fn saturation_rounded(img: &mut [u8], s: Shape, factor: f64) {
 
 /// Zeros a `size x size` square centred at `(cx, cy)` (DeVries & Taylor's cutout),
 /// clipped at the borders: [`erase`] of the clipped box with 0.
-pub fn cutout(img: &mut [u8], s: Shape, cx: i64, cy: i64, size: usize) {
+pub fn cutout(img: &mut [u8], s: Shape, cx: i64, cy: i64, size: usize) -> Result<()> {
+    if s.checked(img)? {
+        cutout_in(img, s, cx, cy, size);
+    }
+    Ok(())
+}
+
+/// [`cutout`] on a buffer already checked (the pipeline's).
+pub(crate) fn cutout_in(img: &mut [u8], s: Shape, cx: i64, cy: i64, size: usize) {
     let half = size as i64 / 2;
     let clip = |c: i64, side: usize| ((c - half).max(0), (c - half + size as i64).clamp(0, side as i64));
     let ((x0, x1), (y0, y1)) = (clip(cx, s.width), clip(cy, s.height));
     if x0 < x1 && y0 < y1 {
-        erase(img, s, y0 as usize, x0 as usize, (y1 - y0) as usize, (x1 - x0) as usize, 0);
+        erase_in(img, s, y0 as usize, x0 as usize, (y1 - y0) as usize, (x1 - x0) as usize, 0);
     }
 }
 
 /// Sets the `height x width` box at `(top, left)` to `value` (torchvision `erase`
 /// with a constant), clipped at the borders.
-pub fn erase(img: &mut [u8], s: Shape, top: usize, left: usize, height: usize, width: usize, value: u8) {
+pub fn erase(img: &mut [u8], s: Shape, top: usize, left: usize, height: usize, width: usize, value: u8) -> Result<()> {
+    if s.checked(img)? {
+        erase_in(img, s, top, left, height, width, value);
+    }
+    Ok(())
+}
+
+/// [`erase`] on a buffer already checked (the pipeline's).
+pub(crate) fn erase_in(img: &mut [u8], s: Shape, top: usize, left: usize, height: usize, width: usize, value: u8) {
     let (y1, x1) = ((top + height).min(s.height), (left + width).min(s.width));
     for y in top.min(y1)..y1 {
         let row = y * s.width * s.channels;
@@ -290,8 +377,16 @@ pub fn erase(img: &mut [u8], s: Shape, top: usize, left: usize, height: usize, w
 }
 
 /// HWC u8 to CHW f32: `(v / 255 - mean[c]) / std[c]` (torchvision `ToTensor` +
-/// `Normalize`).
-pub fn normalize_to_chw(img: &[u8], s: Shape, mean: &[f32], std: &[f32]) -> Vec<f32> {
+/// `Normalize`); `mean` and `std` need a value per channel.
+pub fn normalize_to_chw(img: &[u8], s: Shape, mean: &[f32], std: &[f32]) -> Result<Vec<f32>> {
+    if !s.checked(img)? {
+        return Ok(Vec::new());
+    }
+    if mean.len() < s.channels || std.len() < s.channels {
+        let message =
+            format!("needs {} values, one per channel (mean has {}, std {})", s.channels, mean.len(), std.len());
+        return Err(Error::InvalidArgument { function: "normalize_to_chw", argument: "mean", message });
+    }
     let plane = s.width * s.height;
     let mut out = vec![0.0f32; plane * s.channels];
     for (p, px) in img.chunks_exact(s.channels).enumerate() {
@@ -299,7 +394,7 @@ pub fn normalize_to_chw(img: &[u8], s: Shape, mean: &[f32], std: &[f32]) -> Vec<
             out[c * plane + p] = (v as f32 / 255.0 - mean[c]) / std[c];
         }
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -311,29 +406,29 @@ mod tests {
     #[test]
     fn flips_by_hand() {
         let mut img = [1, 2, 3, 4, 5, 6];
-        hflip(&mut img, S);
+        hflip(&mut img, S).unwrap();
         assert_eq!(img, [3, 2, 1, 6, 5, 4]);
-        vflip(&mut img, S);
+        vflip(&mut img, S).unwrap();
         assert_eq!(img, [6, 5, 4, 3, 2, 1]);
         let mut rgb = [1, 10, 2, 20];
-        hflip(&mut rgb, Shape { height: 1, width: 2, channels: 2 });
+        hflip(&mut rgb, Shape { height: 1, width: 2, channels: 2 }).unwrap();
         assert_eq!(rgb, [2, 20, 1, 10]);
     }
 
     #[test]
     fn translates_by_hand() {
         let mut img = [1, 2, 3, 4, 5, 6];
-        translate(&mut img, S, 1, 0, Fill::Constant);
+        translate(&mut img, S, 1, 0, Fill::Constant).unwrap();
         assert_eq!(img, [0, 1, 2, 0, 4, 5]);
         let mut img = [1, 2, 3, 4, 5, 6];
-        translate(&mut img, S, -2, 1, Fill::Constant);
+        translate(&mut img, S, -2, 1, Fill::Constant).unwrap();
         assert_eq!(img, [0, 0, 0, 3, 0, 0]);
         let mut img = [1, 2, 3, 4, 5, 6];
-        translate(&mut img, S, 3, 0, Fill::Constant);
+        translate(&mut img, S, 3, 0, Fill::Constant).unwrap();
         assert_eq!(img, [0; 6]);
         // Reflect: a shift right by 1 mirrors column 1 into column 0.
         let mut img = [1, 2, 3, 4, 5, 6];
-        translate(&mut img, S, 1, 0, Fill::Reflect);
+        translate(&mut img, S, 1, 0, Fill::Reflect).unwrap();
         assert_eq!(img, [2, 1, 2, 5, 4, 5]);
     }
 
@@ -346,7 +441,7 @@ mod tests {
         rotate_zoom_then(&mut fused, s, 0.0, 1.0, Fill::Constant, post);
         let mut separate = orig;
         brightness_rounded(&mut separate, 1.5);
-        hflip(&mut separate, s);
+        hflip(&mut separate, s).unwrap();
         assert_eq!(fused, separate);
         assert_eq!(&fused[..6], &[120, 150, 60, 90, 0, 30]);
     }
@@ -360,12 +455,12 @@ mod tests {
                 let mut fused = orig.clone();
                 rotate_zoom_then(&mut fused, s, 12.0, 1.1, fill, Post { lut, flip });
                 let mut separate = orig.clone();
-                rotate_zoom(&mut separate, s, 12.0, 1.1, fill);
+                rotate_zoom(&mut separate, s, 12.0, 1.1, fill).unwrap();
                 if let Some(t) = lut {
                     separate.iter_mut().for_each(|v| *v = t[*v as usize]);
                 }
                 if flip {
-                    hflip(&mut separate, s);
+                    hflip(&mut separate, s).unwrap();
                 }
                 assert_eq!(fused, separate, "{c} channels, {fill:?}, flip {flip}");
             }
@@ -384,14 +479,14 @@ mod tests {
         let s = Shape { height: 3, width: 3, channels: 1 };
         let orig = [1, 2, 3, 4, 5, 6, 7, 8, 9];
         let mut img = orig;
-        rotate_zoom(&mut img, s, 90.0, 1.0, Fill::Constant);
+        rotate_zoom(&mut img, s, 90.0, 1.0, Fill::Constant).unwrap();
         // Counter-clockwise on screen: the top row becomes the left column.
         assert_eq!(img, [3, 6, 9, 2, 5, 8, 1, 4, 7]);
         let mut img = orig;
-        rotate_zoom(&mut img, s, 0.0, 1.0, Fill::Reflect);
+        rotate_zoom(&mut img, s, 0.0, 1.0, Fill::Reflect).unwrap();
         assert_eq!(img, orig);
         let mut img = orig;
-        rotate_zoom(&mut img, s, 360.0, 1.0, Fill::Constant);
+        rotate_zoom(&mut img, s, 360.0, 1.0, Fill::Constant).unwrap();
         assert_eq!(img, orig);
     }
 
@@ -404,17 +499,18 @@ mod tests {
         assert_eq!(img, [150, 255, 75]);
         let s = Shape { height: 1, width: 2, channels: 1 };
         let mut img = [100, 200];
-        contrast_rounded(&mut img, s, 0.5);
+        contrast_rounded(&mut img, s, 0.5).unwrap();
         assert_eq!(img, [125, 175]);
         let rgb = Shape { height: 1, width: 1, channels: 3 };
         let mut px = [255, 0, 0];
-        saturation_rounded(&mut px, rgb, 0.0);
+        saturation_rounded(&mut px, rgb, 0.0).unwrap();
         assert_eq!(px, [76, 76, 76]);
         let mut img = [9u8; 16];
-        cutout(&mut img, Shape { height: 4, width: 4, channels: 1 }, 0, 0, 2);
+        cutout(&mut img, Shape { height: 4, width: 4, channels: 1 }, 0, 0, 2).unwrap();
         assert_eq!(img.iter().filter(|&&v| v == 0).count(), 1);
         let chw =
-            normalize_to_chw(&[0, 255, 255, 0], Shape { height: 1, width: 2, channels: 2 }, &[0.5, 0.0], &[0.5, 1.0]);
+            normalize_to_chw(&[0, 255, 255, 0], Shape { height: 1, width: 2, channels: 2 }, &[0.5, 0.0], &[0.5, 1.0])
+                .unwrap();
         assert_eq!(chw, [-1.0, 1.0, 1.0, 0.0]);
     }
 }

@@ -48,7 +48,8 @@ impl Pipeline {
     /// stays untouched.
     pub fn apply(&self, img: &mut [u8], shape: Shape, epoch: u64, index: u64) -> Result<()> {
         shape.check(img)?;
-        if self.ops.is_empty() {
+        // No op, or no value to change (a 0-wide, 0-high or 0-channel image): done.
+        if self.ops.is_empty() || shape.is_empty() {
             return Ok(());
         }
         let mut rng = ChaCha8Rng::seed_from_u64(mix(mix(self.seed, epoch), index));
@@ -201,14 +202,14 @@ mod tests {
                 }
                 _ => {
                     if let Some((angle, zoom, fill)) = pending.take() {
-                        rotate_zoom(img, shape, angle, zoom, fill);
+                        rotate_zoom(img, shape, angle, zoom, fill).unwrap();
                     }
                     apply_op(op, img, shape, &mut rng);
                 }
             }
         }
         if let Some((angle, zoom, fill)) = pending {
-            rotate_zoom(img, shape, angle, zoom, fill);
+            rotate_zoom(img, shape, angle, zoom, fill).unwrap();
         }
     }
 

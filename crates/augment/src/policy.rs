@@ -9,9 +9,10 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Beta, Dirichlet, Distribution};
 
 use crate::color::{
-    adjust_brightness, adjust_contrast, adjust_saturation, autocontrast, equalize, posterize, sharpness, solarize,
+    adjust_brightness_in, adjust_contrast_in, adjust_saturation_in, autocontrast_in, equalize_in, posterize_in,
+    sharpness_in, solarize_in,
 };
-use crate::geometry::{affine, rotate, Affine, Border, Interpolation};
+use crate::geometry::{affine_in, rotate_in, Affine, Border, Interpolation};
 use crate::Shape;
 
 /// One op of an augmentation space.
@@ -121,20 +122,20 @@ fn apply(img: &mut [u8], s: Shape, t: Transform, m: f64, interpolation: Interpol
     let translate = |tx: f64, ty: f64| Affine { translate: [tx, ty], ..Affine::default() };
     match t {
         Identity => {}
-        ShearX => affine(img, s, shear(m.atan().to_degrees(), 0.0), interpolation, Border::Zeros),
-        ShearY => affine(img, s, shear(0.0, m.atan().to_degrees()), interpolation, Border::Zeros),
-        TranslateX => affine(img, s, translate(m.trunc(), 0.0), interpolation, Border::Zeros),
-        TranslateY => affine(img, s, translate(0.0, m.trunc()), interpolation, Border::Zeros),
-        Rotate => rotate(img, s, m, interpolation, Border::Zeros),
-        Brightness => adjust_brightness(img, s, 1.0 + m),
-        Color => adjust_saturation(img, s, 1.0 + m),
-        Contrast => adjust_contrast(img, s, 1.0 + m),
-        Sharpness => sharpness(img, s, 1.0 + m),
-        Posterize => posterize(img, s, m as u8),
+        ShearX => affine_in(img, s, shear(m.atan().to_degrees(), 0.0), interpolation, Border::Zeros),
+        ShearY => affine_in(img, s, shear(0.0, m.atan().to_degrees()), interpolation, Border::Zeros),
+        TranslateX => affine_in(img, s, translate(m.trunc(), 0.0), interpolation, Border::Zeros),
+        TranslateY => affine_in(img, s, translate(0.0, m.trunc()), interpolation, Border::Zeros),
+        Rotate => rotate_in(img, s, m, interpolation, Border::Zeros),
+        Brightness => adjust_brightness_in(img, s, 1.0 + m),
+        Color => adjust_saturation_in(img, s, 1.0 + m),
+        Contrast => adjust_contrast_in(img, s, 1.0 + m),
+        Sharpness => sharpness_in(img, s, 1.0 + m),
+        Posterize => posterize_in(img, s, m as u8),
         // `v >= 255 * m` on integers.
-        Solarize => solarize(img, s, (255.0 * m).ceil() as u8),
-        AutoContrast => autocontrast(img, s),
-        Equalize => equalize(img, s),
+        Solarize => solarize_in(img, s, (255.0 * m).ceil() as u8),
+        AutoContrast => autocontrast_in(img, s),
+        Equalize => equalize_in(img, s),
     }
 }
 

@@ -5,13 +5,13 @@
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::Shape;
+use crate::{Error, Result, Shape};
 
 /// The centre `height x width` window (`center_crop`), zero-padded where the image
 /// is smaller: as torchvision, a side that is padded gets `(crop - side) / 2` (floor)
 /// before the image, a side that is cropped starts at `(side - crop) / 2` rounded
 /// half to even, as Python's `round`.
-pub fn center_crop(img: &[u8], s: Shape, height: usize, width: usize) -> (Vec<u8>, Shape) {
+pub fn center_crop(img: &[u8], s: Shape, height: usize, width: usize) -> Result<(Vec<u8>, Shape)> {
     let anchor = |inside: usize, crop: usize| match crop > inside {
         true => -(((crop - inside) / 2) as i64),
         false => ((inside - crop) as f64 / 2.0).round_ties_even() as i64,
@@ -60,7 +60,14 @@ fn clip8(v: i64) -> u8 {
 /// Resizes to `height x width` with an antialiased bilinear filter (`resize(...,
 /// antialias=True)`, torchvision's default; Pillow's `BILINEAR`): horizontal pass,
 /// then vertical, each rounded to u8 as Pillow does.
-pub fn resize(img: &[u8], s: Shape, height: usize, width: usize) -> (Vec<u8>, Shape) {
+pub fn resize(img: &[u8], s: Shape, height: usize, width: usize) -> Result<(Vec<u8>, Shape)> {
+    if !s.checked(img)? && height * width > 0 {
+        return Err(Error::InvalidArgument {
+            function: "resize",
+            argument: "height",
+            message: format!("cannot resize an empty {}x{} image to {height}x{width}", s.height, s.width),
+        });
+    }
     let c = s.channels;
     // Horizontal pass: s.height rows of `width` pixels.
     let mut mid = vec![0u8; s.height * width * c];
@@ -82,7 +89,7 @@ pub fn resize(img: &[u8], s: Shape, height: usize, width: usize) -> (Vec<u8>, Sh
     }
     let out = Shape::new(height, width, c);
     if height == s.height {
-        return (mid, out);
+        return Ok((mid, out));
     }
     let mut buf = vec![0u8; out.len()];
     for (y, (ymin, k)) in coefficients(s.height, height).iter().enumerate() {
@@ -94,12 +101,13 @@ pub fn resize(img: &[u8], s: Shape, height: usize, width: usize) -> (Vec<u8>, Sh
             buf[y * width * c + x] = clip8(sum);
         }
     }
-    (buf, out)
+    Ok((buf, out))
 }
 
 /// The `height x width` window at `(top, left)` (`crop`), zero where it leaves the
 /// image.
-pub fn crop(img: &[u8], s: Shape, top: i64, left: i64, height: usize, width: usize) -> (Vec<u8>, Shape) {
+pub fn crop(img: &[u8], s: Shape, top: i64, left: i64, height: usize, width: usize) -> Result<(Vec<u8>, Shape)> {
+    s.checked(img)?;
     let out = Shape::new(height, width, s.channels);
     let mut buf = vec![0u8; out.len()];
     for y in 0..height {
@@ -117,7 +125,7 @@ pub fn crop(img: &[u8], s: Shape, top: i64, left: i64, height: usize, width: usi
             buf[(y * width + x0) * c..(y * width + x1) * c].copy_from_slice(&img[from..from + (x1 - x0) * c]);
         }
     }
-    (buf, out)
+    Ok((buf, out))
 }
 
 /// torchvision's `RandomResizedCrop(size=(height, width), scale, ratio)`: a box of
@@ -130,9 +138,17 @@ pub fn random_resized_crop(
     scale: [f64; 2],
     ratio: [f64; 2],
     (seed, index): (u64, u64),
-) -> (Vec<u8>, Shape) {
+) -> Result<(Vec<u8>, Shape)> {
+    let boxes = 0.0 < scale[0] && scale[0] <= scale[1] && scale[1] <= 1.0 && 0.0 < ratio[0] && ratio[0] <= ratio[1];
+    if !(boxes && ratio[1].is_finite()) {
+        let message = "needs 0 < scale[0] <= scale[1] <= 1 and 0 < ratio[0] <= ratio[1]".into();
+        return Err(Error::InvalidArgument { function: "random_resized_crop", argument: "scale", message });
+    }
+    if !s.checked(img)? {
+        return resize(img, s, height, width);
+    }
     let mut rng = ChaCha8Rng::seed_from_u64(crate::pipeline::mix(seed, index));
     let (left, top, w, h) = crate::sample::resized_crop_box(&mut rng, s, scale, ratio);
-    let (cropped, cs) = crop(img, s, top as i64, left as i64, h as usize, w as usize);
+    let (cropped, cs) = crop(img, s, top as i64, left as i64, h as usize, w as usize)?;
     resize(&cropped, cs, height, width)
 }

@@ -7,8 +7,8 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 
-use crate::ops::{brightness_rounded, contrast_rounded, crop_resize, cutout, erase, rotate_zoom, saturation_rounded};
-use crate::ops::{hflip, translate, vflip};
+use crate::ops::{brightness_rounded, contrast_rounded_in, crop_resize_in, cutout_in, erase_in, rotate_zoom_in};
+use crate::ops::{hflip_in, saturation_rounded_in, translate_in, vflip_in};
 use crate::{color, geometry, policy, Affine, Op, Shape};
 
 /// A uniform draw from `[lo, hi]`, or `lo` when the range is empty (no draw).
@@ -32,21 +32,21 @@ fn apply_maybe(op: &Op, img: &mut [u8], s: Shape, rng: &mut ChaCha8Rng) {
 /// Applies `op` (its coin already drawn) to `img`, drawing its parameters from `rng`.
 pub(crate) fn apply_op(op: &Op, img: &mut [u8], s: Shape, rng: &mut ChaCha8Rng) {
     match *op {
-        Op::Hflip { .. } => hflip(img, s),
-        Op::Vflip { .. } => vflip(img, s),
+        Op::Hflip { .. } => hflip_in(img, s),
+        Op::Vflip { .. } => vflip_in(img, s),
         Op::Brightness { min, max, .. } => brightness_rounded(img, uniform(rng, min, max)),
-        Op::Contrast { min, max, .. } => contrast_rounded(img, s, uniform(rng, min, max)),
-        Op::Saturation { min, max, .. } => saturation_rounded(img, s, uniform(rng, min, max)),
-        Op::Grayscale { .. } => color::grayscale(img, s),
-        Op::Invert { .. } => color::invert(img, s),
-        Op::Solarize { threshold, .. } => color::solarize(img, s, threshold),
-        Op::Posterize { bits, .. } => color::posterize(img, s, bits),
-        Op::Autocontrast { .. } => color::autocontrast(img, s),
-        Op::Equalize { .. } => color::equalize(img, s),
-        Op::Sharpness { factor, .. } => color::sharpness(img, s, factor),
-        Op::Hue { min, max, .. } => color::hue(img, s, uniform(rng, min, max)),
+        Op::Contrast { min, max, .. } => contrast_rounded_in(img, s, uniform(rng, min, max)),
+        Op::Saturation { min, max, .. } => saturation_rounded_in(img, s, uniform(rng, min, max)),
+        Op::Grayscale { .. } => color::grayscale_in(img, s),
+        Op::Invert { .. } => color::invert_in(img, s),
+        Op::Solarize { threshold, .. } => color::solarize_in(img, s, threshold),
+        Op::Posterize { bits, .. } => color::posterize_in(img, s, bits),
+        Op::Autocontrast { .. } => color::autocontrast_in(img, s),
+        Op::Equalize { .. } => color::equalize_in(img, s),
+        Op::Sharpness { factor, .. } => color::sharpness_in(img, s, factor),
+        Op::Hue { min, max, .. } => color::hue_in(img, s, uniform(rng, min, max)),
         Op::GaussianBlur { kernel, sigma, .. } => {
-            color::gaussian_blur(img, s, kernel, uniform(rng, sigma[0], sigma[1]))
+            color::gaussian_blur_in(img, s, kernel, uniform(rng, sigma[0], sigma[1]))
         }
         Op::ColorJitter { brightness, contrast, saturation, hue, .. } => {
             color_jitter(img, s, rng, [brightness, contrast, saturation, hue])
@@ -66,8 +66,10 @@ pub(crate) fn apply_op(op: &Op, img: &mut [u8], s: Shape, rng: &mut ChaCha8Rng) 
 fn geometric(op: &Op, img: &mut [u8], s: Shape, rng: &mut ChaCha8Rng) {
     match *op {
         // Inside combinators (the pipeline fuses runs of them into one warp).
-        Op::Rotate { degrees, fill, .. } => rotate_zoom(img, s, uniform(rng, -degrees.abs(), degrees.abs()), 1.0, fill),
-        Op::Zoom { range, fill, .. } => rotate_zoom(img, s, 0.0, uniform(rng, 1.0 - range, 1.0 + range), fill),
+        Op::Rotate { degrees, fill, .. } => {
+            rotate_zoom_in(img, s, uniform(rng, -degrees.abs(), degrees.abs()), 1.0, fill)
+        }
+        Op::Zoom { range, fill, .. } => rotate_zoom_in(img, s, 0.0, uniform(rng, 1.0 - range, 1.0 + range), fill),
         Op::RandomAffine { degrees, translate, scale, shear, interpolation, fill, .. } => {
             // RandomAffine.make_params: angle, translation (rounded pixels), scale, shear.
             let angle = uniform(rng, -degrees.abs(), degrees.abs());
@@ -79,11 +81,11 @@ fn geometric(op: &Op, img: &mut [u8], s: Shape, rng: &mut ChaCha8Rng) {
             let scale = uniform(rng, scale[0], scale[1]);
             let shear = [uniform(rng, shear[0], shear[1]), uniform(rng, shear[2], shear[3])];
             let a = Affine { angle, translate, scale, shear, center: None };
-            geometry::affine(img, s, a, interpolation, fill.into());
+            geometry::affine_in(img, s, a, interpolation, fill.into());
         }
         Op::RandomPerspective { distortion, interpolation, fill, .. } => {
             let (start, end) = perspective_corners(rng, s, distortion);
-            geometry::perspective(img, s, start, end, interpolation, fill.into());
+            geometry::perspective_in(img, s, start, end, interpolation, fill.into());
         }
         Op::RandomCrop { padding, fill, .. } => {
             // Cropping the padded image at offset (ox, oy) is a shift by
@@ -91,11 +93,11 @@ fn geometric(op: &Op, img: &mut [u8], s: Shape, rng: &mut ChaCha8Rng) {
             let p = padding as i64;
             let dx = p - rng.gen_range(0..=2 * p);
             let dy = p - rng.gen_range(0..=2 * p);
-            translate(img, s, dx, dy, fill);
+            translate_in(img, s, dx, dy, fill);
         }
         Op::RandomResizedCrop { scale, ratio, .. } => {
             let (left, top, w, h) = resized_crop_box(rng, s, scale, ratio);
-            crop_resize(img, s, left, top, w, h);
+            crop_resize_in(img, s, left, top, w, h);
         }
         Op::RandomErasing { scale, ratio, value, random, .. } => {
             random_erasing(img, s, rng, (scale, ratio), value, random)
@@ -103,7 +105,7 @@ fn geometric(op: &Op, img: &mut [u8], s: Shape, rng: &mut ChaCha8Rng) {
         Op::Cutout { size, .. } => {
             let cx = rng.gen_range(0..s.width.max(1)) as i64;
             let cy = rng.gen_range(0..s.height.max(1)) as i64;
-            cutout(img, s, cx, cy, size);
+            cutout_in(img, s, cx, cy, size);
         }
         _ => unreachable!("apply_op dispatches {} elsewhere", op.name()),
     }
@@ -145,10 +147,10 @@ fn color_jitter(img: &mut [u8], s: Shape, rng: &mut ChaCha8Rng, ranges: [[f64; 2
             continue;
         }
         match i {
-            0 => color::adjust_brightness(img, s, factors[0]),
-            1 => color::adjust_contrast(img, s, factors[1]),
-            2 => color::adjust_saturation(img, s, factors[2]),
-            _ => color::hue(img, s, factors[3]),
+            0 => color::adjust_brightness_in(img, s, factors[0]),
+            1 => color::adjust_contrast_in(img, s, factors[1]),
+            2 => color::adjust_saturation_in(img, s, factors[2]),
+            _ => color::hue_in(img, s, factors[3]),
         }
     }
 }
@@ -252,6 +254,6 @@ fn random_erasing(
             rng.fill(&mut img[row..row + ew * s.channels]);
         }
     } else {
-        erase(img, s, top, left, eh, ew, value);
+        erase_in(img, s, top, left, eh, ew, value);
     }
 }

@@ -33,6 +33,20 @@ impl Shape {
         self.len() == 0
     }
 
+    /// Checks `buf` for the free functions: `Ok(false)` when the image has no pixel (an
+    /// empty buffer, nothing to do), `Ok(true)` when it holds exactly one image of
+    /// pixels with at least one value each, an error otherwise.
+    pub(crate) fn checked(&self, buf: &[u8]) -> Result<bool> {
+        self.check(buf)?;
+        if self.height == 0 || self.width == 0 {
+            return Ok(false);
+        }
+        if self.channels == 0 {
+            return Err(Error::NoChannels { height: self.height, width: self.width });
+        }
+        Ok(true)
+    }
+
     /// Checks that `buf` holds exactly one image of this shape.
     pub(crate) fn check(&self, buf: &[u8]) -> Result<()> {
         if buf.len() == self.len() {

@@ -15,10 +15,10 @@ proptest! {
         let s = Shape { height: h, width: w, channels: c };
         let orig: Vec<u8> = (0..s.len()).map(|i| (i as u8) ^ seed).collect();
         let mut img = orig.clone();
-        hflip(&mut img, s);
-        hflip(&mut img, s);
-        vflip(&mut img, s);
-        vflip(&mut img, s);
+        hflip(&mut img, s).unwrap();
+        hflip(&mut img, s).unwrap();
+        vflip(&mut img, s).unwrap();
+        vflip(&mut img, s).unwrap();
         prop_assert_eq!(img, orig);
     }
 
@@ -65,10 +65,10 @@ fn probability_extremes_and_zero_shift() {
     assert_eq!(img, image(0));
     Pipeline::new(vec![Op::Hflip { p: 1.0 }], 1).unwrap().apply(&mut img, S, 0, 0).unwrap();
     let mut expected = image(0);
-    hflip(&mut expected, S);
+    hflip(&mut expected, S).unwrap();
     assert_eq!(img, expected);
     let mut same = image(2);
-    translate(&mut same, S, 0, 0, Fill::Reflect);
+    translate(&mut same, S, 0, 0, Fill::Reflect).unwrap();
     assert_eq!(same, image(2));
 }
 
@@ -231,7 +231,7 @@ fn colour_ops_match_torchvision() {
         let s = Shape::new(dim("height"), dim("width"), dim("channels"));
         let mut img = bytes(&case["input"]);
         let param = &case["param"];
-        match op {
+        let applied = match op {
             "invert" => cnnlab_augment::invert(&mut img, s),
             "autocontrast" => cnnlab_augment::autocontrast(&mut img, s),
             "equalize" => cnnlab_augment::equalize(&mut img, s),
@@ -242,7 +242,7 @@ fn colour_ops_match_torchvision() {
             "sharpness" => cnnlab_augment::sharpness(&mut img, s, param.as_f64().unwrap()),
             "gaussian_blur" => {
                 let k = param[0].as_u64().unwrap() as usize;
-                cnnlab_augment::gaussian_blur(&mut img, s, k, param[1].as_f64().unwrap());
+                cnnlab_augment::gaussian_blur(&mut img, s, k, param[1].as_f64().unwrap())
             }
             "adjust_brightness" => cnnlab_augment::adjust_brightness(&mut img, s, param.as_f64().unwrap()),
             "adjust_contrast" => cnnlab_augment::adjust_contrast(&mut img, s, param.as_f64().unwrap()),
@@ -255,7 +255,7 @@ fn colour_ops_match_torchvision() {
                 let nearest = param["interpolation"] == "nearest";
                 let interp = if nearest { Interpolation::Nearest } else { Interpolation::Bilinear };
                 let border = param["fill"].as_u64().map_or(Border::Zeros, |v| Border::Value(v as u8));
-                match op {
+                let warped = match op {
                     "affine" => {
                         let a = cnnlab_augment::Affine {
                             angle: f("angle"),
@@ -264,11 +264,12 @@ fn colour_ops_match_torchvision() {
                             shear: pair(&param["shear"]),
                             center: (!param["center"].is_null()).then(|| pair(&param["center"])),
                         };
-                        cnnlab_augment::affine(&mut img, s, a, interp, border);
+                        cnnlab_augment::affine(&mut img, s, a, interp, border)
                     }
                     "rotate" => cnnlab_augment::rotate(&mut img, s, f("angle"), interp, border),
                     _ => cnnlab_augment::perspective(&mut img, s, quad("start"), quad("end"), interp, border),
-                }
+                };
+                warped.unwrap();
                 let want = bytes(&case["expected"]);
                 // Bilinear: float32 sums in another order, at most one grey level.
                 // Nearest: a source exactly between two pixels may round either way.
@@ -285,7 +286,7 @@ fn colour_ops_match_torchvision() {
             "center_crop" | "resize" => {
                 let (h, w) = (param[0].as_u64().unwrap() as usize, param[1].as_u64().unwrap() as usize);
                 let f = if op == "resize" { cnnlab_augment::resize } else { cnnlab_augment::center_crop };
-                let (out, shape) = f(&img, s, h, w);
+                let (out, shape) = f(&img, s, h, w).unwrap();
                 assert_eq!((shape.height, shape.width), (h, w));
                 let want = bytes(&case["expected"]);
                 // The resize kernel is Pillow's; torchvision's uint8 kernel rounds its
@@ -296,7 +297,8 @@ fn colour_ops_match_torchvision() {
                 continue;
             }
             other => panic!("unknown op {other}"),
-        }
+        };
+        applied.unwrap();
         assert_eq!(img, bytes(&case["expected"]), "{op}({param}) on {s:?}");
         checked += 1;
     }
@@ -310,7 +312,7 @@ fn random_resized_crop_to_a_size() {
     let s = Shape::new(20, 24, 3);
     let img: Vec<u8> = (0..s.len()).map(|i| (i * 7 % 253) as u8).collect();
     let crop = |seed, index| {
-        cnnlab_augment::random_resized_crop(&img, s, (8, 10), [0.08, 1.0], [0.75, 4.0 / 3.0], (seed, index))
+        cnnlab_augment::random_resized_crop(&img, s, (8, 10), [0.08, 1.0], [0.75, 4.0 / 3.0], (seed, index)).unwrap()
     };
     let (out, shape) = crop(1, 2);
     assert_eq!((shape, out.len()), (Shape::new(8, 10, 3), 240));
@@ -372,7 +374,7 @@ fn degenerate_perspective_does_not_overflow() {
     for end in [[[0.0, 0.0], [3.0, 0.0], [3.0, 9.0], [1e-7, 9.0]], [[0.0, 0.0], [3.0, 0.0], [0.0, 0.0], [0.0, 9.0]]] {
         for interpolation in [cnnlab_augment::Interpolation::Nearest, cnnlab_augment::Interpolation::Bilinear] {
             let mut img = vec![7u8; s.len()];
-            cnnlab_augment::perspective(&mut img, s, start, end, interpolation, cnnlab_augment::Border::Zeros);
+            cnnlab_augment::perspective(&mut img, s, start, end, interpolation, cnnlab_augment::Border::Zeros).unwrap();
             assert_eq!(img.len(), s.len());
         }
     }
@@ -447,10 +449,10 @@ fn color_jitter_orders_vary() {
         p: 1.0,
     };
     let (mut bc, mut cb) = (orig.clone(), orig.clone());
-    cnnlab_augment::adjust_brightness(&mut bc, s, 2.0);
-    cnnlab_augment::adjust_contrast(&mut bc, s, 0.0);
-    cnnlab_augment::adjust_contrast(&mut cb, s, 0.0);
-    cnnlab_augment::adjust_brightness(&mut cb, s, 2.0);
+    cnnlab_augment::adjust_brightness(&mut bc, s, 2.0).unwrap();
+    cnnlab_augment::adjust_contrast(&mut bc, s, 0.0).unwrap();
+    cnnlab_augment::adjust_contrast(&mut cb, s, 0.0).unwrap();
+    cnnlab_augment::adjust_brightness(&mut cb, s, 2.0).unwrap();
     assert_ne!(bc, cb);
     let pipe = Pipeline::new(vec![jitter], 1).unwrap();
     let outs: Vec<Vec<u8>> = (0..40)
@@ -486,9 +488,9 @@ fn combinators_choose_and_order() {
             })
             .collect()
     };
-    let inv: fn(&mut [u8], Shape) = invert;
-    let sol: fn(&mut [u8], Shape) = |img, s| solarize(img, s, 100);
-    let post: fn(&mut [u8], Shape) = |img, s| posterize(img, s, 2);
+    let inv: fn(&mut [u8], Shape) = |img, s| invert(img, s).unwrap();
+    let sol: fn(&mut [u8], Shape) = |img, s| solarize(img, s, 100).unwrap();
+    let post: fn(&mut [u8], Shape) = |img, s| posterize(img, s, 2).unwrap();
     let ops = || vec![Op::invert().with_p(1.0), Op::solarize(100).with_p(1.0), Op::posterize(2).with_p(1.0)];
     let check = |op: Op, expected: Vec<Vec<u8>>| {
         let got = outcomes(op);
@@ -553,4 +555,134 @@ fn torchvision_ops_from_config_and_validation() {
     assert!(err(vec![Op::color_jitter(0.0, 0.0, 0.0, 0.6)]).contains("hue"));
     assert!(err(vec![Op::AugMix { severity: 11, width: 3, depth: 0, alpha: 1.0, all_ops: true, p: 1.0 }])
         .contains("severity"));
+}
+
+/// Any shape (0 to 5 rows, columns and channels), a buffer of the right length or one
+/// byte off, and any parameter (NaN, infinities, negatives, zero included): every
+/// public function and every op in a pipeline returns, with `Ok` or the crate's
+/// `Error`, and never panics. `PROPTEST_CASES=100000` for a long campaign.
+mod no_panics {
+    use cnnlab_augment::*;
+    use proptest::prelude::*;
+
+    fn float() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            Just(f64::NAN),
+            Just(f64::INFINITY),
+            Just(f64::NEG_INFINITY),
+            Just(0.0),
+            Just(-1.0),
+            Just(0.5),
+            Just(1.0),
+            Just(3.0),
+            -400.0..400.0f64,
+        ]
+    }
+
+    fn image() -> impl Strategy<Value = (Shape, Vec<u8>)> {
+        (0usize..6, 0usize..6, 0usize..6, prop_oneof![Just(0i64), Just(-1), Just(1)]).prop_flat_map(|(h, w, c, off)| {
+            let s = Shape::new(h, w, c);
+            let len = (s.len() as i64 + off).max(0) as usize;
+            (Just(s), proptest::collection::vec(any::<u8>(), len))
+        })
+    }
+
+    /// Every free function once, with parameters from `f` and `n`.
+    fn every_function(img: &mut [u8], s: Shape, f: [f64; 4], n: [usize; 3]) {
+        let (a, b, c, d) = (f[0], f[1], f[2], f[3]);
+        let (i, j) = (n[0] as i64 - 2, n[1] as i64 - 2);
+        let _ = hflip(img, s);
+        let _ = vflip(img, s);
+        let _ = translate(img, s, i, j, Fill::Reflect);
+        let _ = rotate_zoom(img, s, a, b, Fill::Constant);
+        let _ = crop_resize(img, s, a, b, c, d);
+        brightness_rounded(img, a);
+        let _ = contrast_rounded(img, s, a);
+        let _ = saturation_rounded(img, s, b);
+        let _ = cutout(img, s, i, j, n[2]);
+        let _ = erase(img, s, n[0], n[1], n[2], n[0], 7);
+        let _ = normalize_to_chw(img, s, &[0.5, 0.5, 0.5], &[0.2, 0.2, 0.2]);
+        let _ = grayscale(img, s);
+        let _ = invert(img, s);
+        let _ = solarize(img, s, n[0] as u8);
+        let _ = posterize(img, s, n[1] as u8);
+        let _ = adjust_brightness(img, s, a);
+        let _ = adjust_contrast(img, s, b);
+        let _ = adjust_saturation(img, s, c);
+        let _ = autocontrast(img, s);
+        let _ = equalize(img, s);
+        let _ = sharpness(img, s, d);
+        let _ = gaussian_blur(img, s, n[2], a);
+        let _ = hue(img, s, b);
+        let affine_of = Affine { angle: a, translate: [b, c], scale: d, shear: [a, b], center: None };
+        let _ = affine(img, s, affine_of, Interpolation::Bilinear, Border::Zeros);
+        let _ = rotate(img, s, a, Interpolation::Nearest, Border::Value(3));
+        let corners = [[0.0, 0.0], [a, 0.0], [b, c], [0.0, d]];
+        let _ = perspective(
+            img,
+            s,
+            [[0.0, 0.0], [4.0, 0.0], [4.0, 4.0], [0.0, 4.0]],
+            corners,
+            Interpolation::Bilinear,
+            Border::Zeros,
+        );
+        let _ = center_crop(img, s, n[0], n[1]);
+        let _ = crop(img, s, i, j, n[1], n[2]);
+        let _ = resize(img, s, n[0], n[2]);
+        let _ = random_resized_crop(img, s, (n[0], n[1]), [a.abs().min(1.0), 1.0], [0.75, b.abs() + 0.8], (1, 2));
+    }
+
+    /// Every op with its constructor's defaults (a valid pipeline), applied once.
+    fn every_op(img: &mut [u8], s: Shape, index: u64) {
+        let ops = vec![
+            Op::hflip(1.0),
+            Op::vflip(1.0),
+            Op::rotate(30.0),
+            Op::zoom(0.3),
+            Op::brightness(0.5, 1.5),
+            Op::contrast(0.5, 1.5),
+            Op::saturation(0.5, 1.5),
+            Op::random_crop(2),
+            Op::random_resized_crop(),
+            Op::cutout(2),
+            Op::noise(0.1),
+            Op::hue(0.3),
+            Op::grayscale(1.0),
+            Op::invert(),
+            Op::solarize(100),
+            Op::posterize(3),
+            Op::autocontrast(),
+            Op::equalize(),
+            Op::sharpness(2.0),
+            Op::gaussian_blur(3),
+            Op::random_affine(20.0),
+            Op::random_perspective(0.5),
+            Op::random_erasing(),
+            Op::color_jitter(0.4, 0.4, 0.4, 0.1),
+            Op::rand_augment(2, 9),
+            Op::trivial_augment_wide(),
+            Op::aug_mix(),
+        ];
+        for op in ops {
+            let op = op.with_p(1.0);
+            let _ = Pipeline::new(vec![op], index).and_then(|p| p.apply(img, s, 0, index));
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(
+            std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64)
+        ))]
+
+        #[test]
+        fn no_function_and_no_op_panics(
+            (s, mut img) in image(),
+            f in proptest::array::uniform4(float()),
+            n in proptest::array::uniform3(0usize..7),
+            index in 0u64..1000,
+        ) {
+            every_function(&mut img, s, f, n);
+            every_op(&mut img, s, index);
+        }
+    }
 }

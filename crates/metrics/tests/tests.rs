@@ -436,11 +436,8 @@ fn agrees_with_scikit_learn_where_it_once_did_not() {
     let top1 = top_k_accuracy(&usizes(&b["y_true"]), &floats(&b["scores"]), 2, 1).unwrap();
     close("binary_top1", "top-1", top1, b["value"].as_f64().unwrap());
     let z = &e["weighted_zero_support"];
-    let options = Options {
-        labels: Labels::Given(usizes(&z["labels"])),
-        zero_division: ZeroDivision::One,
-        ..Options::default()
-    };
+    let options =
+        Options { labels: Labels::Given(usizes(&z["labels"])), zero_division: ZeroDivision::One, ..Options::default() };
     let got = precision_recall_fscore(&usizes(&z["y_true"]), &usizes(&z["y_pred"]), &options).unwrap().weighted_avg;
     let want = floats(&z["value"]);
     for (what, g, w) in

@@ -135,8 +135,8 @@ pub fn gather(
             let fits = |r: cnnlab_augment::Result<()>| r.unwrap_or_else(|e| unreachable!("{e}"));
             match (variant, augment) {
                 (Variant::Original, _) => {}
-                (Variant::Hflip, _) => cnnlab_augment::hflip(img, s),
-                (Variant::Vflip, _) => cnnlab_augment::vflip(img, s),
+                (Variant::Hflip, _) => fits(cnnlab_augment::hflip(img, s)),
+                (Variant::Vflip, _) => fits(cnnlab_augment::vflip(img, s)),
                 (Variant::Augmented, Some(a)) => fits(a.copies.apply(img, s, a.epoch, position)),
                 // Evaluation never plans augmented copies; without pipelines, keep as is.
                 (Variant::Augmented, None) => {}

@@ -219,19 +219,21 @@ fn host_batch(
     pixels.par_chunks_mut(s.len()).zip(items.par_iter().zip(draws.par_iter())).with_min_len(per_task).for_each(
         |(img, (&(i, variant), draws))| {
             img.copy_from_slice(data.image(i));
+            // `img` is one chunk of `s.len()` bytes: the shape always matches.
+            let fits = |r: cnnlab_augment::Result<()>| r.unwrap_or_else(|e| unreachable!("{e}"));
             match variant {
-                Variant::Hflip => cnnlab_augment::hflip(img, s),
-                Variant::Vflip => cnnlab_augment::vflip(img, s),
+                Variant::Hflip => fits(cnnlab_augment::hflip(img, s)),
+                Variant::Vflip => fits(cnnlab_augment::vflip(img, s)),
                 Variant::Original | Variant::Augmented => {}
             }
             for (op, &(flip, dy, dx)) in ops.iter().zip(draws) {
                 match *op {
-                    DeviceOp::Hflip { .. } if flip => cnnlab_augment::hflip(img, s),
+                    DeviceOp::Hflip { .. } if flip => fits(cnnlab_augment::hflip(img, s)),
                     DeviceOp::Hflip { .. } => {}
                     // Cropping the padded image at (dy, dx) shifts it by (pad - dx, pad - dy).
                     DeviceOp::Translate { pad, reflect } => {
                         let fill = if reflect { Fill::Reflect } else { Fill::Constant };
-                        cnnlab_augment::translate(img, s, pad - dx, pad - dy, fill)
+                        fits(cnnlab_augment::translate(img, s, pad - dx, pad - dy, fill))
                     }
                 }
             }
