@@ -115,7 +115,7 @@ impl Post {
     /// Applies the table and the mirror alone (when there is no warp to fuse them into).
     pub(crate) fn apply(&self, img: &mut [u8], s: Shape) {
         if let Some(lut) = &self.lut {
-            apply_lut(img, lut);
+            apply_lut(img, s, lut);
         }
         if self.flip {
             hflip_in(img, s);
@@ -158,6 +158,9 @@ fn warp_rows<const C: usize>(src: &[u8], img: &mut [u8], s: Shape, fill: Fill, m
     let [ax, bx, cx, ay, by, cy] = m;
     let identity: [u8; 256] = std::array::from_fn(|v| v as u8);
     let lut = post.lut.unwrap_or(identity);
+    // The table is the colour values' (brightness): an alpha value takes the identity.
+    let colour = colour_values(c);
+    let table = |k: usize| if k < colour { &lut } else { &identity };
     let fetch = |x: i32, y: i32, k: usize| -> f32 {
         match fill {
             Fill::Reflect => {
@@ -192,14 +195,14 @@ fn warp_rows<const C: usize>(src: &[u8], img: &mut [u8], s: Shape, fill: Fill, m
                 for k in 0..c {
                     let top = a[k] as u32 * (256 - qx) + a[c + k] as u32 * qx;
                     let bottom = b[k] as u32 * (256 - qx) + b[c + k] as u32 * qx;
-                    out[k] = lut[((top * (256 - qy) + bottom * qy + 32768) >> 16) as usize];
+                    out[k] = table(k)[((top * (256 - qy) + bottom * qy + 32768) >> 16) as usize];
                 }
             } else {
                 let (wx, wy) = ((fx & 0xFFFF) as f32 / ONE, (fy & 0xFFFF) as f32 / ONE);
                 for (k, o) in out.iter_mut().enumerate() {
                     let top = fetch(x0, y0, k) * (1.0 - wx) + fetch(x0 + 1, y0, k) * wx;
                     let bottom = fetch(x0, y0 + 1, k) * (1.0 - wx) + fetch(x0 + 1, y0 + 1, k) * wx;
-                    *o = lut[(top * (1.0 - wy) + bottom * wy + 0.5).clamp(0.0, 255.0) as usize];
+                    *o = table(k)[(top * (1.0 - wy) + bottom * wy + 0.5).clamp(0.0, 255.0) as usize];
                 }
             }
             fx += step_x;
@@ -276,17 +279,44 @@ pub(crate) fn brightness_lut(factor: f64) -> [u8; 256] {
     std::array::from_fn(|v| (v as f64 * factor).round().clamp(0.0, 255.0) as u8)
 }
 
-/// Replaces every value `v` by `lut[v]`.
-fn apply_lut(img: &mut [u8], lut: &[u8; 256]) {
-    img.iter_mut().for_each(|v| *v = lut[*v as usize]);
+/// The colour values of a pixel of `channels`: 3 of RGB or RGBA (and more), 1 of grey
+/// or grey + alpha. The others (alpha) are left alone by the colour ops.
+pub(crate) fn colour_values(channels: usize) -> usize {
+    if channels >= 3 {
+        3
+    } else {
+        1
+    }
 }
 
-/// Multiplies every value by `factor`, rounded: the `brightness` op's (the configs'
-/// since the first seed). Not torchvision's, which truncates:
-/// [`adjust_brightness`](crate::adjust_brightness) is.
-pub fn brightness_rounded(img: &mut [u8], factor: f64) {
+/// Replaces every colour value `v` by `lut[v]` (alpha left alone).
+fn apply_lut(img: &mut [u8], s: Shape, lut: &[u8; 256]) {
+    let colour = colour_values(s.channels);
+    if colour == s.channels {
+        img.iter_mut().for_each(|v| *v = lut[*v as usize]);
+    } else {
+        img.chunks_exact_mut(s.channels).for_each(|px| px[..colour].iter_mut().for_each(|v| *v = lut[*v as usize]));
+    }
+}
+
+/// Multiplies every colour value by `factor` (alpha left alone), rounded: the
+/// `brightness` op's (the configs' since the first seed). Not torchvision's, which
+/// truncates: [`adjust_brightness`](crate::adjust_brightness) is.
+pub fn brightness_rounded(img: &mut [u8], s: Shape, factor: f64) -> Result<()> {
+    if !factor.is_finite() {
+        let message = "must be a number".into();
+        return Err(Error::InvalidArgument { function: "brightness_rounded", argument: "factor", message });
+    }
+    if s.checked(img)? {
+        brightness_rounded_in(img, s, factor);
+    }
+    Ok(())
+}
+
+/// [`brightness_rounded`] on a buffer already checked (the pipeline's).
+pub(crate) fn brightness_rounded_in(img: &mut [u8], s: Shape, factor: f64) {
     // 256 products instead of one per byte.
-    apply_lut(img, &brightness_lut(factor));
+    apply_lut(img, s, &brightness_lut(factor));
 }
 
 fn gray(px: &[u8]) -> f64 {
@@ -311,8 +341,11 @@ pub fn contrast_rounded(img: &mut [u8], s: Shape, factor: f64) -> Result<()> {
 pub(crate) fn contrast_rounded_in(img: &mut [u8], s: Shape, factor: f64) {
     let n = (s.width * s.height).max(1) as f64;
     let mean = img.chunks_exact(s.channels).map(gray).sum::<f64>() / n;
-    for v in img.iter_mut() {
-        *v = (factor * *v as f64 + (1.0 - factor) * mean).round().clamp(0.0, 255.0) as u8;
+    let colour = colour_values(s.channels);
+    for px in img.chunks_exact_mut(s.channels) {
+        for v in &mut px[..colour] {
+            *v = (factor * *v as f64 + (1.0 - factor) * mean).round().clamp(0.0, 255.0) as u8;
+        }
     }
 }
 
@@ -440,10 +473,11 @@ mod tests {
         let mut fused = orig.clone();
         rotate_zoom_then(&mut fused, s, 0.0, 1.0, Fill::Constant, post);
         let mut separate = orig;
-        brightness_rounded(&mut separate, 1.5);
+        brightness_rounded(&mut separate, s, 1.5).unwrap();
         hflip(&mut separate, s).unwrap();
         assert_eq!(fused, separate);
-        assert_eq!(&fused[..6], &[120, 150, 60, 90, 0, 30]);
+        // Grey + alpha: the table and the mirror move the grey values; alpha keeps its own.
+        assert_eq!(&fused[..6], &[120, 100, 60, 60, 0, 20]);
     }
 
     #[test]
@@ -457,7 +491,7 @@ mod tests {
                 let mut separate = orig.clone();
                 rotate_zoom(&mut separate, s, 12.0, 1.1, fill).unwrap();
                 if let Some(t) = lut {
-                    separate.iter_mut().for_each(|v| *v = t[*v as usize]);
+                    apply_lut(&mut separate, s, &t);
                 }
                 if flip {
                     hflip(&mut separate, s).unwrap();
@@ -492,16 +526,23 @@ mod tests {
 
     #[test]
     fn colour_ops_by_hand() {
+        let rgb = Shape { height: 1, width: 1, channels: 3 };
         let mut img = [100, 200, 50];
-        brightness_rounded(&mut img, 1.0);
+        brightness_rounded(&mut img, rgb, 1.0).unwrap();
         assert_eq!(img, [100, 200, 50]);
-        brightness_rounded(&mut img, 1.5);
+        brightness_rounded(&mut img, rgb, 1.5).unwrap();
         assert_eq!(img, [150, 255, 75]);
+        // RGBA and grey + alpha: the alpha value stays.
+        let mut rgba = [100, 200, 50, 80];
+        brightness_rounded(&mut rgba, Shape { height: 1, width: 1, channels: 4 }, 1.5).unwrap();
+        assert_eq!(rgba, [150, 255, 75, 80]);
+        let mut ga = [100, 80, 20, 40];
+        contrast_rounded(&mut ga, Shape { height: 1, width: 2, channels: 2 }, 0.0).unwrap();
+        assert_eq!(ga, [60, 80, 60, 40]);
         let s = Shape { height: 1, width: 2, channels: 1 };
         let mut img = [100, 200];
         contrast_rounded(&mut img, s, 0.5).unwrap();
         assert_eq!(img, [125, 175]);
-        let rgb = Shape { height: 1, width: 1, channels: 3 };
         let mut px = [255, 0, 0];
         saturation_rounded(&mut px, rgb, 0.0).unwrap();
         assert_eq!(px, [76, 76, 76]);

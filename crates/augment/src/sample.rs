@@ -7,7 +7,9 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 
-use crate::ops::{brightness_rounded, contrast_rounded_in, crop_resize_in, cutout_in, erase_in, rotate_zoom_in};
+use crate::ops::{
+    brightness_rounded_in, colour_values, contrast_rounded_in, crop_resize_in, cutout_in, erase_in, rotate_zoom_in,
+};
 use crate::ops::{hflip_in, saturation_rounded_in, translate_in, vflip_in};
 use crate::{color, geometry, policy, Affine, Op, Shape};
 
@@ -34,7 +36,7 @@ pub(crate) fn apply_op(op: &Op, img: &mut [u8], s: Shape, rng: &mut ChaCha8Rng) 
     match *op {
         Op::Hflip { .. } => hflip_in(img, s),
         Op::Vflip { .. } => vflip_in(img, s),
-        Op::Brightness { min, max, .. } => brightness_rounded(img, uniform(rng, min, max)),
+        Op::Brightness { min, max, .. } => brightness_rounded_in(img, s, uniform(rng, min, max)),
         Op::Contrast { min, max, .. } => contrast_rounded_in(img, s, uniform(rng, min, max)),
         Op::Saturation { min, max, .. } => saturation_rounded_in(img, s, uniform(rng, min, max)),
         Op::Grayscale { .. } => color::grayscale_in(img, s),
@@ -51,7 +53,7 @@ pub(crate) fn apply_op(op: &Op, img: &mut [u8], s: Shape, rng: &mut ChaCha8Rng) 
         Op::ColorJitter { brightness, contrast, saturation, hue, .. } => {
             color_jitter(img, s, rng, [brightness, contrast, saturation, hue])
         }
-        Op::Noise { std, .. } => noise(img, rng, std),
+        Op::Noise { std, .. } => noise(img, s, rng, std),
         Op::RandAugment { num_ops, magnitude, bins, .. } => policy::rand_augment(img, s, rng, num_ops, magnitude, bins),
         Op::TrivialAugmentWide { bins, .. } => policy::trivial_augment_wide(img, s, rng, bins),
         Op::AugMix { severity, width, depth, alpha, all_ops, .. } => {
@@ -155,12 +157,16 @@ fn color_jitter(img: &mut [u8], s: Shape, rng: &mut ChaCha8Rng, ranges: [[f64; 2
     }
 }
 
-/// Gaussian noise of `std` on the 0..1 scale, rounded and clamped.
-fn noise(img: &mut [u8], rng: &mut ChaCha8Rng, std: f64) {
+/// Gaussian noise of `std` on the 0..1 scale on the colour values (alpha left
+/// alone), rounded and clamped.
+fn noise(img: &mut [u8], s: Shape, rng: &mut ChaCha8Rng, std: f64) {
     if std > 0.0 {
         let normal = Normal::new(0.0, std * 255.0).expect("std validated");
-        for v in img.iter_mut() {
-            *v = (*v as f64 + normal.sample(rng)).round().clamp(0.0, 255.0) as u8;
+        let colour = colour_values(s.channels);
+        for px in img.chunks_exact_mut(s.channels) {
+            for v in &mut px[..colour] {
+                *v = (*v as f64 + normal.sample(rng)).round().clamp(0.0, 255.0) as u8;
+            }
         }
     }
 }

@@ -596,7 +596,7 @@ mod no_panics {
         let _ = translate(img, s, i, j, Fill::Reflect);
         let _ = rotate_zoom(img, s, a, b, Fill::Constant);
         let _ = crop_resize(img, s, a, b, c, d);
-        brightness_rounded(img, a);
+        let _ = brightness_rounded(img, s, a);
         let _ = contrast_rounded(img, s, a);
         let _ = saturation_rounded(img, s, b);
         let _ = cutout(img, s, i, j, n[2]);
