@@ -46,7 +46,9 @@ fn single_ops(c: &mut Criterion) {
     let mut group = c.benchmark_group("op_224x224");
     group.throughput(Throughput::Elements(1));
     type InPlace = fn(&mut [u8], Shape) -> cnnlab_augment::Result<()>;
-    let in_place: [(&str, InPlace); 8] = [
+    let in_place: [(&str, InPlace); 10] = [
+        ("hflip", cnnlab_augment::hflip),
+        ("vflip", cnnlab_augment::vflip),
         ("grayscale", cnnlab_augment::grayscale),
         ("solarize", |img, s| cnnlab_augment::solarize(img, s, 128)),
         ("posterize", |img, s| cnnlab_augment::posterize(img, s, 4)),

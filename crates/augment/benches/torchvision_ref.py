@@ -39,6 +39,8 @@ def main():
     }
     F = v2.functional
     ops = {
+        "hflip": F.horizontal_flip,
+        "vflip": F.vertical_flip,
         "grayscale": lambda x: F.rgb_to_grayscale(x, num_output_channels=3),
         "solarize": lambda x: F.solarize(x, 128),
         "posterize": lambda x: F.posterize(x, 4),
