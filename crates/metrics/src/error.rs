@@ -81,6 +81,14 @@ pub enum Error {
     /// A significance level outside (0, 1).
     #[error("alpha = {0} must be strictly between 0 and 1")]
     BadAlpha(f64),
+    /// An example index at or above the number of examples.
+    #[error("example {index} is not below the {len} examples")]
+    IndexOutOfRange {
+        /// The index given.
+        index: usize,
+        /// The number of examples.
+        len: usize,
+    },
     /// A class index at or above the class count.
     #[error("class {class} is not below n_classes = {n_classes}")]
     ClassOutOfRange {
@@ -130,7 +138,7 @@ pub enum Error {
         resamples: usize,
         /// The confidence level asked for.
         confidence: f64,
-        /// [`crate::Bootstrap::minimum_resamples`] of that level.
+        /// [`crate::stats::Bootstrap::minimum_resamples`] of that level.
         minimum: usize,
     },
     /// A paired comparison of runs whose true labels differ (not the same test set).

@@ -85,8 +85,23 @@ impl Metric {
     }
 
     /// The metric on the examples `indices` of `p` (repeats count again, as in a
-    /// bootstrap resample).
+    /// bootstrap resample): the statistic [`Bootstrap`] and [`interval`] resample. An
+    /// index that is not an example makes the value NaN (an interval of NaN says so),
+    /// never a panic or another example's value; [`Metric::try_on`] says which index.
     pub fn on(self, p: &Predictions, indices: &[usize]) -> f64 {
+        self.try_on(p, indices).unwrap_or(f64::NAN)
+    }
+
+    /// [`Metric::on`], with an index that is not an example as
+    /// [`Error::IndexOutOfRange`].
+    pub fn try_on(self, p: &Predictions, indices: &[usize]) -> Result<f64> {
+        if let Some(&index) = indices.iter().find(|&&i| i >= p.len()) {
+            return Err(Error::IndexOutOfRange { index, len: p.len() });
+        }
+        Ok(self.on_checked(p, indices))
+    }
+
+    fn on_checked(self, p: &Predictions, indices: &[usize]) -> f64 {
         if self == Metric::RocAuc {
             let Some(scores) = p.scores else { return f64::NAN };
             let k = p.n_classes;
@@ -359,6 +374,9 @@ pub fn interval(
     }
     if dist.resampled.is_empty() {
         return Err(Error::Empty);
+    }
+    if let Some(keys) = jackknife_keys.filter(|k| k.len() != n) {
+        return Err(Error::LengthMismatch { y_true: n, other: keys.len() });
     }
     let alpha = (1.0 - confidence) / 2.0;
     let (lo_q, hi_q) = match method {

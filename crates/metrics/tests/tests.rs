@@ -474,6 +474,15 @@ fn out_of_range_reads_and_wide_names() {
     );
     assert!(roc_auc_ovr_lenient(&[0, 1], &[Some(0.5)], 2).is_err());
     assert!(matches!(cnnlab_metrics::stats::holm(&[0.01], f64::NAN), Err(Error::BadAlpha(a)) if a.is_nan()));
+    let p = cnnlab_metrics::stats::Predictions::new(&[0, 1, 1], &[0, 1, 0], 2).unwrap();
+    let accuracy = cnnlab_metrics::stats::Metric::Accuracy;
+    assert!(accuracy.on(&p, &[0, 7]).is_nan());
+    assert_eq!(accuracy.try_on(&p, &[0, 7]).unwrap_err(), Error::IndexOutOfRange { index: 7, len: 3 });
+    assert_eq!(accuracy.try_on(&p, &[0, 1, 1]).unwrap(), 1.0);
+    let dist = cnnlab_metrics::stats::distribution(3, &|idx| accuracy.on(&p, idx), vec![vec![0, 1, 2]; 9]);
+    let method = cnnlab_metrics::stats::Method::Bca;
+    let err = cnnlab_metrics::stats::interval(&dist, method, 0.95, 3, &|idx| accuracy.on(&p, idx), Some(&[1, 2]));
+    assert_eq!(err.unwrap_err(), Error::LengthMismatch { y_true: 3, other: 2 });
     let report = Report::from_labels(&[0, 1, 1], &[0, 1, 0], &["Ёлка-ёлочка-ёлка", "b"]).unwrap();
     let widths: Vec<usize> = report.text().lines().filter(|l| !l.is_empty()).map(|l| l.chars().count()).collect();
     assert!(widths.iter().all(|&w| w == widths[0]), "{widths:?}\n{}", report.text());
