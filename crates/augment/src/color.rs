@@ -35,6 +35,22 @@ pub(crate) fn grayscale_in(img: &mut [u8], s: Shape) {
     }
 }
 
+/// The luma of an RGB image as its only channel (`rgb_to_grayscale(img,
+/// num_output_channels=1)`); other images come back as they are.
+pub fn grayscale_1(img: &[u8], s: Shape) -> Result<(Vec<u8>, Shape)> {
+    s.check(img)?;
+    Ok(grayscale_1_in(img, s))
+}
+
+/// [`grayscale_1`] on a buffer already checked.
+pub(crate) fn grayscale_1_in(img: &[u8], s: Shape) -> (Vec<u8>, Shape) {
+    if s.channels != 3 {
+        return (img.to_vec(), s);
+    }
+    let luma = |px: &[u8]| (px[0] as f32 * 0.2989 + px[1] as f32 * 0.587 + px[2] as f32 * 0.114) as u8;
+    (img.chunks_exact(3).map(luma).collect(), Shape { channels: 1, ..s })
+}
+
 /// `255 - v` (`invert`).
 pub fn invert(img: &mut [u8], s: Shape) -> Result<()> {
     if s.checked(img)? {

@@ -35,6 +35,15 @@ pub enum Error {
         /// The image's width.
         width: usize,
     },
+    /// [`Pipeline::apply`](crate::Pipeline::apply) (in place) on a pipeline whose
+    /// size-changing ops give another shape: use `Pipeline::transform`.
+    #[error("the pipeline turns a {input:?} image into {}: use Pipeline::transform", match output { Some(s) => format!("{s:?}"), None => "a size drawn at random".to_owned() })]
+    ChangesShape {
+        /// The shape given.
+        input: crate::Shape,
+        /// The shape the pipeline makes of it, `None` when it varies.
+        output: Option<crate::Shape>,
+    },
     /// An image buffer whose length does not match its shape.
     #[error("image buffer holds {len} bytes, but {height}x{width}x{channels} needs {expected}")]
     BufferSize {

@@ -17,6 +17,9 @@ pub enum Interpolation {
     /// Bilinear between the four nearest pixels (the default for `RandomPerspective`).
     #[default]
     Bilinear,
+    /// Keys' cubic (`a = -0.5`) over 4x4 pixels, antialiased: for resizing only (the
+    /// warps here refuse it).
+    Bicubic,
 }
 
 /// What a warp puts where the source does not reach: torchvision's `fill`.
@@ -80,6 +83,18 @@ fn inverse_matrix(center: [f64; 2], angle: f64, translate: [f64; 2], scale: f64,
     m
 }
 
+/// The warps sample nearest or bilinear; bicubic is an error naming `function`.
+fn warp_interpolation(function: &'static str, interpolation: Interpolation) -> Result<()> {
+    match interpolation {
+        Interpolation::Bicubic => Err(Error::InvalidArgument {
+            function,
+            argument: "interpolation",
+            message: "bicubic is for resizing; warps sample nearest or bilinear".into(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// torchvision `F.affine(img, angle, translate, scale, shear, interpolation, fill,
 /// center)` in place.
 ///
@@ -100,6 +115,7 @@ pub fn affine(img: &mut [u8], s: Shape, a: Affine, interpolation: Interpolation,
             message: "needs finite parameters and a scale above 0".into(),
         });
     }
+    warp_interpolation("affine", interpolation)?;
     if s.checked(img)? {
         affine_in(img, s, a, interpolation, border);
     }
@@ -124,6 +140,7 @@ pub fn rotate(img: &mut [u8], s: Shape, angle: f64, interpolation: Interpolation
             message: "must be a number".into(),
         });
     }
+    warp_interpolation("rotate", interpolation)?;
     if s.checked(img)? {
         rotate_in(img, s, angle, interpolation, border);
     }
@@ -176,6 +193,7 @@ pub fn perspective(
             message: "needs finite corners".into(),
         });
     }
+    warp_interpolation("perspective", interpolation)?;
     if s.checked(img)? {
         perspective_in(img, s, start, end, interpolation, border);
     }
@@ -268,7 +286,8 @@ fn sample(
                     Some(o) => out.copy_from_slice(&src[o..o + c]),
                     None => out.fill(fill.unwrap_or(0.0) as u8),
                 },
-                Interpolation::Bilinear => {
+                // Bicubic never gets here: `warp_interpolation` and `Op::validate` refuse it.
+                Interpolation::Bilinear | Interpolation::Bicubic => {
                     let (x0, y0) = (ix.floor(), iy.floor());
                     let (dx, dy) = (ix - x0, iy - y0);
                     let (x0, y0) = (x0 as i64, y0 as i64);

@@ -50,8 +50,8 @@ mod shape;
 mod validate;
 
 pub use color::{
-    adjust_brightness, adjust_contrast, adjust_saturation, autocontrast, equalize, gaussian_blur, grayscale, hue,
-    invert, posterize, sharpness, solarize,
+    adjust_brightness, adjust_contrast, adjust_saturation, autocontrast, equalize, gaussian_blur, grayscale,
+    grayscale_1, hue, invert, posterize, sharpness, solarize,
 };
 pub use error::{Error, Result};
 pub use geometry::{affine, perspective, rotate, Affine, Border, Interpolation};
@@ -61,5 +61,5 @@ pub use ops::{
     saturation_rounded, translate, vflip, Fill,
 };
 pub use pipeline::{Builder, Pipeline};
-pub use resize::{center_crop, crop, random_resized_crop, resize};
-pub use shape::Shape;
+pub use resize::{center_crop, crop, pad, random_resized_crop, resize, resize_with, PadMode};
+pub use shape::{Colour, Padding, Shape, Size};

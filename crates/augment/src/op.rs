@@ -5,7 +5,7 @@
 #[cfg(feature = "serde")]
 use serde::{Deserialize, Serialize};
 
-use crate::{Fill, Interpolation};
+use crate::{Colour, Fill, Interpolation, PadMode, Padding, Shape, Size};
 
 /// One augmentation, as written in the `[augment] ops` list, e.g.
 /// `{ op = "rotate", degrees = 10 }`, `{ op = "hflip", p = 0.5 }`. Every op has a
@@ -79,11 +79,19 @@ pub enum Op {
         #[cfg_attr(feature = "serde", serde(default = "defaults::always"))]
         p: f64,
     },
-    /// Pad by `padding` on every side, crop back at a random offset (torchvision
-    /// `RandomCrop(size, padding)`; `fill = "reflect"` for `padding_mode="reflect"`).
+    /// torchvision `RandomCrop(size, padding, pad_if_needed)`: pad by `padding` on
+    /// every side, crop `size` at a random offset (back to the input's size without
+    /// one); `fill = "reflect"` for `padding_mode="reflect"`.
     RandomCrop {
+        /// The crop's size; without one, the input's (the padded image cropped back).
+        #[cfg_attr(feature = "serde", serde(default))]
+        size: Option<Size>,
         /// Pixels of padding on every side.
+        #[cfg_attr(feature = "serde", serde(default))]
         padding: usize,
+        /// Pad a side that is smaller than `size` by the difference on both ends.
+        #[cfg_attr(feature = "serde", serde(default))]
+        pad_if_needed: bool,
         /// What fills the area the source does not reach.
         #[cfg_attr(feature = "serde", serde(default))]
         fill: Fill,
@@ -91,8 +99,17 @@ pub enum Op {
         #[cfg_attr(feature = "serde", serde(default = "defaults::always"))]
         p: f64,
     },
-    /// torchvision `RandomResizedCrop(size, scale, ratio)`, back to the input size.
+    /// torchvision `RandomResizedCrop(size, scale, ratio, interpolation)`: a box of
+    /// random area and aspect ratio resized (antialiased) to `size`; without a size,
+    /// warped back to the input's size (bilinear, reflected edges: the op cnnlab's
+    /// first runs used).
     RandomResizedCrop {
+        /// The output size.
+        #[cfg_attr(feature = "serde", serde(default))]
+        size: Option<Size>,
+        /// The resampling of a sized crop.
+        #[cfg_attr(feature = "serde", serde(default))]
+        interpolation: Interpolation,
         /// The range of the crop's area, as a share of the image.
         #[cfg_attr(feature = "serde", serde(default = "defaults::crop_scale"))]
         scale: [f64; 2],
@@ -101,6 +118,52 @@ pub enum Op {
         ratio: [f64; 2],
         /// The probability of applying the op.
         #[cfg_attr(feature = "serde", serde(default = "defaults::always"))]
+        p: f64,
+    },
+    /// torchvision `Resize(size, interpolation, antialias=True)`.
+    Resize {
+        /// One number: the shorter side, the aspect ratio kept; or `[height, width]`.
+        size: Size,
+        /// The resampling filter (bilinear and bicubic antialiased).
+        #[cfg_attr(feature = "serde", serde(default))]
+        interpolation: Interpolation,
+        /// The probability of applying the op.
+        #[cfg_attr(feature = "serde", serde(default = "defaults::always"))]
+        p: f64,
+    },
+    /// torchvision `CenterCrop(size)`, zero-padded where the image is smaller.
+    CenterCrop {
+        /// One number for a square, or `[height, width]`.
+        size: Size,
+        /// The probability of applying the op.
+        #[cfg_attr(feature = "serde", serde(default = "defaults::always"))]
+        p: f64,
+    },
+    /// torchvision `Pad(padding, fill, padding_mode)`.
+    Pad {
+        /// One number, `[left/right, top/bottom]` or `[left, top, right, bottom]`.
+        padding: Padding,
+        /// The constant mode's colour: one value or one per channel.
+        #[cfg_attr(feature = "serde", serde(default))]
+        fill: Colour,
+        /// `constant`, `edge`, `reflect` or `symmetric`.
+        #[cfg_attr(feature = "serde", serde(default))]
+        mode: PadMode,
+        /// The probability of applying the op.
+        #[cfg_attr(feature = "serde", serde(default = "defaults::always"))]
+        p: f64,
+    },
+    /// torchvision `RandomZoomOut(fill, side_range, p=0.5)`: the image placed at a
+    /// random spot of a canvas `side_range` times its size (the output size varies).
+    RandomZoomOut {
+        /// The canvas colour.
+        #[cfg_attr(feature = "serde", serde(default))]
+        fill: Colour,
+        /// The range of the canvas's side as a multiple of the image's.
+        #[cfg_attr(feature = "serde", serde(default = "defaults::zoom_out_range"))]
+        side_range: [f64; 2],
+        /// The probability of applying the op.
+        #[cfg_attr(feature = "serde", serde(default = "defaults::half"))]
         p: f64,
     },
     /// Zero a `size x size` square at a uniform centre (DeVries & Taylor's cutout).
@@ -130,8 +193,12 @@ pub enum Op {
         #[cfg_attr(feature = "serde", serde(default = "defaults::always"))]
         p: f64,
     },
-    /// Luma in every RGB channel (torchvision `RandomGrayscale(p)`, p 0.1 there).
+    /// Luma in every RGB channel (torchvision `RandomGrayscale(p)`, p 0.1 there), or
+    /// as the only channel with `channels = 1` (`Grayscale(num_output_channels=1)`).
     Grayscale {
+        /// Channels out: 3 (luma in each) or 1.
+        #[cfg_attr(feature = "serde", serde(default = "defaults::rgb"))]
+        channels: usize,
         /// The probability of applying the op.
         #[cfg_attr(feature = "serde", serde(default = "defaults::grayscale_p"))]
         p: f64,
@@ -398,6 +465,14 @@ pub(crate) mod defaults {
     pub(crate) fn crop_ratio() -> [f64; 2] {
         [3.0 / 4.0, 4.0 / 3.0]
     }
+    /// `RandomZoomOut`'s `side_range`.
+    pub(crate) fn zoom_out_range() -> [f64; 2] {
+        [1.0, 4.0]
+    }
+    /// `Grayscale`'s output channels when the op is `RandomGrayscale`.
+    pub(crate) fn rgb() -> usize {
+        3
+    }
     /// `RandAugment`'s `num_ops`.
     pub(crate) fn rand_augment_ops() -> usize {
         2
@@ -444,7 +519,11 @@ macro_rules! with_probability {
             | Op::RandomResizedCrop { p: $p, .. }
             | Op::Cutout { p: $p, .. }
             | Op::Noise { p: $p, .. }
-            | Op::Grayscale { p: $p }
+            | Op::Grayscale { p: $p, .. }
+            | Op::Resize { p: $p, .. }
+            | Op::CenterCrop { p: $p, .. }
+            | Op::Pad { p: $p, .. }
+            | Op::RandomZoomOut { p: $p, .. }
             | Op::Invert { p: $p }
             | Op::Solarize { p: $p, .. }
             | Op::Posterize { p: $p, .. }
@@ -480,6 +559,10 @@ impl Op {
             Op::Saturation { .. } => "saturation",
             Op::RandomCrop { .. } => "random_crop",
             Op::RandomResizedCrop { .. } => "random_resized_crop",
+            Op::Resize { .. } => "resize",
+            Op::CenterCrop { .. } => "center_crop",
+            Op::Pad { .. } => "pad",
+            Op::RandomZoomOut { .. } => "random_zoom_out",
             Op::Cutout { .. } => "cutout",
             Op::Noise { .. } => "noise",
             Op::Grayscale { .. } => "grayscale",
@@ -506,6 +589,43 @@ impl Op {
 
     pub(crate) fn probability(&self) -> f64 {
         with_probability!(self, p => *p)
+    }
+
+    /// Whether the op may return an image of another size (or channel count): those
+    /// run through [`Pipeline::transform`](crate::Pipeline::transform).
+    pub fn changes_size(&self) -> bool {
+        match self {
+            Op::Resize { .. } | Op::CenterCrop { .. } | Op::Pad { .. } | Op::RandomZoomOut { .. } => true,
+            Op::RandomResizedCrop { size, .. } | Op::RandomCrop { size, .. } => size.is_some(),
+            Op::Grayscale { channels, .. } => *channels != 3,
+            _ => false,
+        }
+    }
+
+    /// The shape the op makes of an image of shape `s` when it applies; `None` when
+    /// that is drawn at random (`random_zoom_out`).
+    pub fn applied_shape(&self, s: Shape) -> Option<Shape> {
+        let sized = |[height, width]: [usize; 2]| Some(Shape { height, width, ..s });
+        match self {
+            Op::Resize { size, .. } => sized(size.resized(s.height, s.width)),
+            Op::CenterCrop { size, .. } | Op::RandomResizedCrop { size: Some(size), .. } => sized(size.crop()),
+            Op::RandomCrop { size: Some(size), .. } => sized(size.crop()),
+            Op::Pad { padding, .. } => {
+                let [l, t, r, b] = padding.sides();
+                sized([s.height + t + b, s.width + l + r])
+            }
+            Op::RandomZoomOut { side_range, .. } if side_range[0] == 1.0 && side_range[1] == 1.0 => Some(s),
+            Op::RandomZoomOut { .. } => None,
+            Op::Grayscale { channels, .. } if s.channels == 3 => Some(Shape { channels: *channels, ..s }),
+            _ => Some(s),
+        }
+    }
+
+    /// The shape the op leaves an image of shape `s` in: `None` when it varies (a
+    /// size-changing op with `p < 1`, or a random size).
+    pub fn output_shape(&self, s: Shape) -> Option<Shape> {
+        let applied = self.applied_shape(s)?;
+        (applied == s || self.probability() >= 1.0).then_some(applied)
     }
 }
 
@@ -547,13 +667,64 @@ impl Op {
 
     /// Pad by `padding` and crop back at a random offset (`RandomCrop(size, padding)`).
     pub fn random_crop(padding: usize) -> Op {
-        Op::RandomCrop { padding, fill: Fill::Constant, p: defaults::always() }
+        Op::RandomCrop { size: None, padding, pad_if_needed: false, fill: Fill::Constant, p: defaults::always() }
+    }
+
+    /// A `size` crop at a random offset (`RandomCrop(size)`); set `padding` and
+    /// `pad_if_needed` as torchvision's.
+    pub fn random_crop_to(size: impl Into<Size>) -> Op {
+        Op::RandomCrop {
+            size: Some(size.into()),
+            padding: 0,
+            pad_if_needed: false,
+            fill: Fill::Constant,
+            p: defaults::always(),
+        }
     }
 
     /// `RandomResizedCrop` with torchvision's scale (0.08, 1) and ratio (3/4, 4/3),
     /// back to the input size.
     pub fn random_resized_crop() -> Op {
-        Op::RandomResizedCrop { scale: defaults::crop_scale(), ratio: defaults::crop_ratio(), p: defaults::always() }
+        Op::RandomResizedCrop {
+            size: None,
+            interpolation: Interpolation::Bilinear,
+            scale: defaults::crop_scale(),
+            ratio: defaults::crop_ratio(),
+            p: defaults::always(),
+        }
+    }
+
+    /// torchvision `RandomResizedCrop(size)`: scale (0.08, 1), ratio (3/4, 4/3),
+    /// bilinear, antialiased.
+    pub fn random_resized_crop_to(size: impl Into<Size>) -> Op {
+        Op::RandomResizedCrop {
+            size: Some(size.into()),
+            interpolation: Interpolation::Bilinear,
+            scale: defaults::crop_scale(),
+            ratio: defaults::crop_ratio(),
+            p: defaults::always(),
+        }
+    }
+
+    /// torchvision `Resize(size)`: bilinear, antialiased; one number is the shorter
+    /// side.
+    pub fn resize(size: impl Into<Size>) -> Op {
+        Op::Resize { size: size.into(), interpolation: Interpolation::Bilinear, p: defaults::always() }
+    }
+
+    /// torchvision `CenterCrop(size)`.
+    pub fn center_crop(size: impl Into<Size>) -> Op {
+        Op::CenterCrop { size: size.into(), p: defaults::always() }
+    }
+
+    /// torchvision `Pad(padding)`: zeros.
+    pub fn pad(padding: Padding) -> Op {
+        Op::Pad { padding, fill: Colour::default(), mode: PadMode::Constant, p: defaults::always() }
+    }
+
+    /// torchvision `RandomZoomOut()`: black canvas 1 to 4 times the side, p 0.5.
+    pub fn random_zoom_out() -> Op {
+        Op::RandomZoomOut { fill: Colour::default(), side_range: defaults::zoom_out_range(), p: defaults::half() }
     }
 
     /// Zero a `size x size` square at a random centre.
@@ -573,7 +744,7 @@ impl Op {
 
     /// Luma in every RGB channel with probability `p` (`RandomGrayscale(p)`).
     pub fn grayscale(p: f64) -> Op {
-        Op::Grayscale { p }
+        Op::Grayscale { channels: defaults::rgb(), p }
     }
 
     /// Invert with probability 0.5 (`RandomInvert()`).

@@ -11,7 +11,7 @@ use crate::ops::{
     brightness_rounded_in, colour_values, contrast_rounded_in, crop_resize_in, cutout_in, erase_in, rotate_zoom_in,
 };
 use crate::ops::{hflip_in, saturation_rounded_in, translate_in, vflip_in};
-use crate::{color, geometry, policy, Affine, Op, Shape};
+use crate::{color, geometry, policy, resize, Affine, Error, Fill, Op, PadMode, Result, Shape};
 
 /// A uniform draw from `[lo, hi]`, or `lo` when the range is empty (no draw).
 pub(crate) fn uniform(rng: &mut ChaCha8Rng, lo: f64, hi: f64) -> f64 {
@@ -62,6 +62,92 @@ pub(crate) fn apply_op(op: &Op, img: &mut [u8], s: Shape, rng: &mut ChaCha8Rng) 
         Op::OneOf { .. } | Op::SomeOf { .. } | Op::RandomOrder { .. } => combine(op, img, s, rng),
         _ => geometric(op, img, s, rng),
     }
+}
+
+/// Applies a size-changing op (its coin already drawn; [`Op::changes_size`]) to
+/// `img`, drawing its parameters from `rng`: the new image and its shape.
+pub(crate) fn apply_resizing(op: &Op, img: &[u8], s: Shape, rng: &mut ChaCha8Rng) -> Result<(Vec<u8>, Shape)> {
+    match *op {
+        Op::Resize { size, interpolation, .. } => {
+            let [h, w] = size.resized(s.height, s.width);
+            resize::resize_with(img, s, h, w, interpolation)
+        }
+        Op::CenterCrop { size, .. } => {
+            let [h, w] = size.crop();
+            resize::center_crop(img, s, h, w)
+        }
+        Op::Pad { padding, ref fill, mode, .. } => resize::pad(img, s, padding.sides(), mode, fill.values()),
+        Op::RandomZoomOut { ref fill, side_range, .. } => {
+            // RandomZoomOut.make_params: the canvas side, then where the image sits.
+            let r = side_range[0] + rng.gen::<f64>() * (side_range[1] - side_range[0]);
+            let (cw, ch) = ((s.width as f64 * r) as usize, (s.height as f64 * r) as usize);
+            let (rx, ry): (f64, f64) = (rng.gen(), rng.gen());
+            let left = ((cw.saturating_sub(s.width)) as f64 * rx) as usize;
+            let top = ((ch.saturating_sub(s.height)) as f64 * ry) as usize;
+            let right = cw.saturating_sub(left + s.width);
+            let bottom = ch.saturating_sub(top + s.height);
+            resize::pad(img, s, [left, top, right, bottom], PadMode::Constant, fill.values())
+        }
+        Op::RandomResizedCrop { size: Some(size), interpolation, scale, ratio, .. } => {
+            let [h, w] = size.crop();
+            if s.height * s.width == 0 {
+                return resize::resize_with(img, s, h, w, interpolation);
+            }
+            let (left, top, cw, ch) = resized_crop_box(rng, s, scale, ratio);
+            let (cropped, cs) = resize::crop(img, s, top as i64, left as i64, ch as usize, cw as usize)?;
+            resize::resize_with(&cropped, cs, h, w, interpolation)
+        }
+        Op::RandomCrop { size: Some(size), padding, pad_if_needed, fill, .. } => {
+            random_crop_to(img, s, rng, size.crop(), padding, pad_if_needed, fill)
+        }
+        Op::Grayscale { .. } => Ok(color::grayscale_1_in(img, s)),
+        _ => unreachable!("{} keeps the size", op.name()),
+    }
+}
+
+/// torchvision `RandomCrop(size, padding, pad_if_needed, padding_mode)`: pad, then a
+/// `size` window at a random offset (top drawn before left, each only when there is
+/// room); a window larger than the padded image is an error.
+fn random_crop_to(
+    img: &[u8],
+    s: Shape,
+    rng: &mut ChaCha8Rng,
+    [height, width]: [usize; 2],
+    padding: usize,
+    pad_if_needed: bool,
+    fill: Fill,
+) -> Result<(Vec<u8>, Shape)> {
+    let [mut left, mut top, mut right, mut bottom] = [padding; 4];
+    let (mut ph, mut pw) = (s.height + 2 * padding, s.width + 2 * padding);
+    if pad_if_needed && ph < height {
+        let d = height - ph;
+        (top, bottom, ph) = (top + d, bottom + d, ph + 2 * d);
+    }
+    if pad_if_needed && pw < width {
+        let d = width - pw;
+        (left, right, pw) = (left + d, right + d, pw + 2 * d);
+    }
+    if ph < height || pw < width {
+        return Err(Error::InvalidArgument {
+            function: "random_crop",
+            argument: "size",
+            message: format!("a {height}x{width} crop is larger than the padded {ph}x{pw} image"),
+        });
+    }
+    let y = if ph > height { rng.gen_range(0..=ph - height) } else { 0 };
+    let x = if pw > width { rng.gen_range(0..=pw - width) } else { 0 };
+    let mode = match fill {
+        Fill::Constant => PadMode::Constant,
+        Fill::Reflect => PadMode::Reflect,
+    };
+    // The window in the unpadded image's coordinates; only the padding it covers is made.
+    let (y, x) = (y as i64 - top as i64, x as i64 - left as i64);
+    let inside = y >= 0 && x >= 0 && y as usize + height <= s.height && x as usize + width <= s.width;
+    if mode == PadMode::Constant || inside {
+        return resize::crop(img, s, y, x, height, width);
+    }
+    let (padded, ps) = resize::pad(img, s, [left, top, right, bottom], mode, &[0])?;
+    resize::crop(&padded, ps, y + top as i64, x + left as i64, height, width)
 }
 
 /// The ops that move pixels.

@@ -2,7 +2,7 @@
 //! [`AugmentConfig::validate`], as the crate's typed [`Error::InvalidOp`] (op index,
 //! op name, field, message).
 
-use crate::{AugmentConfig, Error, Op, Result};
+use crate::{AugmentConfig, Error, Interpolation, Op, Result, Size};
 
 /// A bad field and why.
 type Problem = Option<(&'static str, String)>;
@@ -21,6 +21,10 @@ impl Op {
         }
         match self {
             Op::OneOf { ops, .. } | Op::SomeOf { ops, .. } | Op::RandomOrder { ops, .. } => {
+                if let Some(inner) = ops.iter().find(|op| op.changes_size()) {
+                    let message = format!("{} changes the image's size, which a combinator cannot hold", inner.name());
+                    return Err(Error::InvalidOp { index, op: self.name(), field: "ops", message });
+                }
                 ops.iter().try_for_each(|op| op.validate(index))
             }
             _ => Ok(()),
@@ -79,8 +83,11 @@ impl Op {
             {
                 why("scale", "needs 0 < scale[0] <= scale[1] <= 1 and 0 < ratio[0] <= ratio[1]")
             }
-            Op::RandomAffine { degrees, translate, scale, shear, .. } => match () {
+            Op::RandomAffine { degrees, translate, scale, shear, interpolation, .. } => match () {
                 _ if !degrees.is_finite() => why("degrees", "must be a number"),
+                _ if interpolation == Interpolation::Bicubic => {
+                    why("interpolation", "bicubic is for resizing; warps sample nearest or bilinear")
+                }
                 _ if !translate.iter().all(|t| (0.0..=1.0).contains(t)) => {
                     why("translate", "needs fractions in [0, 1]")
                 }
@@ -94,6 +101,31 @@ impl Op {
             },
             Op::RandomPerspective { distortion, .. } if !(0.0..=1.0).contains(&distortion) => {
                 Some(("distortion", format!("{distortion} is outside [0, 1]")))
+            }
+            Op::RandomPerspective { interpolation: Interpolation::Bicubic, .. } => {
+                why("interpolation", "bicubic is for resizing; warps sample nearest or bilinear")
+            }
+            _ => self.size_problem(),
+        }
+    }
+
+    /// The size-changing ops' sizes and ranges.
+    fn size_problem(&self) -> Problem {
+        let why = |field, message: &str| Some((field, message.to_owned()));
+        let empty = |size: Size| size.crop().contains(&0);
+        match *self {
+            Op::Resize { size, .. } | Op::CenterCrop { size, .. } if empty(size) => why("size", "must be above 0"),
+            Op::RandomResizedCrop { size: Some(size), .. } | Op::RandomCrop { size: Some(size), .. } if empty(size) => {
+                why("size", "must be above 0")
+            }
+            Op::RandomZoomOut { side_range, .. } if !(1.0 <= side_range[0] && side_range[0] <= side_range[1]) => {
+                why("side_range", "needs 1 <= side_range[0] <= side_range[1]")
+            }
+            Op::RandomZoomOut { side_range, .. } if side_range[1] > 64.0 => {
+                why("side_range", "above 64 times the side is no zoom out but a blank canvas")
+            }
+            Op::Grayscale { channels, .. } if channels != 1 && channels != 3 => {
+                Some(("channels", format!("{channels} is neither 1 nor 3")))
             }
             _ => None,
         }

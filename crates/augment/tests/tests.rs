@@ -1,6 +1,6 @@
 //! Identities, determinism and config parsing of the augmentation pipeline.
 
-use cnnlab_augment::{hflip, translate, vflip, AugmentConfig, Error, Fill, Op, Pipeline, Shape};
+use cnnlab_augment::{hflip, translate, vflip, AugmentConfig, Error, Fill, Interpolation, Op, Pipeline, Shape};
 use proptest::prelude::*;
 
 const S: Shape = Shape { height: 8, width: 6, channels: 3 };
@@ -24,7 +24,7 @@ proptest! {
 
     #[test]
     fn crops_keep_shape_and_only_move_or_zero(epoch in 0u64..5, index in 0u64..100) {
-        let pipe = Pipeline::new(vec![Op::RandomCrop { padding: 2, fill: Fill::Constant, p: 1.0 }], 3).unwrap();
+        let pipe = Pipeline::new(vec![Op::RandomCrop { size: None, padding: 2, pad_if_needed: false, fill: Fill::Constant, p: 1.0 }], 3).unwrap();
         let orig = image(1);
         let mut img = orig.clone();
         pipe.apply(&mut img, S, epoch, index).unwrap();
@@ -38,9 +38,14 @@ proptest! {
 
 #[test]
 fn same_seed_epoch_index_same_image() {
-    let pipe =
-        Pipeline::new(vec![Op::RandomCrop { padding: 4, fill: Fill::Constant, p: 1.0 }, Op::Hflip { p: 0.5 }], 9)
-            .unwrap();
+    let pipe = Pipeline::new(
+        vec![
+            Op::RandomCrop { size: None, padding: 4, pad_if_needed: false, fill: Fill::Constant, p: 1.0 },
+            Op::Hflip { p: 0.5 },
+        ],
+        9,
+    )
+    .unwrap();
     let run = |epoch, index| {
         let mut img = image(5);
         pipe.apply(&mut img, S, epoch, index).unwrap();
@@ -58,10 +63,16 @@ fn same_seed_epoch_index_same_image() {
 #[test]
 fn probability_extremes_and_zero_shift() {
     let mut img = image(0);
-    Pipeline::new(vec![Op::Hflip { p: 0.0 }, Op::RandomCrop { padding: 0, fill: Fill::Reflect, p: 1.0 }], 1)
-        .unwrap()
-        .apply(&mut img, S, 0, 0)
-        .unwrap();
+    Pipeline::new(
+        vec![
+            Op::Hflip { p: 0.0 },
+            Op::RandomCrop { size: None, padding: 0, pad_if_needed: false, fill: Fill::Reflect, p: 1.0 },
+        ],
+        1,
+    )
+    .unwrap()
+    .apply(&mut img, S, 0, 0)
+    .unwrap();
     assert_eq!(img, image(0));
     Pipeline::new(vec![Op::Hflip { p: 1.0 }], 1).unwrap().apply(&mut img, S, 0, 0).unwrap();
     let mut expected = image(0);
@@ -76,7 +87,13 @@ fn probability_extremes_and_zero_shift() {
 fn config_parses_and_rejects_typos() {
     let cfg: AugmentConfig =
         toml::from_str("ops = [{ op = \"random_crop\", padding = 4 }, { op = \"hflip\" }]").unwrap();
-    assert_eq!(cfg.ops, [Op::RandomCrop { padding: 4, fill: Fill::Constant, p: 1.0 }, Op::Hflip { p: 0.5 }]);
+    assert_eq!(
+        cfg.ops,
+        [
+            Op::RandomCrop { size: None, padding: 4, pad_if_needed: false, fill: Fill::Constant, p: 1.0 },
+            Op::Hflip { p: 0.5 }
+        ]
+    );
     let err = toml::from_str::<AugmentConfig>("ops = [{ op = \"hflip\", prob = 0.5 }]").unwrap_err();
     assert!(err.message().contains("unknown field `prob`"), "{}", err.message());
     let err = toml::from_str::<AugmentConfig>("ops = [{ op = \"shear\" }]").unwrap_err();
@@ -99,8 +116,14 @@ fn every_op() -> Vec<Op> {
         Op::Brightness { min: 0.7, max: 1.3, p: 1.0 },
         Op::Contrast { min: 0.8, max: 1.2, p: 1.0 },
         Op::Saturation { min: 0.8, max: 1.2, p: 1.0 },
-        Op::RandomResizedCrop { scale: [0.5, 1.0], ratio: [0.75, 1.333], p: 1.0 },
-        Op::RandomCrop { padding: 2, fill: Fill::Reflect, p: 1.0 },
+        Op::RandomResizedCrop {
+            size: None,
+            interpolation: Interpolation::Bilinear,
+            scale: [0.5, 1.0],
+            ratio: [0.75, 1.333],
+            p: 1.0,
+        },
+        Op::RandomCrop { size: None, padding: 2, pad_if_needed: false, fill: Fill::Reflect, p: 1.0 },
         Op::Cutout { size: 3, p: 1.0 },
         Op::Noise { std: 0.05, p: 1.0 },
         Op::Hflip { p: 0.5 },
@@ -117,7 +140,13 @@ fn identities_of_the_parametric_ops() {
         Op::Contrast { min: 1.0, max: 1.0, p: 1.0 },
         Op::Saturation { min: 1.0, max: 1.0, p: 1.0 },
         Op::Noise { std: 0.0, p: 1.0 },
-        Op::RandomResizedCrop { scale: [1.0, 1.0], ratio: [1.0, 1.0], p: 1.0 },
+        Op::RandomResizedCrop {
+            size: None,
+            interpolation: Interpolation::Bilinear,
+            scale: [1.0, 1.0],
+            ratio: [1.0, 1.0],
+            p: 1.0,
+        },
     ];
     let s = Shape { height: 8, width: 8, channels: 3 };
     let orig: Vec<u8> = (0..s.len()).map(|i| (i * 37 % 256) as u8).collect();
@@ -296,13 +325,43 @@ fn colour_ops_match_torchvision() {
                 checked += 1;
                 continue;
             }
+            "resize_bicubic" | "resize_nearest" | "pad" | "grayscale_1" => {
+                use cnnlab_augment::{Interpolation, PadMode};
+                let hw = || (param[0].as_u64().unwrap() as usize, param[1].as_u64().unwrap() as usize);
+                let (out, shape) = match op {
+                    "resize_bicubic" => cnnlab_augment::resize_with(&img, s, hw().0, hw().1, Interpolation::Bicubic),
+                    "resize_nearest" => cnnlab_augment::resize_with(&img, s, hw().0, hw().1, Interpolation::Nearest),
+                    "grayscale_1" => cnnlab_augment::grayscale_1(&img, s),
+                    _ => {
+                        let sides: Vec<usize> =
+                            param["padding"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+                        let mode: PadMode = serde_json::from_value(param["mode"].clone()).unwrap();
+                        let fill = match param["fill"].as_array() {
+                            Some(_) => bytes(&param["fill"]),
+                            None => vec![param["fill"].as_u64().unwrap() as u8],
+                        };
+                        cnnlab_augment::pad(&img, s, [sides[0], sides[1], sides[2], sides[3]], mode, &fill)
+                    }
+                }
+                .unwrap();
+                let want_shape: Vec<usize> =
+                    case["out_shape"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+                assert_eq!([shape.height, shape.width], [want_shape[0], want_shape[1]], "{op}({param})");
+                let want = bytes(&case["expected"]);
+                // Bicubic: Pillow's fixed-point weights, as bilinear: one grey level.
+                let worst = out.iter().zip(&want).map(|(a, b)| a.abs_diff(*b)).max().unwrap();
+                assert_eq!(out.len(), want.len(), "{op}({param}) on {s:?}");
+                assert!(worst <= u8::from(op == "resize_bicubic"), "{op}({param}) on {s:?}: off by {worst}");
+                checked += 1;
+                continue;
+            }
             other => panic!("unknown op {other}"),
         };
         applied.unwrap();
         assert_eq!(img, bytes(&case["expected"]), "{op}({param}) on {s:?}");
         checked += 1;
     }
-    assert_eq!(checked, 123);
+    assert_eq!(checked, 152);
 }
 
 /// RandomResizedCrop to a size: the output has that size, the box depends only on
@@ -630,6 +689,13 @@ mod no_panics {
         let _ = crop(img, s, i, j, n[1], n[2]);
         let _ = resize(img, s, n[0], n[2]);
         let _ = random_resized_crop(img, s, (n[0], n[1]), [a.abs().min(1.0), 1.0], [0.75, b.abs() + 0.8], (1, 2));
+        for interpolation in [Interpolation::Nearest, Interpolation::Bilinear, Interpolation::Bicubic] {
+            let _ = cnnlab_augment::resize_with(img, s, n[2], n[0], interpolation);
+        }
+        for mode in [PadMode::Constant, PadMode::Edge, PadMode::Reflect, PadMode::Symmetric] {
+            let _ = cnnlab_augment::pad(img, s, [n[0], n[1], n[2], n[0] / 2], mode, &img[..img.len().min(n[1])]);
+        }
+        let _ = cnnlab_augment::grayscale_1(img, s);
     }
 
     /// Every op with its constructor's defaults (a valid pipeline), applied once.
@@ -667,6 +733,27 @@ mod no_panics {
             let op = op.with_p(1.0);
             let _ = Pipeline::new(vec![op], index).and_then(|p| p.apply(img, s, 0, index));
         }
+        let n = (index % 7) as usize;
+        let resizing = vec![
+            Op::resize(n),
+            Op::resize([n, n + 1]),
+            Op::center_crop(n + 1),
+            Op::random_resized_crop_to(n + 1),
+            Op::random_crop_to(n + 1),
+            Op::Pad { padding: Padding::All(n), fill: Colour::Grey(9), mode: PadMode::Reflect, p: 1.0 },
+            Op::Pad {
+                padding: Padding::All(n),
+                fill: Colour::Channels(vec![1, 2, 3]),
+                mode: PadMode::Constant,
+                p: 1.0,
+            },
+            Op::random_zoom_out().with_p(1.0),
+            Op::Grayscale { channels: 1, p: 1.0 },
+        ];
+        for op in resizing {
+            let _ =
+                Pipeline::new(vec![op.clone(), Op::hflip(1.0), op], index).and_then(|p| p.transform(img, s, 1, index));
+        }
     }
 
     proptest! {
@@ -685,4 +772,127 @@ mod no_panics {
             every_op(&mut img, s, index);
         }
     }
+}
+
+/// Size-changing ops as pipeline steps (issue 37): `random_resized_crop(224)` draws a
+/// new box every epoch, shapes follow torchvision's rules, in-place `apply` refuses a
+/// pipeline that changes the size, and without such ops `transform` is `apply`.
+#[test]
+fn size_changing_ops_in_a_pipeline() {
+    let s = Shape::new(30, 40, 3);
+    let img: Vec<u8> = (0..s.len()).map(|i| (i * 13 % 251) as u8).collect();
+    let pipe = Pipeline::builder().random_resized_crop(16).hflip(0.5).seed(4).build().unwrap();
+    assert_eq!(pipe.output_shape(s), Some(Shape::new(16, 16, 3)));
+    let (out, shape) = pipe.transform(&img, s, 0, 7).unwrap();
+    assert_eq!((shape, out.len()), (Shape::new(16, 16, 3), 16 * 16 * 3));
+    assert_eq!(pipe.transform(&img, s, 0, 7).unwrap().0, out, "a pure function of (seed, epoch, index)");
+    let epochs: std::collections::HashSet<Vec<u8>> = (0..6).map(|e| pipe.transform(&img, s, e, 7).unwrap().0).collect();
+    assert!(epochs.len() >= 5, "the box changes from epoch to epoch: {} distinct of 6", epochs.len());
+    let mut in_place = img.clone();
+    let refused = pipe.apply(&mut in_place, s, 0, 7);
+    assert!(matches!(refused, Err(Error::ChangesShape { output: Some(o), .. }) if o == shape), "{refused:?}");
+    assert_eq!(in_place, img, "a refused image is untouched");
+
+    // Resize(shorter side) then CenterCrop: torchvision's evaluation recipe.
+    let eval = Pipeline::new(vec![Op::resize(20), Op::center_crop(16)], 0).unwrap();
+    assert_eq!(Op::resize(20).output_shape(s), Some(Shape::new(20, 26, 3)));
+    let (out, shape) = eval.transform(&img, s, 0, 0).unwrap();
+    let (resized, rs) = cnnlab_augment::resize(&img, s, 20, 26).unwrap();
+    assert_eq!((out, shape), cnnlab_augment::center_crop(&resized, rs, 16, 16).unwrap());
+    // A full-image box is a plain resize.
+    let whole = Op::RandomResizedCrop {
+        size: Some([12, 16].into()),
+        interpolation: Interpolation::Bicubic,
+        scale: [1.0, 1.0],
+        ratio: [4.0 / 3.0, 4.0 / 3.0],
+        p: 1.0,
+    };
+    let got = Pipeline::new(vec![whole], 1).unwrap().transform(&img, s, 2, 3).unwrap();
+    assert_eq!(got, cnnlab_augment::resize_with(&img, s, 12, 16, Interpolation::Bicubic).unwrap());
+
+    // Without size-changing ops, transform is apply on a copy; with ops that end at
+    // the input's size, apply works in place.
+    let plain =
+        Pipeline::new(vec![Op::rotate(10.0), Op::hflip(0.5), Op::color_jitter(0.3, 0.3, 0.3, 0.05)], 2).unwrap();
+    let same_size =
+        Pipeline::new(vec![Op::pad(cnnlab_augment::Padding::All(3)), Op::center_crop([30, 40])], 2).unwrap();
+    for index in 0..10 {
+        let mut a = img.clone();
+        plain.apply(&mut a, s, 1, index).unwrap();
+        assert_eq!(plain.transform(&img, s, 1, index).unwrap(), (a, s));
+        let mut b = img.clone();
+        same_size.apply(&mut b, s, 1, index).unwrap();
+        assert_eq!(b, img, "pad 3 then centre crop back is the identity");
+    }
+
+    // One-channel grayscale, random zoom out (size drawn), random crop to a size.
+    let grey = Pipeline::new(vec![Op::Grayscale { channels: 1, p: 1.0 }], 0).unwrap();
+    assert_eq!(grey.transform(&img, s, 0, 0).unwrap(), cnnlab_augment::grayscale_1(&img, s).unwrap());
+    let zoom = Pipeline::new(vec![Op::random_zoom_out().with_p(1.0)], 5).unwrap();
+    assert_eq!(zoom.output_shape(s), None);
+    let sizes: std::collections::HashSet<Shape> = (0..20).map(|i| zoom.transform(&img, s, 0, i).unwrap().1).collect();
+    assert!(sizes.len() > 10 && sizes.iter().all(|z| z.height >= 30 && z.width >= 40 && z.height <= 120));
+    let crop = Pipeline::new(vec![Op::random_crop_to([24, 50]).with_fill(Fill::Reflect)], 5).unwrap();
+    assert!(matches!(crop.transform(&img, s, 0, 0), Err(Error::InvalidArgument { argument: "size", .. })));
+    let padded =
+        Op::RandomCrop { size: Some([24, 50].into()), padding: 0, pad_if_needed: true, fill: Fill::Constant, p: 1.0 };
+    let (out, shape) = Pipeline::new(vec![padded], 5).unwrap().transform(&img, s, 0, 0).unwrap();
+    assert_eq!(shape, Shape::new(24, 50, 3));
+    // Each output row is a run of zeros, a 40-pixel window of one input row, zeros.
+    let row = &out[..50 * 3];
+    let start = row.chunks(3).position(|p| p != [0, 0, 0]).unwrap();
+    assert!(s.height >= 24 && start <= 10);
+
+    // Combinators cannot hold size-changing ops; bicubic warps are refused.
+    let bad = Pipeline::new(vec![Op::one_of(vec![Op::resize(8), Op::hflip(1.0)])], 0);
+    assert!(matches!(bad, Err(Error::InvalidOp { field: "ops", .. })), "{bad:?}");
+    let mut affine = Op::random_affine(10.0);
+    if let Op::RandomAffine { interpolation, .. } = &mut affine {
+        *interpolation = Interpolation::Bicubic;
+    }
+    assert!(matches!(Pipeline::new(vec![affine], 0), Err(Error::InvalidOp { field: "interpolation", .. })));
+    assert!(matches!(Pipeline::new(vec![Op::center_crop(0)], 0), Err(Error::InvalidOp { field: "size", .. })));
+}
+
+/// The size-changing ops as an `[augment]` list writes them, torchvision's spellings.
+#[test]
+fn size_changing_ops_from_config() {
+    let config: AugmentConfig = toml::from_str(
+        r#"ops = [
+            { op = "random_resized_crop", size = 224, interpolation = "bicubic" },
+            { op = "resize", size = [32, 48] },
+            { op = "center_crop", size = 28 },
+            { op = "pad", padding = [1, 2], fill = [124, 116, 104], mode = "constant" },
+            { op = "pad", padding = 4, mode = "symmetric" },
+            { op = "random_crop", size = [24, 24], padding = 2, pad_if_needed = true },
+            { op = "random_zoom_out", side_range = [1.0, 2.0] },
+            { op = "grayscale", channels = 1, p = 1.0 },
+        ]"#,
+    )
+    .unwrap();
+    config.validate().unwrap();
+    use cnnlab_augment::{Colour, PadMode, Padding, Size};
+    assert_eq!(
+        config.ops[0],
+        Op::RandomResizedCrop {
+            size: Some(Size::Side(224)),
+            interpolation: Interpolation::Bicubic,
+            scale: [0.08, 1.0],
+            ratio: [0.75, 4.0 / 3.0],
+            p: 1.0
+        }
+    );
+    assert_eq!(
+        config.ops[3],
+        Op::Pad {
+            padding: Padding::Symmetric([1, 2]),
+            fill: Colour::Channels(vec![124, 116, 104]),
+            mode: PadMode::Constant,
+            p: 1.0
+        }
+    );
+    assert_eq!(config.ops[1].output_shape(Shape::new(10, 10, 3)), Some(Shape::new(32, 48, 3)));
+    assert_eq!(config.ops[3].output_shape(Shape::new(10, 10, 3)), Some(Shape::new(14, 12, 3)));
+    let typo = toml::from_str::<AugmentConfig>(r#"ops = [{ op = "resize", sise = 3 }]"#).unwrap_err();
+    assert!(typo.to_string().contains("sise"), "{typo}");
 }

@@ -51,6 +51,19 @@ def main():
             ops.append(("center_crop", size, F.center_crop(t, size)))
         for size in [[10, 12], [8, 5], [31, 40], [20, 7]]:
             ops.append(("resize", size, F.resize(t, size, antialias=True)))
+        # Issue 37: bicubic (antialiased) and nearest resizing, torchvision's defaults.
+        for size in [[10, 12], [31, 40], [9, 30]]:
+            for interp in ["bicubic", "nearest"]:
+                mode = getattr(F.InterpolationMode, interp.upper())
+                ops.append(("resize_" + interp, size, F.resize(t, size, interpolation=mode, antialias=True)))
+        # Pad with every padding_mode, [left, top, right, bottom], per-channel fill.
+        for mode in ["constant", "edge", "reflect", "symmetric"]:
+            for padding in [[2, 1, 3, 4], [5, 0, 0, 6]]:
+                fill = [7, 200, 31][:c] if mode == "constant" else 0
+                out = F.pad(t, padding, fill=fill, padding_mode=mode)
+                ops.append(("pad", dict(padding=padding, mode=mode, fill=fill), out))
+        if c == 3:
+            ops.append(("grayscale_1", None, F.rgb_to_grayscale(t, num_output_channels=1)))
         for f in [0.3, 1.0, 1.7]:
             ops.append(("adjust_brightness", f, F.adjust_brightness(t, f)))
             ops.append(("adjust_contrast", f, F.adjust_contrast(t, f)))

@@ -103,6 +103,29 @@ pub struct HostBatch {
     pub labels: Vec<i64>,
 }
 
+/// The `[augment]` pipeline of a run on images of `shape`: cnnlab trains at the data's
+/// size, so ops that change it (`resize`, sized crops, `pad`, ...) are refused with the
+/// shape they would make (size images in `[data]`).
+pub(crate) fn training_pipeline(
+    augment: &[cnnlab_augment::Op],
+    seed: u64,
+    shape: ImageShape,
+) -> crate::Result<Pipeline> {
+    let pipeline = Pipeline::new(augment.to_vec(), seed)?;
+    let dims = |s: ImageShape| format!("{}x{}x{}", s.height, s.width, s.channels);
+    match pipeline.output_shape(shape) {
+        Some(out) if out == shape => Ok(pipeline),
+        out => Err(crate::Error::Unsupported {
+            key: "augment.ops",
+            message: format!(
+                "the ops turn the data's {} images into {}: training keeps the data's size (set it in [data])",
+                dims(shape),
+                out.map_or("sizes drawn at random".to_owned(), dims)
+            ),
+        }),
+    }
+}
+
 /// Augmentation for one epoch: the regular pipeline, and the one that makes the
 /// "augmented copies" imbalance strategies ask for.
 #[derive(Debug, Clone, Copy)]
@@ -175,4 +198,22 @@ pub(crate) fn for_each_batch<E>(
         }
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use cnnlab_augment::{Op, Padding};
+
+    use super::*;
+
+    #[test]
+    fn training_refuses_ops_that_change_the_data_size() {
+        let s = ImageShape::new(32, 32, 3);
+        let keeps = [Op::pad(Padding::All(4)), Op::random_crop_to(32), Op::hflip(0.5)];
+        assert!(training_pipeline(&keeps, 1, s).is_ok());
+        let err = training_pipeline(&[Op::random_resized_crop_to(24)], 1, s).unwrap_err().to_string();
+        assert!(err.contains("augment.ops") && err.contains("32x32x3") && err.contains("24x24x3"), "{err}");
+        let err = training_pipeline(&[Op::random_zoom_out()], 1, s).unwrap_err().to_string();
+        assert!(err.contains("sizes drawn at random"), "{err}");
+    }
 }

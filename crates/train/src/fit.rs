@@ -141,7 +141,7 @@ pub(crate) fn fit(
         Feed::Host => None,
         Feed::Device => Some(DeviceFeed::new(data, augment, device)?),
     };
-    let pipeline = Pipeline::new(augment.to_vec(), seed::augment(cfg.seed))?;
+    let pipeline = crate::batch::training_pipeline(augment, seed::augment(cfg.seed), data.shape)?;
     let copies = Pipeline::new(copy_augmentation(), seed::copies(cfg.seed))?;
     let eval_batch = eval_batch(cfg, model, input, classes);
     let ctx = Ctx { splits, imbalance, cfg, opts, run, norm: &norm, device, feed, pipeline, copies, eval_batch };

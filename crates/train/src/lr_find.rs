@@ -100,7 +100,7 @@ pub fn lr_find(
     let (mut learner, norm) = start_learner(data, imbalance, model, cfg, device)?;
     // fastai's lr_find on a fine-tuning learner runs with the body frozen.
     learner.freeze_backbone(cfg.freeze_epochs > 0);
-    let pipeline = Pipeline::new(augment.to_vec(), seed::augment(cfg.seed))?;
+    let pipeline = crate::batch::training_pipeline(augment, seed::augment(cfg.seed), data.shape)?;
     let copies = Pipeline::new(vec![], seed::copies(cfg.seed))?;
 
     let mut record = LrFinding {

@@ -43,7 +43,7 @@ fn device_ops(augment: &[Op]) -> Result<Vec<DeviceOp>> {
         .enumerate()
         .map(|(i, op)| match *op {
             Op::Hflip { p } => Ok(DeviceOp::Hflip { p }),
-            Op::RandomCrop { padding, fill, p } if p >= 1.0 => {
+            Op::RandomCrop { size: None, padding, fill, p, .. } if p >= 1.0 => {
                 Ok(DeviceOp::Translate { pad: padding as i64, reflect: fill == Fill::Reflect })
             }
             _ => Err(Error::Unsupported {
@@ -318,7 +318,10 @@ mod tests {
         )
         .unwrap();
         let norm = Normalizer::new(&[0.0], &[1.0], data.shape, Device::Cpu);
-        let ops = [Op::Hflip { p: 0.5 }, Op::RandomCrop { padding: 1, fill: Fill::Reflect, p: 1.0 }];
+        let ops = [
+            Op::Hflip { p: 0.5 },
+            Op::RandomCrop { size: None, padding: 1, pad_if_needed: false, fill: Fill::Reflect, p: 1.0 },
+        ];
         let feed = DeviceFeed::build(&data, &ops, Device::Cpu, true).unwrap();
         let items: Vec<(usize, Variant)> = (0..64).map(|i| (i, Variant::Original)).collect();
         let run = |seed: u64| {
@@ -363,7 +366,8 @@ mod tests {
         let items: Vec<(usize, Variant)> = (0..n).map(|i| (i, variants[i % 3])).collect();
         for reflect in [false, true] {
             let fill = if reflect { Fill::Reflect } else { Fill::Constant };
-            let ops = [Op::Hflip { p: 0.5 }, Op::RandomCrop { padding: 2, fill, p: 1.0 }];
+            let ops =
+                [Op::Hflip { p: 0.5 }, Op::RandomCrop { size: None, padding: 2, pad_if_needed: false, fill, p: 1.0 }];
             let feed = DeviceFeed::build(&data, &ops, Device::Cpu, true).unwrap();
             let (tensor_xs, tensor_ys) =
                 feed.batch(&items, &norm, Some(&mut crate::seed::device_batch(9, 2, 3))).unwrap();

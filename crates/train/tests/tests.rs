@@ -87,7 +87,10 @@ fn learns_and_writes_the_run_folder() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let opts = RunOptions { out_dir: dir.path().join("run"), quiet: true, ..Default::default() };
-    let augment = [Op::Hflip { p: 0.5 }, Op::RandomCrop { padding: 1, fill: Fill::Constant, p: 1.0 }];
+    let augment = [
+        Op::Hflip { p: 0.5 },
+        Op::RandomCrop { size: None, padding: 1, pad_if_needed: false, fill: Fill::Constant, p: 1.0 },
+    ];
     let metrics = train(&splits(), &Imbalance::None, &augment, &model(), &config(4), &opts).unwrap();
     assert!(metrics.report.accuracy > 0.9, "test accuracy {}", metrics.report.accuracy);
     assert_eq!((metrics.n_samples, metrics.epochs, metrics.trainable_params), (128, 4, 2_194));
@@ -406,7 +409,10 @@ fn device_feed_without_augmentation_gives_the_host_feeds_history() {
 #[test]
 fn device_feed_augments_learns_and_resumes_exactly() {
     let _serial = serial();
-    let aug = [Op::Hflip { p: 0.5 }, Op::RandomCrop { padding: 1, fill: Fill::Reflect, p: 1.0 }];
+    let aug = [
+        Op::Hflip { p: 0.5 },
+        Op::RandomCrop { size: None, padding: 1, pad_if_needed: false, fill: Fill::Reflect, p: 1.0 },
+    ];
     let cfg = TrainConfig {
         pipeline: cnnlab_train::Feed::Device,
         lookahead: Some(cnnlab_train::Lookahead { every: 2, decay: 0.9 }),
