@@ -60,9 +60,14 @@ fn single_ops(c: &mut Criterion) {
     ];
     let mut img = src.clone();
     for (name, op) in in_place {
+        // The flips are their own inverse: no copy back, so the time is the flip's own
+        // (torchvision writes a new tensor of the same size).
+        let involution = name.ends_with("flip");
         group.bench_function(name, |b| {
             b.iter(|| {
-                img.copy_from_slice(&src);
+                if !involution {
+                    img.copy_from_slice(&src);
+                }
                 op(&mut img, shape).unwrap();
             })
         });
@@ -93,7 +98,16 @@ fn single_ops(c: &mut Criterion) {
             })
         });
     }
+    group.bench_function("hue", |b| {
+        b.iter(|| {
+            img.copy_from_slice(&src);
+            cnnlab_augment::hue(&mut img, shape, 0.05).unwrap();
+        })
+    });
     group.bench_function("resize_to_112", |b| b.iter(|| cnnlab_augment::resize(&src, shape, 112, 112)));
+    group.bench_function("resize_bicubic_to_112", |b| {
+        b.iter(|| cnnlab_augment::resize_with(&src, shape, 112, 112, cnnlab_augment::Interpolation::Bicubic))
+    });
     group.bench_function("center_crop_200", |b| b.iter(|| cnnlab_augment::center_crop(&src, shape, 200, 200)));
     group.finish();
 }
@@ -105,6 +119,7 @@ fn policies(c: &mut Criterion) {
     let ops = [
         ("random_erasing", Op::random_erasing().with_p(1.0)),
         ("color_jitter", Op::color_jitter(0.4, 0.4, 0.4, 0.1)),
+        ("color_jitter_no_hue", Op::color_jitter(0.4, 0.4, 0.4, 0.0)),
         ("rand_augment", Op::rand_augment(2, 9)),
         ("trivial_augment_wide", Op::trivial_augment_wide()),
         ("aug_mix", Op::aug_mix()),
@@ -114,5 +129,25 @@ fn policies(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, recipes, single_ops, policies);
+/// torchvision's ImageNet training crop on a 375x500 photo (the size of most Pets and
+/// ImageNet JPEGs): `RandomResizedCrop(224)` as a pipeline step, a new buffer out.
+fn imagenet_crop(c: &mut Criterion) {
+    let shape = Shape::new(375, 500, 3);
+    let src = photo(shape);
+    let mut group = c.benchmark_group("augment");
+    group.throughput(Throughput::Elements(1));
+    let pipe = Pipeline::builder().random_resized_crop(224).seed(1).build().unwrap();
+    let mut index = 0u64;
+    group.bench_function("random_resized_crop_224_from_375x500", |b| {
+        b.iter(|| {
+            index += 1;
+            pipe.transform(&src, shape, 0, index).unwrap()
+        })
+    });
+    let eval = Pipeline::builder().resize(256).center_crop(224).build().unwrap();
+    group.bench_function("resize_256_center_crop_224_from_375x500", |b| b.iter(|| eval.transform(&src, shape, 0, 0)));
+    group.finish();
+}
+
+criterion_group!(benches, recipes, single_ops, policies, imagenet_crop);
 criterion_main!(benches);

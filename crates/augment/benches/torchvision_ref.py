@@ -56,7 +56,10 @@ def main():
                                                [[20, 10], [210, 5], [200, 215], [8, 220]], fill=0),
         "color_jitter_fixed": lambda x: F.adjust_hue(F.adjust_saturation(F.adjust_contrast(
             F.adjust_brightness(x, 1.2), 0.8), 1.3), 0.05),
+        "hue": lambda x: F.adjust_hue(x, 0.05),
         "resize_to_112": lambda x: F.resize(x, [112, 112], antialias=True),
+        "resize_bicubic_to_112": lambda x: F.resize(x, [112, 112], interpolation=v2.InterpolationMode.BICUBIC,
+                                                    antialias=True),
         "center_crop_200": lambda x: F.center_crop(x, [200, 200]).contiguous(),
     }
     for name, op in ops.items():
@@ -64,13 +67,18 @@ def main():
     policies = {
         "random_erasing": v2.RandomErasing(p=1.0),
         "color_jitter": v2.ColorJitter(0.4, 0.4, 0.4, 0.1),
+        "color_jitter_no_hue": v2.ColorJitter(0.4, 0.4, 0.4),
         "rand_augment": v2.RandAugment(num_ops=2, magnitude=9),
         "trivial_augment_wide": v2.TrivialAugmentWide(),
         "aug_mix": v2.AugMix(),
     }
     for name, op in policies.items():
         out[f"augment/{name}_224x224"] = rate(op, photo, seconds=2.0)
-    print(json.dumps(out))
+    big = torch.randint(0, 256, (3, 375, 500), dtype=torch.uint8, generator=g)
+    out["augment/random_resized_crop_224_from_375x500"] = rate(v2.RandomResizedCrop(224, antialias=True), big, 2.0)
+    out["augment/resize_256_center_crop_224_from_375x500"] = rate(
+        v2.Compose([v2.Resize(256, antialias=True), v2.CenterCrop(224)]), big, 2.0)
+    print(json.dumps(out, indent=1))
 
 
 if __name__ == "__main__":

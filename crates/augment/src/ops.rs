@@ -36,7 +36,7 @@ pub(crate) fn hflip_in(img: &mut [u8], s: Shape) {
     match s.channels {
         1 => rows::<1>(img, s.width),
         2 => rows::<2>(img, s.width),
-        3 => rows::<3>(img, s.width),
+        3 => img.chunks_exact_mut(s.width * 3).for_each(reverse_rgb_row),
         4 => rows::<4>(img, s.width),
         c => {
             for row in img.chunks_exact_mut(s.width * c) {
@@ -48,6 +48,46 @@ pub(crate) fn hflip_in(img: &mut [u8], s: Shape) {
             }
         }
     }
+}
+
+/// Where byte `i` of a block of 16 RGB pixels comes from when the block is reversed.
+const REVERSED_RGB: [usize; 48] = {
+    let mut from = [0usize; 48];
+    let mut i = 0;
+    while i < 48 {
+        from[i] = (15 - i / 3) * 3 + i % 3;
+        i += 1;
+    }
+    from
+};
+
+/// Block `a` of 16 RGB pixels reversed: a constant byte shuffle, which the compiler
+/// turns into a few `pshufb`s (SSSE3) or `vpermb`s (AVX-512 VBMI).
+#[inline(always)]
+fn reversed_rgb_block(a: [u8; 48]) -> [u8; 48] {
+    let mut out = [0u8; 48];
+    for (o, &i) in out.iter_mut().zip(&REVERSED_RGB) {
+        *o = a[i];
+    }
+    out
+}
+
+/// One row of RGB pixels mirrored: blocks of 16 pixels from both ends swapped and
+/// reversed, the middle pixel by pixel.
+#[multiversion::multiversion(targets("x86_64+ssse3"))]
+fn reverse_rgb_row(row: &mut [u8]) {
+    let pixels = row.as_chunks_mut::<3>().0;
+    let (mut i, mut j) = (0, pixels.len());
+    while j - i >= 32 {
+        let (left, right) = pixels.split_at_mut(j - 16);
+        let (a, b) = (&mut left[i..i + 16], &mut right[..16]);
+        let a_bytes: [u8; 48] = a.as_flattened().try_into().expect("16 pixels");
+        let b_bytes: [u8; 48] = b.as_flattened().try_into().expect("16 pixels");
+        a.as_flattened_mut().copy_from_slice(&reversed_rgb_block(b_bytes));
+        b.as_flattened_mut().copy_from_slice(&reversed_rgb_block(a_bytes));
+        (i, j) = (i + 16, j - 16);
+    }
+    pixels[i..j].reverse();
 }
 
 /// Mirrors top-bottom.
@@ -446,6 +486,18 @@ pub fn normalize_to_chw(img: &[u8], s: Shape, mean: &[f32], std: &[f32]) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rgb_rows_reverse_as_plain_pixel_reversal() {
+        for width in 0..100 {
+            let row: Vec<u8> = (0..width * 3).map(|i| (i * 7 % 256) as u8).collect();
+            let mut plain = row.clone();
+            plain.as_chunks_mut::<3>().0.reverse();
+            let mut fast = row.clone();
+            reverse_rgb_row(&mut fast);
+            assert_eq!(fast, plain, "width {width}");
+        }
+    }
 
     const S: Shape = Shape { height: 2, width: 3, channels: 1 };
 

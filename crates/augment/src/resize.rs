@@ -95,23 +95,36 @@ fn clip8(v: i32) -> u8 {
 /// Half of one in fixed point: the rounding every sum starts from.
 const HALF: i32 = 1 << (PRECISION_BITS - 1);
 
-/// The horizontal pass over rows of `C`-value pixels.
-fn horizontal<const C: usize>(src: &[u8], in_width: usize, co: &Coefficients, out: &mut [u8]) {
-    let out_width = co.start.len();
-    for (row, out_row) in src.chunks_exact(in_width * C).zip(out.chunks_exact_mut(out_width * C)) {
-        for (x, px) in out_row.chunks_exact_mut(C).enumerate() {
-            let (xmin, k) = co.at(x);
-            let mut acc = [HALF; C];
-            for (v, &w) in row[xmin * C..(xmin + k.len()) * C].chunks_exact(C).zip(k) {
-                for c in 0..C {
-                    acc[c] += i32::from(v[c]) * w;
+/// `rows x width` pixels of `C` values, transposed to `width x rows` (in tiles, so
+/// both sides stay in cache).
+fn transpose<const C: usize>(src: &[u8], rows: usize, width: usize) -> Vec<u8> {
+    const TILE: usize = 16;
+    let mut out = vec![0u8; src.len()];
+    let (from, to) = (src.as_chunks::<C>().0, out.as_chunks_mut::<C>().0);
+    for x0 in (0..width).step_by(TILE) {
+        for y0 in (0..rows).step_by(TILE) {
+            // Writes run along the output's rows (contiguous), reads down a tile's column.
+            for x in x0..(x0 + TILE).min(width) {
+                let column = &mut to[x * rows + y0..x * rows + (y0 + TILE).min(rows)];
+                for (k, px) in column.iter_mut().enumerate() {
+                    *px = from[(y0 + k) * width + x];
                 }
-            }
-            for c in 0..C {
-                px[c] = clip8(acc[c]);
             }
         }
     }
+    out
+}
+
+/// The horizontal pass as the vertical one on the transposed rows: the same sums
+/// and rounding (so the same bytes), but the inner loop runs along contiguous
+/// memory, which the compiler vectorises; the sums along a row of interleaved
+/// pixels do not.
+fn horizontal_transposed<const C: usize>(src: &[u8], rows: usize, in_width: usize, co: &Coefficients) -> Vec<u8> {
+    let columns = transpose::<C>(src, rows, in_width);
+    let out_width = co.start.len();
+    let mut summed = vec![0u8; out_width * rows * C];
+    vertical(&columns, rows * C, co, &mut summed);
+    transpose::<C>(&summed, out_width, rows)
 }
 
 /// The horizontal pass for any number of values per pixel.
@@ -130,6 +143,7 @@ fn horizontal_any(src: &[u8], in_width: usize, c: usize, co: &Coefficients, out:
 
 /// The vertical pass: each output row a weighted sum of whole input rows (the inner
 /// loop runs along a row, which the compiler vectorises).
+#[multiversion::multiversion(targets("x86_64+avx2+fma", "x86_64+sse4.1", "aarch64+neon"))]
 fn vertical(src: &[u8], row_len: usize, co: &Coefficients, out: &mut [u8]) {
     let mut acc = vec![0i32; row_len];
     for (y, out_row) in out.chunks_exact_mut(row_len).enumerate() {
@@ -200,14 +214,17 @@ fn resize_filtered(img: &[u8], s: Shape, out: Shape, filter: Filter) -> Vec<u8> 
         true => rows.to_vec(),
         false => {
             let co = Coefficients::new(s.width, out.width, filter);
-            let mut mid = vec![0u8; (last - first) * out.width * c];
+            let n = last - first;
             match c {
-                1 => horizontal::<1>(rows, s.width, &co, &mut mid),
-                3 => horizontal::<3>(rows, s.width, &co, &mut mid),
-                4 => horizontal::<4>(rows, s.width, &co, &mut mid),
-                _ => horizontal_any(rows, s.width, c, &co, &mut mid),
+                1 => horizontal_transposed::<1>(rows, n, s.width, &co),
+                3 => horizontal_transposed::<3>(rows, n, s.width, &co),
+                4 => horizontal_transposed::<4>(rows, n, s.width, &co),
+                _ => {
+                    let mut mid = vec![0u8; n * out.width * c];
+                    horizontal_any(rows, s.width, c, &co, &mut mid);
+                    mid
+                }
             }
-            mid
         }
     };
     let Some(mut co) = vertical_co else { return mid };
