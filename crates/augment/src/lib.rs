@@ -61,5 +61,6 @@ pub use ops::{
     saturation_rounded, translate, vflip, Fill,
 };
 pub use pipeline::{Builder, Pipeline};
+pub use policy::AutoAugmentPolicy;
 pub use resize::{center_crop, crop, pad, random_resized_crop, resize, resize_with, PadMode};
 pub use shape::{Colour, Padding, Shape, Size};

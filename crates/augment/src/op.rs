@@ -5,7 +5,7 @@
 #[cfg(feature = "serde")]
 use serde::{Deserialize, Serialize};
 
-use crate::{Colour, Fill, Interpolation, PadMode, Padding, Shape, Size};
+use crate::{AutoAugmentPolicy, Colour, Fill, Interpolation, PadMode, Padding, Shape, Size};
 
 /// One augmentation, as written in the `[augment] ops` list, e.g.
 /// `{ op = "rotate", degrees = 10 }`, `{ op = "hflip", p = 0.5 }`. Every op has a
@@ -354,6 +354,16 @@ pub enum Op {
         #[cfg_attr(feature = "serde", serde(default = "defaults::always"))]
         p: f64,
     },
+    /// torchvision `AutoAugment(policy)`: one of the policy's 25 learned sub-policies
+    /// of two ops each (nearest interpolation, zero fill).
+    AutoAugment {
+        /// `imagenet` (default), `cifar10` or `svhn`.
+        #[cfg_attr(feature = "serde", serde(default))]
+        policy: AutoAugmentPolicy,
+        /// The probability of applying the op.
+        #[cfg_attr(feature = "serde", serde(default = "defaults::always"))]
+        p: f64,
+    },
     /// torchvision `TrivialAugmentWide`: one op of its 14 at a random magnitude bin.
     TrivialAugmentWide {
         /// Magnitude bins.
@@ -385,11 +395,15 @@ pub enum Op {
         #[cfg_attr(feature = "serde", serde(default = "defaults::always"))]
         p: f64,
     },
-    /// One of `ops`, chosen uniformly (torchvision `RandomChoice`); the chosen op
-    /// then applies with its own probability.
+    /// One of `ops`, chosen uniformly or by `weights` (torchvision `RandomChoice`);
+    /// the chosen op then applies with its own probability.
     OneOf {
         /// The ops to choose from.
         ops: Vec<Op>,
+        /// Relative weights of the ops (torchvision `RandomChoice(transforms, p)`);
+        /// without them, uniform.
+        #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
+        weights: Option<Vec<f64>>,
         /// The probability of applying the op.
         #[cfg_attr(feature = "serde", serde(default = "defaults::always"))]
         p: f64,
@@ -403,6 +417,15 @@ pub enum Op {
         n: [usize; 2],
         /// The probability of applying the op.
         #[cfg_attr(feature = "serde", serde(default = "defaults::always"))]
+        p: f64,
+    },
+    /// All of `ops` in order, each with its own probability, or none of them
+    /// (torchvision `RandomApply(transforms, p)`).
+    RandomApply {
+        /// The ops.
+        ops: Vec<Op>,
+        /// The probability of applying the group.
+        #[cfg_attr(feature = "serde", serde(default = "defaults::half"))]
         p: f64,
     },
     /// All of `ops` in a random order (torchvision `RandomOrder`).
@@ -537,10 +560,12 @@ macro_rules! with_probability {
             | Op::RandomErasing { p: $p, .. }
             | Op::ColorJitter { p: $p, .. }
             | Op::RandAugment { p: $p, .. }
+            | Op::AutoAugment { p: $p, .. }
             | Op::TrivialAugmentWide { p: $p, .. }
             | Op::AugMix { p: $p, .. }
             | Op::OneOf { p: $p, .. }
             | Op::SomeOf { p: $p, .. }
+            | Op::RandomApply { p: $p, .. }
             | Op::RandomOrder { p: $p, .. } => $body,
         }
     };
@@ -579,10 +604,12 @@ impl Op {
             Op::RandomErasing { .. } => "random_erasing",
             Op::ColorJitter { .. } => "color_jitter",
             Op::RandAugment { .. } => "rand_augment",
+            Op::AutoAugment { .. } => "auto_augment",
             Op::TrivialAugmentWide { .. } => "trivial_augment_wide",
             Op::AugMix { .. } => "aug_mix",
             Op::OneOf { .. } => "one_of",
             Op::SomeOf { .. } => "some_of",
+            Op::RandomApply { .. } => "random_apply",
             Op::RandomOrder { .. } => "random_order",
         }
     }
@@ -837,6 +864,11 @@ impl Op {
         Op::RandAugment { num_ops, magnitude, bins: defaults::magnitude_bins(), p: defaults::always() }
     }
 
+    /// torchvision `AutoAugment(policy)`.
+    pub fn auto_augment(policy: AutoAugmentPolicy) -> Op {
+        Op::AutoAugment { policy, p: defaults::always() }
+    }
+
     /// torchvision `TrivialAugmentWide()`: 31 magnitude bins.
     pub fn trivial_augment_wide() -> Op {
         Op::TrivialAugmentWide { bins: defaults::magnitude_bins(), p: defaults::always() }
@@ -856,12 +888,22 @@ impl Op {
 
     /// One of `ops`, chosen uniformly (torchvision `RandomChoice`).
     pub fn one_of(ops: Vec<Op>) -> Op {
-        Op::OneOf { ops, p: defaults::always() }
+        Op::OneOf { ops, weights: None, p: defaults::always() }
     }
 
     /// Between `min` and `max` distinct ops of `ops`, in their order.
     pub fn some_of(ops: Vec<Op>, min: usize, max: usize) -> Op {
         Op::SomeOf { ops, n: [min, max], p: defaults::always() }
+    }
+
+    /// One of `ops`, chosen by relative `weights` (`RandomChoice(transforms, p)`).
+    pub fn one_of_weighted(ops: Vec<Op>, weights: Vec<f64>) -> Op {
+        Op::OneOf { ops, weights: Some(weights), p: defaults::always() }
+    }
+
+    /// All of `ops` with probability `p` (`RandomApply(transforms, p)`).
+    pub fn random_apply(ops: Vec<Op>, p: f64) -> Op {
+        Op::RandomApply { ops, p }
     }
 
     /// All of `ops` in a random order (torchvision `RandomOrder`).

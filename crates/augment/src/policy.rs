@@ -9,8 +9,8 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Beta, Dirichlet, Distribution};
 
 use crate::color::{
-    adjust_brightness_in, adjust_contrast_in, adjust_saturation_in, autocontrast_in, equalize_in, posterize_in,
-    sharpness_in, solarize_in,
+    adjust_brightness_in, adjust_contrast_in, adjust_saturation_in, autocontrast_in, equalize_in, invert_in,
+    posterize_in, sharpness_in, solarize_in,
 };
 use crate::geometry::{affine_in, rotate_in, Affine, Border, Interpolation};
 use crate::Shape;
@@ -32,11 +32,12 @@ enum Transform {
     Solarize,
     AutoContrast,
     Equalize,
+    Invert,
 }
 
 use Transform::*;
 
-/// Which policy's table of magnitudes.
+/// Which policy's table of magnitudes (AutoAugment's is RandAugment's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Space {
     RandAugment,
@@ -100,7 +101,7 @@ fn magnitude(space: Space, t: Transform, n: usize, bin: usize, h: usize, w: usiz
     };
     let signed = |max: f64| Some((linspace(0.0, max, n, bin), true));
     match t {
-        Identity | AutoContrast | Equalize => None,
+        Identity | AutoContrast | Equalize | Invert => None,
         ShearX | ShearY => signed(shear),
         TranslateX => signed(translate_x),
         TranslateY => signed(translate_y),
@@ -136,6 +137,7 @@ fn apply(img: &mut [u8], s: Shape, t: Transform, m: f64, interpolation: Interpol
         Solarize => solarize_in(img, s, (255.0 * m).ceil() as u8),
         AutoContrast => autocontrast_in(img, s),
         Equalize => equalize_in(img, s),
+        Invert => invert_in(img, s),
     }
 }
 
@@ -180,6 +182,136 @@ pub(crate) fn trivial_augment_wide(img: &mut [u8], s: Shape, rng: &mut ChaCha8Rn
     draw_and_apply(img, s, rng, (Space::TrivialAugmentWide, &RAND_AUGMENT), bins, None, Interpolation::Nearest);
 }
 
+/// One step of an AutoAugment sub-policy: the op, its probability, its magnitude bin
+/// (of 10; ignored by ops without a magnitude).
+type Step = (Transform, f64, usize);
+/// Two steps, applied in order.
+type SubPolicy = [Step; 2];
+
+// torchvision's `AutoAugment._get_policies` (the learned policies of Cubuk et al.),
+// checked against torchvision's own tables by `auto_augment_tables_are_torchvisions`.
+const IMAGENET: [SubPolicy; 25] = [
+    [(Posterize, 0.4, 8), (Rotate, 0.6, 9)],
+    [(Solarize, 0.6, 5), (AutoContrast, 0.6, 0)],
+    [(Equalize, 0.8, 0), (Equalize, 0.6, 0)],
+    [(Posterize, 0.6, 7), (Posterize, 0.6, 6)],
+    [(Equalize, 0.4, 0), (Solarize, 0.2, 4)],
+    [(Equalize, 0.4, 0), (Rotate, 0.8, 8)],
+    [(Solarize, 0.6, 3), (Equalize, 0.6, 0)],
+    [(Posterize, 0.8, 5), (Equalize, 1.0, 0)],
+    [(Rotate, 0.2, 3), (Solarize, 0.6, 8)],
+    [(Equalize, 0.6, 0), (Posterize, 0.4, 6)],
+    [(Rotate, 0.8, 8), (Color, 0.4, 0)],
+    [(Rotate, 0.4, 9), (Equalize, 0.6, 0)],
+    [(Equalize, 0.0, 0), (Equalize, 0.8, 0)],
+    [(Invert, 0.6, 0), (Equalize, 1.0, 0)],
+    [(Color, 0.6, 4), (Contrast, 1.0, 8)],
+    [(Rotate, 0.8, 8), (Color, 1.0, 2)],
+    [(Color, 0.8, 8), (Solarize, 0.8, 7)],
+    [(Sharpness, 0.4, 7), (Invert, 0.6, 0)],
+    [(ShearX, 0.6, 5), (Equalize, 1.0, 0)],
+    [(Color, 0.4, 0), (Equalize, 0.6, 0)],
+    [(Equalize, 0.4, 0), (Solarize, 0.2, 4)],
+    [(Solarize, 0.6, 5), (AutoContrast, 0.6, 0)],
+    [(Invert, 0.6, 0), (Equalize, 1.0, 0)],
+    [(Color, 0.6, 4), (Contrast, 1.0, 8)],
+    [(Equalize, 0.8, 0), (Equalize, 0.6, 0)],
+];
+const CIFAR10: [SubPolicy; 25] = [
+    [(Invert, 0.1, 0), (Contrast, 0.2, 6)],
+    [(Rotate, 0.7, 2), (TranslateX, 0.3, 9)],
+    [(Sharpness, 0.8, 1), (Sharpness, 0.9, 3)],
+    [(ShearY, 0.5, 8), (TranslateY, 0.7, 9)],
+    [(AutoContrast, 0.5, 0), (Equalize, 0.9, 0)],
+    [(ShearY, 0.2, 7), (Posterize, 0.3, 7)],
+    [(Color, 0.4, 3), (Brightness, 0.6, 7)],
+    [(Sharpness, 0.3, 9), (Brightness, 0.7, 9)],
+    [(Equalize, 0.6, 0), (Equalize, 0.5, 0)],
+    [(Contrast, 0.6, 7), (Sharpness, 0.6, 5)],
+    [(Color, 0.7, 7), (TranslateX, 0.5, 8)],
+    [(Equalize, 0.3, 0), (AutoContrast, 0.4, 0)],
+    [(TranslateY, 0.4, 3), (Sharpness, 0.2, 6)],
+    [(Brightness, 0.9, 6), (Color, 0.2, 8)],
+    [(Solarize, 0.5, 2), (Invert, 0.0, 0)],
+    [(Equalize, 0.2, 0), (AutoContrast, 0.6, 0)],
+    [(Equalize, 0.2, 0), (Equalize, 0.6, 0)],
+    [(Color, 0.9, 9), (Equalize, 0.6, 0)],
+    [(AutoContrast, 0.8, 0), (Solarize, 0.2, 8)],
+    [(Brightness, 0.1, 3), (Color, 0.7, 0)],
+    [(Solarize, 0.4, 5), (AutoContrast, 0.9, 0)],
+    [(TranslateY, 0.9, 9), (TranslateY, 0.7, 9)],
+    [(AutoContrast, 0.9, 0), (Solarize, 0.8, 3)],
+    [(Equalize, 0.8, 0), (Invert, 0.1, 0)],
+    [(TranslateY, 0.7, 9), (AutoContrast, 0.9, 0)],
+];
+const SVHN: [SubPolicy; 25] = [
+    [(ShearX, 0.9, 4), (Invert, 0.2, 0)],
+    [(ShearY, 0.9, 8), (Invert, 0.7, 0)],
+    [(Equalize, 0.6, 0), (Solarize, 0.6, 6)],
+    [(Invert, 0.9, 0), (Equalize, 0.6, 0)],
+    [(Equalize, 0.6, 0), (Rotate, 0.9, 3)],
+    [(ShearX, 0.9, 4), (AutoContrast, 0.8, 0)],
+    [(ShearY, 0.9, 8), (Invert, 0.4, 0)],
+    [(ShearY, 0.9, 5), (Solarize, 0.2, 6)],
+    [(Invert, 0.9, 0), (AutoContrast, 0.8, 0)],
+    [(Equalize, 0.6, 0), (Rotate, 0.9, 3)],
+    [(ShearX, 0.9, 4), (Solarize, 0.3, 3)],
+    [(ShearY, 0.8, 8), (Invert, 0.7, 0)],
+    [(Equalize, 0.9, 0), (TranslateY, 0.6, 6)],
+    [(Invert, 0.9, 0), (Equalize, 0.6, 0)],
+    [(Contrast, 0.3, 3), (Rotate, 0.8, 4)],
+    [(Invert, 0.8, 0), (TranslateY, 0.0, 2)],
+    [(ShearY, 0.7, 6), (Solarize, 0.4, 8)],
+    [(Invert, 0.6, 0), (Rotate, 0.8, 4)],
+    [(ShearY, 0.3, 7), (TranslateX, 0.9, 3)],
+    [(ShearX, 0.1, 6), (Invert, 0.6, 0)],
+    [(Solarize, 0.7, 2), (TranslateY, 0.6, 7)],
+    [(ShearY, 0.8, 4), (Invert, 0.8, 0)],
+    [(ShearX, 0.7, 9), (TranslateY, 0.8, 3)],
+    [(ShearY, 0.8, 5), (AutoContrast, 0.7, 0)],
+    [(ShearX, 0.7, 2), (Invert, 0.1, 0)],
+];
+
+/// torchvision's `AutoAugmentPolicy`: the dataset a policy was learned on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+pub enum AutoAugmentPolicy {
+    /// The ImageNet policy (torchvision's default).
+    #[default]
+    Imagenet,
+    /// The CIFAR-10 policy.
+    Cifar10,
+    /// The SVHN policy.
+    Svhn,
+}
+
+fn sub_policies(policy: AutoAugmentPolicy) -> &'static [SubPolicy] {
+    match policy {
+        AutoAugmentPolicy::Imagenet => &IMAGENET,
+        AutoAugmentPolicy::Cifar10 => &CIFAR10,
+        AutoAugmentPolicy::Svhn => &SVHN,
+    }
+}
+
+/// `AutoAugment(policy)`: one of the policy's 25 sub-policies, each of its two steps
+/// applied when a uniform draw is at or below its probability, at its magnitude bin
+/// of 10 with a random sign (nearest interpolation, zero fill).
+pub(crate) fn auto_augment(img: &mut [u8], s: Shape, rng: &mut ChaCha8Rng, policy: AutoAugmentPolicy) {
+    let table = sub_policies(policy);
+    for &(t, p, bin) in &table[rng.gen_range(0..table.len())] {
+        if rng.gen::<f64>() > p {
+            continue;
+        }
+        let m = match magnitude(Space::RandAugment, t, 10, bin, s.height, s.width) {
+            Some((m, true)) if rng.gen::<f64>() <= 0.5 => -m,
+            Some((m, _)) => m,
+            None => 0.0,
+        };
+        apply(img, s, t, m, Interpolation::Nearest);
+    }
+}
+
 /// `AugMix(severity, mixture_width, chain_depth, alpha, all_ops)`: `width` chains of
 /// 1-3 ops (`depth`, or random when 0) mixed with Dirichlet(alpha) weights, then
 /// blended with the original by a Beta(alpha, alpha) weight; float32, truncated.
@@ -220,6 +352,31 @@ pub(crate) fn aug_mix(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The three AutoAugment tables are torchvision's (`tests/auto_augment.json`,
+    /// written by `tests/auto_augment.py`).
+    #[test]
+    fn auto_augment_tables_are_torchvisions() {
+        type Table = Vec<[(String, f64, Option<usize>); 2]>;
+        let golden: std::collections::HashMap<String, Table> =
+            serde_json::from_str(include_str!("../tests/auto_augment.json")).unwrap();
+        for (name, policy) in [
+            ("imagenet", AutoAugmentPolicy::Imagenet),
+            ("cifar10", AutoAugmentPolicy::Cifar10),
+            ("svhn", AutoAugmentPolicy::Svhn),
+        ] {
+            let ours: Table = sub_policies(policy)
+                .iter()
+                .map(|sub| {
+                    sub.map(|(t, p, bin)| {
+                        let has_magnitude = magnitude(Space::RandAugment, t, 10, bin, 8, 8).is_some();
+                        (format!("{t:?}"), p, has_magnitude.then_some(bin))
+                    })
+                })
+                .collect();
+            assert_eq!(ours, golden[name], "{name}");
+        }
+    }
 
     /// Every image one RandAugment op (or TrivialAugmentWide) produces is one of its
     /// space's ops at the bin's magnitude, either sign; every op is drawn.

@@ -55,11 +55,14 @@ pub(crate) fn apply_op(op: &Op, img: &mut [u8], s: Shape, rng: &mut ChaCha8Rng) 
         }
         Op::Noise { std, .. } => noise(img, s, rng, std),
         Op::RandAugment { num_ops, magnitude, bins, .. } => policy::rand_augment(img, s, rng, num_ops, magnitude, bins),
+        Op::AutoAugment { policy, .. } => policy::auto_augment(img, s, rng, policy),
         Op::TrivialAugmentWide { bins, .. } => policy::trivial_augment_wide(img, s, rng, bins),
         Op::AugMix { severity, width, depth, alpha, all_ops, .. } => {
             policy::aug_mix(img, s, rng, severity, width, depth, alpha, all_ops)
         }
-        Op::OneOf { .. } | Op::SomeOf { .. } | Op::RandomOrder { .. } => combine(op, img, s, rng),
+        Op::OneOf { .. } | Op::SomeOf { .. } | Op::RandomApply { .. } | Op::RandomOrder { .. } => {
+            combine(op, img, s, rng)
+        }
         _ => geometric(op, img, s, rng),
     }
 }
@@ -202,12 +205,27 @@ fn geometric(op: &Op, img: &mut [u8], s: Shape, rng: &mut ChaCha8Rng) {
 /// `OneOf`, `SomeOf`, `RandomOrder`: their ops, each with its own coin.
 fn combine(op: &Op, img: &mut [u8], s: Shape, rng: &mut ChaCha8Rng) {
     match *op {
-        Op::OneOf { ref ops, .. } => {
+        Op::OneOf { ref ops, weights: None, .. } => {
             if !ops.is_empty() {
                 let i = rng.gen_range(0..ops.len());
                 apply_maybe(&ops[i], img, s, rng);
             }
         }
+        Op::OneOf { ref ops, weights: Some(ref weights), .. } => {
+            // The first op whose cumulative weight passes a uniform share of the total.
+            let target = rng.gen::<f64>() * weights.iter().sum::<f64>();
+            let mut total = 0.0;
+            let chosen = weights.iter().position(|w| {
+                total += w;
+                target < total
+            });
+            // Rounding can leave the draw past the last sum: the last op with a weight.
+            let last = weights.iter().rposition(|&w| w > 0.0);
+            if let Some(i) = chosen.or(last) {
+                apply_maybe(&ops[i], img, s, rng);
+            }
+        }
+        Op::RandomApply { ref ops, .. } => ops.iter().for_each(|op| apply_maybe(op, img, s, rng)),
         Op::SomeOf { ref ops, n, .. } => {
             let k = rng.gen_range(n[0]..=n[1]);
             let mut chosen = rand::seq::index::sample(rng, ops.len(), k).into_vec();

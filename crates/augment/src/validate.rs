@@ -20,7 +20,10 @@ impl Op {
             return Err(Error::InvalidOp { index, op: self.name(), field, message });
         }
         match self {
-            Op::OneOf { ops, .. } | Op::SomeOf { ops, .. } | Op::RandomOrder { ops, .. } => {
+            Op::OneOf { ops, .. }
+            | Op::SomeOf { ops, .. }
+            | Op::RandomApply { ops, .. }
+            | Op::RandomOrder { ops, .. } => {
                 if let Some(inner) = ops.iter().find(|op| op.changes_size()) {
                     let message = format!("{} changes the image's size, which a combinator cannot hold", inner.name());
                     return Err(Error::InvalidOp { index, op: self.name(), field: "ops", message });
@@ -145,6 +148,14 @@ impl Op {
                 _ if !(alpha > 0.0 && alpha.is_finite()) => why("alpha", "must be > 0"),
                 _ => None,
             },
+            Op::OneOf { ref ops, weights: Some(ref w), .. } if w.len() != ops.len() => {
+                Some(("weights", format!("{} weights for {} ops", w.len(), ops.len())))
+            }
+            Op::OneOf { weights: Some(ref w), .. }
+                if !(w.iter().all(|w| *w >= 0.0 && w.is_finite()) && w.iter().sum::<f64>() > 0.0) =>
+            {
+                why("weights", "needs finite weights >= 0 with a positive sum")
+            }
             Op::SomeOf { ref ops, n, .. } if !(n[0] <= n[1] && n[1] <= ops.len()) => {
                 Some(("n", format!("needs n[0] <= n[1] <= {} (the number of ops)", ops.len())))
             }

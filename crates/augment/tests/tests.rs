@@ -728,6 +728,11 @@ mod no_panics {
             Op::rand_augment(2, 9),
             Op::trivial_augment_wide(),
             Op::aug_mix(),
+            Op::auto_augment(AutoAugmentPolicy::Imagenet),
+            Op::auto_augment(AutoAugmentPolicy::Cifar10),
+            Op::auto_augment(AutoAugmentPolicy::Svhn),
+            Op::one_of_weighted(vec![Op::invert(), Op::rotate(10.0)], vec![0.0, 1e-300]),
+            Op::random_apply(vec![Op::equalize(), Op::zoom(0.2)], 1.0),
         ];
         for op in ops {
             let op = op.with_p(1.0);
@@ -895,4 +900,68 @@ fn size_changing_ops_from_config() {
     assert_eq!(config.ops[3].output_shape(Shape::new(10, 10, 3)), Some(Shape::new(14, 12, 3)));
     let typo = toml::from_str::<AugmentConfig>(r#"ops = [{ op = "resize", sise = 3 }]"#).unwrap_err();
     assert!(typo.to_string().contains("sise"), "{typo}");
+}
+
+/// RandomChoice with weights, RandomApply over a group, AutoAugment (issue 37 item 11).
+#[test]
+fn weighted_choice_random_apply_and_auto_augment() {
+    let s = Shape::new(6, 7, 3);
+    let img: Vec<u8> = (0..s.len()).map(|i| (i * 29 % 251) as u8).collect();
+    let run = |pipe: &Pipeline, index: u64| {
+        let mut out = img.clone();
+        pipe.apply(&mut out, s, 0, index).unwrap();
+        out
+    };
+    let (mut inverted, mut flipped) = (img.clone(), img.clone());
+    cnnlab_augment::invert(&mut inverted, s).unwrap();
+    hflip(&mut flipped, s).unwrap();
+
+    // 3:1 between invert and hflip: about 75% inverted.
+    let weighted =
+        Pipeline::new(vec![Op::one_of_weighted(vec![Op::Invert { p: 1.0 }, Op::hflip(1.0)], vec![3.0, 1.0])], 1)
+            .unwrap();
+    let n = 4000;
+    let outs: Vec<Vec<u8>> = (0..n).map(|i| run(&weighted, i)).collect();
+    assert!(outs.iter().all(|o| *o == inverted || *o == flipped));
+    let share = outs.iter().filter(|o| **o == inverted).count() as f64 / n as f64;
+    assert!((share - 0.75).abs() < 0.03, "inverted {share}");
+    let never =
+        Pipeline::new(vec![Op::one_of_weighted(vec![Op::Invert { p: 1.0 }, Op::hflip(1.0)], vec![0.0, 2.0])], 1)
+            .unwrap();
+    assert!((0..200).all(|i| run(&never, i) == flipped));
+    let bad = Pipeline::new(vec![Op::one_of_weighted(vec![Op::hflip(1.0)], vec![1.0, 2.0])], 0);
+    assert!(matches!(bad, Err(Error::InvalidOp { field: "weights", .. })), "{bad:?}");
+    let bad = Pipeline::new(vec![Op::one_of_weighted(vec![Op::hflip(1.0)], vec![f64::NAN])], 0);
+    assert!(matches!(bad, Err(Error::InvalidOp { field: "weights", .. })), "{bad:?}");
+
+    // RandomApply([hflip, vflip], 0.5): both flips or neither, about half the time.
+    let mut both = img.clone();
+    hflip(&mut both, s).unwrap();
+    vflip(&mut both, s).unwrap();
+    let group = Pipeline::new(vec![Op::random_apply(vec![Op::hflip(1.0), Op::vflip(1.0)], 0.5)], 2).unwrap();
+    let outs: Vec<Vec<u8>> = (0..n).map(|i| run(&group, i)).collect();
+    assert!(outs.iter().all(|o| *o == both || *o == img));
+    let share = outs.iter().filter(|o| **o == both).count() as f64 / n as f64;
+    assert!((share - 0.5).abs() < 0.03, "applied {share}");
+
+    // AutoAugment: seeded, changes most images, every policy from TOML.
+    let config: AugmentConfig = toml::from_str(
+        r#"ops = [{ op = "auto_augment" }, { op = "auto_augment", policy = "cifar10" }, { op = "auto_augment", policy = "svhn", p = 0.5 },
+                  { op = "one_of", ops = [{ op = "invert" }, { op = "hflip" }], weights = [1, 2] },
+                  { op = "random_apply", ops = [{ op = "hflip", p = 1 }] }]"#,
+    )
+    .unwrap();
+    assert_eq!(config.ops[0], Op::auto_augment(cnnlab_augment::AutoAugmentPolicy::Imagenet));
+    assert_eq!(config.ops[1], Op::auto_augment(cnnlab_augment::AutoAugmentPolicy::Cifar10));
+    assert_eq!(config.ops[4], Op::random_apply(vec![Op::hflip(1.0)], 0.5));
+    for policy in [
+        cnnlab_augment::AutoAugmentPolicy::Imagenet,
+        cnnlab_augment::AutoAugmentPolicy::Cifar10,
+        cnnlab_augment::AutoAugmentPolicy::Svhn,
+    ] {
+        let pipe = Pipeline::new(vec![Op::auto_augment(policy)], 3).unwrap();
+        assert_eq!(run(&pipe, 5), run(&pipe, 5));
+        let changed = (0..200).filter(|&i| run(&pipe, i) != img).count();
+        assert!(changed > 100, "{policy:?}: {changed} of 200 changed");
+    }
 }
