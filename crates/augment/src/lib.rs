@@ -40,6 +40,7 @@ struct ReadmeDoctests;
 mod color;
 mod error;
 mod geometry;
+pub mod mix;
 mod op;
 mod ops;
 mod pipeline;

@@ -965,3 +965,63 @@ fn weighted_choice_random_apply_and_auto_augment() {
         assert!(changed > 100, "{policy:?}: {changed} of 200 changed");
     }
 }
+
+/// MixUp and CutMix with their random parameters fixed give torchvision v2's batches
+/// and labels (torchvision_mix.json, written by torchvision_mix.py); the draws follow
+/// `make_params`.
+#[test]
+fn batch_mixing_matches_torchvision() {
+    use cnnlab_augment::mix::{BatchMix, Layout, MixDraw, Patch};
+    let golden: serde_json::Value = serde_json::from_str(include_str!("torchvision_mix.json")).unwrap();
+    let floats = |v: &serde_json::Value| -> Vec<f32> {
+        v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
+    };
+    let dims: Vec<usize> = golden["shape"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+    let (n, k) = (dims[0], golden["classes"].as_u64().unwrap() as usize);
+    let shape = Shape::new(dims[2], dims[3], dims[1]);
+    let labels: Vec<usize> =
+        golden["labels"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+    let one_hot: Vec<f32> = labels.iter().flat_map(|&l| (0..k).map(move |c| f32::from(u8::from(c == l)))).collect();
+    for case in golden["cases"].as_array().unwrap() {
+        let patch = case["box"].as_array().map(|b| {
+            let b: Vec<usize> = b.iter().map(|v| v.as_u64().unwrap() as usize).collect();
+            Patch { top: b[0], left: b[1], height: b[2], width: b[3] }
+        });
+        let draw = MixDraw { lam: case["lam"].as_f64().unwrap(), patch };
+        let (mut images, mut mixed) = (floats(&golden["input"]), one_hot.clone());
+        draw.apply(&mut images, shape, Layout::Chw, &mut mixed, k).unwrap();
+        assert_eq!(images, floats(&case["images"]), "{} images", case["kind"]);
+        assert_eq!(mixed, floats(&case["labels"]), "{} labels", case["kind"]);
+        assert_eq!(images.len(), n * shape.len());
+    }
+    // HWC: the same box of the same pixels.
+    let draw = MixDraw { lam: 0.5, patch: Some(Patch { top: 1, left: 2, height: 2, width: 3 }) };
+    let s = Shape::new(4, 5, 2);
+    let hwc: Vec<f32> = (0..2 * s.len()).map(|i| i as f32).collect();
+    let mut out = hwc.clone();
+    draw.apply(&mut out, s, Layout::Hwc, &mut [1.0, 0.0, 0.0, 1.0], 2).unwrap();
+    for (i, (&o, &x)) in out.iter().zip(&hwc).enumerate() {
+        let (img, y, xx) = (i / s.len(), i % s.len() / (5 * 2), i % (5 * 2) / 2);
+        let inside = (1..3).contains(&y) && (2..5).contains(&xx);
+        let prev = hwc[((img + 1) % 2) * s.len() + i % s.len()];
+        assert_eq!(o, if inside { prev } else { x }, "value {i}");
+    }
+
+    // The draws: lam in (0, 1); CutMix's lam is the share outside its box; seeded.
+    use rand::SeedableRng;
+    for seed in 0..50 {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let up = BatchMix::MixUp { alpha: 0.4 }.draw(&mut rng, 32, 32).unwrap();
+        assert!(up.lam > 0.0 && up.lam < 1.0 && up.patch.is_none());
+        let cut = BatchMix::CutMix { alpha: 1.0 }.draw(&mut rng, 20, 30).unwrap();
+        let p = cut.patch.unwrap();
+        assert!(p.top + p.height <= 20 && p.left + p.width <= 30);
+        assert!((cut.lam - (1.0 - (p.height * p.width) as f64 / 600.0)).abs() < 1e-12);
+        let mut again = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        assert_eq!(BatchMix::MixUp { alpha: 0.4 }.draw(&mut again, 32, 32).unwrap(), up);
+    }
+    assert!(BatchMix::MixUp { alpha: 0.0 }.draw(&mut rand_chacha::ChaCha8Rng::seed_from_u64(0), 4, 4).is_err());
+    let bad =
+        MixDraw { lam: 0.5, patch: None }.apply(&mut [0.0; 10], Shape::new(2, 2, 1), Layout::Chw, &mut [0.0; 4], 2);
+    assert!(matches!(bad, Err(Error::InvalidArgument { argument: "labels", .. })), "{bad:?}");
+}

@@ -3,8 +3,8 @@
 //! rolled by one, with a weight `lam ~ Beta(alpha, alpha)` drawn once per batch; the
 //! loss is `lam * CE(logits, y) + (1 - lam) * CE(logits, y_rolled)`.
 
+use cnnlab_augment::mix::BatchMix;
 use rand::Rng;
-use rand_distr::{Beta, Distribution};
 use tch::Tensor;
 
 use crate::config::{Mix, MixKind};
@@ -18,34 +18,32 @@ pub(crate) struct Mixed {
 }
 
 /// Mixes an NCHW batch (any memory format) with probability `mix.p`; `None` leaves it as it is.
+/// The draw (lam, CutMix's box) is cnnlab-augment's [`BatchMix::draw`], checked there
+/// against torchvision's; the mixing is done here on the tensors.
 pub(crate) fn mix_batch(xs: &Tensor, ys: &Tensor, mix: &Mix, rng: &mut impl Rng) -> Option<Mixed> {
     if xs.size()[0] < 2 || rng.gen::<f64>() >= mix.p {
         return None;
     }
+    let kind = match mix.kind {
+        MixKind::Mixup => BatchMix::MixUp { alpha: mix.alpha },
+        MixKind::Cutmix => BatchMix::CutMix { alpha: mix.alpha },
+    };
+    let size = xs.size();
     // alpha > 0 is checked by TrainConfig::validate.
-    let lam = Beta::new(mix.alpha, mix.alpha).expect("validated alpha").sample(rng);
+    let draw = kind.draw(rng, size[2] as usize, size[3] as usize).expect("validated alpha");
     let rolled = xs.roll([1], [0]);
     let partner = ys.roll([1], [0]);
-    match mix.kind {
-        MixKind::Mixup => Some(Mixed { xs: xs * lam + rolled * (1.0 - lam), partner, lam }),
-        MixKind::Cutmix => {
-            let size = xs.size();
-            let (h, w) = (size[2], size[3]);
-            let (cx, cy) = (rng.gen_range(0..w), rng.gen_range(0..h));
-            let r = 0.5 * (1.0 - lam).sqrt();
-            let (half_w, half_h) = ((r * w as f64) as i64, (r * h as f64) as i64);
-            let (x1, x2) = ((cx - half_w).max(0), (cx + half_w).min(w));
-            let (y1, y2) = ((cy - half_h).max(0), (cy + half_h).min(h));
-            let out = xs.copy();
-            if x2 > x1 && y2 > y1 {
-                let patch = |t: &Tensor| t.narrow(2, y1, y2 - y1).narrow(3, x1, x2 - x1);
-                patch(&out).copy_(&patch(&rolled));
-            }
-            // The weight is the share of pixels the original image kept.
-            let lam = 1.0 - ((x2 - x1) * (y2 - y1)) as f64 / (w * h) as f64;
-            Some(Mixed { xs: out, partner, lam })
-        }
+    let lam = draw.lam;
+    let Some(p) = draw.patch else {
+        return Some(Mixed { xs: xs * lam + rolled * (1.0 - lam), partner, lam });
+    };
+    let out = xs.copy();
+    if p.height > 0 && p.width > 0 {
+        let patch = |t: &Tensor| t.narrow(2, p.top as i64, p.height as i64).narrow(3, p.left as i64, p.width as i64);
+        patch(&out).copy_(&patch(&rolled));
     }
+    // lam is the share of pixels the original image kept.
+    Some(Mixed { xs: out, partner, lam })
 }
 
 #[cfg(test)]
@@ -95,6 +93,32 @@ mod tests {
             pasted_some |= share > 0.0;
         }
         assert!(pasted_some);
+    }
+
+    /// The draws are the ones this file made before cnnlab-augment took them over
+    /// (Beta, then CutMix's centre column and row): runs mix exactly as before.
+    #[test]
+    fn draws_are_unchanged_by_the_move_to_cnnlab_augment() {
+        use rand_distr::{Beta, Distribution};
+        for seed in 0..200u64 {
+            let before = |alpha: f64| {
+                let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+                let lam = Beta::new(alpha, alpha).unwrap().sample(&mut rng);
+                let (w, h) = (7i64, 5i64);
+                let (cx, cy) = (rng.gen_range(0..w), rng.gen_range(0..h));
+                let r = 0.5 * (1.0 - lam).sqrt();
+                let (hw, hh) = ((r * w as f64) as i64, (r * h as f64) as i64);
+                let (x1, x2, y1, y2) = ((cx - hw).max(0), (cx + hw).min(w), (cy - hh).max(0), (cy + hh).min(h));
+                (lam, 1.0 - ((x2 - x1) * (y2 - y1)) as f64 / (w * h) as f64, [y1, x1, y2 - y1, x2 - x1])
+            };
+            let now = |kind: BatchMix| kind.draw(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed), 5, 7).unwrap();
+            let (lam, _, _) = before(0.4);
+            assert_eq!(now(BatchMix::MixUp { alpha: 0.4 }).lam, lam);
+            let (_, cut_lam, b) = before(1.0);
+            let cut = now(BatchMix::CutMix { alpha: 1.0 });
+            let p = cut.patch.unwrap();
+            assert_eq!((cut.lam, [p.top, p.left, p.height, p.width].map(|v| v as i64)), (cut_lam, b), "seed {seed}");
+        }
     }
 
     #[test]
