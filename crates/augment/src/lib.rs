@@ -56,7 +56,9 @@ pub use color::{
 };
 pub use error::{Error, Result};
 pub use geometry::{affine, perspective, rotate, Affine, Border, Interpolation};
-pub use op::{AugmentConfig, Op};
+pub use op::{AugmentConfig, Custom, Op};
+#[cfg(feature = "image")]
+pub use ops::jpeg;
 pub use ops::{
     brightness_rounded, contrast_rounded, crop_resize, cutout, erase, hflip, normalize_to_chw, rotate_zoom,
     saturation_rounded, translate, vflip, Fill,

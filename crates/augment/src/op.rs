@@ -166,6 +166,25 @@ pub enum Op {
         #[cfg_attr(feature = "serde", serde(default = "defaults::half"))]
         p: f64,
     },
+    /// torchvision `JPEG(quality)`: encoded and decoded again at a quality drawn
+    /// uniformly from `quality[0]..=quality[1]` (1 to 100); grey or RGB images (the
+    /// `image` feature's encoder, not libjpeg: close to torchvision's, not equal); other
+    /// channel counts pass unchanged.
+    Jpeg {
+        /// The range of the quality.
+        quality: [u8; 2],
+        /// The probability of applying the op.
+        #[cfg_attr(feature = "serde", serde(default = "defaults::always"))]
+        p: f64,
+    },
+    /// Your own op, in code only (not in TOML): [`Op::custom`].
+    #[cfg_attr(feature = "serde", serde(skip))]
+    Custom {
+        /// The closure and its name.
+        op: Custom,
+        /// The probability of applying the op.
+        p: f64,
+    },
     /// Zero a `size x size` square at a uniform centre (DeVries & Taylor's cutout).
     Cutout {
         /// The side of the square, in pixels.
@@ -438,6 +457,40 @@ pub enum Op {
     },
 }
 
+/// The closure of an [`Op::custom`] and its name (shown by `Debug`); two are equal
+/// when they are the same closure.
+#[derive(Clone)]
+pub struct Custom {
+    name: String,
+    f: CustomFn,
+}
+
+type CustomFn = std::sync::Arc<dyn Fn(&mut [u8], Shape, &mut dyn rand::RngCore) + Send + Sync>;
+
+impl Custom {
+    /// The name given to [`Op::custom`].
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Runs the closure.
+    pub(crate) fn run(&self, img: &mut [u8], s: Shape, rng: &mut dyn rand::RngCore) {
+        (self.f)(img, s, rng)
+    }
+}
+
+impl std::fmt::Debug for Custom {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Custom({:?})", self.name)
+    }
+}
+
+impl PartialEq for Custom {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && std::sync::Arc::ptr_eq(&self.f, &other.f)
+    }
+}
+
 /// Every default of an op's fields, in one place: serde fills missing keys with them
 /// (`default = "defaults::half"`) and the [`Op`] constructors use the same functions.
 #[cfg_attr(not(feature = "serde"), allow(dead_code))]
@@ -541,6 +594,8 @@ macro_rules! with_probability {
             | Op::RandomCrop { p: $p, .. }
             | Op::RandomResizedCrop { p: $p, .. }
             | Op::Cutout { p: $p, .. }
+            | Op::Jpeg { p: $p, .. }
+            | Op::Custom { p: $p, .. }
             | Op::Noise { p: $p, .. }
             | Op::Grayscale { p: $p, .. }
             | Op::Resize { p: $p, .. }
@@ -589,6 +644,8 @@ impl Op {
             Op::Pad { .. } => "pad",
             Op::RandomZoomOut { .. } => "random_zoom_out",
             Op::Cutout { .. } => "cutout",
+            Op::Jpeg { .. } => "jpeg",
+            Op::Custom { .. } => "custom",
             Op::Noise { .. } => "noise",
             Op::Grayscale { .. } => "grayscale",
             Op::Invert { .. } => "invert",
@@ -752,6 +809,36 @@ impl Op {
     /// torchvision `RandomZoomOut()`: black canvas 1 to 4 times the side, p 0.5.
     pub fn random_zoom_out() -> Op {
         Op::RandomZoomOut { fill: Colour::default(), side_range: defaults::zoom_out_range(), p: defaults::half() }
+    }
+
+    /// torchvision `JPEG(quality)`: re-encoded at a quality in `min..=max`.
+    pub fn jpeg(min: u8, max: u8) -> Op {
+        Op::Jpeg { quality: [min, max], p: defaults::always() }
+    }
+
+    /// An op of your own inside a pipeline: `f(image, shape, rng)` changes the image
+    /// in place (keeping its size), drawing any randomness from `rng`, the sample's
+    /// stream, so it too is a pure function of `(seed, epoch, index)`.
+    ///
+    /// ```
+    /// use cnnlab_augment::{Op, Pipeline, Shape};
+    /// use rand::Rng;
+    /// // Salt noise: one random pixel set to white.
+    /// let salt = Op::custom("salt", |img: &mut [u8], s: Shape, rng: &mut dyn rand::RngCore| {
+    ///     let at = rng.gen_range(0..s.height * s.width) * s.channels;
+    ///     img[at..at + s.channels].fill(255);
+    /// });
+    /// let pipe = Pipeline::new(vec![Op::hflip(0.5), salt], 7).unwrap();
+    /// let s = Shape::new(4, 4, 3);
+    /// let mut img = vec![0u8; s.len()];
+    /// pipe.apply(&mut img, s, 0, 1).unwrap();
+    /// assert_eq!(img.iter().filter(|&&v| v == 255).count(), 3);
+    /// ```
+    pub fn custom(
+        name: impl Into<String>,
+        f: impl Fn(&mut [u8], Shape, &mut dyn rand::RngCore) + Send + Sync + 'static,
+    ) -> Op {
+        Op::Custom { op: Custom { name: name.into(), f: std::sync::Arc::new(f) }, p: defaults::always() }
     }
 
     /// Zero a `size x size` square at a random centre.

@@ -483,6 +483,37 @@ pub fn normalize_to_chw(img: &[u8], s: Shape, mean: &[f32], std: &[f32]) -> Resu
     Ok(out)
 }
 
+/// torchvision `F.jpeg(img, quality)`: `img` (grey or RGB) encoded as a JPEG of
+/// `quality` (1 to 100) and decoded again, with the `image` crate's codec (not
+/// libjpeg's: a mean difference of about one grey level from torchvision's output).
+#[cfg(feature = "image")]
+pub fn jpeg(img: &[u8], s: Shape, quality: u8) -> Result<Vec<u8>> {
+    let bad = |argument, message: String| Error::InvalidArgument { function: "jpeg", argument, message };
+    if !(1..=100).contains(&quality) {
+        return Err(bad("quality", format!("{quality} is outside 1..=100")));
+    }
+    let colour = match s.channels {
+        1 => image::ExtendedColorType::L8,
+        3 => image::ExtendedColorType::Rgb8,
+        c => return Err(bad("img", format!("JPEG holds grey or RGB images, not {c} channels"))),
+    };
+    if !s.checked(img)? {
+        return Ok(img.to_vec());
+    }
+    let too_large = |_| bad("img", format!("a {}x{} image is too large for JPEG", s.height, s.width));
+    let (w, h) = (u32::try_from(s.width).map_err(too_large)?, u32::try_from(s.height).map_err(too_large)?);
+    let mut encoded = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut encoded, quality)
+        .encode(img, w, h, colour)
+        .map_err(|e| bad("img", e.to_string()))?;
+    let decoded = image::load_from_memory_with_format(&encoded, image::ImageFormat::Jpeg)
+        .map_err(|e| bad("img", e.to_string()))?;
+    Ok(match s.channels {
+        1 => decoded.into_luma8().into_raw(),
+        _ => decoded.into_rgb8().into_raw(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

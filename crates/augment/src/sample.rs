@@ -54,6 +54,11 @@ pub(crate) fn apply_op(op: &Op, img: &mut [u8], s: Shape, rng: &mut ChaCha8Rng) 
             color_jitter(img, s, rng, [brightness, contrast, saturation, hue])
         }
         Op::Noise { std, .. } => noise(img, s, rng, std),
+        Op::Custom { ref op, .. } => op.run(img, s, rng),
+        Op::Jpeg { quality, .. } => {
+            let q = rng.gen_range(quality[0]..=quality[1]);
+            jpeg_in(img, s, q);
+        }
         Op::RandAugment { num_ops, magnitude, bins, .. } => policy::rand_augment(img, s, rng, num_ops, magnitude, bins),
         Op::AutoAugment { policy, .. } => policy::auto_augment(img, s, rng, policy),
         Op::TrivialAugmentWide { bins, .. } => policy::trivial_augment_wide(img, s, rng, bins),
@@ -151,6 +156,17 @@ fn random_crop_to(
     }
     let (padded, ps) = resize::pad(img, s, [left, top, right, bottom], mode, &[0])?;
     resize::crop(&padded, ps, y + top as i64, x + left as i64, height, width)
+}
+
+/// Re-encodes `img` at `quality`; validation refused the op without the `image`
+/// feature or on other than 1 or 3 channels, so failures (none known) leave it as is.
+fn jpeg_in(img: &mut [u8], s: Shape, quality: u8) {
+    #[cfg(feature = "image")]
+    if let Ok(out) = crate::ops::jpeg(img, s, quality) {
+        img.copy_from_slice(&out);
+    }
+    #[cfg(not(feature = "image"))]
+    let _ = (img, s, quality);
 }
 
 /// The ops that move pixels.

@@ -49,6 +49,12 @@ impl Op {
                 Some(("min", format!("needs -0.5 <= min <= max <= 0.5, got min = {min}, max = {max}")))
             }
             Op::Noise { std, .. } if !(std >= 0.0 && std.is_finite()) => why("std", "must be >= 0"),
+            Op::Jpeg { quality, .. } if !(1 <= quality[0] && quality[0] <= quality[1] && quality[1] <= 100) => {
+                why("quality", "needs 1 <= quality[0] <= quality[1] <= 100")
+            }
+            Op::Jpeg { .. } if cfg!(not(feature = "image")) => {
+                why("quality", "JPEG needs cnnlab-augment's `image` feature")
+            }
             Op::GaussianBlur { kernel, .. } if kernel.is_multiple_of(2) => {
                 Some(("kernel", format!("{kernel} must be odd")))
             }

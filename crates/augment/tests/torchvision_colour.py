@@ -64,6 +64,10 @@ def main():
                 ops.append(("pad", dict(padding=padding, mode=mode, fill=fill), out))
         if c == 3:
             ops.append(("grayscale_1", None, F.rgb_to_grayscale(t, num_output_channels=1)))
+        # JPEG re-encoding (libjpeg-turbo here, another encoder in cnnlab: compared
+        # by mean difference, not value for value).
+        for quality in [50, 90]:
+            ops.append(("jpeg", quality, F.jpeg(t, quality)))
         for f in [0.3, 1.0, 1.7]:
             ops.append(("adjust_brightness", f, F.adjust_brightness(t, f)))
             ops.append(("adjust_contrast", f, F.adjust_contrast(t, f)))
