@@ -63,8 +63,8 @@ pub enum Error {
         /// The row.
         index: usize,
     },
-    /// A negative, NaN or infinite sample weight.
-    #[error("sample_weight {value} at sample {index} is negative, NaN or infinite")]
+    /// A NaN or infinite sample weight.
+    #[error("sample_weight {value} at sample {index} is NaN or infinite")]
     BadWeight {
         /// The weight.
         value: f64,
@@ -72,8 +72,8 @@ pub enum Error {
         index: usize,
     },
     /// Sample weights that are all zero (scikit-learn: "Sample weights must contain at
-    /// least one non-zero number").
-    #[error("sample_weight is all zero: at least one sample must count")]
+    /// least one non-zero number"), or that sum to zero where they average.
+    #[error("sample_weight is all zero or sums to zero: at least one sample must count")]
     ZeroWeights,
     /// An F-beta beta outside `[0, inf]`.
     #[error("beta = {0} must be in [0, inf]")]

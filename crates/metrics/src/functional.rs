@@ -70,7 +70,7 @@ impl Scores {
 
 /// Checks `sample_weight` against the sample count, as scikit-learn does: finite
 /// values (negative ones allowed), not all zero.
-fn check_weights(weights: Option<&[f64]>, n: usize) -> Result<()> {
+pub(crate) fn check_weights(weights: Option<&[f64]>, n: usize) -> Result<()> {
     let Some(w) = weights else { return Ok(()) };
     if w.len() != n {
         return Err(Error::LengthMismatch { y_true: n, other: w.len() });

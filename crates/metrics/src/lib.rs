@@ -14,6 +14,9 @@
 //! - Score metrics: [`roc_curve`], [`roc_auc`], [`roc_auc_ovr`],
 //!   [`precision_recall_curve`], [`average_precision`], [`top_k_accuracy`],
 //!   [`log_loss`], [`brier_score`].
+//! - `sample_weight`: [`Options::sample_weight`] for the label metrics, and
+//!   [`accuracy_score_weighted`], [`top_k_accuracy_weighted`], [`log_loss_weighted`],
+//!   [`brier_score_weighted`], [`roc_auc_weighted`], [`average_precision_weighted`].
 //! - Uncertainty and significance ([`stats`]): bootstrap (percentile, BCa) and Wilson
 //!   intervals, McNemar's test, the paired bootstrap, seed replicates with Student-t
 //!   intervals and Welch's test, Holm's correction; equal to scipy / statsmodels.
@@ -45,6 +48,7 @@ mod report;
 mod scores;
 mod special;
 pub mod stats;
+mod weighted;
 
 pub use confusion::{Average, ConfusionMatrix, KappaWeights, PerClass, Prf, ZeroDivision};
 pub use error::{Error, Result};
@@ -62,4 +66,8 @@ pub use scores::{
     argmax_rows, average_precision, average_precision_ovr, brier_score, log_loss, precision_recall_curve, roc_auc,
     roc_auc_ovr, roc_auc_ovr_lenient, roc_auc_ovr_per_class, roc_curve, top_k_accuracy, Averages, PrCurve, Probability,
     RocCurve,
+};
+pub use weighted::{
+    accuracy_score_weighted, average_precision_weighted, brier_score_weighted, log_loss_weighted, roc_auc_weighted,
+    top_k_accuracy_weighted,
 };

@@ -63,6 +63,16 @@ pub struct RocCurve {
 /// Cumulative true and false positives at each distinct score, highest first
 /// (scikit-learn's `_binary_clf_curve`): (tps, fps, thresholds).
 fn binary_clf_curve<T: Copy + Into<f64>>(positive: &[bool], scores: &[T]) -> Result<(Vec<f64>, Vec<f64>, Vec<f64>)> {
+    weighted_clf_curve(positive, scores, None)
+}
+
+/// [`binary_clf_curve`] with each sample counted by its weight (`sample_weight`).
+pub(crate) fn weighted_clf_curve<T: Copy + Into<f64>>(
+    positive: &[bool],
+    scores: &[T],
+    weights: Option<&[f64]>,
+) -> Result<(Vec<f64>, Vec<f64>, Vec<f64>)> {
+    crate::functional::check_weights(weights, positive.len())?;
     if positive.len() != scores.len() {
         return Err(Error::LengthMismatch { y_true: positive.len(), other: scores.len() });
     }
@@ -80,10 +90,11 @@ fn binary_clf_curve<T: Copy + Into<f64>>(positive: &[bool], scores: &[T]) -> Res
     let (mut tps, mut fps, mut thr) = (Vec::new(), Vec::new(), Vec::new());
     let (mut tp, mut fp) = (0.0f64, 0.0f64);
     for (rank, &i) in order.iter().enumerate() {
+        let w = weights.map_or(1.0, |w| w[i]);
         if positive[i] {
-            tp += 1.0;
+            tp += w;
         } else {
-            fp += 1.0;
+            fp += w;
         }
         let last_of_threshold = order.get(rank + 1).is_none_or(|&j| s[j] != s[i]);
         if last_of_threshold {
@@ -104,7 +115,11 @@ fn binary_clf_curve<T: Copy + Into<f64>>(positive: &[bool], scores: &[T]) -> Res
 /// assert_eq!(c.fpr, vec![0.0, 0.0, 0.0, 1.0]);
 /// ```
 pub fn roc_curve<T: Copy + Into<f64>>(positive: &[bool], scores: &[T]) -> Result<RocCurve> {
-    let (tps, fps, thr) = binary_clf_curve(positive, scores)?;
+    roc_curve_of(binary_clf_curve(positive, scores)?)
+}
+
+/// The ROC curve of a [`weighted_clf_curve`].
+pub(crate) fn roc_curve_of((tps, fps, thr): (Vec<f64>, Vec<f64>, Vec<f64>)) -> Result<RocCurve> {
     let (tp, fp) = (tps[tps.len() - 1], fps[fps.len() - 1]);
     // drop_intermediate: keep points where the curve changes direction.
     let keep: Vec<usize> = (0..tps.len())
@@ -134,7 +149,11 @@ pub fn roc_curve<T: Copy + Into<f64>>(positive: &[bool], scores: &[T]) -> Result
 /// assert!(cnnlab_metrics::roc_auc(&[true, true], &[0.1, 0.8]).unwrap().is_nan());
 /// ```
 pub fn roc_auc<T: Copy + Into<f64>>(positive: &[bool], scores: &[T]) -> Result<f64> {
-    let c = roc_curve(positive, scores)?;
+    roc_auc_of(positive, roc_curve(positive, scores)?)
+}
+
+/// The area under `c`, NaN when `positive` holds one class only.
+pub(crate) fn roc_auc_of(positive: &[bool], c: RocCurve) -> Result<f64> {
     let n_pos = positive.iter().filter(|&&p| p).count();
     if n_pos == 0 || n_pos == positive.len() {
         return Ok(f64::NAN);
@@ -159,7 +178,11 @@ pub struct PrCurve {
 /// (`precision_recall_curve(drop_intermediate=False)`); recall without a positive
 /// sample is 1, as scikit-learn sets it (with a warning).
 pub fn precision_recall_curve<T: Copy + Into<f64>>(positive: &[bool], scores: &[T]) -> Result<PrCurve> {
-    let (tps, fps, thr) = binary_clf_curve(positive, scores)?;
+    Ok(pr_curve_of(binary_clf_curve(positive, scores)?))
+}
+
+/// The precision-recall curve of a [`weighted_clf_curve`].
+pub(crate) fn pr_curve_of((tps, fps, thr): (Vec<f64>, Vec<f64>, Vec<f64>)) -> PrCurve {
     let total_tp = tps[tps.len() - 1];
     let mut curve = PrCurve { precision: vec![], recall: vec![], thresholds: vec![] };
     for k in (0..tps.len()).rev() {
@@ -171,7 +194,7 @@ pub fn precision_recall_curve<T: Copy + Into<f64>>(positive: &[bool], scores: &[
     }
     curve.precision.push(1.0);
     curve.recall.push(0.0);
-    Ok(curve)
+    curve
 }
 
 /// Average precision (`average_precision_score`, binary): the precision at each
@@ -182,8 +205,12 @@ pub fn precision_recall_curve<T: Copy + Into<f64>>(positive: &[bool], scores: &[
 /// assert!((ap - 0.5833333333333333).abs() < 1e-15);
 /// ```
 pub fn average_precision<T: Copy + Into<f64>>(positive: &[bool], scores: &[T]) -> Result<f64> {
-    let c = precision_recall_curve(positive, scores)?;
-    Ok(-(0..c.recall.len() - 1).map(|k| (c.recall[k + 1] - c.recall[k]) * c.precision[k]).sum::<f64>())
+    Ok(average_precision_of(&precision_recall_curve(positive, scores)?))
+}
+
+/// The step-wise area under a precision-recall curve.
+pub(crate) fn average_precision_of(c: &PrCurve) -> f64 {
+    -(0..c.recall.len() - 1).map(|k| (c.recall[k + 1] - c.recall[k]) * c.precision[k]).sum::<f64>()
 }
 
 /// One-vs-rest average precision per class, averaged (macro, weighted by support), as
@@ -299,18 +326,24 @@ pub fn top_k_accuracy<T: Copy + Into<f64>>(y_true: &[usize], scores: &[T], n_cla
     if k == 0 || k > n_classes {
         return Err(Error::BadK { k, n_classes });
     }
-    let hits = y_true
-        .iter()
-        .zip(s.chunks_exact(n_classes))
-        .filter(|(&t, row)| {
-            if n_classes == 2 && k == 1 {
-                return usize::from(row[1] > row[0]) == t;
-            }
-            let rank = (0..n_classes).filter(|&j| row[j] > row[t] || (row[j] == row[t] && j > t)).count();
-            rank < k
-        })
-        .count();
+    let hits = top_k_hits(y_true, &s, n_classes, k).filter(|&hit| hit).count();
     Ok(hits as f64 / y_true.len() as f64)
+}
+
+/// Whether each sample's true class is among its `k` highest scores (checked input).
+pub(crate) fn top_k_hits<'a>(
+    y_true: &'a [usize],
+    s: &'a [f64],
+    n_classes: usize,
+    k: usize,
+) -> impl Iterator<Item = bool> + 'a {
+    y_true.iter().zip(s.chunks_exact(n_classes)).map(move |(&t, row)| {
+        if n_classes == 2 && k == 1 {
+            return usize::from(row[1] > row[0]) == t;
+        }
+        let rank = (0..n_classes).filter(|&j| row[j] > row[t] || (row[j] == row[t] && j > t)).count();
+        rank < k
+    })
 }
 
 /// A probability's float type, with the machine epsilon [`log_loss`] clips at (as
@@ -342,11 +375,15 @@ impl Probability for f64 {
 /// assert!((f32_loss - 15.942385).abs() < 1e-5);
 /// ```
 pub fn log_loss<T: Probability>(y_true: &[usize], probs: &[T], n_classes: usize) -> Result<f64> {
+    let total: f64 = log_losses(y_true, probs, n_classes)?.iter().sum();
+    Ok(total / y_true.len() as f64)
+}
+
+/// Each sample's clipped negative log-likelihood ([`log_loss`]'s terms).
+pub(crate) fn log_losses<T: Probability>(y_true: &[usize], probs: &[T], n_classes: usize) -> Result<Vec<f64>> {
     let s = check_probabilities(y_true, probs, n_classes)?;
     let eps = T::EPSILON;
-    let total: f64 =
-        y_true.iter().zip(s.chunks_exact(n_classes)).map(|(&t, row)| -row[t].clamp(eps, 1.0 - eps).ln()).sum();
-    Ok(total / y_true.len() as f64)
+    Ok(y_true.iter().zip(s.chunks_exact(n_classes)).map(|(&t, row)| -row[t].clamp(eps, 1.0 - eps).ln()).collect())
 }
 
 /// The Brier score of probabilities (`brier_score_loss`): for two classes the mean
@@ -358,8 +395,14 @@ pub fn log_loss<T: Probability>(y_true: &[usize], probs: &[T], n_classes: usize)
 /// assert!((b - 0.08666666666666667).abs() < 1e-15);
 /// ```
 pub fn brier_score<T: Copy + Into<f64>>(y_true: &[usize], probs: &[T], n_classes: usize) -> Result<f64> {
+    let total: f64 = brier_terms(y_true, probs, n_classes)?.iter().sum();
+    Ok(total / y_true.len() as f64)
+}
+
+/// Each sample's squared error ([`brier_score`]'s terms).
+pub(crate) fn brier_terms<T: Copy + Into<f64>>(y_true: &[usize], probs: &[T], n_classes: usize) -> Result<Vec<f64>> {
     let p = check_probabilities(y_true, probs, n_classes)?;
-    let total: f64 = y_true
+    Ok(y_true
         .iter()
         .zip(p.chunks_exact(n_classes))
         .map(|(&t, row)| {
@@ -369,8 +412,7 @@ pub fn brier_score<T: Copy + Into<f64>>(y_true: &[usize], probs: &[T], n_classes
                 row.iter().enumerate().map(|(k, &v)| (f64::from(u8::from(k == t)) - v).powi(2)).sum()
             }
         })
-        .sum();
-    Ok(total / y_true.len() as f64)
+        .collect())
 }
 
 /// Index of the highest score in each row (first on ties, as `np.argmax`).

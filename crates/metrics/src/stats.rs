@@ -106,7 +106,7 @@ impl Metric {
             let Some(scores) = p.scores else { return f64::NAN };
             let k = p.n_classes;
             let y: Vec<usize> = indices.iter().map(|&i| p.y_true[i]).collect();
-            let s: Vec<f64> = indices.iter().flat_map(|&i| scores[i * k..(i + 1) * k].iter().copied()).collect();
+            let s: Vec<f64> = indices.iter().flat_map(|&i| (i * k..(i + 1) * k).map(|j| scores.get(j))).collect();
             let Ok(per) = roc_auc_ovr_per_class(&y, &s, k) else { return f64::NAN };
             return roc_auc_ovr_lenient(&y, &per, k).ok().and_then(|(m, _)| m).unwrap_or(f64::NAN);
         }
@@ -144,6 +144,43 @@ impl std::fmt::Display for Metric {
     }
 }
 
+/// Borrowed scores of either float type (a model's f32 softmax, or f64).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ScoreSlice<'a> {
+    /// f32 scores.
+    F32(&'a [f32]),
+    /// f64 scores.
+    F64(&'a [f64]),
+}
+
+impl ScoreSlice<'_> {
+    /// Score `i` as f64.
+    pub fn get(&self, i: usize) -> f64 {
+        match self {
+            ScoreSlice::F32(s) => f64::from(s[i]),
+            ScoreSlice::F64(s) => s[i],
+        }
+    }
+}
+
+/// A float type [`Predictions::with_scores`] takes: f32 or f64.
+pub trait ScoreValue: Copy + Into<f64> + Sized {
+    /// The scores, borrowed as a [`ScoreSlice`].
+    fn slice(scores: &[Self]) -> ScoreSlice<'_>;
+}
+
+impl ScoreValue for f32 {
+    fn slice(scores: &[f32]) -> ScoreSlice<'_> {
+        ScoreSlice::F32(scores)
+    }
+}
+
+impl ScoreValue for f64 {
+    fn slice(scores: &[f64]) -> ScoreSlice<'_> {
+        ScoreSlice::F64(scores)
+    }
+}
+
 /// One run's predictions on a test set: true and predicted class indices, and
 /// optionally row-major `n x n_classes` scores (probabilities) for [`Metric::RocAuc`].
 #[derive(Debug, Clone, Copy)]
@@ -152,8 +189,8 @@ pub struct Predictions<'a> {
     pub y_true: &'a [usize],
     /// Predicted class of each example.
     pub y_pred: &'a [usize],
-    /// Scores, `n x n_classes`, row-major.
-    pub scores: Option<&'a [f64]>,
+    /// Scores, `n x n_classes`, row-major, f32 or f64.
+    pub scores: Option<ScoreSlice<'a>>,
     /// Number of classes.
     pub n_classes: usize,
 }
@@ -165,10 +202,10 @@ impl<'a> Predictions<'a> {
         Ok(Predictions { y_true, y_pred, scores: None, n_classes })
     }
 
-    /// With scores for ROC AUC; checks their shape and finiteness.
-    pub fn with_scores(mut self, scores: &'a [f64]) -> Result<Self> {
+    /// With scores (f32 or f64) for ROC AUC; checks their shape and finiteness.
+    pub fn with_scores<T: ScoreValue>(mut self, scores: &'a [T]) -> Result<Self> {
         roc_auc_ovr_per_class(self.y_true, scores, self.n_classes)?;
-        self.scores = Some(scores);
+        self.scores = Some(T::slice(scores));
         Ok(self)
     }
 

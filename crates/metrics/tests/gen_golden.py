@@ -141,6 +141,19 @@ def case(name, y_true, y_pred, scores, k, rng=None):
         if k > 2:
             e["top2"] = M.top_k_accuracy_score(y_true, scores, k=2, labels=labels)
         e["log_loss"] = M.log_loss(y_true, scores, labels=labels)
+        # sample_weight beyond precision_recall_fscore (issue 37).
+        w = weights
+        e["weighted_scores"] = {
+            "accuracy": M.accuracy_score(y_true, y_pred, sample_weight=w),
+            "top1": M.top_k_accuracy_score(y_true, scores[:, 1] if k == 2 else scores, k=1, labels=labels,
+                                           sample_weight=w),
+            "log_loss": M.log_loss(y_true, scores, labels=labels, sample_weight=w),
+            "brier": (M.brier_score_loss(y_true, scores[:, 1], sample_weight=w) if k == 2
+                      else M.brier_score_loss(y_true, scores, labels=labels, sample_weight=w)),
+            "roc_auc_class0": (M.roc_auc_score(y_true == 0, scores[:, 0], sample_weight=w)
+                               if 0 < (y_true == 0).sum() < len(y_true) else None),
+            "ap_class0": nan_to_none(M.average_precision_score(y_true == 0, scores[:, 0], sample_weight=w)),
+        }
     out["expected"] = e
     return out
 
