@@ -2,6 +2,10 @@
 //! properties that hold for any input.
 
 use cnnlab_metrics::{
+    accuracy_score_weighted, average_precision_weighted, brier_score_weighted, log_loss_weighted, roc_auc_weighted,
+    top_k_accuracy_weighted,
+};
+use cnnlab_metrics::{
     average_precision, average_precision_ovr, brier_score, cohen_kappa_score, encode_labels, f1_score, log_loss,
     precision_recall_curve, precision_recall_fscore, precision_score, recall_score, roc_auc, roc_auc_ovr,
     roc_auc_ovr_lenient, roc_auc_ovr_per_class, roc_curve, top_k_accuracy, Accumulator, Average, ConfusionMatrix,
@@ -487,4 +491,145 @@ fn out_of_range_reads_and_wide_names() {
     let widths: Vec<usize> = report.text().lines().filter(|l| !l.is_empty()).map(|l| l.chars().count()).collect();
     assert!(widths.iter().all(|&w| w == widths[0]), "{widths:?}\n{}", report.text());
     assert_eq!(cnnlab_metrics::accuracy_score(&[0, 1, 1], &[0, 1, 0]).unwrap(), 2.0 / 3.0);
+}
+
+/// `sample_weight` beyond `precision_recall_fscore` (issue 37): accuracy, top-1, log
+/// loss, Brier score, ROC AUC and average precision of class 0, each against
+/// scikit-learn's with the case's weights.
+#[test]
+fn weighted_score_metrics_agree_with_scikit_learn() {
+    let mut checked = 0;
+    for case in golden() {
+        let name = case["name"].as_str().unwrap();
+        let Some(want) = case["expected"].get("weighted_scores") else { continue };
+        let k = case["n_classes"].as_u64().unwrap() as usize;
+        let (y_true, y_pred) = (usizes(&case["y_true"]), usizes(&case["y_pred"]));
+        let (scores, w) = (floats(&case["scores"]), floats(&case["sample_weight"]));
+        close(
+            name,
+            "accuracy",
+            accuracy_score_weighted(&y_true, &y_pred, &w).unwrap(),
+            want["accuracy"].as_f64().unwrap(),
+        );
+        close(
+            name,
+            "top1",
+            top_k_accuracy_weighted(&y_true, &scores, k, 1, &w).unwrap(),
+            want["top1"].as_f64().unwrap(),
+        );
+        close(
+            name,
+            "log_loss",
+            log_loss_weighted(&y_true, &scores, k, &w).unwrap(),
+            want["log_loss"].as_f64().unwrap(),
+        );
+        close(name, "brier", brier_score_weighted(&y_true, &scores, k, &w).unwrap(), want["brier"].as_f64().unwrap());
+        let positive: Vec<bool> = y_true.iter().map(|&t| t == 0).collect();
+        let column: Vec<f64> = scores.chunks(k).map(|r| r[0]).collect();
+        close_or_nan(
+            name,
+            "roc_auc_class0",
+            roc_auc_weighted(&positive, &column, &w).unwrap(),
+            &want["roc_auc_class0"],
+        );
+        close_or_nan(
+            name,
+            "ap_class0",
+            average_precision_weighted(&positive, &column, &w).unwrap(),
+            &want["ap_class0"],
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 8);
+    // Weights: one per sample, finite, not summing to zero.
+    assert!(matches!(accuracy_score_weighted(&[0, 1], &[0, 1], &[1.0]), Err(Error::LengthMismatch { .. })));
+    assert!(matches!(
+        accuracy_score_weighted(&[0, 1], &[0, 1], &[1.0, f64::NAN]),
+        Err(Error::BadWeight { index: 1, .. })
+    ));
+    assert_eq!(accuracy_score_weighted(&[0, 1], &[0, 0], &[1.0, -1.0]), Err(Error::ZeroWeights));
+    assert_eq!(roc_auc_weighted(&[true, false], &[0.3, 0.2], &[0.0, 0.0]), Err(Error::ZeroWeights));
+    // Predictions take f32 scores too.
+    let (y, p) = ([0usize, 1, 1, 0], [0usize, 1, 0, 0]);
+    let s32 = [0.9f32, 0.1, 0.2, 0.8, 0.6, 0.4, 0.7, 0.3];
+    let s64: Vec<f64> = s32.iter().map(|&v| f64::from(v)).collect();
+    let a = cnnlab_metrics::stats::Predictions::new(&y, &p, 2).unwrap().with_scores(&s32[..]).unwrap();
+    let b = cnnlab_metrics::stats::Predictions::new(&y, &p, 2).unwrap().with_scores(&s64[..]).unwrap();
+    assert_eq!(a.metric(cnnlab_metrics::stats::Metric::RocAuc), b.metric(cnnlab_metrics::stats::Metric::RocAuc));
+}
+
+/// No input makes a public function panic (issue 37): any lengths, labels beyond
+/// `n_classes`, 0 classes, NaN, infinite and negative scores and weights, bad `k`,
+/// `beta`, `alpha` and confidence levels. Results are not checked here, only that
+/// each call returns (`PROPTEST_CASES=100000` for a longer campaign).
+mod no_panics {
+    use cnnlab_metrics::stats::{self, Bootstrap, McNemar, Method, Metric, Predictions, Replicates};
+    use cnnlab_metrics::*;
+    use proptest::prelude::*;
+
+    fn float() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            4 => 0.0..1.0f64,
+            1 => Just(f64::NAN),
+            1 => Just(f64::INFINITY),
+            1 => Just(-1.0),
+            1 => Just(0.0),
+            1 => Just(1.0),
+            1 => -1e300..1e300f64,
+        ]
+    }
+
+    fn every_function(k: usize, t: &[usize], p: &[usize], s: &[f64], w: &[f64], x: [f64; 3]) {
+        let s32: Vec<f32> = s.iter().map(|&v| v as f32).collect();
+        let positive: Vec<bool> = t.iter().map(|&v| v == 0).collect();
+        let column = &s[..s.len().min(t.len())];
+        let _ = ConfusionMatrix::from_labels(t, p, k).map(|cm| {
+            let _ = (cm.accuracy(), cm.balanced_accuracy(), cm.mcc(), cm.get(k, 0), cm.rows(), cm.support());
+            let _ = cm.averaged(Average::Binary { pos_label: k }, x[0], ZeroDivision::Nan);
+            let _ = cm.per_class(x[1], ZeroDivision::One);
+            let _ = cm.cohen_kappa(KappaWeights::Quadratic);
+        });
+        let options = Options { sample_weight: Some(w.to_vec()), beta: Some(x[0]), ..Options::default() };
+        let _ = precision_recall_fscore(t, p, &options);
+        let _ =
+            precision_recall_fscore(t, p, &Options { labels: Labels::Given(vec![k, 0, k + 3]), ..Options::default() });
+        let _ = (f1_score(t, p, Average::Binary { pos_label: k }), accuracy_score(t, p));
+        let _ = cohen_kappa_score(t, p, KappaWeights::Linear);
+        let _ = (roc_curve(&positive, column), roc_auc(&positive, column), average_precision(&positive, column));
+        let _ = precision_recall_curve(&positive, &s32[..s32.len().min(t.len())]);
+        let _ = (roc_auc_ovr(t, s, k), roc_auc_ovr_per_class(t, &s32, k), average_precision_ovr(t, s, k));
+        let _ = roc_auc_ovr_per_class(t, s, k).and_then(|per| roc_auc_ovr_lenient(t, &per, k));
+        let _ = (top_k_accuracy(t, s, k, x[2] as usize), log_loss(t, s, k), log_loss(t, &s32, k), brier_score(t, s, k));
+        let _ = (argmax_rows(s, k), argmax_rows(s, 0));
+        let _ = accuracy_score_weighted(t, p, w);
+        let _ =
+            (top_k_accuracy_weighted(t, s, k, 1, w), log_loss_weighted(t, s, k, w), brier_score_weighted(t, s, k, w));
+        let _ = (roc_auc_weighted(&positive, column, w), average_precision_weighted(&positive, column, w));
+        let _ = Report::new(t, p, Some(s), &(0..k).map(|c| format!("ç{c}")).collect::<Vec<_>>()).map(|r| r.text());
+        if let Ok(pred) = Predictions::new(t, p, k) {
+            let pred = pred.with_scores(s).unwrap_or(pred);
+            let indices = [0, t.len(), usize::MAX];
+            let _ = (Metric::RocAuc.on(&pred, &indices), Metric::F1Macro.try_on(&pred, &indices));
+            let boot = Bootstrap { resamples: 20, method: Method::Bca, confidence: x[1], seed: 1, stratified: true };
+            let _ = boot.interval(Metric::Accuracy, &pred);
+            let _ = boot.paired(Metric::F1Macro, &pred, &pred);
+        }
+        let _ = (McNemar::from_predictions(t, p, p), McNemar::new(t.len() as u64, 0));
+        let _ = (stats::wilson(x[2] as u64, t.len() as u64, x[0]), stats::holm(s, x[1]), Replicates::new(s, x[0]));
+        let _ = stats::welch(s, w).map(|welch| welch.interval(x[1]));
+    }
+
+    proptest! {
+        #[test]
+        fn no_metric_panics(
+            k in 0usize..5,
+            t in prop::collection::vec(0usize..7, 0..12),
+            p in prop::collection::vec(0usize..7, 0..12),
+            s in prop::collection::vec(float(), 0..40),
+            w in prop::collection::vec(float(), 0..12),
+            x in [float(), float(), float()],
+        ) {
+            every_function(k, &t, &p, &s, &w, x);
+        }
+    }
 }
