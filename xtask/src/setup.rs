@@ -86,7 +86,11 @@ pub(crate) const REFERENCE_PACKAGES: [&str; 5] = [
 /// (installed with its dependencies: it does not depend on torch).
 pub(crate) const TENSORBOARD: &str = "tensorboard==2.21.0";
 
-/// Installs [`REFERENCE_PACKAGES`] and [`TENSORBOARD`] into `.venv/` unless they are there.
+/// The ONNX checker and the runtime people deploy exported models with: the models
+/// tests run cnnlab's ONNX export in them (with their dependencies: protobuf, numpy).
+pub(crate) const ONNX_PACKAGES: [&str; 2] = ["onnx==1.23.2", "onnxruntime==1.32.0"];
+
+/// Installs [`REFERENCE_PACKAGES`], [`ONNX_PACKAGES`] and [`TENSORBOARD`] into `.venv/` unless they are there.
 pub(crate) fn reference_packages(root: &Path) -> Result<()> {
     let python = root.join(".venv").join("bin").join("python");
     let has = |modules: &str| {
@@ -97,6 +101,9 @@ pub(crate) fn reference_packages(root: &Path) -> Result<()> {
         let mut args = vec!["--no-deps"];
         args.extend(REFERENCE_PACKAGES);
         pip_install(root, &python, &args).context("installing the backbone tests' reference packages with pip")?;
+    }
+    if !has("onnx, onnxruntime") {
+        pip_install(root, &python, &ONNX_PACKAGES).context("installing onnx and onnxruntime with pip")?;
     }
     if !has("tensorboard.backend.event_processing.event_accumulator") {
         pip_install(root, &python, &[TENSORBOARD])

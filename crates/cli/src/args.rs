@@ -96,6 +96,24 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write a finished run as an ONNX model (its network(s), normalisation and softmax
+    /// in one graph: float32 pixels in [0, 1], NCHW, to `logits` and `probabilities`)
+    /// for onnxruntime and every other ONNX runtime.
+    Export {
+        /// The run folder (runs/<group>/<name>); a seed ensemble's folder exports one
+        /// graph averaging its members.
+        #[arg(long)]
+        run: PathBuf,
+        /// The format: onnx.
+        #[arg(long, default_value = "onnx", value_parser = PossibleValuesParser::new(["onnx"]))]
+        format: String,
+        /// Where to write it (default: <run>/model.onnx).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Export best.safetensors instead of the final weights.
+        #[arg(long)]
+        best: bool,
+    },
     /// Where a trained run looks: Grad-CAM heat maps over the given images, for the
     /// predicted class or --class, at the last convolution or --layer. Writes
     /// <stem>.gradcam.png (the image with the map overlaid) and <stem>.gradcam.npy (the

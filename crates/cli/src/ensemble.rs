@@ -48,6 +48,11 @@ impl RunModel {
         Ok(RunModel(nets))
     }
 
+    /// The loaded run(s): one, or a seed ensemble's members.
+    pub(crate) fn predictors(&self) -> &[Predictor] {
+        &self.0
+    }
+
     /// Class probabilities of `n` HWC images, row-major `n x classes`, under `tta`.
     pub(crate) fn predict_tta(&self, pixels: &[u8], tta: Tta) -> Result<Vec<f32>> {
         let (first, rest) = self.0.split_first().expect("a run has a network");

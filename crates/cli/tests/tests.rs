@@ -7,6 +7,7 @@
 mod configs;
 mod errors;
 mod explain;
+mod export;
 mod light;
 mod lr_find;
 mod predict;

@@ -24,6 +24,7 @@ mod error;
 mod ffi;
 mod layers;
 mod network;
+pub mod onnx;
 mod pretrained;
 mod spec;
 mod summary;

@@ -48,7 +48,7 @@ fn plan_layers(cfg: &ModelConfig, layers: &[LayerSpec], input: Shape, classes: i
 /// The layers after the backbone (or the whole list without one) and the outputs
 /// the network ends with: a backbone without `layers` gets its `head` (dropout and a
 /// linear layer per class, or the 1000 ImageNet classes).
-fn head_layers(cfg: &ModelConfig, classes: i64) -> Result<(Vec<LayerSpec>, i64)> {
+pub(crate) fn head_layers(cfg: &ModelConfig, classes: i64) -> Result<(Vec<LayerSpec>, i64)> {
     let Some(backbone) = cfg.backbone else {
         if cfg.layers.is_empty() {
             return Err(Error::Invalid("`layers` is empty".into()));

@@ -506,3 +506,157 @@ fn channels_last_changes_strides_not_results() {
     assert_eq!(x.stride(), [3 * 32 * 32, 1, 32 * 3, 3]);
     assert!(x.equal(&xs));
 }
+
+/// Runs `model` (ONNX bytes) in onnxruntime on `x` (`[N, C, H, W]` pixels) through
+/// tests/onnx_run.py: its logits and probabilities, and what it said about the model.
+fn onnxruntime(model: &[u8], x: &Tensor, name: &str) -> (Tensor, Tensor, serde_json::Value) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("onnx");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (model_path, input_path, out) =
+        (dir.join(format!("{name}.onnx")), dir.join(format!("{name}.f32")), dir.join(name));
+    std::fs::write(&model_path, model).unwrap();
+    let values = Vec::<f32>::try_from(x.contiguous().flatten(0, -1)).unwrap();
+    std::fs::write(&input_path, values.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
+    let python = root.join(".venv/bin/python");
+    let dims: Vec<String> = x.size().iter().map(|d| d.to_string()).collect();
+    let run = std::process::Command::new(&python)
+        .arg(root.join("crates/models/tests/onnx_run.py"))
+        .args([&model_path, &input_path])
+        .args(&dims)
+        .arg(&out)
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e} (run `cargo xtask setup`)", python.display()));
+    assert!(
+        run.status.success(),
+        "onnx_run.py failed on {name} (it needs `.venv/bin/pip install onnx onnxruntime`, which `cargo xtask ci` \
+         runs):\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let read = |suffix: &str| {
+        let bytes = std::fs::read(out.with_extension(suffix)).unwrap();
+        let v: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+        Tensor::from_slice(&v).view([x.size()[0], -1])
+    };
+    let meta = serde_json::from_slice(&std::fs::read(out.with_extension("meta.json")).unwrap()).unwrap();
+    (read("logits.f32"), read("probabilities.f32"), meta)
+}
+
+/// Every variable of `vs` random (batch norm variances positive), so that no layer
+/// is an identity and a wrong mapping shows.
+fn randomize(vs: &nn::VarStore) {
+    tch::no_grad(|| {
+        for (name, mut t) in vs.variables() {
+            let r = Tensor::randn(t.size(), (Kind::Float, Device::Cpu)) * 0.3;
+            let value = if name.ends_with("running_var") { r.abs() + 0.5 } else { r };
+            t.copy_(&value);
+        }
+    });
+}
+
+/// `[model]` from a TOML list of layers.
+fn layers(list: &str) -> ModelConfig {
+    toml::from_str(&format!("layers = [{list}]")).unwrap()
+}
+
+/// Every layer type, exported to ONNX and run by onnxruntime 1.32 (the runtime people
+/// deploy with), gives cnnlab's logits to 1e-4 and probabilities that are the
+/// softmax; `onnx.checker` accepts the model; the pixels go in as [0, 1] floats and
+/// the run's normalisation happens inside the graph; a seed ensemble is one graph
+/// averaging its members' probabilities, a one-vs-rest run one graph of its members'
+/// renormalised positives.
+#[test]
+fn onnx_export_matches_onnxruntime() {
+    use cnnlab_models::onnx::{to_onnx, Combine, Exported, Member};
+    tch::manual_seed(37);
+    let nets = [
+        (
+            "plain",
+            r#"{ type = "conv", out = 8, kernel = 3, padding = 1 }, { type = "batchnorm" }, { type = "relu" },
+               { type = "maxpool", kernel = 2 }, { type = "conv", out = 8, kernel = 3, stride = 2, padding = 1, groups = 2, bias = false },
+               { type = "batchnorm", scale = false }, { type = "elu" }, { type = "avgpool", kernel = 2, stride = 1 },
+               { type = "flatten" }, { type = "dropout", p = 0.3 }, { type = "linear", out = 12 }, { type = "leaky_relu" },
+               { type = "batchnorm" }, { type = "gelu" }, { type = "scale", by = 0.5 }, { type = "linear", bias = false }"#,
+            Shape::Map(3, 16, 16),
+        ),
+        (
+            "blocks",
+            r#"{ type = "conv", out = 8, kernel = 3, padding = 1 }, { type = "residual", out = 8 }, { type = "residual", out = 16, stride = 2 },
+               { type = "bottleneck", out = 16 }, { type = "bottleneck", out = 32, stride = 2 },
+               { type = "inverted_residual", out = 32, expand = 1 }, { type = "inverted_residual", out = 24, expand = 6, kernel = 5, stride = 2 },
+               { type = "relu6" }, { type = "global_avg_pool" }, { type = "linear" }"#,
+            Shape::Map(3, 19, 17),
+        ),
+        (
+            "airbench_whiten",
+            r#"{ type = "whiten", kernel = 2 }, { type = "relu" }, { type = "global_avg_pool" }, { type = "linear" }"#,
+            Shape::Map(3, 12, 12),
+        ),
+        (
+            "grey",
+            r#"{ type = "conv", out = 4, kernel = 5 }, { type = "relu" }, { type = "flatten" }, { type = "linear" }"#,
+            Shape::Map(1, 9, 9),
+        ),
+    ];
+    for (name, list, input) in nets {
+        let Shape::Map(c, h, w) = input else { unreachable!() };
+        let cfg = layers(list);
+        let members: Vec<(nn::VarStore, cnnlab_models::Network)> = (0..2)
+            .map(|_| {
+                let vs = nn::VarStore::new(Device::Cpu);
+                let net = build(&vs.root(), &cfg, input, 5).unwrap();
+                randomize(&vs);
+                (vs, net)
+            })
+            .collect();
+        let mean: Vec<f32> = (0..c).map(|i| 0.4 + 0.05 * i as f32).collect();
+        let std: Vec<f32> = (0..c).map(|i| 0.2 + 0.03 * i as f32).collect();
+        let pixels = Tensor::rand([6, c, h, w], (Kind::Float, Device::Cpu));
+        let normalized =
+            (&pixels - Tensor::from_slice(&mean).view([1, c, 1, 1])) / Tensor::from_slice(&std).view([1, c, 1, 1]);
+        let ours: Vec<Tensor> =
+            members.iter().map(|(_, net)| tch::no_grad(|| net.forward_t(&normalized, false))).collect();
+        let vars: Vec<_> = members.iter().map(|(vs, _)| vs.variables()).collect();
+        let metadata = [("classes".to_owned(), "a,b,c,d,e".to_owned())];
+        let exported = Exported { mean: &mean, std: &std, metadata: &metadata };
+        let one = [Member { model: &cfg, input, classes: 5, vars: &vars[0] }];
+        let (logits, probs, meta) = onnxruntime(&to_onnx(&one, Combine::Single, &exported).unwrap(), &pixels, name);
+        let worst = f64::try_from((&logits - &ours[0]).abs().max()).unwrap();
+        assert!(worst < 1e-4, "{name}: logits differ by {worst}");
+        assert!(probs.allclose(&ours[0].softmax(1, Kind::Float), 1e-5, 1e-6, false), "{name}: probabilities");
+        assert_eq!(meta["metadata"]["classes"], "a,b,c,d,e");
+        assert_eq!(meta["opset"][0], 17);
+        assert_eq!(meta["input_shape"], serde_json::json!(["batch", c, h, w]));
+
+        let both: Vec<Member> = vars.iter().map(|v| Member { model: &cfg, input, classes: 5, vars: v }).collect();
+        let (_, probs, _) =
+            onnxruntime(&to_onnx(&both, Combine::Average, &exported).unwrap(), &pixels, &format!("{name}_ensemble"));
+        let want = (ours[0].softmax(1, Kind::Float) + ours[1].softmax(1, Kind::Float)) / 2.0;
+        assert!(probs.allclose(&want, 1e-5, 1e-6, false), "{name}: ensemble probabilities");
+    }
+    // One-vs-rest: three two-class members, each one's positive probability, renormalised.
+    let cfg = layers(
+        r#"{ type = "conv", out = 4, kernel = 3 }, { type = "relu" }, { type = "global_avg_pool" }, { type = "linear" }"#,
+    );
+    let input = Shape::Map(3, 8, 8);
+    let members: Vec<(nn::VarStore, cnnlab_models::Network)> = (0..3)
+        .map(|_| {
+            let vs = nn::VarStore::new(Device::Cpu);
+            let net = build(&vs.root(), &cfg, input, 2).unwrap();
+            randomize(&vs);
+            (vs, net)
+        })
+        .collect();
+    let vars: Vec<_> = members.iter().map(|(vs, _)| vs.variables()).collect();
+    let pixels = Tensor::rand([4, 3, 8, 8], (Kind::Float, Device::Cpu));
+    let positives: Vec<Tensor> = members
+        .iter()
+        .map(|(_, net)| tch::no_grad(|| net.forward_t(&pixels, false)).softmax(1, Kind::Float).select(1, 1))
+        .collect();
+    let p = Tensor::stack(&positives, 1);
+    let want = &p / p.sum_dim_intlist(1, true, Kind::Float);
+    let ovr: Vec<Member> = vars.iter().map(|v| Member { model: &cfg, input, classes: 2, vars: v }).collect();
+    let exported = Exported { mean: &[0.0; 3], std: &[1.0; 3], metadata: &[] };
+    let (_, probs, _) = onnxruntime(&to_onnx(&ovr, Combine::OneVsRest, &exported).unwrap(), &pixels, "one_vs_rest");
+    assert!(probs.allclose(&want, 1e-5, 1e-6, false), "one-vs-rest probabilities");
+}

@@ -71,6 +71,11 @@ impl Normalizer {
         Ok(Self::new(&s.mean, &s.std, shape, device))
     }
 
+    /// The per-channel mean and standard deviation.
+    pub fn stats(&self) -> (Vec<f32>, Vec<f32>) {
+        (self.mean_std(&self.mean), self.mean_std(&self.std))
+    }
+
     fn mean_std(&self, t: &Tensor) -> Vec<f32> {
         Vec::<f32>::try_from(t.to_device(Device::Cpu).flatten(0, -1)).unwrap_or_default()
     }

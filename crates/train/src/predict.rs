@@ -20,6 +20,7 @@ pub struct Predictor {
     pub(crate) nets: Vec<(nn::VarStore, Network)>,
     pub(crate) norm: Normalizer,
     pub(crate) kind: ModelKind,
+    pub(crate) model: ModelConfig,
     pub classes: Vec<String>,
     pub shape: ImageShape,
 }
@@ -57,7 +58,7 @@ impl Predictor {
         // A one-vs-rest run's members share the normalizer (fitted to the same images).
         let norm_dir = if model.kind == ModelKind::OneVsRest { run.member(&classes[0]) } else { run };
         let norm = Normalizer::load(&norm_dir.file(files::NORMALIZER), shape, device)?;
-        Ok(Predictor { nets, norm, kind: model.kind, classes, shape })
+        Ok(Predictor { nets, norm, kind: model.kind, model: model.clone(), classes, shape })
     }
 
     /// Class probabilities of `n` HWC images (one after another), row-major `n x classes`.

@@ -2,6 +2,7 @@
 
 pub(crate) mod data;
 pub(crate) mod explain;
+pub(crate) mod export;
 pub(crate) mod info;
 pub(crate) mod lr_find;
 pub(crate) mod predict;
