@@ -96,18 +96,19 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Write a finished run as an ONNX model (its network(s), normalisation and softmax
-    /// in one graph: float32 pixels in [0, 1], NCHW, to `logits` and `probabilities`)
-    /// for onnxruntime and every other ONNX runtime.
+    /// Write a finished run as an ONNX model or TorchScript (its network(s),
+    /// normalisation and softmax in one graph: float32 pixels in [0, 1], NCHW, to
+    /// `logits` and `probabilities`) for onnxruntime, PyTorch and libtorch.
     Export {
         /// The run folder (runs/<group>/<name>); a seed ensemble's folder exports one
         /// graph averaging its members.
         #[arg(long)]
         run: PathBuf,
-        /// The format: onnx.
-        #[arg(long, default_value = "onnx", value_parser = PossibleValuesParser::new(["onnx"]))]
+        /// onnx (opset 17) or torchscript (traced; PyTorch is deprecating
+        /// TorchScript in favour of torch.export).
+        #[arg(long, default_value = "onnx", value_parser = PossibleValuesParser::new(["onnx", "torchscript"]))]
         format: String,
-        /// Where to write it (default: <run>/model.onnx).
+        /// Where to write it (default: <run>/model.onnx or <run>/model.pt).
         #[arg(long)]
         out: Option<PathBuf>,
         /// Export best.safetensors instead of the final weights.

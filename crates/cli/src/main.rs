@@ -98,9 +98,12 @@ fn run_plain(cli: &Cli) -> anyhow::Result<()> {
                 quiet: cli.quiet,
             })
         }
-        Command::Export { run, format: _, out, best } => {
-            commands::export::export_command(commands::export::ExportArgs { run, out: out.as_deref(), best: *best })
-        }
+        Command::Export { run, format, out, best } => commands::export::export_command(commands::export::ExportArgs {
+            run,
+            torchscript: format == "torchscript",
+            out: out.as_deref(),
+            best: *best,
+        }),
         Command::Explain { run, images, layer, class, out } => {
             commands::explain::explain_command(commands::explain::ExplainArgs {
                 run,

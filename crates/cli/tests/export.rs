@@ -6,8 +6,9 @@ use std::process::Command;
 use crate::util::{assert_ok, assert_one_line_error, cnnlab, fashion_run, read_json, workspace};
 
 /// The exported Fashion-MNIST run, in onnxruntime (the `.venv`'s, as a user would
-/// deploy it) on PNGs it never saw, gives the probabilities `cnnlab evaluate --tta
-/// none` writes for the same files to 1e-4, and their classes; the model's
+/// deploy it) and as TorchScript in `torch.jit.load`, on PNGs it never saw, gives
+/// the probabilities `cnnlab evaluate --tta none` writes for the same files to 1e-4;
+/// the model's
 /// metadata names the classes and input. Unfinished runs, other folders, unknown
 /// formats and unwritable paths are one line each, with nothing written.
 #[test]
@@ -38,18 +39,24 @@ fn exported_onnx_runs_in_onnxruntime_as_evaluate() {
     let out = cnnlab(&["export", "--run", run, "--out", model.to_str().unwrap()], tmp.path());
     assert_ok(&out);
     assert!(String::from_utf8_lossy(&out.stdout).contains("fashion.onnx"));
+    let traced = tmp.path().join("fashion.pt");
+    let out =
+        cnnlab(&["export", "--run", run, "--format", "torchscript", "--out", traced.to_str().unwrap()], tmp.path());
+    assert_ok(&out);
 
     // onnxruntime on the same files, decoded by PIL, scaled to [0, 1].
     let script = r#"
 import json, sys
 import numpy as np, onnx, onnxruntime as ort
 from PIL import Image
-model, files = sys.argv[1], sys.argv[2:]
+import torch
+model, traced, files = sys.argv[1], sys.argv[2], sys.argv[3:]
 session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
 x = np.stack([np.asarray(Image.open(f), dtype=np.float32)[None] / 255.0 for f in files])
 probs, = session.run(["probabilities"], {"pixels": x})
 meta = {p.key: p.value for p in onnx.load(model).metadata_props}
-print(json.dumps({"probs": probs.tolist(), "meta": meta}))
+jit_probs = torch.jit.load(traced)(torch.from_numpy(x)).softmax(1)
+print(json.dumps({"probs": probs.tolist(), "jit": jit_probs.tolist(), "meta": meta}))
 "#;
     let mut reader = csv::Reader::from_path(&preds).unwrap();
     let header = reader.headers().unwrap().clone();
@@ -61,6 +68,7 @@ print(json.dumps({"probs": probs.tolist(), "meta": meta}))
         .arg("-c")
         .arg(script)
         .arg(&model)
+        .arg(&traced)
         .args(&files)
         .output()
         .expect(".venv's python runs (cargo xtask setup)");
@@ -70,12 +78,14 @@ print(json.dumps({"probs": probs.tolist(), "meta": meta}))
         String::from_utf8_lossy(&ran.stderr)
     );
     let got: serde_json::Value = serde_json::from_slice(&ran.stdout).unwrap();
-    for (row, probs) in rows.iter().zip(got["probs"].as_array().unwrap()) {
+    for (i, row) in rows.iter().enumerate() {
         for (k, class) in classes.iter().enumerate() {
             let column = header.iter().position(|h| h == format!("p_{class}")).unwrap();
             let want: f64 = row[column].parse().unwrap();
-            let have = probs[k].as_f64().unwrap();
-            assert!((have - want).abs() < 1e-4, "{}: p_{class} {have} in onnxruntime, {want} in evaluate", &row[0]);
+            for runtime in ["probs", "jit"] {
+                let have = got[runtime][i][k].as_f64().unwrap();
+                assert!((have - want).abs() < 1e-4, "{}: p_{class} {have} in {runtime}, {want} in evaluate", &row[0]);
+            }
         }
     }
     let meta = &got["meta"];

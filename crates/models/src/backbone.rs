@@ -23,7 +23,7 @@ use crate::summary::{LayerRow, Shape};
 
 /// EfficientNet-Lite0's stages: (repeats, kernel, stride, expansion, in, out), as
 /// `efficientnet_lite_builder.py`'s `r1_k3_s11_e1_i32_o16`, ... strings.
-const LITE0_STAGES: [(i64, i64, i64, i64, i64, i64); 7] = [
+pub(crate) const LITE0_STAGES: [(i64, i64, i64, i64, i64, i64); 7] = [
     (1, 3, 1, 1, 32, 16),
     (2, 3, 2, 6, 16, 24),
     (2, 5, 2, 6, 24, 40),
@@ -34,7 +34,7 @@ const LITE0_STAGES: [(i64, i64, i64, i64, i64, i64); 7] = [
 ];
 
 /// ResNet's blocks per stage and whether they are bottlenecks.
-fn resnet_layout(backbone: Backbone) -> ([i64; 4], bool) {
+pub(crate) fn resnet_layout(backbone: Backbone) -> ([i64; 4], bool) {
     match backbone {
         Backbone::Resnet18 => ([2, 2, 2, 2], false),
         Backbone::Resnet34 => ([3, 4, 6, 3], false),

@@ -660,3 +660,36 @@ fn onnx_export_matches_onnxruntime() {
     let (_, probs, _) = onnxruntime(&to_onnx(&ovr, Combine::OneVsRest, &exported).unwrap(), &pixels, "one_vs_rest");
     assert!(probs.allclose(&want, 1e-5, 1e-6, false), "one-vs-rest probabilities");
 }
+
+/// The pretrained backbones exported to ONNX: EfficientNet-Lite0 with its real
+/// ImageNet weights and ResNet-18/50 (torchvision's random weights), each with its
+/// 1000-class head and with a new 37-class head behind dropout, give cnnlab's
+/// logits to 1e-4 in onnxruntime on the four real photos (relative to the largest
+/// logit where that is above 1).
+#[test]
+fn backbones_export_to_onnx() {
+    use cnnlab_models::onnx::{to_onnx, Combine, Exported, Member};
+    let dir = references();
+    let x = read_one(&dir.join("input.safetensors"));
+    let exported = Exported { mean: &[0.0; 3], std: &[1.0; 3], metadata: &[] };
+    for backbone in ["efficientnet_lite0", "resnet18", "resnet50"] {
+        for (head, classes) in [("\"imagenet\"", 1000), ("{ dropout = 0.2 }", 37)] {
+            let cfg = backbone_model(backbone, head);
+            let mut vs = nn::VarStore::new(Device::Cpu);
+            let net = build(&vs.root(), &cfg, Shape::Map(3, 224, 224), classes).unwrap();
+            cnnlab_models::load_pretrained(&mut vs, &net, &dir.join(format!("{backbone}.safetensors"))).unwrap();
+            let ours = tch::no_grad(|| net.forward_t(&x, false));
+            let vars = vs.variables();
+            let member = [Member { model: &cfg, input: Shape::Map(3, 224, 224), classes, vars: &vars }];
+            let onnx = to_onnx(&member, Combine::Single, &exported).unwrap();
+            let (logits, _, _) = onnxruntime(&onnx, &x, &format!("{backbone}_{classes}"));
+            let worst = f64::try_from((&logits - &ours).abs().max()).unwrap();
+            // ResNet-50's random ImageNet head gives logits in the thousands: relative there.
+            let scale = f64::try_from(ours.abs().max()).unwrap().max(1.0);
+            eprintln!(
+                "{backbone} ({classes} classes): largest ONNX logit difference {worst:e} (largest logit {scale:.1})"
+            );
+            assert!(worst < 1e-4 * scale, "{backbone} ({classes} classes): logits differ by {worst} of {scale}");
+        }
+    }
+}

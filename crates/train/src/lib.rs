@@ -49,7 +49,7 @@ pub use config::{DeviceChoice, EarlyStopping, Ema, Feed, Lookahead, Mix, MixKind
 pub use error::{Error, Result};
 pub use evaluate::{evaluate, evaluate_tta, score, Evaluation};
 pub use explain::{cam_layer, GradCam};
-pub use export::onnx_model;
+pub use export::{onnx_model, torchscript};
 pub use fit::{resolve_device, train, RunOptions};
 pub use lr_find::{lr_find, minimum, steep, valley, LrFindConfig, LrFinding};
 pub use optim::Optimizer;

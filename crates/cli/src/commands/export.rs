@@ -1,4 +1,4 @@
-//! `cnnlab export`: a finished run as a file other tools load (ONNX).
+//! `cnnlab export`: a finished run as a file other tools load (ONNX, TorchScript).
 
 use std::path::{Path, PathBuf};
 
@@ -10,12 +10,13 @@ use crate::ensemble::RunModel;
 
 pub(crate) struct ExportArgs<'a> {
     pub run: &'a Path,
+    pub torchscript: bool,
     pub out: Option<&'a Path>,
     pub best: bool,
 }
 
-/// Writes `<run>/model.onnx` (or `--out`): the run's network(s) and normalisation in
-/// one ONNX graph, pixels in [0, 1] to `logits` and `probabilities`.
+/// Writes `<run>/model.onnx` or `<run>/model.pt` (or `--out`): the run's network(s)
+/// and normalisation in one graph, pixels in [0, 1] to `logits` and `probabilities`.
 pub(crate) fn export_command(a: ExportArgs<'_>) -> Result<()> {
     let (exp, shape, classes) = run_inputs(a.run)?;
     let run = RunDir::new(a.run);
@@ -39,6 +40,13 @@ pub(crate) fn export_command(a: ExportArgs<'_>) -> Result<()> {
         ("weights".to_owned(), if a.best { "best" } else { "last" }.to_owned()),
         ("cnnlab_version".to_owned(), env!("CARGO_PKG_VERSION").to_owned()),
     ];
+    if a.torchscript {
+        let out: PathBuf = a.out.map_or_else(|| run.file("model.pt"), Path::to_path_buf);
+        cnnlab_train::torchscript(model.predictors(), &out)
+            .with_context(|| format!("{}: exporting to TorchScript", a.run.display()))?;
+        println!("{}: torch.jit.load(\"{}\")(pixels) -> logits", out.display(), out.display());
+        return Ok(());
+    }
     let bytes = cnnlab_train::onnx_model(model.predictors(), &metadata)
         .with_context(|| format!("{}: exporting to ONNX", a.run.display()))?;
     let out: PathBuf = a.out.map_or_else(|| run.file("model.onnx"), Path::to_path_buf);

@@ -12,11 +12,12 @@ use std::collections::HashMap;
 use prost::Message;
 use tch::{Device, Kind, Tensor};
 
+use crate::backbone::{resnet_layout, LITE0_STAGES};
 use crate::error::{Error, Result};
 use crate::layers::inverted_residual::LITE_BN;
 use crate::layers::residual::RESNET_BN;
 use crate::network::{head_layers, plan};
-use crate::spec::{LayerSpec, ModelConfig};
+use crate::spec::{Backbone, LayerSpec, ModelConfig};
 use crate::summary::Shape;
 use proto::{
     attribute_type, data_type, AttributeProto, Dimension, DimensionValue, GraphProto, ModelProto, NodeProto,
@@ -141,19 +142,27 @@ pub fn to_onnx(members: &[Member<'_>], combine: Combine, exported: &Exported<'_>
 /// The nodes of one network on input `x`; the name of its logits.
 fn network(g: &mut Graph, member: &Member<'_>, x: &str, prefix: &str) -> Result<String> {
     let cfg = member.model;
-    if let Some(backbone) = cfg.backbone {
-        return Err(Error::Invalid(format!(
-            "ONNX export of the `{}` backbone is not written yet (layer lists export)",
-            backbone.name()
-        )));
-    }
     let rows = plan(cfg, member.input, member.classes)?;
     let (layers, _) = head_layers(cfg, member.classes)?;
     let vars = Vars { vars: member.vars, prefix };
     let mut x = x.to_owned();
     let mut shape = member.input;
-    for (index, (layer, row)) in layers.iter().zip(&rows).enumerate() {
-        let name = format!("{}{index}", layer.kind());
+    let offset = rows.len() - layers.len();
+    if let Some(backbone) = cfg.backbone {
+        let maps = match backbone {
+            Backbone::EfficientnetLite0 => lite0(g, &vars, &x, member.input)?,
+            _ => resnet(g, &vars, &x, backbone)?,
+        };
+        let pooled = g.node("GlobalAveragePool", &[&maps], vec![]);
+        x = g.node("Flatten", &[&pooled], vec![int("axis", 1)]);
+        shape = rows[offset - 1].output;
+    }
+    for (index, (layer, row)) in layers.iter().zip(&rows[offset..]).enumerate() {
+        // As `build` names them: the default head's classifier keeps the original's name.
+        let name = match (cfg.backbone, layer) {
+            (Some(b), LayerSpec::Linear { .. }) if cfg.layers.is_empty() => b.head_name().to_owned(),
+            _ => format!("{}{index}", layer.kind()),
+        };
         x = layer_nodes(g, &vars, layer, &name, &x, shape)?;
         shape = row.output;
     }
@@ -217,70 +226,159 @@ fn layer_nodes(g: &mut Graph, v: &Vars<'_>, layer: &LayerSpec, name: &str, x: &s
             let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
             g.node("Gemm", &refs, vec![int("transB", 1)])
         }
-        LayerSpec::Residual { stride, .. } => {
-            let (_, eps) = RESNET_BN;
-            let a = conv(g, v, &p("conv1"), x, stride, [1; 4], 1)?;
-            let a = batch_norm(g, v, &p("bn1"), &a, eps)?;
-            let a = g.node("Relu", &[&a], vec![]);
-            let a = conv(g, v, &p("conv2"), &a, 1, [1; 4], 1)?;
-            let a = batch_norm(g, v, &p("bn2"), &a, eps)?;
-            let identity = match v.has(&p("shortcut.weight")) {
-                true => {
-                    let s = conv(g, v, &p("shortcut"), x, stride, [0; 4], 1)?;
-                    batch_norm(g, v, &p("shortcut_bn"), &s, eps)?
-                }
-                false => x.to_owned(),
-            };
-            let sum = g.node("Add", &[&a, &identity], vec![]);
-            g.node("Relu", &[&sum], vec![])
-        }
-        LayerSpec::Bottleneck { stride, .. } => {
-            let (_, eps) = RESNET_BN;
-            let a = conv(g, v, &p("conv1"), x, 1, [0; 4], 1)?;
-            let a = batch_norm(g, v, &p("bn1"), &a, eps)?;
-            let a = g.node("Relu", &[&a], vec![]);
-            let a = conv(g, v, &p("conv2"), &a, stride, [1; 4], 1)?;
-            let a = batch_norm(g, v, &p("bn2"), &a, eps)?;
-            let a = g.node("Relu", &[&a], vec![]);
-            let a = conv(g, v, &p("conv3"), &a, 1, [0; 4], 1)?;
-            let a = batch_norm(g, v, &p("bn3"), &a, eps)?;
-            let identity = match v.has(&p("downsample.0.weight")) {
-                true => {
-                    let s = conv(g, v, &p("downsample.0"), x, stride, [0; 4], 1)?;
-                    batch_norm(g, v, &p("downsample.1"), &s, eps)?
-                }
-                false => x.to_owned(),
-            };
-            let sum = g.node("Add", &[&a, &identity], vec![]);
-            g.node("Relu", &[&sum], vec![])
-        }
+        LayerSpec::Residual { stride, .. } => basic_block(g, v, name, x, stride, ("shortcut", "shortcut_bn"))?,
+        LayerSpec::Bottleneck { stride, .. } => bottleneck(g, v, name, x, stride)?,
         LayerSpec::InvertedResidual { out, expand, kernel, stride } => {
-            let (_, eps) = LITE_BN;
-            let (c, h, w) = match input {
-                Shape::Map(c, h, w) => (c, h, w),
-                Shape::Flat(_) => return Err(Error::Invalid(format!("{name}: needs a map"))),
-            };
-            let mut a = x.to_owned();
-            if expand != 1 {
-                a = conv(g, v, &p("_expand_conv"), &a, 1, [0; 4], 1)?;
-                a = batch_norm(g, v, &p("_bn0"), &a, eps)?;
-                a = relu6(g, &a);
-            }
-            // TensorFlow's SAME padding, as `same_pad` computes it, as explicit pads.
-            let pad = |x: i64| (((x + stride - 1) / stride - 1) * stride + kernel - x).max(0);
-            let (ph, pw) = (pad(h), pad(w));
-            let pads = [ph / 2, pw / 2, ph - ph / 2, pw - pw / 2];
-            a = conv(g, v, &p("_depthwise_conv"), &a, stride, pads, c * expand)?;
-            a = batch_norm(g, v, &p("_bn1"), &a, eps)?;
-            a = relu6(g, &a);
-            a = conv(g, v, &p("_project_conv"), &a, 1, [0; 4], 1)?;
-            a = batch_norm(g, v, &p("_bn2"), &a, eps)?;
-            if stride == 1 && c == out {
-                a = g.node("Add", &[&a, x], vec![]);
-            }
-            a
+            let Shape::Map(c, h, w) = input else { return Err(Error::Invalid(format!("{name}: needs a map"))) };
+            mbconv(g, v, name, x, (c, h, w), MbConvSpec { out, expand, kernel, stride })?
         }
     })
+}
+
+/// A ResNet basic block under `name` (`conv1`, `bn1`, `conv2`, `bn2`) and its
+/// projection `(conv, bn)` when there is one.
+fn basic_block(
+    g: &mut Graph,
+    v: &Vars<'_>,
+    name: &str,
+    x: &str,
+    stride: i64,
+    projection: (&str, &str),
+) -> Result<String> {
+    let p = |part: &str| format!("{name}.{part}");
+    let (_, eps) = RESNET_BN;
+    let a = conv(g, v, &p("conv1"), x, stride, [1; 4], 1)?;
+    let a = batch_norm(g, v, &p("bn1"), &a, eps)?;
+    let a = g.node("Relu", &[&a], vec![]);
+    let a = conv(g, v, &p("conv2"), &a, 1, [1; 4], 1)?;
+    let a = batch_norm(g, v, &p("bn2"), &a, eps)?;
+    let identity = match v.has(&p(&format!("{}.weight", projection.0))) {
+        true => {
+            let s = conv(g, v, &p(projection.0), x, stride, [0; 4], 1)?;
+            batch_norm(g, v, &p(projection.1), &s, eps)?
+        }
+        false => x.to_owned(),
+    };
+    let sum = g.node("Add", &[&a, &identity], vec![]);
+    Ok(g.node("Relu", &[&sum], vec![]))
+}
+
+/// A torchvision bottleneck under `name` (`conv1`-`conv3`, `bn1`-`bn3`,
+/// `downsample.0/1`).
+fn bottleneck(g: &mut Graph, v: &Vars<'_>, name: &str, x: &str, stride: i64) -> Result<String> {
+    let p = |part: &str| format!("{name}.{part}");
+    let (_, eps) = RESNET_BN;
+    let a = conv(g, v, &p("conv1"), x, 1, [0; 4], 1)?;
+    let a = batch_norm(g, v, &p("bn1"), &a, eps)?;
+    let a = g.node("Relu", &[&a], vec![]);
+    let a = conv(g, v, &p("conv2"), &a, stride, [1; 4], 1)?;
+    let a = batch_norm(g, v, &p("bn2"), &a, eps)?;
+    let a = g.node("Relu", &[&a], vec![]);
+    let a = conv(g, v, &p("conv3"), &a, 1, [0; 4], 1)?;
+    let a = batch_norm(g, v, &p("bn3"), &a, eps)?;
+    let identity = match v.has(&p("downsample.0.weight")) {
+        true => {
+            let s = conv(g, v, &p("downsample.0"), x, stride, [0; 4], 1)?;
+            batch_norm(g, v, &p("downsample.1"), &s, eps)?
+        }
+        false => x.to_owned(),
+    };
+    let sum = g.node("Add", &[&a, &identity], vec![]);
+    Ok(g.node("Relu", &[&sum], vec![]))
+}
+
+/// An inverted residual's settings.
+struct MbConvSpec {
+    out: i64,
+    expand: i64,
+    kernel: i64,
+    stride: i64,
+}
+
+/// TensorFlow's SAME padding of a `kernel`/`stride` window on an `h x w` map (as
+/// `same_pad` computes it) as ONNX pads `[top, left, bottom, right]`.
+fn same_pads(h: i64, w: i64, kernel: i64, stride: i64) -> [i64; 4] {
+    let pad = |x: i64| (((x + stride - 1) / stride - 1) * stride + kernel - x).max(0);
+    let (ph, pw) = (pad(h), pad(w));
+    [ph / 2, pw / 2, ph - ph / 2, pw - pw / 2]
+}
+
+/// An EfficientNet-Lite MBConv block under `name` (`_expand_conv`, `_bn0`,
+/// `_depthwise_conv`, `_bn1`, `_project_conv`, `_bn2`) on a `c x h x w` map.
+fn mbconv(
+    g: &mut Graph,
+    v: &Vars<'_>,
+    name: &str,
+    x: &str,
+    (c, h, w): (i64, i64, i64),
+    m: MbConvSpec,
+) -> Result<String> {
+    let p = |part: &str| format!("{name}.{part}");
+    let (_, eps) = LITE_BN;
+    let mut a = x.to_owned();
+    if m.expand != 1 {
+        a = conv(g, v, &p("_expand_conv"), &a, 1, [0; 4], 1)?;
+        a = batch_norm(g, v, &p("_bn0"), &a, eps)?;
+        a = relu6(g, &a);
+    }
+    let pads = same_pads(h, w, m.kernel, m.stride);
+    a = conv(g, v, &p("_depthwise_conv"), &a, m.stride, pads, c * m.expand)?;
+    a = batch_norm(g, v, &p("_bn1"), &a, eps)?;
+    a = relu6(g, &a);
+    a = conv(g, v, &p("_project_conv"), &a, 1, [0; 4], 1)?;
+    a = batch_norm(g, v, &p("_bn2"), &a, eps)?;
+    if m.stride == 1 && c == m.out {
+        a = g.node("Add", &[&a, x], vec![]);
+    }
+    Ok(a)
+}
+
+/// EfficientNet-Lite0's body (the original package's names): SAME-padded stem, the
+/// 16 MBConv blocks, the 1x1 head conv; its last map.
+fn lite0(g: &mut Graph, v: &Vars<'_>, x: &str, input: Shape) -> Result<String> {
+    let Shape::Map(_, h, w) = input else { return Err(Error::Invalid("EfficientNet-Lite0 needs images".into())) };
+    let (_, eps) = LITE_BN;
+    let a = conv(g, v, "_conv_stem", x, 2, same_pads(h, w, 3, 2), 1)?;
+    let a = batch_norm(g, v, "_bn0", &a, eps)?;
+    let mut a = relu6(g, &a);
+    let same = |x: i64, s: i64| (x + s - 1) / s;
+    let mut at = (same(h, 2), same(w, 2));
+    let mut index = 0;
+    for (repeats, kernel, stride, expand, cin, out) in LITE0_STAGES {
+        for r in 0..repeats {
+            let (cin, stride) = if r == 0 { (cin, stride) } else { (out, 1) };
+            let spec = MbConvSpec { out, expand, kernel, stride };
+            a = mbconv(g, v, &format!("_blocks.{index}"), &a, (cin, at.0, at.1), spec)?;
+            at = (same(at.0, stride), same(at.1, stride));
+            index += 1;
+        }
+    }
+    let a = conv(g, v, "_conv_head", &a, 1, [0; 4], 1)?;
+    let a = batch_norm(g, v, "_bn1", &a, eps)?;
+    Ok(relu6(g, &a))
+}
+
+/// A torchvision ResNet's body (its names): 7x7 stem, max pool, the four stages of
+/// basic blocks or bottlenecks; its last map.
+fn resnet(g: &mut Graph, v: &Vars<'_>, x: &str, backbone: Backbone) -> Result<String> {
+    let (layout, bottlenecks) = resnet_layout(backbone);
+    let (_, eps) = RESNET_BN;
+    let a = conv(g, v, "conv1", x, 2, [3; 4], 1)?;
+    let a = batch_norm(g, v, "bn1", &a, eps)?;
+    let a = g.node("Relu", &[&a], vec![]);
+    let attributes = vec![ints("kernel_shape", &[3, 3]), ints("strides", &[2, 2]), ints("pads", &[1; 4])];
+    let mut a = g.node("MaxPool", &[&a], attributes);
+    for (stage, &n) in layout.iter().enumerate() {
+        for b in 0..n {
+            let stride = if b == 0 && stage > 0 { 2 } else { 1 };
+            let name = format!("layer{}.{b}", stage + 1);
+            a = match bottlenecks {
+                true => bottleneck(g, v, &name, &a, stride)?,
+                false => basic_block(g, v, &name, &a, stride, ("downsample.0", "downsample.1"))?,
+            };
+        }
+    }
+    Ok(a)
 }
 
 /// `Conv` with the weight (and bias, if any) under `name`; `pads` are `[top, left,
