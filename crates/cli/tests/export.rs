@@ -97,7 +97,7 @@ print(json.dumps({"probs": probs.tolist(), "jit": jit_probs.tolist(), "meta": me
     // What cannot export: one line each, nothing written.
     let unfinished = tmp.path().join("unfinished");
     std::fs::create_dir_all(&unfinished).unwrap();
-    for name in ["config.toml", "shape.json", "classes.json", "normalizer.json", "last.safetensors"] {
+    for name in ["config.toml", "shape.json", "classes.json", "normalizer.json", "last.safetensors", "history.csv"] {
         std::fs::copy(whole.join(name), unfinished.join(name)).unwrap();
     }
     let out = cnnlab(&["export", "--run", unfinished.to_str().unwrap()], tmp.path());

@@ -20,8 +20,10 @@ pub(crate) struct ExportArgs<'a> {
 pub(crate) fn export_command(a: ExportArgs<'_>) -> Result<()> {
     let (exp, shape, classes) = run_inputs(a.run)?;
     let run = RunDir::new(a.run);
-    // A seed ensemble's folder has its members' results; a run has its own.
-    if !run.file(files::METRICS).exists() {
+    // Training that started (a history or a resume checkpoint) and did not end; a
+    // `cnnlab pretrained` folder has neither and exports as it is.
+    let started = run.file(files::HISTORY).exists() || run.file(files::RESUME).exists();
+    if started && !run.file(files::METRICS).exists() {
         bail!("{}: the run has not finished (no {}): export it after training ends", a.run.display(), files::METRICS);
     }
     let weights = if a.best { Weights::Best } else { Weights::Last };
