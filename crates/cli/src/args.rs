@@ -104,11 +104,12 @@ pub enum Command {
         /// graph averaging its members.
         #[arg(long)]
         run: PathBuf,
-        /// onnx (opset 17) or torchscript (traced; PyTorch is deprecating
-        /// TorchScript in favour of torch.export).
-        #[arg(long, default_value = "onnx", value_parser = PossibleValuesParser::new(["onnx", "torchscript"]))]
+        /// onnx (opset 17), torchscript (traced; PyTorch is deprecating TorchScript
+        /// in favour of torch.export) or folder (a Hub-style model folder:
+        /// model.safetensors, model.onnx, config.json and a README.md model card).
+        #[arg(long, default_value = "onnx", value_parser = PossibleValuesParser::new(["onnx", "torchscript", "folder"]))]
         format: String,
-        /// Where to write it (default: <run>/model.onnx or <run>/model.pt).
+        /// Where to write it (default: <run>/model.onnx, <run>/model.pt or <run>/model/).
         #[arg(long)]
         out: Option<PathBuf>,
         /// Export best.safetensors instead of the final weights.

@@ -100,7 +100,7 @@ fn run_plain(cli: &Cli) -> anyhow::Result<()> {
         }
         Command::Export { run, format, out, best } => commands::export::export_command(commands::export::ExportArgs {
             run,
-            torchscript: format == "torchscript",
+            format,
             out: out.as_deref(),
             best: *best,
         }),

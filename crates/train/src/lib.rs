@@ -49,11 +49,11 @@ pub use config::{DeviceChoice, EarlyStopping, Ema, Feed, Lookahead, Mix, MixKind
 pub use error::{Error, Result};
 pub use evaluate::{evaluate, evaluate_tta, score, Evaluation};
 pub use explain::{cam_layer, GradCam};
-pub use export::{onnx_model, torchscript};
+pub use export::{model_safetensors, onnx_model, torchscript};
 pub use fit::{resolve_device, train, RunOptions};
 pub use lr_find::{lr_find, minimum, steep, valley, LrFindConfig, LrFinding};
 pub use optim::Optimizer;
-pub use predict::{pretrained_run, Predictor};
+pub use predict::{pretrained_run, Predictor, MODEL_FOLDER_WEIGHTS};
 pub use resident::check_device_pipeline;
 // The run folder's format is cnnlab-run's; re-exported for the cli.
 pub use cnnlab_run::{

@@ -14,6 +14,10 @@ use crate::evaluate::tta_probabilities;
 use crate::run_dir::{tch_reason, RunFiles};
 use cnnlab_run::{files, RunDir, Weights};
 
+/// The weights file of a model folder (`cnnlab export --format folder`), which
+/// [`Predictor::load`] reads when the folder has no `last`/`best.safetensors`.
+pub const MODEL_FOLDER_WEIGHTS: &str = "model.safetensors";
+
 /// One network per class for one-vs-rest runs, else one.
 #[derive(Debug)]
 pub struct Predictor {
@@ -40,7 +44,11 @@ impl Predictor {
         let load_one = |folder: RunDir, n_classes: i64| -> Result<(nn::VarStore, Network)> {
             let mut vs = nn::VarStore::new(device);
             let net = build(&vs.root(), model, input, n_classes)?;
-            let path = folder.file(weights.file());
+            let mut path = folder.file(weights.file());
+            // A model folder (`cnnlab export --format folder`) has one set of weights.
+            if !path.exists() && folder.file(MODEL_FOLDER_WEIGHTS).exists() {
+                path = folder.file(MODEL_FOLDER_WEIGHTS);
+            }
             if !path.exists() {
                 return Err(Error::MissingWeights { path });
             }
