@@ -33,7 +33,7 @@ pub use backbone::BackboneNet;
 pub use error::{Error, Result};
 pub use ffi::{autocast_kind, set_torch_threads, torch_info, Autocast, TorchInfo};
 pub use network::{build, channels_last, plan, Network};
-pub use pretrained::{load_pretrained, Loaded};
+pub use pretrained::{load_pretrained, state_dict, Loaded};
 pub use spec::{Backbone, Head, HeadName, InitScheme, LayerSpec, ModelConfig, ModelKind, Precision};
 pub use summary::{summary, thousands, LayerRow, Shape};
 

@@ -84,3 +84,21 @@ pub fn load_pretrained(vs: &mut VarStore, net: &Network, path: &Path) -> Result<
     });
     Ok(Loaded { loaded: plan.len(), skipped_head })
 }
+
+/// The network's variables as PyTorch's `state_dict` holds them: every variable under
+/// its name on the CPU, contiguous, plus a `num_batches_tracked` of 0 beside each batch
+/// norm, sorted by name. For the pretrained backbones the names are the originals', so
+/// `torchvision.models.resnet18(num_classes=K).load_state_dict(...)` (or the
+/// EfficientNet-Lite package's model) takes it with `strict=True`.
+pub fn state_dict(vs: &VarStore) -> Vec<(String, Tensor)> {
+    let mut named: Vec<(String, Tensor)> =
+        vs.variables().into_iter().map(|(name, t)| (name, t.to_device(tch::Device::Cpu).contiguous())).collect();
+    let tracked: Vec<(String, Tensor)> = named
+        .iter()
+        .filter_map(|(name, _)| name.strip_suffix(".running_mean"))
+        .map(|bn| (format!("{bn}.num_batches_tracked"), Tensor::from(0i64)))
+        .collect();
+    named.extend(tracked);
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    named
+}

@@ -693,3 +693,38 @@ fn backbones_export_to_onnx() {
         }
     }
 }
+
+/// The state dict a model folder holds (`state_dict`: the originals' names, with
+/// `num_batches_tracked`) loads with `strict=True` into torchvision's ResNet-18/50
+/// and the EfficientNet-Lite package's Lite0, which then give cnnlab's logits on the
+/// real photos (to 1e-4, relative to the largest logit above 1).
+#[test]
+fn state_dicts_load_into_the_original_models() {
+    let dir = references();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let x = read_one(&dir.join("input.safetensors"));
+    for backbone in ["efficientnet_lite0", "resnet18", "resnet50"] {
+        let cfg = backbone_model(backbone, "\"imagenet\"");
+        let mut vs = nn::VarStore::new(Device::Cpu);
+        let net = build(&vs.root(), &cfg, Shape::Map(3, 224, 224), 1000).unwrap();
+        cnnlab_models::load_pretrained(&mut vs, &net, &dir.join(format!("{backbone}.safetensors"))).unwrap();
+        let ours = tch::no_grad(|| net.forward_t(&x, false));
+        let weights = dir.join(format!("{backbone}_state_dict.safetensors"));
+        Tensor::write_safetensors(&cnnlab_models::state_dict(&vs), &weights).unwrap();
+        let out = dir.join(format!("{backbone}_original.f32"));
+        let python = root.join(".venv/bin/python");
+        let run = std::process::Command::new(&python)
+            .arg(root.join("crates/models/tests/original_load.py"))
+            .args([std::path::Path::new(backbone), &weights, &dir.join("input.safetensors"), &out])
+            .output()
+            .unwrap_or_else(|e| panic!("{}: {e} (run `cargo xtask setup`)", python.display()));
+        assert!(run.status.success(), "{backbone}: {}", String::from_utf8_lossy(&run.stderr));
+        let bytes = std::fs::read(&out).unwrap();
+        let theirs: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+        let theirs = Tensor::from_slice(&theirs).view([x.size()[0], 1000]);
+        let worst = f64::try_from((&theirs - &ours).abs().max()).unwrap();
+        let scale = f64::try_from(ours.abs().max()).unwrap().max(1.0);
+        eprintln!("{backbone}: the original model with cnnlab's state dict, largest logit difference {worst:e}");
+        assert!(worst < 1e-4 * scale, "{backbone}: logits differ by {worst} of {scale}");
+    }
+}

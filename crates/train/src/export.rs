@@ -126,19 +126,7 @@ pub fn model_safetensors(seeds: &[Predictor], path: &Path) -> Result<()> {
             "a model folder holds one network: export a seed ensemble or one-vs-rest run as ONNX",
         ));
     }
-    let mut named: Vec<(String, Tensor)> = seeds[0].nets[0]
-        .0
-        .variables()
-        .into_iter()
-        .map(|(name, t)| (name, t.to_device(Device::Cpu).contiguous()))
-        .collect();
-    let tracked: Vec<(String, Tensor)> = named
-        .iter()
-        .filter_map(|(name, _)| name.strip_suffix(".running_mean"))
-        .map(|bn| (format!("{bn}.num_batches_tracked"), Tensor::from(0i64)))
-        .collect();
-    named.extend(tracked);
-    named.sort_by(|a, b| a.0.cmp(&b.0));
+    let named = cnnlab_models::state_dict(&seeds[0].nets[0].0);
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = std::path::PathBuf::from(tmp);
