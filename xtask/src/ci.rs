@@ -112,13 +112,16 @@ type Installs = Vec<(&'static str, &'static str, f64, Result<()>)>;
 
 fn installs(root: &Path) -> Installs {
     type Step<'a> = (&'static str, &'static str, &'a dyn Fn() -> Result<()>);
-    let steps: [Step; 4] = [
+    let steps: [Step; 5] = [
         ("install torch", "cargo xtask setup: torch==2.13.0 into .venv/", &|| setup::run(root).map(|_| ())),
         ("install fashion-mnist", "apt-get install dataset-fashion-mnist", &|| ensure_fashion_mnist(root)),
-        ("install references", "pip: torchvision, efficientnet-lite0, tensorboard, onnx, onnxruntime", &|| {
-            setup::reference_packages(root)
-        }),
+        (
+            "install references",
+            "pip: torchvision, efficientnet-lite0, tensorboard, onnx, onnxruntime, selenium",
+            &|| setup::reference_packages(root),
+        ),
         ("install slurm", "apt-get install slurm-wlm munge", &crate::slurm_check::install),
+        ("install chromium", "apt-get install chromium chromium-driver", &ensure_chromium),
     ];
     let mut done = Vec::new();
     for (name, what, step) in steps {
@@ -353,6 +356,30 @@ fn published(root: &Path, t: &mut Timings) -> Result<()> {
     t.phase("package", "cargo package of metrics and augment (built as packaged)", || {
         run_cmd(root, &mut package).context("cargo package")
     })
+}
+
+/// Debian's Chromium and its chromedriver: the cli test of `cnnlab serve`'s page
+/// drives a real browser (through Selenium, installed with the reference packages).
+fn ensure_chromium() -> Result<()> {
+    let have = |program: &str| Command::new(program).arg("--version").output().is_ok_and(|o| o.status.success());
+    if have("chromium") && have("chromedriver") {
+        return Ok(());
+    }
+    eprintln!("xtask: installing Debian's chromium and chromium-driver (the serve page's browser test)");
+    let apt = |update: bool| {
+        let mut cmd = Command::new("apt-get");
+        match update {
+            true => cmd.args(["update", "-q"]),
+            false => cmd.args(["install", "-y", "-q", "--no-install-recommends", "chromium", "chromium-driver"]),
+        };
+        cmd.env("DEBIAN_FRONTEND", "noninteractive").status().is_ok_and(|s| s.success())
+    };
+    if !(apt(false) || (apt(true) && apt(false))) || !have("chromedriver") {
+        bail!(
+            "installing Debian's chromium and chromium-driver with apt-get failed (needs root and the Debian mirror)"
+        );
+    }
+    Ok(())
 }
 
 /// The cli's integration test trains on the real Fashion-MNIST, which Debian packages.

@@ -90,7 +90,11 @@ pub(crate) const TENSORBOARD: &str = "tensorboard==2.21.0";
 /// tests run cnnlab's ONNX export in them (with their dependencies: protobuf, numpy).
 pub(crate) const ONNX_PACKAGES: [&str; 2] = ["onnx==1.23.2", "onnxruntime==1.32.0"];
 
-/// Installs [`REFERENCE_PACKAGES`], [`ONNX_PACKAGES`] and [`TENSORBOARD`] into `.venv/` unless they are there.
+/// Selenium, which drives Debian's Chromium through chromedriver in the cli test of
+/// `cnnlab serve`'s page (with its dependencies: urllib3, trio, websocket-client).
+pub(crate) const SELENIUM: &str = "selenium==4.50.0";
+
+/// Installs [`REFERENCE_PACKAGES`], [`ONNX_PACKAGES`], [`TENSORBOARD`] and [`SELENIUM`] into `.venv/` unless they are there.
 pub(crate) fn reference_packages(root: &Path) -> Result<()> {
     let python = root.join(".venv").join("bin").join("python");
     let has = |modules: &str| {
@@ -108,6 +112,9 @@ pub(crate) fn reference_packages(root: &Path) -> Result<()> {
     if !has("tensorboard.backend.event_processing.event_accumulator") {
         pip_install(root, &python, &[TENSORBOARD])
             .context("installing tensorboard (the event files' reader) with pip")?;
+    }
+    if !has("selenium.webdriver") {
+        pip_install(root, &python, &[SELENIUM]).context("installing selenium with pip")?;
     }
     Ok(())
 }
