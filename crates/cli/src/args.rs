@@ -116,6 +116,31 @@ pub enum Command {
         #[arg(long)]
         best: bool,
     },
+    /// Serve trained runs (or exported model folders) over HTTP: a JSON API
+    /// (POST /v1/models/NAME/predict, /v1/predict, /v1/models/NAME/explain) and a web
+    /// page at /. Concurrent requests to a model are batched. SIGINT/SIGTERM finish the
+    /// requests in flight and exit 0.
+    Serve {
+        /// The run folders or model folders; each is named by its folder's name.
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        /// The address to listen on (0.0.0.0 for every interface).
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// The port (0: any free port; the first line printed says which).
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// The most images a model's forward pass batches from concurrent requests.
+        #[arg(long, default_value_t = 32, value_parser = at_least_one)]
+        max_batch: usize,
+        /// How long a model waits for more requests after the first before running a
+        /// batch, in milliseconds.
+        #[arg(long, default_value_t = 5)]
+        max_wait_ms: u64,
+        /// The largest request body accepted, in MB (1 MB = 2^20 bytes); larger is 413.
+        #[arg(long, default_value_t = 20, value_parser = at_least_one)]
+        max_body_mb: usize,
+    },
     /// Where a trained run looks: Grad-CAM heat maps over the given images, for the
     /// predicted class or --class, at the last convolution or --layer. Writes
     /// <stem>.gradcam.png (the image with the map overlaid) and <stem>.gradcam.npy (the

@@ -114,6 +114,17 @@ fn run_plain(cli: &Cli) -> anyhow::Result<()> {
             })
         }
         Command::Data(DataCommand::Stats { dir, json, plot }) => data_stats::stats(dir, *json, plot.as_deref()),
+        Command::Serve { runs, host, port, max_batch, max_wait_ms, max_body_mb } => {
+            commands::serve::serve_command(commands::serve::ServeArgs {
+                runs,
+                host,
+                port: *port,
+                max_batch: *max_batch,
+                max_wait_ms: *max_wait_ms,
+                max_body_mb: *max_body_mb,
+                threads: cnnlab_cli::threads::thread_budget(cli.threads, |k| std::env::var(k).ok()).threads,
+            })
+        }
     }
 }
 

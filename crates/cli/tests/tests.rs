@@ -15,5 +15,6 @@ mod real_data;
 mod report;
 mod resume;
 mod run_folder;
+mod serve;
 mod tensorboard;
 mod util;

@@ -96,7 +96,7 @@ pub(crate) fn small_shapes_config(dir: &Path, name: &str, n: usize, ops: Option<
 
 /// A folder under `target/tmp/` for runs that several tests read, one per test
 /// process; the folders of earlier processes that have exited are removed.
-fn shared_dir() -> &'static Path {
+pub(crate) fn shared_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let parent = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-shared-runs");

@@ -173,12 +173,19 @@ fn check_claimed_size(bytes: &[u8]) -> std::result::Result<(), String> {
 /// the original width and height.
 pub fn decode(path: &Path, shape: ImageShape) -> std::result::Result<(Vec<u8>, (u32, u32)), String> {
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-    check_complete(&bytes)?;
-    check_claimed_size(&bytes)?;
-    let (img, dims) = match decode_jpeg_reduced(&bytes, shape) {
+    decode_bytes(&bytes, shape)
+}
+
+/// [`decode`] of a file already in memory (an upload to `cnnlab serve`): the same
+/// checks (empty, truncated JPEG, a header claiming over [`MAX_PIXELS`]), decoders and
+/// resize.
+pub fn decode_bytes(bytes: &[u8], shape: ImageShape) -> std::result::Result<(Vec<u8>, (u32, u32)), String> {
+    check_complete(bytes)?;
+    check_claimed_size(bytes)?;
+    let (img, dims) = match decode_jpeg_reduced(bytes, shape) {
         Some(reduced) => reduced,
         None => {
-            let img = image::load_from_memory(&bytes).map_err(|e| e.to_string())?;
+            let img = image::load_from_memory(bytes).map_err(|e| e.to_string())?;
             let dims = (img.width(), img.height());
             (img, dims)
         }

@@ -8,4 +8,5 @@ pub(crate) mod lr_find;
 pub(crate) mod predict;
 pub(crate) mod run_outputs;
 pub(crate) mod seeds;
+pub(crate) mod serve;
 pub(crate) mod train;
