@@ -86,6 +86,12 @@ pub(crate) fn serve_command(a: ServeArgs<'_>) -> Result<()> {
         println!("serving {} on http://{local}/", names.join(", "));
         use std::io::Write as _;
         std::io::stdout().flush()?;
+        // Answers go out at once, not held back by Nagle's algorithm for the client's ACK.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!("TCP_NODELAY: {e}");
+            }
+        });
         axum::serve(listener, app).with_graceful_shutdown(stop_signal()).await.context("serving HTTP")
     })?;
     // Blocking decodes still queued end with the runtime; then every handle is gone
