@@ -5,7 +5,9 @@
 //! its history.csv) against `xtask/bench/torch_ref.py train` (a 2-worker DataLoader with
 //! the same network, batch size and augmentation), and the data pipeline alone (JPEG
 //! decode + resize + augmentation: cnnlab-data's `pipeline_rate` example against
-//! PIL/torchvision in a 2-worker DataLoader). Each comparison is written to
+//! PIL/torchvision in a 2-worker DataLoader), and inference of exported models
+//! (`predict_rate` against onnxruntime on the run's `cnnlab export`, the `inference_*`
+//! rows, whose reference column is onnxruntime's). Each comparison is written to
 //! `target/bench/<name>.json`; a table with the ratios is printed at the end.
 
 use std::path::{Path, PathBuf};
@@ -60,6 +62,7 @@ struct Row {
     name: String,
     what: String,
     cnnlab: Vec<f64>,
+    /// The reference's: PyTorch's, or onnxruntime's for the inference rows.
     pytorch: Vec<f64>,
     goal: Option<f64>,
 }
@@ -100,6 +103,7 @@ pub(crate) fn run(root: &Path, f: &crate::flags::Bench) -> Result<()> {
     let bench = prepare(root, parse(f)?)?;
     let mut rows = bench.trainings()?;
     rows.extend(bench.pipelines()?);
+    rows.extend(bench.inference()?);
     bench.write_table(&rows)
 }
 
@@ -110,6 +114,7 @@ fn prepare(root: &Path, opts: Options) -> Result<Bench> {
     ensure_torchvision(root, &python)?;
     let cnnlab = crate::build_cnnlab(root, false)?;
     run_cmd(root, cargo().args(["build", "--release", "-p", "cnnlab-data", "--example", "pipeline_rate"]))?;
+    run_cmd(root, cargo().args(["build", "--release", "-p", "cnnlab-train", "--example", "predict_rate"]))?;
     let out = root.join("target").join("bench");
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let data = if opts.data_dir.is_absolute() { opts.data_dir.clone() } else { root.join(&opts.data_dir) };
@@ -327,12 +332,62 @@ impl Bench {
         Ok(rows)
     }
 
+    /// Inference of an exported model: cnnlab's own predictor (`predict_rate`, what
+    /// `cnnlab predict` runs, batch 64, 2 threads) against onnxruntime on the run's
+    /// `cnnlab export` (`crates/train/benches/onnx_rate.py`, the same batch and
+    /// threads), one after the other. Its runs: seed3-final trained a few batches (the
+    /// speed does not depend on the weights) and `cnnlab pretrained efficientnet_lite0`.
+    fn inference(&self) -> Result<Vec<Row>> {
+        let rows = [
+            ("inference_seed3_onnx", "predict seed3-final 32x32, batch 64, 2 threads; reference: onnxruntime"),
+            ("inference_lite0_onnx", "predict EfficientNet-Lite0 224x224, batch 64, 2 threads; reference: onnxruntime"),
+        ];
+        let mut out = Vec::new();
+        for (name, what) in rows.into_iter().filter(|(name, _)| self.opts.selected(name)) {
+            crate::setup::reference_packages(&self.root)?;
+            let run = self.out.join("runs").join(name);
+            if !run.join("metrics.json").exists() {
+                let _ = std::fs::remove_dir_all(&run);
+                let mut cmd = Command::new(&self.cnnlab);
+                if name.contains("lite0") {
+                    if !crate::download::lite0_weights(&self.data).exists() {
+                        let names = vec!["efficientnet-lite0".to_owned()];
+                        let fetch = crate::flags::Download { names, data_dir: Some(self.data.clone()), from_zip: None };
+                        crate::download::run(&self.root, &fetch)?;
+                    }
+                    cmd.args(["-q", "pretrained", "efficientnet_lite0", "--data-dir"]).arg(&self.data);
+                } else {
+                    cmd.args(["-q", "train"]).arg(self.root.join("configs/cifar10/seed3-final.toml"));
+                    cmd.args(["--epochs", "1", "--max-batches", "5", "--data-dir"]).arg(&self.data);
+                }
+                run_cmd(&self.root, cmd.arg("--out").arg(&run))?;
+            }
+            let onnx = run.join("model.onnx");
+            if !onnx.exists() {
+                run_cmd(&self.root, Command::new(&self.cnnlab).args(["-q", "export", "--run"]).arg(&run))?;
+            }
+            let seconds = if self.opts.quick { "3" } else { "10" };
+            let mut row = Row { name: name.into(), what: what.into(), cnnlab: vec![], pytorch: vec![], goal: None };
+            for repeat in 1..=self.opts.repeats {
+                eprintln!("\nxtask bench: {name} (repeat {repeat}/{})", self.opts.repeats);
+                let mut ours = Command::new(self.root.join("target/release/examples/predict_rate"));
+                ours.arg(&run).args(["2", seconds]);
+                let mut theirs = Command::new(&self.python);
+                theirs.arg(self.root.join("crates/train/benches/onnx_rate.py")).arg(&onnx).args(["2", seconds]);
+                row.cnnlab.push(json_rate(&self.root, &mut ours)?);
+                row.pytorch.push(json_rate(&self.root, &mut theirs)?);
+            }
+            out.push(row);
+        }
+        Ok(out)
+    }
+
     /// `target/bench/<name>.json` per row and the table (printed and in table.txt).
     fn write_table(&self, rows: &[Row]) -> Result<()> {
         let machine = machine();
         let mut table = format!(
             "\n{:<26} {:>12} {:>12} {:>7} {:>15} {:>6}  what\n",
-            "benchmark", "cnnlab img/s", "torch img/s", "ratio", "spread", "goal"
+            "benchmark", "cnnlab img/s", "ref img/s", "ratio", "spread", "goal"
         );
         for r in rows {
             let mean = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
