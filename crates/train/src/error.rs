@@ -51,6 +51,9 @@ pub enum Error {
     NonFinite { value: f64, epoch: usize, batch: usize },
     #[error("interrupted at epoch {epoch}, batch {batch}; a resumable checkpoint was saved")]
     Interrupted { epoch: usize, batch: usize },
+    /// `RunOptions::stop_after_epoch` reached: the run resumes from its checkpoint.
+    #[error("paused after epoch {epoch}; a resumable checkpoint was saved")]
+    Paused { epoch: usize },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

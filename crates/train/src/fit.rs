@@ -42,6 +42,9 @@ pub struct RunOptions {
     pub interrupt: Option<Arc<AtomicBool>>,
     /// Train on at most this many batches per epoch (a smoke run of a config).
     pub max_batches: Option<usize>,
+    /// Stop after this epoch with a resumable checkpoint and [`Error::Paused`]
+    /// (`cnnlab tune`'s pruner decides whether the run goes on).
+    pub stop_after_epoch: Option<usize>,
 }
 
 /// Picks the device the config asks for.
@@ -182,6 +185,9 @@ pub(crate) fn fit(
         progress.tally = EpochTally::default();
         progress.watch.finished |= epoch == cfg.epochs;
         checkpoint::save(&ctx.run, &learner, &progress)?;
+        if !progress.watch.finished && opts.stop_after_epoch.is_some_and(|stop| epoch >= stop) {
+            return Err(Error::Paused { epoch });
+        }
     }
     Ok(Fitted { learner, norm, eval_batch, device, progress })
 }

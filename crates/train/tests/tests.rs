@@ -263,6 +263,7 @@ fn interrupt_and_resume(cfg: &TrainConfig, m: &ModelConfig) {
         interrupt: Some(flag.clone()),
         resume: false,
         max_batches: None,
+        stop_after_epoch: None,
     };
     let history = cut.out_dir.join("history.csv");
     let watcher = std::thread::spawn(move || {
@@ -288,6 +289,21 @@ fn interrupt_and_resume(cfg: &TrainConfig, m: &ModelConfig) {
     let again = train(&splits(), &Imbalance::None, &aug, &m, &cfg, &resumed).unwrap();
     assert_eq!(again.report.accuracy, metrics.report.accuracy);
     assert_eq!(history_rounded(&cut.out_dir), a);
+
+    // Paused at epoch ends (`cnnlab tune`'s rungs: after 1, then after 3), resumed
+    // each time: the same history as the run that went through.
+    let paused = RunOptions { out_dir: dir.path().join("paused"), quiet: true, ..Default::default() };
+    for (stop, resume) in [(1, false), (3, true)] {
+        let opts = RunOptions { stop_after_epoch: Some(stop), resume, ..paused.clone() };
+        match train(&splits(), &Imbalance::None, &aug, &m, &cfg, &opts) {
+            Err(Error::Paused { epoch }) => assert_eq!(epoch, stop),
+            other => panic!("expected a pause after epoch {stop}, got {other:?}"),
+        }
+        assert_eq!(history_rounded(&paused.out_dir), a[..stop], "paused after epoch {stop}");
+    }
+    let last = RunOptions { resume: true, ..paused.clone() };
+    assert_eq!(train(&splits(), &Imbalance::None, &aug, &m, &cfg, &last).unwrap().epochs, 4);
+    assert_eq!(history_rounded(&paused.out_dir), a, "paused and resumed history differs from the uninterrupted one");
 }
 
 #[test]
