@@ -18,6 +18,7 @@ pub mod plots;
 pub mod report;
 pub mod status;
 pub mod threads;
+pub mod tune;
 
 /// `cnnlab status RUN | head -1`: when the reader of our output goes away, stop
 /// quietly, as `cat` does, instead of panicking in `println!` on the broken pipe

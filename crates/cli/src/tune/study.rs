@@ -1,0 +1,163 @@
+//! A study's one file, `study.jsonl` in the study folder: an append-only list of
+//! events (a trial started with its values, an epoch's metric, a trial ended), one
+//! JSON object per line, each written with one `write` and flushed. Reading it back
+//! replays the trials, the pruner's rungs included, so `cnnlab tune` resumes a study
+//! after kill -9 exactly where it was (a torn last line is ignored: its event is
+//! done again).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use super::pruner::{Direction, Pruner, TrialRecord, TrialState};
+use super::space::{Space, Value};
+
+/// The study file's name in the study folder.
+pub const STUDY_FILE: &str = "study.jsonl";
+
+/// One line of the study file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    Start {
+        trial: usize,
+        params: BTreeMap<String, serde_json::Value>,
+    },
+    /// The metric after `epoch` (1-based); `None` for NaN. `seconds` of training.
+    Epoch {
+        trial: usize,
+        epoch: usize,
+        value: Option<f64>,
+        seconds: f64,
+    },
+    End {
+        trial: usize,
+        state: TrialState,
+        value: Option<f64>,
+        reason: Option<String>,
+    },
+}
+
+/// A trial as the study knows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trial {
+    pub params: BTreeMap<String, Value>,
+    pub record: TrialRecord,
+    /// The metric it ended with (complete trials: its last epoch's).
+    pub value: Option<f64>,
+    pub reason: Option<String>,
+    /// Training seconds, summed over its epochs.
+    pub seconds: f64,
+}
+
+/// The trials of a study, replayed from its file.
+#[derive(Debug)]
+pub struct Study {
+    path: PathBuf,
+    pub trials: Vec<Trial>,
+    pruner: Pruner,
+    direction: Direction,
+}
+
+impl Study {
+    /// Opens (or creates) `dir/study.jsonl` and replays it.
+    pub fn open(dir: &Path, space: &Space, pruner: Pruner, direction: Direction) -> Result<Self> {
+        let path = dir.join(STUDY_FILE);
+        let mut study = Study { path: path.clone(), trials: Vec::new(), pruner, direction };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            match serde_json::from_str::<Event>(line) {
+                Ok(event) => {
+                    study.apply(&event, space).with_context(|| format!("{}:{}", path.display(), i + 1))?;
+                }
+                // kill -9 during the last write: that event is done again.
+                Err(_) if i + 1 == lines.len() && !text.ends_with('\n') => {}
+                Err(e) => anyhow::bail!("{}:{}: not a study event ({e})", path.display(), i + 1),
+            }
+        }
+        Ok(study)
+    }
+
+    /// Applies `event` to the trials (as replay and as the tuner both do); for an
+    /// epoch, whether the pruner stops the trial there.
+    fn apply(&mut self, event: &Event, space: &Space) -> Result<bool> {
+        match event {
+            Event::Start { trial, params } => {
+                anyhow::ensure!(*trial == self.trials.len(), "trial {trial} starts out of order");
+                let mut values = BTreeMap::new();
+                for (key, dist) in space {
+                    let v = params.get(key).and_then(|v| Value::from_json(dist, v)).with_context(|| {
+                        format!("trial {trial} has no value of {key} that fits the space: was [tune.space] changed?")
+                    })?;
+                    values.insert(key.clone(), v);
+                }
+                self.trials.push(Trial {
+                    params: values,
+                    record: TrialRecord::new(),
+                    value: None,
+                    reason: None,
+                    seconds: 0.0,
+                });
+            }
+            Event::Epoch { trial, epoch, value, seconds } => {
+                let t = self.trials.get_mut(*trial).with_context(|| format!("epoch of unknown trial {trial}"))?;
+                t.record.values.insert(*epoch, value.unwrap_or(f64::NAN));
+                t.seconds += seconds;
+                let records: &mut Vec<TrialRecord> = &mut self.trials.iter().map(|t| t.record.clone()).collect();
+                // Rungs are the pruner's own bookkeeping: replaying its calls rebuilds them.
+                let prune = self.pruner.should_prune(records, *trial, self.direction);
+                for (t, r) in self.trials.iter_mut().zip(records.iter()) {
+                    t.record.rungs.clone_from(&r.rungs);
+                }
+                return Ok(prune);
+            }
+            Event::End { trial, state, value, reason } => {
+                let t = self.trials.get_mut(*trial).with_context(|| format!("end of unknown trial {trial}"))?;
+                t.record.state = *state;
+                t.value = *value;
+                t.reason.clone_from(reason);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Appends `event` to the file (one write, flushed and synced), then applies it:
+    /// for an epoch, whether the pruner stops the trial there.
+    pub fn record(&mut self, event: Event, space: &Space) -> Result<bool> {
+        let mut line = serde_json::to_string(&event)?;
+        line.push('\n');
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .with_context(|| format!("opening {}", self.path.display()))?;
+        file.write_all(line.as_bytes()).with_context(|| format!("writing {}", self.path.display()))?;
+        file.sync_data().with_context(|| format!("writing {}", self.path.display()))?;
+        self.apply(&event, space)
+    }
+
+    /// CPU seconds of training the study has spent.
+    pub fn seconds(&self) -> f64 {
+        self.trials.iter().map(|t| t.seconds).sum()
+    }
+
+    /// The complete trial with the best value.
+    pub fn best(&self) -> Option<(usize, &Trial)> {
+        self.trials
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.record.state == TrialState::Complete && t.value.is_some_and(|v| !v.is_nan()))
+            .fold(None, |best: Option<(usize, &Trial)>, (k, t)| match best {
+                Some((_, b)) if !self.direction.better(t.value.unwrap(), b.value.unwrap()) => best,
+                _ => Some((k, t)),
+            })
+    }
+}
