@@ -126,7 +126,7 @@ impl Drop for Server {
 /// Starts `cnnlab serve ARGS --port 0` and reads the address from its first line.
 pub(crate) fn serve(args: &[&str], data_dir: &Path) -> Server {
     let mut child = command(data_dir)
-        .arg("serve")
+        .args(["-q", "serve"])
         .args(args)
         .args(["--port", "0"])
         .stdout(Stdio::piped())
