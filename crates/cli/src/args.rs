@@ -116,6 +116,21 @@ pub enum Command {
         #[arg(long)]
         best: bool,
     },
+    /// Search hyper-parameters: FILE extends an experiment and adds [tune] (metric,
+    /// trials and/or budget_minutes, sampler random|grid|tpe, pruner none|median|asha)
+    /// and [tune.space] ("train.lr" = { log_uniform = [1e-4, 1e-1] }, ...). Trials are
+    /// run folders <study>/trial-<k>/; the study (<study>/study.jsonl) resumes after
+    /// any stop; the best trial's values are written as <study>/best.toml.
+    Tune {
+        /// The tune file.
+        file: PathBuf,
+        /// The study folder (default: runs/<group>/<stem>/).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Where datasets live.
+        #[arg(long, env = "CNNLAB_DATA", default_value = "data")]
+        data_dir: PathBuf,
+    },
     /// Serve trained runs (or exported model folders) over HTTP: a JSON API
     /// (POST /v1/models/NAME/predict, /v1/predict, /v1/models/NAME/explain) and a web
     /// page at /. Concurrent requests to a model are batched. SIGINT/SIGTERM finish the

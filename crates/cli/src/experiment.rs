@@ -82,6 +82,20 @@ impl Experiment {
         Ok((exp, Sources(chain)))
     }
 
+    /// The merged table of an experiment file and the files it extends, before it is
+    /// read as an experiment: for files with sections of their own beside the
+    /// experiment's (`cnnlab tune`'s `[tune]`). Errors are `FILE:LINE: message`.
+    pub fn read_table(path: &Path) -> Result<(toml::Table, Sources)> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
+        let table: toml::Table = toml::from_str(&text).map_err(|e| match line_of(&text, &e) {
+            Some(line) => anyhow!("{}:{line}: {}", path.display(), clean(&e)),
+            None => anyhow!("{}: {}", path.display(), clean(&e)),
+        })?;
+        let mut chain = vec![(path.to_path_buf(), text)];
+        let merged = resolve(path, table, &mut chain)?;
+        Ok((merged, Sources(chain)))
+    }
+
     /// [`Experiment::read`], for what was checked when it was written: a run
     /// folder's `config.toml`, a config a report compares.
     pub fn from_file(path: &Path) -> Result<Self> {

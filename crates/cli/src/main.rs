@@ -20,7 +20,7 @@ use crate::exit::Outcome;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if !matches!(cli.command, Command::Train(_) | Command::LrFind { .. }) {
+    if !matches!(cli.command, Command::Train(_) | Command::LrFind { .. } | Command::Tune { .. }) {
         cnnlab_cli::quit_quietly_on_broken_pipe();
     }
     process::init_logging(cli.verbose, cli.quiet);
@@ -58,6 +58,12 @@ fn run(cli: &Cli) -> Outcome {
         Command::Data(DataCommand::Export { config, out, data_dir }) => {
             commands::data::export_command(config, data_dir, out, cli.quiet)
         }
+        Command::Tune { file, out, data_dir } => commands::tune::tune_command(commands::tune::TuneArgs {
+            file,
+            out: out.as_deref(),
+            data_dir,
+            quiet: cli.quiet,
+        }),
         _ => Ok(run_plain(cli)?),
     }
 }
@@ -68,7 +74,8 @@ fn run_plain(cli: &Cli) -> anyhow::Result<()> {
         | Command::LrFind { .. }
         | Command::Pretrained { .. }
         | Command::Summary { .. }
-        | Command::Data(DataCommand::Export { .. }) => unreachable!("run() answers them"),
+        | Command::Data(DataCommand::Export { .. })
+        | Command::Tune { .. } => unreachable!("run() answers them"),
         Command::Metrics { file, json } => metrics_cmd::run(file, *json),
         Command::Compare { a, b, metric, resamples, seed, json } => {
             let boot = cnnlab_metrics::stats::Bootstrap { resamples: *resamples, seed: *seed, ..Default::default() };

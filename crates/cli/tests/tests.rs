@@ -17,4 +17,5 @@ mod resume;
 mod run_folder;
 mod serve;
 mod tensorboard;
+mod tune;
 mod util;

@@ -10,3 +10,4 @@ pub(crate) mod run_outputs;
 pub(crate) mod seeds;
 pub(crate) mod serve;
 pub(crate) mod train;
+pub(crate) mod tune;

@@ -31,6 +31,8 @@ pub(crate) struct TrainRequest {
     pub(crate) if_unfinished: bool,
     pub(crate) requeue: bool,
     pub(crate) data_dir: PathBuf,
+    /// Stop after this epoch with a resumable checkpoint (`cnnlab tune`'s rungs).
+    pub(crate) stop_after: Option<usize>,
 }
 
 impl TrainRequest {
@@ -61,6 +63,7 @@ impl TrainRequest {
             if_unfinished: args.if_unfinished,
             requeue: args.requeue,
             data_dir: args.data_dir.clone(),
+            stop_after: None,
         })
     }
 
@@ -122,8 +125,14 @@ pub(crate) fn run(req: &TrainRequest, quiet: bool) -> Outcome {
     // Ctrl-C, SIGTERM or SIGUSR1 asks the trainer to stop after the current step and
     // save a resumable checkpoint; a second signal exits at once.
     let interrupt = signals::interrupt_flag()?;
-    let opts =
-        RunOptions { out_dir: req.out.clone(), quiet, resume: req.resume, interrupt: Some(interrupt), max_batches };
+    let opts = RunOptions {
+        out_dir: req.out.clone(),
+        quiet,
+        resume: req.resume,
+        interrupt: Some(interrupt),
+        max_batches,
+        stop_after_epoch: req.stop_after,
+    };
     let metrics = match train(&splits, &exp.data.imbalance, &exp.augment.ops, &model, &exp.train, &opts) {
         Err(e @ cnnlab_train::Error::Interrupted { .. }) => {
             if req.requeue || exp.train.requeue_on_signal {

@@ -1,0 +1,317 @@
+//! `cnnlab tune FILE`: a hyper-parameter search over the experiment FILE extends.
+//! Each trial is an ordinary run folder `<study>/trial-<k>/` trained from
+//! `<study>/trial-<k>.toml` (the experiment resolved, with the trial's values), so any
+//! trial can be trained again alone. A pruned trial stops at the end of an epoch with
+//! a resumable checkpoint: successive halving trains to the next rung, asks, and
+//! resumes the same run (same schedule, same draws) only if it is promoted. The study
+//! is `<study>/study.jsonl` (`cnnlab_cli::tune::study`): killed at any point, `tune`
+//! goes on from it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, Context};
+use cnnlab_cli::experiment::{default_run_dir, Experiment};
+use cnnlab_cli::tune::{self, Event, Study, TrialState, TuneConfig, Value};
+use cnnlab_train::{files, RunDir};
+use serde::Deserialize;
+
+use super::train::TrainRequest;
+use crate::checks;
+use crate::exit::{Failure, Kind, Outcome};
+
+pub(crate) struct TuneArgs<'a> {
+    pub file: &'a Path,
+    pub out: Option<&'a Path>,
+    pub data_dir: &'a Path,
+    pub quiet: bool,
+}
+
+/// The study a tune file describes: its `[tune]`, the experiment it tunes (resolved,
+/// as a table the trials' values are written into) and where it lives.
+struct Plan {
+    tune: TuneConfig,
+    base: toml::Table,
+    epochs: usize,
+    dir: PathBuf,
+}
+
+pub(crate) fn tune_command(a: TuneArgs<'_>) -> Outcome {
+    let plan = plan(a.file, a.out)?;
+    let dir = &plan.dir;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let _lock = RunDir::new(dir).lock().map_err(|e| {
+        let busy = matches!(e, cnnlab_run::Error::Locked { .. });
+        Failure::new(if busy { Kind::Busy } else { Kind::Error }, e)
+    })?;
+    let direction = plan.tune.metric.direction();
+    let mut study = Study::open(dir, &plan.tune.space, plan.tune.pruner, direction)?;
+    tracing::info!("study {}: {} trials so far", dir.display(), study.trials.len());
+    loop {
+        let k = match study.trials.iter().position(|t| t.record.state == TrialState::Running) {
+            Some(k) => k,
+            None => {
+                if !more_trials(&plan.tune, &study) {
+                    break;
+                }
+                let k = study.trials.len();
+                let seen = tune::observations(&study, direction);
+                let params = tune::sampler::suggest(plan.tune.sampler, &plan.tune.space, plan.tune.seed, k, &seen);
+                let shown: BTreeMap<String, serde_json::Value> =
+                    params.iter().map(|(k, v)| (k.clone(), v.to_json())).collect();
+                study.record(Event::Start { trial: k, params: shown }, &plan.tune.space)?;
+                k
+            }
+        };
+        run_trial(&plan, &mut study, k, a.data_dir, a.quiet)?;
+    }
+    summarise(a.file, &plan, &study)?;
+    Ok(())
+}
+
+/// Whether the study starts another trial: fewer than `trials`, within the budget.
+fn more_trials(t: &TuneConfig, study: &Study) -> bool {
+    let count_ok = t.trials.is_none_or(|n| study.trials.len() < n);
+    let budget_ok = t.budget_minutes.is_none_or(|m| study.seconds() < m * 60.0);
+    count_ok && budget_ok
+}
+
+/// Reads FILE: its `[tune]`, the experiment it extends, and checks every key of the
+/// space against that experiment before anything trains.
+fn plan(file: &Path, out: Option<&Path>) -> anyhow::Result<Plan> {
+    let (mut table, sources) = Experiment::read_table(file)?;
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let at = |needle: &str| {
+        text.lines()
+            .position(|l| l.contains(needle))
+            .map_or_else(|| file.display().to_string(), |i| format!("{}:{}", file.display(), i + 1))
+    };
+    let Some(tune_value) = table.remove("tune") else {
+        anyhow::bail!(
+            "{}: no [tune] section (a tune file extends an experiment and adds [tune] and [tune.space])",
+            file.display()
+        );
+    };
+    let tune_table = tune_value.as_table().ok_or_else(|| anyhow!("{}: `tune` must be a table", file.display()))?;
+    let tune = TuneConfig::parse(tune_table).map_err(|e| {
+        let msg = e.to_string();
+        let key = msg.split(':').next().unwrap_or("").rsplit('.').next().unwrap_or("").trim_matches('"').to_owned();
+        anyhow!("{}: {msg}", at(&key))
+    })?;
+    let exp = Experiment::deserialize(toml::Value::Table(table.clone()))
+        .map_err(|e| anyhow!("{}: {}", file.display(), e.message().trim()))?;
+    checks::validate(&exp).map_err(|invalid| sources.locate(invalid))?;
+    for (key, dist) in &tune.space {
+        let probe = match dist {
+            tune::Dist::Uniform { low, .. } | tune::Dist::LogUniform { low, .. } => toml::Value::Float(*low),
+            tune::Dist::Int { low, .. } => toml::Value::Integer(*low),
+            tune::Dist::Choice(values) => values[0].clone(),
+        };
+        let mut config = table.clone();
+        let place = at(&format!("\"{key}\""));
+        tune::space::set(&mut config, key, probe).map_err(|e| anyhow!("{place}: tune.space.\"{key}\": {e}"))?;
+        let exp = Experiment::deserialize(toml::Value::Table(config)).map_err(|e| {
+            let msg = e.message().trim().replace('\n', " ");
+            if msg.contains("unknown field") {
+                anyhow!("{place}: tune.space.\"{key}\": no such key ({msg})")
+            } else {
+                anyhow!("{place}: tune.space.\"{key}\": {msg}")
+            }
+        })?;
+        checks::validate(&exp).map_err(|invalid| anyhow!("{place}: tune.space.\"{key}\": {}", invalid.message))?;
+    }
+    let dir = out.map_or_else(|| default_run_dir(file), Path::to_path_buf);
+    Ok(Plan { tune, epochs: exp.train.epochs, base: table, dir })
+}
+
+/// Trains trial `k` on from where it is, asking the pruner after each epoch.
+fn run_trial(plan: &Plan, study: &mut Study, k: usize, data_dir: &Path, quiet: bool) -> Outcome {
+    let space = &plan.tune.space;
+    let config_path = plan.dir.join(format!("trial-{k}.toml"));
+    let run_dir = plan.dir.join(format!("trial-{k}"));
+    let trial = &study.trials[k];
+    let mut config = plan.base.clone();
+    for (key, value) in &trial.params {
+        tune::space::set(&mut config, key, value.to_toml())?;
+    }
+    let shown: Vec<String> = trial.params.iter().map(|(k, v)| format!("{k}={}", v.shown())).collect();
+    // A sampled combination that the checks refuse is a failed trial, not a crash.
+    let exp = Experiment::deserialize(toml::Value::Table(config.clone()));
+    let invalid = match &exp {
+        Ok(exp) => checks::validate(exp).err().map(|i| format!("{}: {}", i.key, i.message)),
+        Err(e) => Some(e.message().trim().to_owned()),
+    };
+    if let Some(reason) = invalid {
+        tracing::warn!("trial {k} ({}): {reason}", shown.join(", "));
+        study.record(Event::End { trial: k, state: TrialState::Failed, value: None, reason: Some(reason) }, space)?;
+        return Ok(());
+    }
+    if !config_path.exists() {
+        let text = format!(
+            "# trial {k} of the study {} ({})\n{}",
+            plan.dir.display(),
+            shown.join(", "),
+            toml::to_string(&config)?
+        );
+        cnnlab_run::write_bytes(&config_path, text.as_bytes())?;
+    }
+    tracing::info!("trial {k}: {}", shown.join(", "));
+    loop {
+        // The epochs the trial's history has and the study has not seen (all of a
+        // segment just trained, or what a killed `tune` trained before recording it).
+        if report_epochs(plan, study, k, &run_dir)? {
+            return Ok(());
+        }
+        let done = study.trials[k].record.values.len();
+        if RunDir::new(&run_dir).has(files::METRICS) || done >= plan.epochs {
+            let value = study.trials[k].record.values.values().next_back().copied().filter(|v| !v.is_nan());
+            tracing::info!(
+                "trial {k}: complete, {} {}",
+                plan.tune.metric.name(),
+                value.map_or("NaN".into(), |v| format!("{v:.4}"))
+            );
+            study.record(Event::End { trial: k, state: TrialState::Complete, value, reason: None }, space)?;
+            return Ok(());
+        }
+        let stop = plan.tune.pruner.stops(done, plan.epochs);
+        let resume = RunDir::new(&run_dir).has(files::RESUME);
+        let req = TrainRequest {
+            config: if resume { RunDir::new(&run_dir).file(files::CONFIG) } else { config_path.clone() },
+            out: run_dir.clone(),
+            resume,
+            seed: None,
+            epochs: None,
+            quick: false,
+            max_batches: None,
+            force: !resume,
+            if_unfinished: false,
+            requeue: false,
+            data_dir: data_dir.to_path_buf(),
+            stop_after: (stop < plan.epochs).then_some(stop),
+        };
+        match super::train::run(&req, quiet) {
+            Ok(()) => {}
+            Err(f) if f.kind == Kind::Stopped || f.kind == Kind::DatasetMissing => return Err(f),
+            Err(f) if is_pause(&f) => {}
+            Err(f) => {
+                report_epochs(plan, study, k, &run_dir)?;
+                let reason = format!("{:#}", f.error).replace('\n', " ");
+                tracing::warn!("trial {k} failed: {reason}");
+                study.record(
+                    Event::End { trial: k, state: TrialState::Failed, value: None, reason: Some(reason) },
+                    space,
+                )?;
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Records the epochs of trial `k`'s history the study has not seen, asking the
+/// pruner after each; `true` when it pruned the trial (and recorded that).
+fn report_epochs(plan: &Plan, study: &mut Study, k: usize, run_dir: &Path) -> anyhow::Result<bool> {
+    let space = &plan.tune.space;
+    let history = if RunDir::new(run_dir).has(files::HISTORY) { RunDir::new(run_dir).read_history()? } else { vec![] };
+    let seen = study.trials[k].record.values.len();
+    for row in history.iter().filter(|r| r.epoch > seen) {
+        let value = match plan.tune.metric {
+            tune::Metric::ValAcc => row.val_acc,
+            tune::Metric::ValF1Macro => row.val_f1,
+            tune::Metric::ValLoss => row.val_loss,
+        };
+        let value = Some(value).filter(|v| !v.is_nan());
+        let prune = study.record(Event::Epoch { trial: k, epoch: row.epoch, value, seconds: row.seconds }, space)?;
+        // A trial that has trained all its epochs is complete whatever its last rung says.
+        if prune && row.epoch < plan.epochs {
+            let shown = value.map_or("NaN".into(), |v| format!("{v:.4}"));
+            tracing::info!("trial {k}: pruned after epoch {} ({} {shown})", row.epoch, plan.tune.metric.name());
+            study.record(Event::End { trial: k, state: TrialState::Pruned, value, reason: None }, space)?;
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+fn is_pause(f: &Failure) -> bool {
+    f.error.chain().any(|e| matches!(e.downcast_ref::<cnnlab_train::Error>(), Some(cnnlab_train::Error::Paused { .. })))
+}
+
+/// The trials table on stdout and `best.toml` beside the study.
+fn summarise(file: &Path, plan: &Plan, study: &Study) -> anyhow::Result<()> {
+    let metric = plan.tune.metric.name();
+    let keys: Vec<&String> = plan.tune.space.keys().collect();
+    println!(
+        "study {}: {} trials, {:.1} CPU-minutes of training",
+        plan.dir.display(),
+        study.trials.len(),
+        study.seconds() / 60.0
+    );
+    let mut header = format!("{:>5}  {:<9} {:>6} {:>10}", "trial", "state", "epochs", metric);
+    for k in &keys {
+        header.push_str(&format!("  {k}"));
+    }
+    println!("{header}");
+    for (i, t) in study.trials.iter().enumerate() {
+        let state = match t.record.state {
+            TrialState::Running => "running",
+            TrialState::Complete => "complete",
+            TrialState::Pruned => "pruned",
+            TrialState::Failed => "failed",
+        };
+        let value = t.value.or_else(|| t.record.values.values().next_back().copied());
+        let mut row = format!(
+            "{i:>5}  {state:<9} {:>6} {:>10}",
+            t.record.values.len(),
+            value.map_or("-".into(), |v| format!("{v:.4}"))
+        );
+        for k in &keys {
+            row.push_str(&format!("  {}", t.params.get(*k).map_or("-".into(), Value::shown)));
+        }
+        println!("{row}");
+    }
+    let Some((k, best)) = study.best() else {
+        println!("no trial completed: no best.toml");
+        return Ok(());
+    };
+    let extends = file.canonicalize().unwrap_or_else(|_| file.to_path_buf());
+    let mut text = format!(
+        "# The best trial ({k}, {metric} {:.4}) of the study {}: the tuned experiment with its values.\n",
+        best.value.unwrap_or(f64::NAN),
+        plan.dir.display()
+    );
+    text.push_str(&format!("extends = {}\n\n", toml::Value::String(extends.display().to_string())));
+    // The tuned keys, written as the sections they belong to (a list element's whole
+    // list, since TOML has no dotted key into an array).
+    let mut chosen = toml::Table::new();
+    for (key, value) in &best.params {
+        let top = key.split('.').next().unwrap_or(key);
+        let section = key.split(['.', '[']).nth(1).unwrap_or("");
+        if key.contains('[') {
+            let mut config = plan.base.clone();
+            for (k2, v2) in &best.params {
+                tune::space::set(&mut config, k2, v2.to_toml())?;
+            }
+            if let Some(list) = config.get(top).and_then(|t| t.get(section)) {
+                let entry = chosen.entry(top.to_owned()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                entry.as_table_mut().expect("a section").insert(section.to_owned(), list.clone());
+            }
+        } else {
+            tune::space::set(&mut chosen, key, value.to_toml())?;
+        }
+    }
+    // `best.toml` extends the tune file's own base: drop `[tune]` by extending what it extends.
+    let base = std::fs::read_to_string(file)?.parse::<toml::Table>()?;
+    if let Some(toml::Value::String(parent)) = base.get("extends") {
+        let parent = file.parent().unwrap_or(Path::new(".")).join(parent);
+        let parent = parent.canonicalize().unwrap_or(parent);
+        text = text.replace(
+            &format!("extends = {}", toml::Value::String(extends.display().to_string())),
+            &format!("extends = {}", toml::Value::String(parent.display().to_string())),
+        );
+    }
+    text.push_str(&toml::to_string(&chosen)?);
+    let path = plan.dir.join("best.toml");
+    cnnlab_run::write_bytes(&path, text.as_bytes())?;
+    println!("best: trial {k} ({metric} {:.4}) -> {}", best.value.unwrap_or(f64::NAN), path.display());
+    Ok(())
+}

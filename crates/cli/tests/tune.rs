@@ -1,0 +1,114 @@
+//! `cnnlab tune` on shapes with tiny trials: the study, its trials as run folders,
+//! best.toml, resuming after kill -9 to the same study, and bad keys named.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::util::{assert_ok, assert_one_line_error, cnnlab, command, small_shapes_config};
+
+/// A tune file over the shapes config in `dir`: 5 trials of 3 epochs, successive
+/// halving with rungs at epochs 1 and 2.
+fn tune_file(dir: &Path, space: &str) -> std::path::PathBuf {
+    let base = small_shapes_config(dir, "shapes.toml", 300, None);
+    let text = std::fs::read_to_string(&base).unwrap().replace("epochs = 15", "epochs = 3");
+    std::fs::write(&base, text).unwrap();
+    let path = dir.join("tune.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "extends = \"shapes.toml\"\n\n[tune]\nmetric = \"val_acc\"\ntrials = 5\nsampler = \"tpe\"\npruner = {{ kind = \"asha\", min_epochs = 1, reduction = 2 }}\n\n[tune.space]\n{space}\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+const SPACE: &str = "\"train.lr\" = { log_uniform = [1e-4, 3e-2] }\n\"train.batch_size\" = { choice = [32, 64] }";
+
+/// The study's events without their timings.
+fn events(study: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(study.join("study.jsonl")).unwrap();
+    text.lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v.as_object_mut().unwrap().remove("seconds");
+            v
+        })
+        .collect()
+}
+
+/// A study killed (SIGKILL) in the middle and run again ends with the same trials,
+/// values, epochs and prune decisions as one that ran through; every trial is a run
+/// folder with its resolved config, the best is written as best.toml, and some trial
+/// was pruned at a rung.
+#[test]
+fn tune_resumes_after_kill_to_the_same_study() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tune_file(tmp.path(), SPACE);
+    let whole = tmp.path().join("whole");
+    let out = cnnlab(&["-q", "tune", file.to_str().unwrap(), "--out", whole.to_str().unwrap()], tmp.path());
+    assert_ok(&out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let reference = events(&whole);
+    let ends: Vec<&serde_json::Value> = reference.iter().filter(|e| e["event"] == "end").collect();
+    assert_eq!(ends.len(), 5, "{stdout}");
+    assert!(ends.iter().any(|e| e["state"] == "pruned"), "successive halving prunes some trial: {stdout}");
+    assert!(ends.iter().any(|e| e["state"] == "complete"), "{stdout}");
+    for k in 0..5 {
+        assert!(whole.join(format!("trial-{k}/config.toml")).is_file(), "trial {k} is a run folder");
+    }
+    assert!(whole.join("best.toml").is_file() && stdout.contains("best: trial"), "{stdout}");
+    // best.toml is an experiment: it extends the tuned config and sets the winner's values.
+    let best = std::fs::read_to_string(whole.join("best.toml")).unwrap();
+    assert!(best.contains("shapes.toml") && best.contains("lr = ") && best.contains("batch_size = "), "{best}");
+    assert_ok(&cnnlab(&["summary", whole.join("best.toml").to_str().unwrap()], tmp.path()));
+
+    // The same study, killed once it has recorded some epochs, then run again.
+    let cut = tmp.path().join("cut");
+    let mut child = command(tmp.path())
+        .args(["-q", "tune", file.to_str().unwrap(), "--out", cut.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    loop {
+        let lines = std::fs::read_to_string(cut.join("study.jsonl")).map_or(0, |t| t.lines().count());
+        if lines >= 4 || start.elapsed() > Duration::from_secs(120) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let partial = events(&cut);
+    assert!(partial.len() < reference.len(), "killed before the end ({} events)", partial.len());
+    assert_ok(&cnnlab(&["-q", "tune", file.to_str().unwrap(), "--out", cut.to_str().unwrap()], tmp.path()));
+    assert_eq!(events(&cut), reference, "the resumed study is the uninterrupted one");
+    // Run again on a finished study: nothing to train, the same summary.
+    let again = cnnlab(&["-q", "tune", file.to_str().unwrap(), "--out", cut.to_str().unwrap()], tmp.path());
+    assert_ok(&again);
+    assert_eq!(events(&cut), reference);
+}
+
+/// A key the experiment does not have is named with its file and line before
+/// anything trains; so is a bad [tune] value.
+#[test]
+fn tune_names_a_bad_key_with_its_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tune_file(
+        tmp.path(),
+        "\"train.lr\" = { log_uniform = [1e-3, 1e-1] }\n\"train.lrr\" = { uniform = [0.1, 0.2] }",
+    );
+    let out = cnnlab(&["tune", file.to_str().unwrap(), "--out", tmp.path().join("s").to_str().unwrap()], tmp.path());
+    assert_one_line_error(&out, 1, "tune.toml:11: tune.space.\"train.lrr\": no such key");
+    assert!(!tmp.path().join("s/study.jsonl").exists(), "nothing ran");
+    let file = tune_file(tmp.path(), "\"augment.ops[7].p\" = { uniform = [0.1, 0.2] }");
+    let out = cnnlab(&["tune", file.to_str().unwrap()], tmp.path());
+    assert_one_line_error(&out, 1, "tune.space.\"augment.ops[7].p\": augment.ops[7] does not exist");
+    let text = std::fs::read_to_string(&file).unwrap().replace("sampler = \"tpe\"", "sampler = \"bayes\"");
+    std::fs::write(&file, text).unwrap();
+    let out = cnnlab(&["tune", file.to_str().unwrap()], tmp.path());
+    assert_one_line_error(&out, 1, "tune.toml:6: tune.sampler: `bayes` is not random, grid or tpe");
+}
