@@ -130,6 +130,14 @@ pub enum Command {
         /// Where datasets live.
         #[arg(long, env = "CNNLAB_DATA", default_value = "data")]
         data_dir: PathBuf,
+        /// `auto`: be one of several workers on the study (Slurm array tasks, other
+        /// hosts sharing the folder): each takes the next trial or a paused one under
+        /// the study's lock, and never one another worker is training.
+        #[arg(long, value_parser = PossibleValuesParser::new(["auto"]))]
+        shard: Option<String>,
+        /// Start N workers on this machine (each `--shard auto`, with 1/N of the CPUs).
+        #[arg(long, default_value_t = 1, value_parser = at_least_one)]
+        jobs: usize,
     },
     /// Serve trained runs (or exported model folders) over HTTP: a JSON API
     /// (POST /v1/models/NAME/predict, /v1/predict, /v1/models/NAME/explain) and a web

@@ -112,3 +112,59 @@ fn tune_names_a_bad_key_with_its_line() {
     let out = cnnlab(&["tune", file.to_str().unwrap()], tmp.path());
     assert_one_line_error(&out, 1, "tune.toml:6: tune.sampler: `bayes` is not random, grid or tpe");
 }
+
+/// Two `tune --shard auto` workers on one study folder, started together, share it:
+/// every trial is started once, no epoch of any trial is trained twice (each trial's
+/// train.log), and the study ends with all its trials. A plain `tune` on a study
+/// another plain `tune` holds is refused (exit 4).
+#[test]
+fn two_shard_workers_never_train_the_same_trial() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tune_file(tmp.path(), SPACE);
+    let text = std::fs::read_to_string(&file).unwrap().replace("trials = 5", "trials = 6");
+    std::fs::write(&file, text).unwrap();
+    let study = tmp.path().join("shared");
+    let worker = || {
+        command(tmp.path())
+            .args(["-q", "tune", file.to_str().unwrap(), "--out", study.to_str().unwrap(), "--shard", "auto"])
+            .env("CNNLAB_THREAD_SHARE", "2")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let (mut a, mut b) = (worker(), worker());
+    assert!(a.wait().unwrap().success() && b.wait().unwrap().success());
+    let all = events(&study);
+    let starts: Vec<u64> = all.iter().filter(|e| e["event"] == "start").map(|e| e["trial"].as_u64().unwrap()).collect();
+    assert_eq!(starts, (0..6).collect::<Vec<u64>>(), "each trial started once, in order");
+    assert_eq!(all.iter().filter(|e| e["event"] == "end").count(), 6);
+    for k in 0..6 {
+        let log = std::fs::read_to_string(study.join(format!("trial-{k}/train.log"))).unwrap_or_default();
+        for epoch in 1..=3 {
+            let trained = log.lines().filter(|l| l.contains(&format!("epoch {epoch}/3:"))).count();
+            assert!(trained <= 1, "trial {k} trained epoch {epoch} {trained} times:\n{log}");
+        }
+        let epochs: Vec<u64> = all
+            .iter()
+            .filter(|e| e["event"] == "epoch" && e["trial"] == k)
+            .map(|e| e["epoch"].as_u64().unwrap())
+            .collect();
+        assert_eq!(epochs, (1..=epochs.len() as u64).collect::<Vec<_>>(), "trial {k}'s epochs recorded once each");
+    }
+
+    // Alone, a tune holds its study: a second plain one is refused while it runs.
+    let alone = tmp.path().join("alone");
+    let mut first = command(tmp.path())
+        .args(["-q", "tune", file.to_str().unwrap(), "--out", alone.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !alone.join("study.jsonl").exists() && start.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let second = cnnlab(&["tune", file.to_str().unwrap(), "--out", alone.to_str().unwrap()], tmp.path());
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert_one_line_error(&second, 4, "another cnnlab tune holds the study");
+}

@@ -33,6 +33,9 @@ pub(crate) struct TrainRequest {
     pub(crate) data_dir: PathBuf,
     /// Stop after this epoch with a resumable checkpoint (`cnnlab tune`'s rungs).
     pub(crate) stop_after: Option<usize>,
+    /// The caller holds the run folder's lock already (`cnnlab tune` holds a trial's
+    /// across its segments).
+    pub(crate) lock_held: bool,
 }
 
 impl TrainRequest {
@@ -64,6 +67,7 @@ impl TrainRequest {
             requeue: args.requeue,
             data_dir: args.data_dir.clone(),
             stop_after: None,
+            lock_held: false,
         })
     }
 
@@ -87,10 +91,13 @@ pub(crate) fn run(req: &TrainRequest, quiet: bool) -> Outcome {
     let exp = one_run(exp, req)?;
     let run = RunDir::new(&req.out);
     let created = !req.out.exists();
-    let _lock = run.lock().map_err(|e| {
-        let busy = matches!(e, cnnlab_run::Error::Locked { .. });
-        Failure::new(if busy { Kind::Busy } else { Kind::Error }, e)
-    })?;
+    let _lock = match req.lock_held {
+        true => None,
+        false => Some(run.lock().map_err(|e| {
+            let busy = matches!(e, cnnlab_run::Error::Locked { .. });
+            Failure::new(if busy { Kind::Busy } else { Kind::Error }, e)
+        })?),
+    };
     take_folder(&run, req)?;
     let max_batches = max_batches(&run, req)?;
     open_run_log(&run.file(files::LOG))?;

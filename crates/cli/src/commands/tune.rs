@@ -7,7 +7,6 @@
 //! is `<study>/study.jsonl` (`cnnlab_cli::tune::study`): killed at any point, `tune`
 //! goes on from it.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context};
@@ -25,6 +24,10 @@ pub(crate) struct TuneArgs<'a> {
     pub out: Option<&'a Path>,
     pub data_dir: &'a Path,
     pub quiet: bool,
+    /// `--shard auto`: one of several workers on the study.
+    pub shard: bool,
+    /// `--jobs N`: start N workers.
+    pub jobs: usize,
 }
 
 /// The study a tune file describes: its `[tune]`, the experiment it tunes (resolved,
@@ -40,32 +43,86 @@ pub(crate) fn tune_command(a: TuneArgs<'_>) -> Outcome {
     let plan = plan(a.file, a.out)?;
     let dir = &plan.dir;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let _lock = RunDir::new(dir).lock().map_err(|e| {
-        let busy = matches!(e, cnnlab_run::Error::Locked { .. });
-        Failure::new(if busy { Kind::Busy } else { Kind::Error }, e)
-    })?;
+    if a.jobs > 1 {
+        return jobs(&a, &plan);
+    }
+    // Alone, a tune holds the study; with --shard auto it is one of several workers.
+    let _alone = match a.shard {
+        true => None,
+        false => Some(RunDir::new(dir).lock().map_err(|e| {
+            let busy = matches!(e, cnnlab_run::Error::Locked { .. });
+            let hint = anyhow!("{e}: another cnnlab tune holds the study (several workers: --shard auto or --jobs N)");
+            Failure::new(if busy { Kind::Busy } else { Kind::Error }, hint)
+        })?),
+    };
     let direction = plan.tune.metric.direction();
     let mut study = Study::open(dir, &plan.tune.space, plan.tune.pruner, direction)?;
     tracing::info!("study {}: {} trials so far", dir.display(), study.trials.len());
     loop {
-        let k = match study.trials.iter().position(|t| t.record.state == TrialState::Running) {
-            Some(k) => k,
-            None => {
-                if !more_trials(&plan.tune, &study) {
-                    break;
-                }
-                let k = study.trials.len();
-                let seen = tune::observations(&study, direction);
-                let params = tune::sampler::suggest(plan.tune.sampler, &plan.tune.space, plan.tune.seed, k, &seen);
-                let shown: BTreeMap<String, serde_json::Value> =
-                    params.iter().map(|(k, v)| (k.clone(), v.to_json())).collect();
-                study.record(Event::Start { trial: k, params: shown }, &plan.tune.space)?;
-                k
+        study.reload()?;
+        // A running trial whose folder no live worker holds (one a killed tune left,
+        // or one another worker paused), else a new trial.
+        let running: Vec<usize> =
+            (0..study.trials.len()).filter(|&k| study.trials[k].record.state == TrialState::Running).collect();
+        let mut took = false;
+        for k in running {
+            if run_trial(&plan, &mut study, k, a.data_dir, a.quiet)? {
+                took = true;
+                break;
             }
-        };
-        run_trial(&plan, &mut study, k, a.data_dir, a.quiet)?;
+        }
+        if took {
+            continue;
+        }
+        let started = study.start_trial(|study| {
+            if !more_trials(&plan.tune, study) {
+                return None;
+            }
+            let k = study.trials.len();
+            let seen = tune::observations(study, direction);
+            let params = tune::sampler::suggest(plan.tune.sampler, &plan.tune.space, plan.tune.seed, k, &seen);
+            Some(params.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
+        })?;
+        match started {
+            Some(k) => {
+                run_trial(&plan, &mut study, k, a.data_dir, a.quiet)?;
+            }
+            None => break,
+        }
     }
+    study.reload()?;
     summarise(a.file, &plan, &study)?;
+    Ok(())
+}
+
+/// `--jobs N`: N workers (`cnnlab tune --shard auto`, each with its share of the
+/// CPUs) on the study, then the summary.
+fn jobs(a: &TuneArgs<'_>, plan: &Plan) -> Outcome {
+    let exe = std::env::current_exe().context("finding the cnnlab-torch binary")?;
+    let mut children = Vec::new();
+    for _ in 0..a.jobs {
+        let mut cmd = std::process::Command::new(&exe);
+        if a.quiet {
+            cmd.arg("-q");
+        }
+        cmd.arg("tune").arg(a.file).arg("--out").arg(&plan.dir).arg("--shard").arg("auto");
+        cmd.arg("--data-dir").arg(a.data_dir).env("CNNLAB_THREAD_SHARE", a.jobs.to_string());
+        children.push(cmd.stdout(std::process::Stdio::null()).spawn().context("starting a tune worker")?);
+    }
+    let mut failed = 0;
+    for mut child in children {
+        if !child.wait().is_ok_and(|s| s.success()) {
+            failed += 1;
+        }
+    }
+    let study = Study::open(&plan.dir, &plan.tune.space, plan.tune.pruner, plan.tune.metric.direction())?;
+    summarise(a.file, plan, &study)?;
+    if failed > 0 {
+        return Err(Failure::new(
+            Kind::Error,
+            anyhow!("{failed} of {} tune workers failed (their errors are above)", a.jobs),
+        ));
+    }
     Ok(())
 }
 
@@ -124,11 +181,22 @@ fn plan(file: &Path, out: Option<&Path>) -> anyhow::Result<Plan> {
     Ok(Plan { tune, epochs: exp.train.epochs, base: table, dir })
 }
 
-/// Trains trial `k` on from where it is, asking the pruner after each epoch.
-fn run_trial(plan: &Plan, study: &mut Study, k: usize, data_dir: &Path, quiet: bool) -> Outcome {
-    let space = &plan.tune.space;
+/// Trains trial `k` on from where it is, asking the pruner after each epoch, holding
+/// its run folder's lock throughout (so no other worker trains it too). `false` when
+/// another worker holds it.
+fn run_trial(plan: &Plan, study: &mut Study, k: usize, data_dir: &Path, quiet: bool) -> Outcome<bool> {
     let config_path = plan.dir.join(format!("trial-{k}.toml"));
     let run_dir = plan.dir.join(format!("trial-{k}"));
+    let _held = match RunDir::new(&run_dir).lock() {
+        Ok(lock) => lock,
+        Err(cnnlab_run::Error::Locked { .. }) => return Ok(false),
+        Err(e) => return Err(Failure::new(Kind::Error, e)),
+    };
+    // What other workers recorded while this one waited.
+    study.reload()?;
+    if study.trials[k].record.state != TrialState::Running {
+        return Ok(false);
+    }
     let trial = &study.trials[k];
     let mut config = plan.base.clone();
     for (key, value) in &trial.params {
@@ -143,8 +211,8 @@ fn run_trial(plan: &Plan, study: &mut Study, k: usize, data_dir: &Path, quiet: b
     };
     if let Some(reason) = invalid {
         tracing::warn!("trial {k} ({}): {reason}", shown.join(", "));
-        study.record(Event::End { trial: k, state: TrialState::Failed, value: None, reason: Some(reason) }, space)?;
-        return Ok(());
+        study.record(Event::End { trial: k, state: TrialState::Failed, value: None, reason: Some(reason) })?;
+        return Ok(true);
     }
     if !config_path.exists() {
         let text = format!(
@@ -160,7 +228,7 @@ fn run_trial(plan: &Plan, study: &mut Study, k: usize, data_dir: &Path, quiet: b
         // The epochs the trial's history has and the study has not seen (all of a
         // segment just trained, or what a killed `tune` trained before recording it).
         if report_epochs(plan, study, k, &run_dir)? {
-            return Ok(());
+            return Ok(true);
         }
         let done = study.trials[k].record.values.len();
         if RunDir::new(&run_dir).has(files::METRICS) || done >= plan.epochs {
@@ -170,8 +238,8 @@ fn run_trial(plan: &Plan, study: &mut Study, k: usize, data_dir: &Path, quiet: b
                 plan.tune.metric.name(),
                 value.map_or("NaN".into(), |v| format!("{v:.4}"))
             );
-            study.record(Event::End { trial: k, state: TrialState::Complete, value, reason: None }, space)?;
-            return Ok(());
+            study.record(Event::End { trial: k, state: TrialState::Complete, value, reason: None })?;
+            return Ok(true);
         }
         let stop = plan.tune.pruner.stops(done, plan.epochs);
         let resume = RunDir::new(&run_dir).has(files::RESUME);
@@ -188,6 +256,7 @@ fn run_trial(plan: &Plan, study: &mut Study, k: usize, data_dir: &Path, quiet: b
             requeue: false,
             data_dir: data_dir.to_path_buf(),
             stop_after: (stop < plan.epochs).then_some(stop),
+            lock_held: true,
         };
         match super::train::run(&req, quiet) {
             Ok(()) => {}
@@ -197,11 +266,8 @@ fn run_trial(plan: &Plan, study: &mut Study, k: usize, data_dir: &Path, quiet: b
                 report_epochs(plan, study, k, &run_dir)?;
                 let reason = format!("{:#}", f.error).replace('\n', " ");
                 tracing::warn!("trial {k} failed: {reason}");
-                study.record(
-                    Event::End { trial: k, state: TrialState::Failed, value: None, reason: Some(reason) },
-                    space,
-                )?;
-                return Ok(());
+                study.record(Event::End { trial: k, state: TrialState::Failed, value: None, reason: Some(reason) })?;
+                return Ok(true);
             }
         }
     }
@@ -210,7 +276,6 @@ fn run_trial(plan: &Plan, study: &mut Study, k: usize, data_dir: &Path, quiet: b
 /// Records the epochs of trial `k`'s history the study has not seen, asking the
 /// pruner after each; `true` when it pruned the trial (and recorded that).
 fn report_epochs(plan: &Plan, study: &mut Study, k: usize, run_dir: &Path) -> anyhow::Result<bool> {
-    let space = &plan.tune.space;
     let history = if RunDir::new(run_dir).has(files::HISTORY) { RunDir::new(run_dir).read_history()? } else { vec![] };
     let seen = study.trials[k].record.values.len();
     for row in history.iter().filter(|r| r.epoch > seen) {
@@ -220,12 +285,12 @@ fn report_epochs(plan: &Plan, study: &mut Study, k: usize, run_dir: &Path) -> an
             tune::Metric::ValLoss => row.val_loss,
         };
         let value = Some(value).filter(|v| !v.is_nan());
-        let prune = study.record(Event::Epoch { trial: k, epoch: row.epoch, value, seconds: row.seconds }, space)?;
+        let prune = study.record(Event::Epoch { trial: k, epoch: row.epoch, value, seconds: row.seconds })?;
         // A trial that has trained all its epochs is complete whatever its last rung says.
         if prune && row.epoch < plan.epochs {
             let shown = value.map_or("NaN".into(), |v| format!("{v:.4}"));
             tracing::info!("trial {k}: pruned after epoch {} ({} {shown})", row.epoch, plan.tune.metric.name());
-            study.record(Event::End { trial: k, state: TrialState::Pruned, value, reason: None }, space)?;
+            study.record(Event::End { trial: k, state: TrialState::Pruned, value, reason: None })?;
             return Ok(true);
         }
     }

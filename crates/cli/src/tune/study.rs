@@ -1,9 +1,11 @@
 //! A study's one file, `study.jsonl` in the study folder: an append-only list of
 //! events (a trial started with its values, an epoch's metric, a trial ended), one
-//! JSON object per line, each written with one `write` and flushed. Reading it back
+//! JSON object per line, each written with one `write` and synced. Reading it back
 //! replays the trials, the pruner's rungs included, so `cnnlab tune` resumes a study
 //! after kill -9 exactly where it was (a torn last line is ignored: its event is
-//! done again).
+//! done again). Several workers (processes, hosts sharing the folder) share one
+//! study: every event is appended under `.study.lock` (an OS lock) after replaying
+//! what the others appended, so each decision sees every earlier event.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -57,16 +59,20 @@ pub struct Trial {
 #[derive(Debug)]
 pub struct Study {
     path: PathBuf,
+    space: Space,
     pub trials: Vec<Trial>,
     pruner: Pruner,
     direction: Direction,
 }
 
+/// The lock file beside the study file.
+const STUDY_LOCK: &str = ".study.lock";
+
 impl Study {
     /// Opens (or creates) `dir/study.jsonl` and replays it.
     pub fn open(dir: &Path, space: &Space, pruner: Pruner, direction: Direction) -> Result<Self> {
         let path = dir.join(STUDY_FILE);
-        let mut study = Study { path: path.clone(), trials: Vec::new(), pruner, direction };
+        let mut study = Study { path: path.clone(), space: space.clone(), trials: Vec::new(), pruner, direction };
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
@@ -129,9 +135,50 @@ impl Study {
         Ok(false)
     }
 
-    /// Appends `event` to the file (one write, flushed and synced), then applies it:
-    /// for an epoch, whether the pruner stops the trial there.
-    pub fn record(&mut self, event: Event, space: &Space) -> Result<bool> {
+    /// Appends `event` to the file (one write, synced) under the study's lock, after
+    /// replaying what other workers appended, then applies it: for an epoch, whether
+    /// the pruner stops the trial there.
+    pub fn record(&mut self, event: Event) -> Result<bool> {
+        let _lock = self.lock()?;
+        self.reload()?;
+        self.append(event)
+    }
+
+    /// Under the study's lock, with every worker's events replayed: `choose` sees the
+    /// study and gives the next trial's values (`None`: no more trials), which are
+    /// recorded as its start. Returns the new trial's number.
+    pub fn start_trial(
+        &mut self,
+        choose: impl FnOnce(&Study) -> Option<BTreeMap<String, serde_json::Value>>,
+    ) -> Result<Option<usize>> {
+        let _lock = self.lock()?;
+        self.reload()?;
+        let Some(params) = choose(self) else { return Ok(None) };
+        let trial = self.trials.len();
+        self.append(Event::Start { trial, params })?;
+        Ok(Some(trial))
+    }
+
+    /// Replays the file again (other workers' events).
+    pub fn reload(&mut self) -> Result<()> {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        *self = Study::open(dir, &self.space, self.pruner, self.direction)?;
+        Ok(())
+    }
+
+    fn lock(&self) -> Result<std::fs::File> {
+        let path = self.path.with_file_name(STUDY_LOCK);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        file.lock().with_context(|| format!("locking {}", path.display()))?;
+        Ok(file)
+    }
+
+    fn append(&mut self, event: Event) -> Result<bool> {
         let mut line = serde_json::to_string(&event)?;
         line.push('\n');
         let mut file = std::fs::OpenOptions::new()
@@ -141,7 +188,8 @@ impl Study {
             .with_context(|| format!("opening {}", self.path.display()))?;
         file.write_all(line.as_bytes()).with_context(|| format!("writing {}", self.path.display()))?;
         file.sync_data().with_context(|| format!("writing {}", self.path.display()))?;
-        self.apply(&event, space)
+        let space = self.space.clone();
+        self.apply(&event, &space)
     }
 
     /// CPU seconds of training the study has spent.

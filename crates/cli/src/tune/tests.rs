@@ -39,21 +39,19 @@ fn pruners_decide_as_optuna() {
             while study.trials.len() <= k {
                 let trial = study.trials.len();
                 study
-                    .record(Event::Start { trial, params: [("x".to_owned(), serde_json::json!(0.5))].into() }, &space)
+                    .record(Event::Start { trial, params: [("x".to_owned(), serde_json::json!(0.5))].into() })
                     .unwrap();
             }
             let value = e[2].as_f64();
-            let prune = study.record(Event::Epoch { trial: k, epoch: step, value, seconds: 1.0 }, &space).unwrap();
+            let prune = study.record(Event::Epoch { trial: k, epoch: step, value, seconds: 1.0 }).unwrap();
             assert_eq!(prune, e[3].as_bool().unwrap(), "{}: trial {k} at step {step}", case["name"]);
             decisions += 1;
             last_step.insert(k, step);
             if prune {
-                study.record(Event::End { trial: k, state: TrialState::Pruned, value, reason: None }, &space).unwrap();
+                study.record(Event::End { trial: k, state: TrialState::Pruned, value, reason: None }).unwrap();
             } else if step == 27 {
                 let v = Some(value.unwrap_or(0.0));
-                study
-                    .record(Event::End { trial: k, state: TrialState::Complete, value: v, reason: None }, &space)
-                    .unwrap();
+                study.record(Event::End { trial: k, state: TrialState::Complete, value: v, reason: None }).unwrap();
             }
         }
         // The file replays to the same study, rungs included.
@@ -215,10 +213,8 @@ fn a_torn_last_line_is_ignored() {
     let dir = tempfile::tempdir().unwrap();
     let space: Space = [("x".to_owned(), Dist::Uniform { low: 0.0, high: 1.0 })].into();
     let mut study = Study::open(dir.path(), &space, Pruner::None, Direction::Maximize).unwrap();
-    study
-        .record(Event::Start { trial: 0, params: [("x".to_owned(), serde_json::json!(0.25))].into() }, &space)
-        .unwrap();
-    study.record(Event::Epoch { trial: 0, epoch: 1, value: Some(0.5), seconds: 2.0 }, &space).unwrap();
+    study.record(Event::Start { trial: 0, params: [("x".to_owned(), serde_json::json!(0.25))].into() }).unwrap();
+    study.record(Event::Epoch { trial: 0, epoch: 1, value: Some(0.5), seconds: 2.0 }).unwrap();
     let path = dir.path().join(STUDY_FILE);
     let mut text = std::fs::read_to_string(&path).unwrap();
     text.push_str("{\"event\":\"epoch\",\"trial\":0,\"ep");
