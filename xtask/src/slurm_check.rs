@@ -166,9 +166,70 @@ pub(crate) fn run(root: &Path, f: &crate::flags::SlurmCheck) -> Result<()> {
         ensure!(rows == 1, "REPORT.md lists shapes/{name} {rows} times");
     }
     ensure!(first_table.len() == TASKS, "REPORT.md has {} runs, expected {TASKS}", first_table.len());
+    tuning_array(root, &cnnlab, &dir.join("tune"), &conf)?;
     drop(daemons);
     overlapping_shards(root, &xtask, &dir.join("overlap"), dev)?;
     eprintln!("xtask: slurm-check passed ({:.0} s); logs and runs in {}", now() - submitted, dir.display());
+    Ok(())
+}
+
+/// A two-task array of `cnnlab tune --shard auto` on one study (6 shapes trials of 3
+/// epochs, successive halving): every trial starts once, none trains an epoch twice,
+/// the study ends complete.
+fn tuning_array(root: &Path, cnnlab: &Path, dir: &Path, conf: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let base = std::fs::read_to_string(root.join("configs/shapes/seed3-final.toml"))?
+        .replace("val_fraction = 0.1", "val_fraction = 0.1\nmax_train = 300\nmax_test = 200")
+        .replace("epochs = 15", "epochs = 3");
+    std::fs::write(dir.join("shapes.toml"), base)?;
+    let file = dir.join("tune.toml");
+    std::fs::write(
+        &file,
+        "extends = \"shapes.toml\"\n[tune]\ntrials = 6\npruner = { kind = \"asha\", min_epochs = 1, reduction = 2 }\n\
+         [tune.space]\n\"train.lr\" = { log_uniform = [1e-4, 3e-2] }\n\"train.batch_size\" = { choice = [32, 64] }\n",
+    )?;
+    let study = dir.join("study");
+    let script = dir.join("tune-array.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/bash\n#SBATCH --job-name=cnnlab-tune\n#SBATCH --array=0-1\n#SBATCH --cpus-per-task=1\n\
+             #SBATCH --output={out}/slurm-%A_%a.out\ncd {root}\n\
+             {cnnlab} tune {file} --out {study} --shard auto\n",
+            out = dir.display(),
+            root = root.display(),
+            cnnlab = cnnlab.display(),
+            file = file.display(),
+            study = study.display(),
+        ),
+    )?;
+    let started = now();
+    let out = Command::new("sbatch").arg("--parsable").arg(&script).env("SLURM_CONF", conf).output()?;
+    ensure!(out.status.success(), "sbatch of the tuning array failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+    let job = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    wait_for(Duration::from_secs(600), "the tuning array to finish", || Ok(squeue(conf, &job)?.trim().is_empty()))?;
+    let events = std::fs::read_to_string(study.join("study.jsonl")).context("the tuning array wrote no study")?;
+    let count = |kind: &str| events.lines().filter(|l| l.contains(&format!("\"event\":\"{kind}\""))).count();
+    ensure!(count("start") == 6 && count("end") == 6, "the study has {} starts and {} ends, expected 6", count("start"), count("end"));
+    for k in 0..6 {
+        let log = std::fs::read_to_string(study.join(format!("trial-{k}/train.log"))).unwrap_or_default();
+        for epoch in 1..=3 {
+            let n = log.lines().filter(|l| l.contains(&format!("epoch {epoch}/3:"))).count();
+            ensure!(n <= 1, "trial {k}'s epoch {epoch} was trained {n} times");
+        }
+    }
+    let mut per_task = Vec::new();
+    for task in 0..2 {
+        let text = std::fs::read_to_string(dir.join(format!("slurm-{job}_{task}.out"))).unwrap_or_default();
+        let trials = text.lines().filter(|l| l.contains("INFO trial ") && l.contains(": train.")).count();
+        ensure!(!text.contains("error:"), "tuning task {task} failed:\n{text}");
+        per_task.push(trials);
+    }
+    eprintln!(
+        "xtask: a two-task tuning array finished the 6-trial study in {:.0} s (trials started per task: {per_task:?}); \
+         every trial once, no epoch trained twice",
+        now() - started
+    );
     Ok(())
 }
 
