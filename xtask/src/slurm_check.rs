@@ -210,7 +210,12 @@ fn tuning_array(root: &Path, cnnlab: &Path, dir: &Path, conf: &Path) -> Result<(
     wait_for(Duration::from_secs(600), "the tuning array to finish", || Ok(squeue(conf, &job)?.trim().is_empty()))?;
     let events = std::fs::read_to_string(study.join("study.jsonl")).context("the tuning array wrote no study")?;
     let count = |kind: &str| events.lines().filter(|l| l.contains(&format!("\"event\":\"{kind}\""))).count();
-    ensure!(count("start") == 6 && count("end") == 6, "the study has {} starts and {} ends, expected 6", count("start"), count("end"));
+    ensure!(
+        count("start") == 6 && count("end") == 6,
+        "the study has {} starts and {} ends, expected 6",
+        count("start"),
+        count("end")
+    );
     for k in 0..6 {
         let log = std::fs::read_to_string(study.join(format!("trial-{k}/train.log"))).unwrap_or_default();
         for epoch in 1..=3 {

@@ -168,3 +168,35 @@ fn two_shard_workers_never_train_the_same_trial() {
     first.wait().unwrap();
     assert_one_line_error(&second, 4, "another cnnlab tune holds the study");
 }
+
+/// `confirm = { top = 1, seeds = 2 }`: the best trial's values and the untuned
+/// experiment are each trained over 2 seeds (seed sets under confirm/), compared by
+/// Welch over seeds with Holm, and best.toml says the verdict.
+#[test]
+fn tune_confirms_the_winner_over_seeds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tune_file(tmp.path(), SPACE);
+    let text =
+        std::fs::read_to_string(&file).unwrap().replace("trials = 5", "trials = 3\nconfirm = { top = 1, seeds = 2 }");
+    std::fs::write(&file, text).unwrap();
+    let study = tmp.path().join("study");
+    let out = cnnlab(&["-q", "tune", file.to_str().unwrap(), "--out", study.to_str().unwrap()], tmp.path());
+    assert_ok(&out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("confirmation: test accuracy over 2 seeds"), "{stdout}");
+    let confirm: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(study.join("confirm.json")).unwrap()).unwrap();
+    assert_eq!(confirm["untuned"].as_array().unwrap().len(), 2);
+    let trial = &confirm["trials"][0];
+    assert_eq!(trial["accuracies"].as_array().unwrap().len(), 2);
+    let k = trial["trial"].as_u64().unwrap();
+    for seed in 0..2 {
+        assert!(study.join(format!("confirm/untuned/seed-{seed}/metrics.json")).is_file());
+        assert!(study.join(format!("confirm/trial-{k}/seed-{seed}/metrics.json")).is_file());
+    }
+    let p = trial["holm_p_value"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&p), "{trial}");
+    let best = std::fs::read_to_string(study.join("best.toml")).unwrap();
+    assert!(best.contains("# Confirmed over 2 seeds: test accuracy"), "{best}");
+    assert!(best.contains(&format!("The best trial ({k},")), "{best}");
+}

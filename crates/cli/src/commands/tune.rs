@@ -7,6 +7,7 @@
 //! is `<study>/study.jsonl` (`cnnlab_cli::tune::study`): killed at any point, `tune`
 //! goes on from it.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context};
@@ -91,8 +92,118 @@ pub(crate) fn tune_command(a: TuneArgs<'_>) -> Outcome {
         }
     }
     study.reload()?;
-    summarise(a.file, &plan, &study)?;
+    let confirmed = match (plan.tune.confirm, a.shard) {
+        (Some(c), false) => confirm(&plan, &study, c, a.data_dir, a.quiet)?,
+        (Some(_), true) => {
+            tracing::info!("--shard auto: the confirmation runs in a plain `cnnlab tune` once the workers are done");
+            None
+        }
+        (None, _) => None,
+    };
+    summarise(a.file, &plan, &study, confirmed.as_ref())?;
     Ok(())
+}
+
+/// A confirmed trial: its test accuracy over seeds against the untuned experiment's.
+#[derive(Debug, Clone, serde::Serialize)]
+struct Confirmed {
+    trial: usize,
+    accuracies: Vec<f64>,
+    mean: f64,
+    /// mean(trial) - mean(untuned).
+    difference: f64,
+    p_value: f64,
+    holm_p_value: f64,
+    better: bool,
+}
+
+/// The confirmation: the untuned experiment and each of the best `top` trials'
+/// values trained over `seeds` seeds (`<study>/confirm/<name>/seed-<k>/`, resumable
+/// like any seed set), their test accuracies compared by Welch's t-test over seeds
+/// with Holm's correction over the `top` comparisons (alpha 0.05). Printed, and
+/// written to `<study>/confirm.json`.
+fn confirm(
+    plan: &Plan,
+    study: &Study,
+    c: tune::Confirm,
+    data_dir: &Path,
+    quiet: bool,
+) -> Outcome<Option<(Vec<f64>, Vec<Confirmed>)>> {
+    use cnnlab_metrics::stats;
+    let direction = plan.tune.metric.direction();
+    let mut ranked: Vec<(usize, f64)> = study
+        .trials
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.record.state == TrialState::Complete)
+        .filter_map(|(k, t)| t.value.filter(|v| !v.is_nan()).map(|v| (k, v)))
+        .collect();
+    if direction == tune::Direction::Minimize {
+        ranked.sort_by(|a, b| a.1.total_cmp(&b.1));
+    } else {
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+    }
+    ranked.truncate(c.top);
+    if ranked.is_empty() {
+        tracing::warn!("no trial completed: nothing to confirm");
+        return Ok(None);
+    }
+    let dir = plan.dir.join("confirm");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let seeds = toml::Value::Array((0..c.seeds as i64).map(toml::Value::Integer).collect());
+    let train_set = |name: &str, params: Option<&BTreeMap<String, Value>>| -> Outcome<Vec<f64>> {
+        let mut config = plan.base.clone();
+        for (key, value) in params.into_iter().flatten() {
+            tune::space::set(&mut config, key, value.to_toml())?;
+        }
+        tune::space::set(&mut config, "train.seeds", seeds.clone())?;
+        let path = dir.join(format!("{name}.toml"));
+        cnnlab_run::write_bytes(&path, toml::to_string(&config).context("writing a confirmation config")?.as_bytes())?;
+        let out = dir.join(name);
+        tracing::info!("confirm: {name} over {} seeds", c.seeds);
+        let req = TrainRequest {
+            config: path,
+            out: out.clone(),
+            resume: false,
+            seed: None,
+            epochs: None,
+            quick: false,
+            max_batches: None,
+            force: false,
+            if_unfinished: false,
+            requeue: false,
+            data_dir: data_dir.to_path_buf(),
+            stop_after: None,
+            lock_held: false,
+        };
+        super::train::run(&req, quiet)?;
+        let evidence = cnnlab_cli::compare::Evidence::load(&out)?;
+        Ok(evidence.per_seed(stats::Metric::Accuracy)?)
+    };
+    let base = train_set("untuned", None)?;
+    let mut confirmed = Vec::new();
+    for &(k, _) in &ranked {
+        let accuracies = train_set(&format!("trial-{k}"), Some(&study.trials[k].params))?;
+        let w = stats::welch(&base, &accuracies).context("Welch's test over seeds")?;
+        let mean = accuracies.iter().sum::<f64>() / accuracies.len() as f64;
+        confirmed.push(Confirmed {
+            trial: k,
+            accuracies,
+            mean,
+            difference: w.difference,
+            p_value: w.p_value,
+            holm_p_value: f64::NAN,
+            better: false,
+        });
+    }
+    let p: Vec<f64> = confirmed.iter().map(|c| c.p_value).collect();
+    for (c, h) in confirmed.iter_mut().zip(stats::holm(&p, 0.05).context("Holm's correction")?) {
+        c.holm_p_value = h.adjusted;
+        c.better = h.reject && c.difference > 0.0;
+    }
+    let json = serde_json::json!({ "metric": "test accuracy", "seeds": c.seeds, "untuned": base, "trials": confirmed });
+    cnnlab_run::write_json(&plan.dir.join("confirm.json"), &json)?;
+    Ok(Some((base, confirmed)))
 }
 
 /// `--jobs N`: N workers (`cnnlab tune --shard auto`, each with its share of the
@@ -116,7 +227,11 @@ fn jobs(a: &TuneArgs<'_>, plan: &Plan) -> Outcome {
         }
     }
     let study = Study::open(&plan.dir, &plan.tune.space, plan.tune.pruner, plan.tune.metric.direction())?;
-    summarise(a.file, plan, &study)?;
+    let confirmed = match plan.tune.confirm {
+        Some(c) => confirm(plan, &study, c, a.data_dir, a.quiet)?,
+        None => None,
+    };
+    summarise(a.file, plan, &study, confirmed.as_ref())?;
     if failed > 0 {
         return Err(Failure::new(
             Kind::Error,
@@ -302,7 +417,12 @@ fn is_pause(f: &Failure) -> bool {
 }
 
 /// The trials table on stdout and `best.toml` beside the study.
-fn summarise(file: &Path, plan: &Plan, study: &Study) -> anyhow::Result<()> {
+fn summarise(
+    file: &Path,
+    plan: &Plan,
+    study: &Study,
+    confirmed: Option<&(Vec<f64>, Vec<Confirmed>)>,
+) -> anyhow::Result<()> {
     let metric = plan.tune.metric.name();
     let keys: Vec<&String> = plan.tune.space.keys().collect();
     println!(
@@ -334,13 +454,52 @@ fn summarise(file: &Path, plan: &Plan, study: &Study) -> anyhow::Result<()> {
         }
         println!("{row}");
     }
-    let Some((k, best)) = study.best() else {
+    let Some((searched, _)) = study.best() else {
         println!("no trial completed: no best.toml");
         return Ok(());
     };
+    // The verdicts; with a confirmation, the best is the confirmed trial whose test
+    // accuracy over seeds is highest.
+    let mut k = searched;
+    let mut why = String::new();
+    if let Some((base, confirmed)) = confirmed {
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        println!("confirmation: test accuracy over {} seeds, Welch's t-test against the untuned experiment, Holm over {} trials", base.len(), confirmed.len());
+        println!(
+            "  untuned     {:.4}  ({})",
+            mean(base),
+            base.iter().map(|a| format!("{a:.4}")).collect::<Vec<_>>().join(", ")
+        );
+        for c in confirmed {
+            let verdict = if c.better {
+                "better than untuned"
+            } else if c.holm_p_value < 0.05 {
+                "worse than untuned"
+            } else {
+                "not distinguishable from untuned"
+            };
+            println!(
+                "  trial {:<4} {:.4}  {:+.4}, p = {:.3}, Holm p = {:.3}: {verdict}",
+                c.trial, c.mean, c.difference, c.p_value, c.holm_p_value
+            );
+        }
+        if let Some(top) = confirmed.iter().max_by(|a, b| a.mean.total_cmp(&b.mean)) {
+            k = top.trial;
+            why = format!(
+                "# Confirmed over {} seeds: test accuracy {:.4} vs untuned {:.4} ({:+.4}, Holm-adjusted p = {:.3}{}).\n",
+                top.accuracies.len(),
+                top.mean,
+                mean(base),
+                top.difference,
+                top.holm_p_value,
+                if top.better { ": better" } else { ": not shown better" }
+            );
+        }
+    }
+    let best = &study.trials[k];
     let extends = file.canonicalize().unwrap_or_else(|_| file.to_path_buf());
     let mut text = format!(
-        "# The best trial ({k}, {metric} {:.4}) of the study {}: the tuned experiment with its values.\n",
+        "# The best trial ({k}, {metric} {:.4}) of the study {}: the tuned experiment with its values.\n{why}",
         best.value.unwrap_or(f64::NAN),
         plan.dir.display()
     );

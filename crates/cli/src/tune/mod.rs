@@ -58,18 +58,26 @@ pub struct TuneConfig {
     pub pruner: Pruner,
     pub seed: u64,
     pub space: Space,
+    /// `confirm = { top = 2, seeds = 3 }`: the best `top` trials' values and the
+    /// untuned experiment each trained over `seeds` seeds, compared by Welch over
+    /// seeds with Holm's correction.
+    pub confirm: Option<Confirm>,
+}
+
+/// `[tune] confirm`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Confirm {
+    pub top: usize,
+    pub seeds: usize,
 }
 
 /// The keys `[tune]` takes.
-const KEYS: [&str; 7] = ["metric", "trials", "budget_minutes", "sampler", "pruner", "seed", "space"];
+const KEYS: [&str; 8] = ["metric", "trials", "budget_minutes", "sampler", "pruner", "seed", "space", "confirm"];
 
 impl TuneConfig {
     /// Parses the `[tune]` table; errors name the key (`tune.sampler: ...`).
     pub fn parse(table: &toml::Table) -> Result<Self> {
         for key in table.keys() {
-            if key == "confirm" {
-                bail!("tune.confirm: retraining the best configurations over seeds is not built yet; train best.toml with `[train] seeds` and compare");
-            }
             if !KEYS.contains(&key.as_str()) {
                 bail!("tune.{key}: no such key (the keys are {})", KEYS.join(", "));
             }
@@ -124,7 +132,24 @@ impl TuneConfig {
                 bail!("tune.space: missing (the keys to tune, e.g. \"train.lr\" = {{ log_uniform = [1e-4, 1e-1] }})")
             }
         };
-        Ok(TuneConfig { metric, trials, budget_minutes, sampler, pruner, seed, space })
+        let confirm = match table.get("confirm") {
+            None => None,
+            Some(toml::Value::Table(t)) => {
+                if let Some(bad) = t.keys().find(|k| !["top", "seeds"].contains(&k.as_str())) {
+                    bail!("tune.confirm.{bad}: no such key (top, seeds)");
+                }
+                let get = |key: &str, default: i64, least: i64| match t.get(key) {
+                    None => Ok(default as usize),
+                    Some(toml::Value::Integer(n)) if *n >= least => Ok(*n as usize),
+                    Some(other) => {
+                        Err(anyhow!("tune.confirm.{key}: expected a whole number of at least {least}, found {other}"))
+                    }
+                };
+                Some(Confirm { top: get("top", 2, 1)?, seeds: get("seeds", 3, 2)? })
+            }
+            Some(other) => bail!("tune.confirm: expected {{ top = 2, seeds = 3 }}, found {other}"),
+        };
+        Ok(TuneConfig { metric, trials, budget_minutes, sampler, pruner, seed, space, confirm })
     }
 }
 

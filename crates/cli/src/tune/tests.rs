@@ -182,6 +182,7 @@ fn tune_sections_parse_and_bad_ones_name_the_key() {
     assert_eq!(ok.pruner, Pruner::SuccessiveHalving { min_epochs: 2, reduction: 2, min_early_stopping_rate: 0 });
     assert_eq!(ok.pruner.rungs(10), [2, 4, 8]);
     assert_eq!(ok.metric.direction(), Direction::Maximize);
+    assert_eq!(ok.confirm, None);
     for (text, needle) in [
         ("trials = 2\nsamplr = \"tpe\"\n[space]\n\"a\" = { uniform = [0, 1] }", "tune.samplr: no such key"),
         ("[space]\n\"a\" = { uniform = [0, 1] }", "give `trials = N`, `budget_minutes = M`, or both"),
@@ -201,6 +202,8 @@ fn tune_sections_parse_and_bad_ones_name_the_key() {
             "`hyperband` is not none, median or asha",
         ),
         ("trials = 2\n", "tune.space: missing"),
+        ("trials = 2\nconfirm = { top = 2, seed = 3 }\n[space]\n\"a\" = { uniform = [0, 1] }", "tune.confirm.seed: no such key"),
+        ("trials = 2\nconfirm = { seeds = 1 }\n[space]\n\"a\" = { uniform = [0, 1] }", "tune.confirm.seeds: expected a whole number of at least 2"),
     ] {
         let err = parse(text).unwrap_err().to_string();
         assert!(err.contains(needle), "{text:?}: {err}");
