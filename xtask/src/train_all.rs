@@ -112,14 +112,15 @@ fn parse(f: &crate::flags::TrainAll) -> Result<Options> {
 }
 
 /// `configs/<group>/<stem>.toml` files that are experiments, sorted, with their
-/// `<group>/<stem>` names.
+/// `<group>/<stem>` names (not bases, not tune files: those have a `[tune]` section
+/// and run with `cnnlab tune`).
 fn experiments(root: &Path) -> Result<Vec<(String, PathBuf)>> {
     let pattern = root.join("configs").join("*").join("*.toml");
     let mut found = Vec::new();
     for path in glob::glob(&pattern.to_string_lossy()).context("listing configs/")? {
         let path = path?;
         let stem = path.file_stem().unwrap_or_default().to_string_lossy().into_owned();
-        if stem.starts_with("base") || stem.starts_with('_') {
+        if stem.starts_with("base") || stem.starts_with('_') || is_tune_file(&path) {
             continue;
         }
         let group = path.parent().and_then(Path::file_name).unwrap_or_default().to_string_lossy().into_owned();
@@ -127,6 +128,11 @@ fn experiments(root: &Path) -> Result<Vec<(String, PathBuf)>> {
     }
     found.sort();
     Ok(found)
+}
+
+/// A `cnnlab tune` file: one with a `[tune]` table.
+fn is_tune_file(path: &Path) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|t| t.lines().any(|l| l.trim() == "[tune]"))
 }
 
 /// The units of work: each selected experiment, or with `--seeds N` each experiment's

@@ -138,6 +138,10 @@ pub enum Command {
         /// Start N workers on this machine (each `--shard auto`, with 1/N of the CPUs).
         #[arg(long, default_value_t = 1, value_parser = at_least_one)]
         jobs: usize,
+        /// Only check the file (every key of the space against the experiment) and
+        /// print the search; train nothing.
+        #[arg(long)]
+        check: bool,
     },
     /// Serve trained runs (or exported model folders) over HTTP: a JSON API
     /// (POST /v1/models/NAME/predict, /v1/predict, /v1/models/NAME/explain) and a web

@@ -58,14 +58,17 @@ fn run(cli: &Cli) -> Outcome {
         Command::Data(DataCommand::Export { config, out, data_dir }) => {
             commands::data::export_command(config, data_dir, out, cli.quiet)
         }
-        Command::Tune { file, out, data_dir, shard, jobs } => commands::tune::tune_command(commands::tune::TuneArgs {
-            file,
-            out: out.as_deref(),
-            data_dir,
-            quiet: cli.quiet,
-            shard: shard.is_some(),
-            jobs: *jobs,
-        }),
+        Command::Tune { file, out, data_dir, shard, jobs, check } => {
+            commands::tune::tune_command(commands::tune::TuneArgs {
+                file,
+                out: out.as_deref(),
+                data_dir,
+                quiet: cli.quiet,
+                shard: shard.is_some(),
+                jobs: *jobs,
+                check: *check,
+            })
+        }
         _ => Ok(run_plain(cli)?),
     }
 }

@@ -382,6 +382,86 @@ pub fn lr_find(path: &Path, title: &str, lrs: &[f64], losses: &[f64], marks: &[(
     })
 }
 
+/// A study's best value so far, against the trial number and against the CPU-minutes
+/// of training spent: two panels side by side (`points`: (trial, minutes, best)).
+pub fn best_so_far(path: &Path, title: &str, metric: &str, points: &[(f64, f64, f64)]) -> Result<()> {
+    register_font();
+    png(path, (1000, 400), |root| {
+        root.fill(&WHITE)?;
+        let root = root.titled(title, (FONT, 18))?;
+        let (left, right) = root.split_horizontally(500);
+        let lo = points.iter().map(|p| p.2).fold(f64::INFINITY, f64::min);
+        let hi = points.iter().map(|p| p.2).fold(f64::NEG_INFINITY, f64::max);
+        let (lo, hi) = if lo.is_finite() { (lo, hi.max(lo + 1e-3)) } else { (0.0, 1.0) };
+        let pad = (hi - lo) * 0.08;
+        for (area, x_of, desc) in [
+            (&left, (|p: &(f64, f64, f64)| p.0) as fn(&(f64, f64, f64)) -> f64, "trial"),
+            (&right, |p: &(f64, f64, f64)| p.1, "CPU-minutes of training"),
+        ] {
+            let x_hi = points.iter().map(x_of).fold(1.0f64, f64::max);
+            let mut chart = ChartBuilder::on(area)
+                .margin(14)
+                .x_label_area_size(36)
+                .y_label_area_size(56)
+                .build_cartesian_2d(0.0..x_hi * 1.02, (lo - pad)..(hi + pad))?;
+            chart
+                .configure_mesh()
+                .light_line_style(TRANSPARENT)
+                .label_style((FONT, 13))
+                .y_label_formatter(&|v| format!("{v:.3}"))
+                .x_desc(desc)
+                .y_desc(format!("best {metric} so far"))
+                .draw()?;
+            let pts: Vec<(f64, f64)> = points.iter().map(|p| (x_of(p), p.2)).collect();
+            chart.draw_series(LineSeries::new(pts.clone(), BLUE.stroke_width(2)))?;
+            chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, BLUE.filled())))?;
+        }
+        root.present()?;
+        Ok(())
+    })
+}
+
+/// Parallel coordinates: one vertical axis per parameter (values scaled to [0, 1] on
+/// each axis, `labels` its ends) and the metric last; one line per trial, coloured
+/// from red (worst) to blue (best) by its metric (`rows`: values in [0, 1] per axis,
+/// then the metric's own scale in [0, 1]).
+pub fn parallel_coordinates(
+    path: &Path,
+    title: &str,
+    axes: &[(String, String, String)],
+    rows: &[Vec<f64>],
+) -> Result<()> {
+    register_font();
+    png(path, (1100, 460), |root| {
+        root.fill(&WHITE)?;
+        let root = root.titled(title, (FONT, 18))?;
+        let n = axes.len().max(2);
+        let mut chart = ChartBuilder::on(&root)
+            .margin(20)
+            .margin_left(30)
+            .margin_right(30)
+            .x_label_area_size(60)
+            .build_cartesian_2d(-0.1..(n as f64 - 0.9), -0.08..1.08)?;
+        chart.configure_mesh().disable_mesh().disable_y_axis().x_labels(0).draw()?;
+        for row in rows {
+            let score = row.last().copied().unwrap_or(0.0).clamp(0.0, 1.0);
+            let colour = RGBColor((220.0 * (1.0 - score)) as u8, 60, (220.0 * score) as u8);
+            let pts: Vec<(f64, f64)> = row.iter().enumerate().map(|(i, &v)| (i as f64, v)).collect();
+            chart.draw_series(LineSeries::new(pts, colour.mix(0.75).stroke_width(2)))?;
+        }
+        for (i, (name, low, high)) in axes.iter().enumerate() {
+            let x = i as f64;
+            chart.draw_series(LineSeries::new([(x, 0.0), (x, 1.0)], BLACK.stroke_width(1)))?;
+            let style = TextStyle::from((FONT, 12).into_font()).pos(Pos::new(HPos::Center, VPos::Top));
+            chart.draw_series([Text::new(name.clone(), (x, -0.04), style.clone())])?;
+            chart.draw_series([Text::new(low.clone(), (x, -0.0), ((FONT, 11).into_font()).into_text_style(&root))])?;
+            chart.draw_series([Text::new(high.clone(), (x, 1.04), ((FONT, 11).into_font()).into_text_style(&root))])?;
+        }
+        root.present()?;
+        Ok(())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

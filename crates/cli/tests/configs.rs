@@ -66,10 +66,24 @@ fn shipped(group: &str) -> Vec<PathBuf> {
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|f| f.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-        .filter(|p| !is_base(p))
+        .filter(|p| !is_base(p) && !is_tune_file(p))
         .collect();
     configs.sort();
     configs
+}
+
+/// A `cnnlab tune` file (a `[tune]` table): checked by `tune --check`, not trained.
+fn is_tune_file(path: &Path) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|t| t.lines().any(|l| l.trim() == "[tune]"))
+}
+
+/// The tune files of `group`.
+fn tune_files(group: &str) -> Vec<PathBuf> {
+    let dir = workspace().join("configs").join(group);
+    let mut files: Vec<PathBuf> =
+        std::fs::read_dir(&dir).unwrap().map(|f| f.unwrap().path()).filter(|p| is_tune_file(p)).collect();
+    files.sort();
+    files
 }
 
 /// The groups under `configs/`, each tested by one test below.
@@ -114,6 +128,11 @@ fn loads_summarises_and_quick_trains(group: &str) -> Vec<String> {
             Some(3) => missing.push(name),
             _ => panic!("train --quick {name}: {}", String::from_utf8_lossy(&out.stderr)),
         }
+    }
+    // Tune files: every key of their space exists in the experiment they extend.
+    for file in tune_files(group) {
+        let out = cnnlab(&["tune", file.to_str().unwrap(), "--check"], &data);
+        assert!(out.status.success(), "tune --check {}: {}", file.display(), String::from_utf8_lossy(&out.stderr));
     }
     eprintln!(
         "{group}: quick-trained {} configs; {} need a dataset not here: {missing:?}",

@@ -199,4 +199,19 @@ fn tune_confirms_the_winner_over_seeds() {
     let best = std::fs::read_to_string(study.join("best.toml")).unwrap();
     assert!(best.contains("# Confirmed over 2 seeds: test accuracy"), "{best}");
     assert!(best.contains(&format!("The best trial ({k},")), "{best}");
+
+    // The report's tuning section: the trials, the plots, the verdict in words; the
+    // trials are not run rows, the confirmation's seed sets are.
+    assert_ok(&cnnlab(&["report", tmp.path().to_str().unwrap()], tmp.path()));
+    let report = std::fs::read_to_string(tmp.path().join("REPORT.md")).unwrap();
+    assert!(report.contains("## Tuning: study") && report.contains("| trial | state | epochs | val_acc |"), "{report}");
+    assert!(report.contains(&format!("Trial {k} is ")) && report.contains("Holm-adjusted p ="), "{report}");
+    for plot in ["best_so_far.png", "parallel_coordinates.png"] {
+        assert!(study.join("plots").join(plot).is_file(), "{plot}");
+        assert!(report.contains(&format!("study/plots/{plot}")), "{report}");
+    }
+    assert!(!report.contains("| study/trial-"), "trials are not runs of the report: {report}");
+    assert!(report.contains("study/confirm/untuned"), "{report}");
+    let html = std::fs::read_to_string(tmp.path().join("report.html")).unwrap();
+    assert!(html.contains("<h2>Tuning: study</h2>"));
 }

@@ -29,6 +29,8 @@ pub(crate) struct TuneArgs<'a> {
     pub shard: bool,
     /// `--jobs N`: start N workers.
     pub jobs: usize,
+    /// `--check`: check the file and say what it would search.
+    pub check: bool,
 }
 
 /// The study a tune file describes: its `[tune]`, the experiment it tunes (resolved,
@@ -42,6 +44,26 @@ struct Plan {
 
 pub(crate) fn tune_command(a: TuneArgs<'_>) -> Outcome {
     let plan = plan(a.file, a.out)?;
+    if a.check {
+        let t = &plan.tune;
+        let limits =
+            [t.trials.map(|n| format!("{n} trials")), t.budget_minutes.map(|m| format!("{m} minutes of training"))];
+        println!(
+            "{}: {} over {} keys ({:?} sampler, {:?} pruner), {} epochs a trial, {}; study folder {}",
+            a.file.display(),
+            t.metric.name(),
+            t.space.len(),
+            t.sampler,
+            t.pruner,
+            plan.epochs,
+            limits.into_iter().flatten().collect::<Vec<_>>().join(" and "),
+            plan.dir.display()
+        );
+        for (key, dist) in &t.space {
+            println!("  {key}: {dist:?}");
+        }
+        return Ok(());
+    }
     let dir = &plan.dir;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     if a.jobs > 1 {
@@ -58,6 +80,7 @@ pub(crate) fn tune_command(a: TuneArgs<'_>) -> Outcome {
     };
     let direction = plan.tune.metric.direction();
     let mut study = Study::open(dir, &plan.tune.space, plan.tune.pruner, direction)?;
+    study.begin(plan.tune.metric.name())?;
     tracing::info!("study {}: {} trials so far", dir.display(), study.trials.len());
     loop {
         study.reload()?;
@@ -504,9 +527,12 @@ fn summarise(
         plan.dir.display()
     );
     text.push_str(&format!("extends = {}\n\n", toml::Value::String(extends.display().to_string())));
-    // The tuned keys, written as the sections they belong to (a list element's whole
-    // list, since TOML has no dotted key into an array).
-    let mut chosen = toml::Table::new();
+    // What the tune file itself sets beside [tune] (a validation split, the trials'
+    // epochs), then the tuned keys, written as the sections they belong to (a list
+    // element's whole list, since TOML has no dotted key into an array).
+    let mut chosen = std::fs::read_to_string(file)?.parse::<toml::Table>()?;
+    chosen.remove("tune");
+    chosen.remove("extends");
     for (key, value) in &best.params {
         let top = key.split('.').next().unwrap_or(key);
         let section = key.split(['.', '[']).nth(1).unwrap_or("");

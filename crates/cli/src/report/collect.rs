@@ -21,6 +21,8 @@ pub(super) struct Content<'a> {
     pub(super) comparisons: Vec<ComparisonTable>,
     pub(super) targets: Vec<TargetRow>,
     pub(super) finetuned: Vec<FinetuneRow>,
+    /// `cnnlab tune`'s studies under the runs folder.
+    pub(super) studies: Vec<super::tuning::StudyReport>,
 }
 
 /// Reads every finished run under `root` (a run whose files do not read is skipped
@@ -44,7 +46,19 @@ pub(super) fn collect<'a>(root: &'a Path, tables: &[Comparison], boot: &Bootstra
     let comparisons = comparisons(tables, &runs, boot);
     let targets = targets(&runs);
     let finetuned = scratch_vs_finetuned(&runs);
-    Ok(Content { root, runs, comparisons, targets, finetuned })
+    let mut study_dirs = Vec::new();
+    super::tuning::find_studies(root, &mut study_dirs);
+    let studies = study_dirs
+        .iter()
+        .filter_map(|dir| match super::tuning::read_study(root, dir) {
+            Ok(study) => Some(study),
+            Err(e) => {
+                tracing::warn!("skipping the study {}: {e:#}", dir.display());
+                None
+            }
+        })
+        .collect();
+    Ok(Content { root, runs, comparisons, targets, finetuned, studies })
 }
 
 /// One finished run, as the report shows it.
@@ -220,11 +234,14 @@ pub(super) fn find_runs(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> Resu
         }
     }
     // A run's own `ovr/` (its member networks) and `plots/` are not runs; a group
-    // folder that happens to be named so is searched like any other.
+    // folder that happens to be named so is searched like any other. A study's trials
+    // are its tuning section, not rows; its confirmation's seed sets are runs.
     let is_run = RunDir::new(dir).has(files::CONFIG);
+    let is_study = dir.join(crate::tune::STUDY_FILE).is_file();
     for path in entries {
         let own = is_run && path.file_name().is_some_and(|n| n == files::OVR || n == files::PLOTS);
-        if path.is_dir() && !own {
+        let trial = is_study && path.file_name().is_none_or(|n| n != "confirm");
+        if path.is_dir() && !own && !trial {
             find_runs(root, &path, out)?;
         }
     }

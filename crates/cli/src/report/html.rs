@@ -33,6 +33,26 @@ pub(super) fn render(c: &Content<'_>) -> String {
             let _ = writeln!(html, "<p>{}</p>", escape(&note.replace('`', "")));
         }
     }
+    for s in &c.studies {
+        let _ = write!(
+            html,
+            "<h2>Tuning: {}</h2>\n<p>{}</p>\n{}",
+            escape(&s.id),
+            escape(&tables::study_summary(s)),
+            table(&tables::study_trials(s))
+        );
+        if !s.importance.is_empty() {
+            let _ = writeln!(html, "{}<p>{}</p>", table(&tables::study_importance(s)), escape(tables::IMPORTANCE_NOTE));
+        }
+        for v in &s.verdicts {
+            let _ = writeln!(html, "<p>{}</p>", escape(v));
+        }
+        html.push_str("<div>\n");
+        for (what, p) in &s.plots {
+            let _ = writeln!(html, "<img src=\"{}\" alt=\"{}\">", escape(&rel(p)), escape(what));
+        }
+        html.push_str("</div>\n");
+    }
     html.push_str("<h2>Runs</h2>\n");
     for r in &c.runs {
         let _ = writeln!(html, "<h3>{}</h3>", escape(&r.id));

@@ -25,6 +25,20 @@ pub(super) fn render(c: &Content<'_>) -> String {
             let _ = writeln!(md, "\n{note}");
         }
     }
+    for s in &c.studies {
+        let _ =
+            write!(md, "\n## Tuning: {}\n\n{}\n\n{}", s.id, tables::study_summary(s), table(&tables::study_trials(s)));
+        if !s.importance.is_empty() {
+            let _ = write!(md, "\n{}\n{}\n", table(&tables::study_importance(s)), tables::IMPORTANCE_NOTE);
+        }
+        for v in &s.verdicts {
+            let _ = writeln!(md, "\n{v}");
+        }
+        md.push('\n');
+        for (what, p) in &s.plots {
+            let _ = writeln!(md, "![{what}]({})", rel(p));
+        }
+    }
     md.push_str("\n## Runs\n");
     for r in &c.runs {
         let _ = writeln!(md, "\n### {}\n", r.id);

@@ -3,12 +3,14 @@
 //! written as RUNS_DIR/REPORT.md and RUNS_DIR/report.html (PNG files next to each run,
 //! linked relatively, so both open from disk). `collect.rs` reads what the report
 //! says once, as typed numbers; `tables.rs` formats them into the cells both
-//! renderers share; `markdown.rs` and `html.rs` lay them out.
+//! renderers share; `markdown.rs` and `html.rs` lay them out; `tuning.rs` reads the
+//! studies of `cnnlab tune` for their section.
 
 mod collect;
 mod html;
 mod markdown;
 mod tables;
+mod tuning;
 
 use std::path::Path;
 

@@ -275,6 +275,73 @@ fn with_interval(value: f64, ci: Option<Estimate>) -> String {
     }
 }
 
+/// A study's trials: number, state, epochs reached, metric, each parameter's value.
+pub(super) fn study_trials(s: &super::tuning::StudyReport) -> Table {
+    let mut header = vec!["trial".to_owned(), "state".into(), "epochs".into(), s.metric.clone()];
+    header.extend(s.keys.iter().cloned());
+    let rows = s
+        .trials
+        .iter()
+        .enumerate()
+        .map(|(k, t)| {
+            let state = match t.state {
+                crate::tune::TrialState::Running => "running",
+                crate::tune::TrialState::Complete => "complete",
+                crate::tune::TrialState::Pruned => "pruned",
+                crate::tune::TrialState::Failed => "failed",
+            };
+            let mut row = vec![
+                k.to_string(),
+                state.into(),
+                t.epochs.to_string(),
+                t.value.map_or("-".into(), |v| format!("{v:.4}")),
+            ];
+            row.extend(s.keys.iter().map(|key| {
+                t.params.get(key).map_or("-".into(), |v| match v {
+                    serde_json::Value::Number(n) => {
+                        let x = n.as_f64().unwrap_or(0.0);
+                        if x != 0.0 && (x.abs() < 1e-2 || x.abs() >= 1e4) {
+                            format!("{x:.2e}")
+                        } else {
+                            format!("{}", (x * 1e4).round() / 1e4)
+                        }
+                    }
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+            }));
+            row
+        })
+        .collect();
+    Table { header, rows }
+}
+
+/// Each parameter's importance.
+pub(super) fn study_importance(s: &super::tuning::StudyReport) -> Table {
+    let rows = s.importance.iter().map(|(k, v)| vec![k.clone(), format!("{v:.2}")]).collect();
+    Table { header: vec!["parameter".into(), "importance (eta squared)".into()], rows }
+}
+
+/// One line about a study: trials by state, CPU-minutes, the best.
+pub(super) fn study_summary(s: &super::tuning::StudyReport) -> String {
+    use crate::tune::TrialState::*;
+    let count = |st| s.trials.iter().filter(|t| t.state == st).count();
+    let best =
+        s.best.map_or("no trial completed".into(), |(k, v)| format!("the best is trial {k} with {} {v:.4}", s.metric));
+    format!(
+        "{} trials ({} complete, {} pruned, {} failed, {} running), {:.1} CPU-minutes of training; {best}.",
+        s.trials.len(),
+        count(Complete),
+        count(Pruned),
+        count(Failed),
+        count(Running),
+        s.minutes
+    )
+}
+
+/// How importance is computed, for under its table.
+pub(super) const IMPORTANCE_NOTE: &str = "Importance: the share of the metric's variance over the complete trials that each parameter's values explain on their own (eta squared over its choices, or over up to 4 equal-count bins of a number); interactions are not counted.";
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,6 +32,20 @@ pub enum Dist {
     Choice(Vec<toml::Value>),
 }
 
+impl Dist {
+    /// As the study file's first line records it: `{"log_uniform": [low, high]}`, ...
+    pub fn describe(&self) -> serde_json::Value {
+        match self {
+            Dist::Uniform { low, high } => serde_json::json!({ "uniform": [low, high] }),
+            Dist::LogUniform { low, high } => serde_json::json!({ "log_uniform": [low, high] }),
+            Dist::Int { low, high } => serde_json::json!({ "int": [low, high] }),
+            Dist::Choice(values) => {
+                serde_json::json!({ "choice": values.iter().map(|v| serde_json::to_value(v).unwrap_or_default()).collect::<Vec<_>>() })
+            }
+        }
+    }
+}
+
 /// The keys a study varies, in key order.
 pub type Space = BTreeMap<String, Dist>;
 

@@ -24,6 +24,12 @@ pub const STUDY_FILE: &str = "study.jsonl";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
+    /// The study's first line: what it optimises and over what (for `cnnlab report`).
+    Study {
+        metric: String,
+        direction: Direction,
+        space: BTreeMap<String, serde_json::Value>,
+    },
     Start {
         trial: usize,
         params: BTreeMap<String, serde_json::Value>,
@@ -96,6 +102,7 @@ impl Study {
     /// epoch, whether the pruner stops the trial there.
     fn apply(&mut self, event: &Event, space: &Space) -> Result<bool> {
         match event {
+            Event::Study { .. } => {}
             Event::Start { trial, params } => {
                 anyhow::ensure!(*trial == self.trials.len(), "trial {trial} starts out of order");
                 let mut values = BTreeMap::new();
@@ -157,6 +164,17 @@ impl Study {
         let trial = self.trials.len();
         self.append(Event::Start { trial, params })?;
         Ok(Some(trial))
+    }
+
+    /// Writes the study's first line unless the file has events already.
+    pub fn begin(&mut self, metric: &str) -> Result<()> {
+        let _lock = self.lock()?;
+        let empty = std::fs::metadata(&self.path).map_or(true, |m| m.len() == 0);
+        if empty {
+            let space = self.space.iter().map(|(k, d)| (k.clone(), d.describe())).collect();
+            self.append(Event::Study { metric: metric.to_owned(), direction: self.direction, space })?;
+        }
+        Ok(())
     }
 
     /// Replays the file again (other workers' events).

@@ -202,8 +202,14 @@ fn tune_sections_parse_and_bad_ones_name_the_key() {
             "`hyperband` is not none, median or asha",
         ),
         ("trials = 2\n", "tune.space: missing"),
-        ("trials = 2\nconfirm = { top = 2, seed = 3 }\n[space]\n\"a\" = { uniform = [0, 1] }", "tune.confirm.seed: no such key"),
-        ("trials = 2\nconfirm = { seeds = 1 }\n[space]\n\"a\" = { uniform = [0, 1] }", "tune.confirm.seeds: expected a whole number of at least 2"),
+        (
+            "trials = 2\nconfirm = { top = 2, seed = 3 }\n[space]\n\"a\" = { uniform = [0, 1] }",
+            "tune.confirm.seed: no such key",
+        ),
+        (
+            "trials = 2\nconfirm = { seeds = 1 }\n[space]\n\"a\" = { uniform = [0, 1] }",
+            "tune.confirm.seeds: expected a whole number of at least 2",
+        ),
     ] {
         let err = parse(text).unwrap_err().to_string();
         assert!(err.contains(needle), "{text:?}: {err}");
