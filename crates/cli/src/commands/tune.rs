@@ -532,7 +532,7 @@ fn summarise(
     // element's whole list, since TOML has no dotted key into an array).
     let mut chosen = std::fs::read_to_string(file)?.parse::<toml::Table>()?;
     chosen.remove("tune");
-    chosen.remove("extends");
+    let parent = chosen.remove("extends");
     for (key, value) in &best.params {
         let top = key.split('.').next().unwrap_or(key);
         let section = key.split(['.', '[']).nth(1).unwrap_or("");
@@ -550,8 +550,7 @@ fn summarise(
         }
     }
     // `best.toml` extends the tune file's own base: drop `[tune]` by extending what it extends.
-    let base = std::fs::read_to_string(file)?.parse::<toml::Table>()?;
-    if let Some(toml::Value::String(parent)) = base.get("extends") {
+    if let Some(toml::Value::String(parent)) = &parent {
         let parent = file.parent().unwrap_or(Path::new(".")).join(parent);
         let parent = parent.canonicalize().unwrap_or(parent);
         text = text.replace(

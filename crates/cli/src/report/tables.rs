@@ -296,20 +296,9 @@ pub(super) fn study_trials(s: &super::tuning::StudyReport) -> Table {
                 t.epochs.to_string(),
                 t.value.map_or("-".into(), |v| format!("{v:.4}")),
             ];
-            row.extend(s.keys.iter().map(|key| {
-                t.params.get(key).map_or("-".into(), |v| match v {
-                    serde_json::Value::Number(n) => {
-                        let x = n.as_f64().unwrap_or(0.0);
-                        if x != 0.0 && (x.abs() < 1e-2 || x.abs() >= 1e4) {
-                            format!("{x:.2e}")
-                        } else {
-                            format!("{}", (x * 1e4).round() / 1e4)
-                        }
-                    }
-                    serde_json::Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                })
-            }));
+            row.extend(
+                s.keys.iter().map(|key| t.params.get(key).map_or("-".into(), |v| super::tuning::param_text(v, 2))),
+            );
             row
         })
         .collect();

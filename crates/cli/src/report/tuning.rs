@@ -158,18 +158,22 @@ fn position(spec: Option<&serde_json::Value>, v: &serde_json::Value, seen: &[ser
     }
 }
 
-fn short(v: &serde_json::Value) -> String {
+/// A trial's value of a parameter as text: numbers below 0.01 or from 10^4 in
+/// scientific notation with `digits` decimals, others rounded to `digits + 2`
+/// decimals; strings bare.
+pub(super) fn param_text(v: &serde_json::Value, digits: usize) -> String {
     match v {
         serde_json::Value::Number(n) => {
             let x = n.as_f64().unwrap_or(0.0);
             if x != 0.0 && (x.abs() < 1e-2 || x.abs() >= 1e4) {
-                format!("{x:.1e}")
+                format!("{x:.digits$e}")
             } else {
-                format!("{}", (x * 1000.0).round() / 1000.0)
+                let scale = 10f64.powi(digits as i32 + 2);
+                format!("{}", (x * scale).round() / scale)
             }
         }
         serde_json::Value::String(s) => s.clone(),
-        other => other.to_string().replace('"', ""),
+        other => other.to_string(),
     }
 }
 
@@ -191,7 +195,7 @@ fn parallel_rows(
             .and_then(|a| a.as_array().cloned())
             .unwrap_or_default();
         let (low, high) = match (ends.first(), ends.last()) {
-            (Some(a), Some(b)) => (short(a), short(b)),
+            (Some(a), Some(b)) => (param_text(a, 1).replace('"', ""), param_text(b, 1).replace('"', "")),
             _ => (String::new(), String::new()),
         };
         let name = k.rsplit('.').next().unwrap_or(k).to_owned();

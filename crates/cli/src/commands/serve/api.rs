@@ -61,6 +61,11 @@ impl ApiError {
     fn bad(message: impl Into<String>) -> Self {
         ApiError(StatusCode::BAD_REQUEST, message.into())
     }
+
+    /// A model's thread has stopped: the server is going down.
+    fn shutting_down() -> Self {
+        ApiError(StatusCode::SERVICE_UNAVAILABLE, "the server is shutting down".into())
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -249,10 +254,9 @@ async fn decode(bytes: Bytes, shape: cnnlab_data::ImageShape, name: Option<&str>
 async fn probabilities(m: &ModelHandle, images: Images) -> ApiResult<Vec<f32>> {
     let (reply, answer) = oneshot::channel();
     if !m.send(Job::Predict { images, reply }) {
-        return Err(ApiError(StatusCode::SERVICE_UNAVAILABLE, "the server is shutting down".into()));
+        return Err(ApiError::shutting_down());
     }
-    let result =
-        answer.await.map_err(|_| ApiError(StatusCode::SERVICE_UNAVAILABLE, "the server is shutting down".into()))?;
+    let result = answer.await.map_err(|_| ApiError::shutting_down())?;
     result.map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e))
 }
 
@@ -307,7 +311,7 @@ async fn predict_all(State(s): State<Shared>, Query(q): Query<TopQuery>, req: Re
         let pixels = decode(file.bytes.clone(), m.shape, file.name.as_deref()).await?;
         let (reply, answer) = oneshot::channel();
         if !m.send(Job::Predict { images: Images { pixels, count: 1 }, reply }) {
-            return Err(ApiError(StatusCode::SERVICE_UNAVAILABLE, "the server is shutting down".into()));
+            return Err(ApiError::shutting_down());
         }
         pending.push((m, top, answer));
     }
@@ -315,7 +319,7 @@ async fn predict_all(State(s): State<Shared>, Query(q): Query<TopQuery>, req: Re
     for (m, top, answer) in pending {
         let probs = answer
             .await
-            .map_err(|_| ApiError(StatusCode::SERVICE_UNAVAILABLE, "the server is shutting down".into()))?
+            .map_err(|_| ApiError::shutting_down())?
             .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e))?;
         results.push(Prediction {
             model: m.name.clone(),
@@ -353,11 +357,11 @@ async fn explain(
     let pixels = decode(file.bytes.clone(), m.shape, file.name.as_deref()).await?;
     let (reply, answer) = oneshot::channel();
     if !m.send(Job::Explain { pixels, class, reply }) {
-        return Err(ApiError(StatusCode::SERVICE_UNAVAILABLE, "the server is shutting down".into()));
+        return Err(ApiError::shutting_down());
     }
     let overlay = answer
         .await
-        .map_err(|_| ApiError(StatusCode::SERVICE_UNAVAILABLE, "the server is shutting down".into()))?
+        .map_err(|_| ApiError::shutting_down())?
         .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, format!("{}: {e}", m.name)))?;
     let mut response = Response::new(Body::from(overlay.png));
     let headers = response.headers_mut();
