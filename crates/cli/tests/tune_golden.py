@@ -1,12 +1,15 @@
-"""Goldens for `cnnlab tune`, from Optuna 5.1 (pip install optuna==5.1.0; not needed by CI):
+"""Goldens for `cnnlab tune`, from Optuna 5.1 and scipy (pip install optuna==5.1.0 scipy; not needed by CI):
 
 - pruning: recorded sequences of per-epoch values, reported trial by trial and with four
   trials running at once, and Optuna's answer to every `should_prune()` for its
   SuccessiveHalvingPruner and MedianPruner;
+- Sobol: scipy's unscrambled `qmc.Sobol` points as 30-bit integers, and the values
+  Optuna's `QMCSampler(qmc_type="sobol", scramble=False)` gives trials on a mixed space;
 - TPE: Optuna's TPESampler (its defaults, seeded) on the synthetic objectives the tests
   run cnnlab's TPE on: the best value each of 100 seeded studies found.
 
     python crates/cli/tests/tune_golden.py > crates/cli/tests/tune_golden.json
+    python crates/cli/tests/tune_golden.py --only sobol   # rewrites that part in place
 """
 import json
 import math
@@ -85,7 +88,41 @@ def tpe_best(objective, trials, seeds):
     return out
 
 
+def sobol():
+    from scipy.stats import qmc
+    points = {}
+    for d in (1, 3, 12, 64):
+        raw = qmc.Sobol(d, scramble=False, bits=30).random(64)
+        points[str(d)] = (raw * 2**30).astype(np.int64).tolist()
+
+    # Keys in sorted order, as cnnlab's space; every kind of distribution.
+    def objective(trial):
+        trial.suggest_categorical("a_choice", ["x", "y", "z"])
+        trial.suggest_float("b_lr", 1e-5, 1e-1, log=True)
+        trial.suggest_int("c_int", 0, 4)
+        trial.suggest_float("d_p", 0.0, 0.5)
+        trial.suggest_int("e_wide", -3, 100)
+        return 0.0
+
+    study = optuna.create_study(sampler=optuna.samplers.QMCSampler(qmc_type="sobol", scramble=False, seed=0))
+    study.optimize(objective, n_trials=41)
+    trials = [{k: t.params[k] for k in sorted(t.params)} for t in study.trials]
+    # Trial 0 is drawn at random (Optuna learns the space from it); trial k is point k - 1.
+    return {"points": points, "optuna_trials": trials[1:],
+            "space": {"a_choice": {"choice": ["x", "y", "z"]}, "b_lr": {"log_uniform": [1e-5, 1e-1]},
+                      "c_int": {"int": [0, 4]}, "d_p": {"uniform": [0.0, 0.5]}, "e_wide": {"int": [-3, 100]}}}
+
+
 def main():
+    if sys.argv[1:] == ["--only", "sobol"]:
+        path = __file__.replace(".py", ".json")
+        with open(path) as f:
+            golden = json.load(f)
+        golden["sobol"] = sobol()
+        with open(path, "w") as f:
+            json.dump(golden, f)
+            f.write("\n")
+        return
     rng = random.Random(20261207)
     cases = []
     for (name, pruner, direction, running, nan_rate) in [
@@ -117,7 +154,7 @@ def main():
         "branin": {"optimum": 0.397887, "trials": 60, "best": tpe_best(branin_objective, 60, SEEDS)},
         "quadratic5_categorical": {"optimum": 0.0, "trials": 80, "best": tpe_best(quadratic_objective, 80, SEEDS)},
     }
-    json.dump({"optuna": optuna.__version__, "pruning": cases, "tpe": tpe}, sys.stdout)
+    json.dump({"optuna": optuna.__version__, "pruning": cases, "tpe": tpe, "sobol": sobol()}, sys.stdout)
     sys.stdout.write("\n")
 
 

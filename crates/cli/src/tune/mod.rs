@@ -7,7 +7,7 @@
 //! [tune]
 //! metric = "val_acc"      # val_f1_macro, val_loss (lower is better)
 //! trials = 24             # and/or budget_minutes = 60 (of training time)
-//! sampler = "tpe"         # random | grid | tpe
+//! sampler = "tpe"         # random | sobol | grid | tpe
 //! pruner = "asha"         # none | median | asha, or { kind = "asha", min_epochs = 1, reduction = 3 }
 //! seed = 0
 //! [tune.space]
@@ -16,6 +16,7 @@
 
 pub mod pruner;
 pub mod sampler;
+pub mod sobol;
 pub mod space;
 pub mod study;
 
@@ -120,8 +121,8 @@ impl TuneConfig {
             "random" => SamplerKind::Random,
             "grid" => SamplerKind::Grid,
             "tpe" => SamplerKind::Tpe,
-            "sobol" => bail!("tune.sampler: sobol is not built yet (random, grid, tpe)"),
-            other => bail!("tune.sampler: `{other}` is not random, grid or tpe"),
+            "sobol" => SamplerKind::Sobol,
+            other => bail!("tune.sampler: `{other}` is not random, sobol, grid or tpe"),
         };
         let pruner = parse_pruner(table.get("pruner"))?;
         let seed = whole("seed")?.unwrap_or(0);
@@ -149,6 +150,9 @@ impl TuneConfig {
             }
             Some(other) => bail!("tune.confirm: expected {{ top = 2, seeds = 3 }}, found {other}"),
         };
+        if sampler == SamplerKind::Sobol && space.len() > sobol::MAX_DIMENSIONS {
+            bail!("tune.sampler: sobol covers at most {} keys, tune.space has {}", sobol::MAX_DIMENSIONS, space.len());
+        }
         Ok(TuneConfig { metric, trials, budget_minutes, sampler, pruner, seed, space, confirm })
     }
 }

@@ -1,4 +1,5 @@
-//! Where the next trial looks: `[tune] sampler`. Random and grid search, and the
+//! Where the next trial looks: `[tune] sampler`. Random, Sobol (`super::sobol`) and
+//! grid search, and the
 //! tree-structured Parzen estimator (TPE, Bergstra et al. 2011) as Optuna 5.1's
 //! `TPESampler` runs it by default for one objective (multivariate, Falkner et al.
 //! 2018's joint kernels): the first 10 trials drawn at random, then the finished
@@ -19,6 +20,7 @@ use super::space::{Dist, Space, Value};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SamplerKind {
     Random,
+    Sobol,
     Grid,
     Tpe,
 }
@@ -52,6 +54,7 @@ pub fn suggest(
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     match kind {
         SamplerKind::Random => space.iter().map(|(k, d)| (k.clone(), random_value(d, &mut rng))).collect(),
+        SamplerKind::Sobol => sobol_point(space, seed, index),
         SamplerKind::Grid => grid_point(space, index),
         SamplerKind::Tpe => {
             let usable: Vec<&Observation> = seen.iter().filter(|o| o.loss.is_some_and(f64::is_finite)).collect();
@@ -98,6 +101,35 @@ fn grid_point(space: &Space, index: usize) -> BTreeMap<String, Value> {
         out.insert(k.clone(), v);
     }
     out
+}
+
+/// Trial `index` of a Sobol study: the sequence's point `index` (shifted by `seed`) on
+/// the space, one coordinate per key in key order.
+fn sobol_point(space: &Space, seed: u64, index: usize) -> BTreeMap<String, Value> {
+    let u = super::sobol::point(index as u32, space.len(), Some(seed));
+    space.iter().zip(u).map(|((k, d), u)| (k.clone(), from_unit(d, u))).collect()
+}
+
+/// Where `u` in [0, 1) lands in `d`, as Optuna's `QMCSampler` maps it: linearly (on the
+/// log axis for a log range), an integer range widened by half a step each side and
+/// its steps from `low` rounded half up, a choice among `n` by `floor(u n)`.
+pub fn from_unit(d: &Dist, u: f64) -> Value {
+    match d {
+        Dist::Uniform { low, high } => Value::Float((low + u * (high - low)).clamp(*low, *high)),
+        Dist::LogUniform { low, high } => {
+            let (a, b) = (low.ln(), high.ln());
+            Value::Float((a + u * (b - a)).exp().clamp(*low, *high))
+        }
+        Dist::Int { low, high } => {
+            let (a, b) = (*low as f64 - 0.5, *high as f64 + 0.5);
+            let steps = (a + u * (b - a) - *low as f64 + 0.5).floor() as i64;
+            Value::Int((low + steps).clamp(*low, *high))
+        }
+        Dist::Choice(values) => {
+            let i = ((u * values.len() as f64) as usize).min(values.len() - 1);
+            Value::Choice(i, values[i].clone())
+        }
+    }
 }
 
 fn random_value(d: &Dist, rng: &mut ChaCha8Rng) -> Value {
