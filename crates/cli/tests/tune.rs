@@ -41,7 +41,7 @@ fn events(study: &Path) -> Vec<serde_json::Value> {
 /// A study killed (SIGKILL) in the middle and run again ends with the same trials,
 /// values, epochs and prune decisions as one that ran through; every trial is a run
 /// folder with its resolved config, the best is written as best.toml, and some trial
-/// was pruned at a rung.
+/// was pruned at a rung. TensorBoard's HParams tab shows the study.
 #[test]
 fn tune_resumes_after_kill_to_the_same_study() {
     let tmp = tempfile::tempdir().unwrap();
@@ -63,6 +63,8 @@ fn tune_resumes_after_kill_to_the_same_study() {
     let best = std::fs::read_to_string(whole.join("best.toml")).unwrap();
     assert!(best.contains("shapes.toml") && best.contains("lr = ") && best.contains("batch_size = "), "{best}");
     assert_ok(&cnnlab(&["summary", whole.join("best.toml").to_str().unwrap()], tmp.path()));
+
+    tensorboard_shows_the_study(&whole, &reference);
 
     // The same study, killed once it has recorded some epochs, then run again.
     let cut = tmp.path().join("cut");
@@ -214,4 +216,67 @@ fn tune_confirms_the_winner_over_seeds() {
     assert!(report.contains("study/confirm/untuned"), "{report}");
     let html = std::fs::read_to_string(tmp.path().join("report.html")).unwrap();
     assert!(html.contains("<h2>Tuning: study</h2>"));
+}
+
+/// A real TensorBoard server (`read_hparams.py`, tensorboard from PyPI in .venv) on the
+/// study folder answers the HParams tab's requests with the study: the space as its
+/// hparams (the log-uniform range as an interval, the choice as its values), the
+/// validation accuracy of each trial's own scalars as the first metric, and one session
+/// per trial with the trial's sampled values, its state (complete: success; pruned:
+/// unknown, ended) and its last epoch's accuracy from history.csv at that epoch.
+fn tensorboard_shows_the_study(study: &Path, events: &[serde_json::Value]) {
+    let trials: Vec<&serde_json::Value> = events.iter().filter(|e| e["event"] == "start").collect();
+    let read = std::process::Command::new(crate::util::workspace().join(".venv/bin/python"))
+        .arg(crate::util::workspace().join("crates/cli/tests/read_hparams.py"))
+        .arg(study)
+        .arg(trials.len().to_string())
+        .output()
+        .expect(".venv's python runs (cargo xtask setup)");
+    assert!(read.status.success(), "read_hparams.py: {}", String::from_utf8_lossy(&read.stderr));
+    let board: serde_json::Value = serde_json::from_slice(&read.stdout).unwrap();
+    let experiment = &board["experiment"];
+    let infos = experiment["hparamInfos"].as_array().unwrap();
+    let names: Vec<&str> = infos.iter().map(|h| h["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["train.batch_size", "train.lr"], "{experiment}");
+    assert_eq!(infos[0]["domainDiscrete"], serde_json::json!([32.0, 64.0]), "{experiment}");
+    assert_eq!(infos[1]["domainInterval"], serde_json::json!({ "minValue": 1e-4, "maxValue": 3e-2 }), "{experiment}");
+    assert_eq!(infos[1]["type"], "DATA_TYPE_FLOAT64");
+    assert_eq!(experiment["metricInfos"][0]["name"], serde_json::json!({ "group": "tb", "tag": "accuracy/val" }));
+
+    let groups = board["session_groups"]["sessionGroups"].as_array().unwrap();
+    assert_eq!(groups.len(), trials.len(), "{board}");
+    for start in trials {
+        let k = start["trial"].as_u64().unwrap();
+        let name = format!("trial-{k}");
+        let group = groups.iter().find(|g| g["name"] == name.as_str()).unwrap_or_else(|| panic!("no {name}: {board}"));
+        let lr = start["params"]["train.lr"].as_f64().unwrap();
+        assert_eq!(group["hparams"]["train.lr"].as_f64(), Some(lr), "{name}");
+        assert_eq!(
+            group["hparams"]["train.batch_size"].as_f64(),
+            start["params"]["train.batch_size"].as_f64(),
+            "{name}"
+        );
+        let end = events.iter().find(|e| e["event"] == "end" && e["trial"] == k).unwrap();
+        let session = &group["sessions"][0];
+        let status = session["status"].as_str().unwrap_or("STATUS_UNKNOWN");
+        let want = if end["state"] == "complete" { "STATUS_SUCCESS" } else { "STATUS_UNKNOWN" };
+        assert_eq!(status, want, "{name} ended {}: {session}", end["state"]);
+        assert!(
+            session["endTimeSecs"].as_f64().unwrap_or(0.0) >= session["startTimeSecs"].as_f64().unwrap(),
+            "{session}"
+        );
+
+        let history = std::fs::read_to_string(study.join(&name).join("history.csv")).unwrap();
+        let header: Vec<&str> = history.lines().next().unwrap().split(',').collect();
+        let last: Vec<f64> = history.lines().last().unwrap().split(',').map(|v| v.parse().unwrap()).collect();
+        let column = |c: &str| last[header.iter().position(|h| *h == c).unwrap()];
+        let accuracy = group["metricValues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"]["tag"] == "accuracy/val")
+            .unwrap_or_else(|| panic!("{name} has no accuracy/val: {group}"));
+        assert_eq!(accuracy["value"].as_f64().unwrap() as f32, column("val_acc") as f32, "{name}");
+        assert_eq!(accuracy["trainingStep"].as_f64(), Some(column("epoch")), "{name}");
+    }
 }

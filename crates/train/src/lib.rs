@@ -62,4 +62,7 @@ pub use cnnlab_run::{
 };
 pub use run_dir::RunFiles;
 pub use schedule::{warmup_factor, Monitor, PlateauState, Schedule};
-pub use tensorboard::{EventFile, SCALAR_TAGS};
+pub use tensorboard::{
+    hparams_file, write_hparams_experiment, write_hparams_session, EventFile, HParamDomain, HParamValue,
+    HParamsExperiment, HParamsSession, SessionStatus, SCALAR_TAGS,
+};

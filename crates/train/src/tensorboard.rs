@@ -9,7 +9,13 @@
 //! in the file name plus the epochs' seconds), so a TensorBoard tailing the file only
 //! ever sees records appended, and a resumed run drops the epochs it redoes exactly as
 //! `history.csv` does.
+//!
+//! A tuning study also writes the HParams plugin's summaries (`write_hparams_experiment`,
+//! `write_hparams_session`), the messages of TensorBoard's `plugins/hparams/api.proto`
+//! and `plugin_data.proto` (same field numbers), each as a null float tensor with the
+//! plugin data in its metadata, as TensorBoard's own `hparams.summary_v2` writes them.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use prost::Message;
@@ -118,6 +124,298 @@ struct Dim {
 
 /// `tensorflow.DataType.DT_STRING`.
 const DT_STRING: i32 = 7;
+/// `tensorflow.DataType.DT_FLOAT`.
+const DT_FLOAT: i32 = 1;
+
+/// `tensorboard.hparams.HParamsPluginData`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct HParamsPluginData {
+    #[prost(int32, tag = "1")]
+    version: i32,
+    #[prost(oneof = "HParamsData", tags = "2, 3, 4")]
+    data: Option<HParamsData>,
+}
+
+#[derive(Clone, PartialEq, prost::Oneof)]
+enum HParamsData {
+    #[prost(message, tag = "2")]
+    Experiment(Experiment),
+    #[prost(message, tag = "3")]
+    SessionStart(SessionStartInfo),
+    #[prost(message, tag = "4")]
+    SessionEnd(SessionEndInfo),
+}
+
+/// `tensorboard.hparams.Experiment`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct Experiment {
+    #[prost(string, tag = "1")]
+    description: String,
+    #[prost(double, tag = "3")]
+    time_created_secs: f64,
+    #[prost(message, repeated, tag = "4")]
+    hparam_infos: Vec<HParamInfo>,
+    #[prost(message, repeated, tag = "5")]
+    metric_infos: Vec<MetricInfo>,
+    #[prost(string, tag = "6")]
+    name: String,
+}
+
+/// `tensorboard.hparams.HParamInfo`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct HParamInfo {
+    #[prost(string, tag = "1")]
+    name: String,
+    /// `tensorboard.hparams.DataType`.
+    #[prost(int32, tag = "4")]
+    data_type: i32,
+    #[prost(oneof = "Domain", tags = "5, 6")]
+    domain: Option<Domain>,
+}
+
+#[derive(Clone, PartialEq, prost::Oneof)]
+enum Domain {
+    #[prost(message, tag = "5")]
+    Discrete(ListValue),
+    #[prost(message, tag = "6")]
+    Interval(Interval),
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct Interval {
+    #[prost(double, tag = "1")]
+    min_value: f64,
+    #[prost(double, tag = "2")]
+    max_value: f64,
+}
+
+/// `tensorboard.hparams.MetricInfo`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct MetricInfo {
+    #[prost(message, optional, tag = "1")]
+    name: Option<MetricName>,
+    #[prost(string, tag = "3")]
+    display_name: String,
+    /// `tensorboard.hparams.DatasetType`: 2 = validation.
+    #[prost(int32, tag = "5")]
+    dataset_type: i32,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct MetricName {
+    #[prost(string, tag = "1")]
+    group: String,
+    #[prost(string, tag = "2")]
+    tag: String,
+}
+
+/// `tensorboard.hparams.SessionStartInfo`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct SessionStartInfo {
+    #[prost(btree_map = "string, message", tag = "1")]
+    hparams: BTreeMap<String, PbValue>,
+    #[prost(string, tag = "4")]
+    group_name: String,
+    #[prost(double, tag = "5")]
+    start_time_secs: f64,
+}
+
+/// `tensorboard.hparams.SessionEndInfo`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct SessionEndInfo {
+    /// `tensorboard.hparams.Status`.
+    #[prost(int32, tag = "1")]
+    status: i32,
+    #[prost(double, tag = "2")]
+    end_time_secs: f64,
+}
+
+/// `google.protobuf.Value`, the kinds an hparam takes.
+#[derive(Clone, PartialEq, prost::Message)]
+struct PbValue {
+    #[prost(oneof = "PbKind", tags = "2, 3, 4")]
+    kind: Option<PbKind>,
+}
+
+#[derive(Clone, PartialEq, prost::Oneof)]
+enum PbKind {
+    #[prost(double, tag = "2")]
+    Number(f64),
+    #[prost(string, tag = "3")]
+    Text(String),
+    #[prost(bool, tag = "4")]
+    Bool(bool),
+}
+
+/// `google.protobuf.ListValue`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct ListValue {
+    #[prost(message, repeated, tag = "1")]
+    values: Vec<PbValue>,
+}
+
+/// One hyper-parameter's value as the HParams tab shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HParamValue {
+    Number(f64),
+    Text(String),
+    Bool(bool),
+}
+
+impl HParamValue {
+    fn to_pb(&self) -> PbValue {
+        let kind = match self {
+            HParamValue::Number(x) => PbKind::Number(*x),
+            HParamValue::Text(t) => PbKind::Text(t.clone()),
+            HParamValue::Bool(b) => PbKind::Bool(*b),
+        };
+        PbValue { kind: Some(kind) }
+    }
+}
+
+/// What an hparam's column ranges over.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HParamDomain {
+    Interval { min: f64, max: f64 },
+    Discrete(Vec<HParamValue>),
+}
+
+/// A study as the HParams tab's header: its name, its hparams and the metrics the
+/// sessions report, each `(group, tag)`: the scalar `tag` of the run `<session>/<group>`.
+#[derive(Debug, Clone)]
+pub struct HParamsExperiment {
+    pub name: String,
+    pub description: String,
+    pub time_created: f64,
+    pub hparams: Vec<(String, HParamDomain)>,
+    pub metrics: Vec<(String, String)>,
+}
+
+/// How a session ended (`tensorboard.hparams.Status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionStatus {
+    Unknown = 0,
+    Success = 1,
+    Failure = 2,
+}
+
+/// One trial as an HParams session: its values, when it started, and how and when it
+/// ended (`None` while it may still train).
+#[derive(Debug, Clone)]
+pub struct HParamsSession {
+    pub hparams: BTreeMap<String, HParamValue>,
+    pub start: f64,
+    pub end: Option<(SessionStatus, f64)>,
+}
+
+/// The HParams tab's types: 3 = float64, 1 = string, 2 = bool.
+fn data_type(values: &[&HParamValue]) -> i32 {
+    if values.iter().all(|v| matches!(v, HParamValue::Number(_))) {
+        3
+    } else if values.iter().all(|v| matches!(v, HParamValue::Bool(_))) {
+        2
+    } else {
+        1
+    }
+}
+
+/// Writes `dir/events.out.tfevents.<created>.hparams.cnnlab`, the study's
+/// `_hparams_/experiment` summary (a file already there keeps its name).
+pub fn write_hparams_experiment(dir: &Path, e: &HParamsExperiment) -> Result<PathBuf> {
+    let hparam_infos = e
+        .hparams
+        .iter()
+        .map(|(name, domain)| {
+            let (data_type, domain) = match domain {
+                HParamDomain::Interval { min, max } => {
+                    (3, Domain::Interval(Interval { min_value: *min, max_value: *max }))
+                }
+                HParamDomain::Discrete(values) => (
+                    data_type(&values.iter().collect::<Vec<_>>()),
+                    Domain::Discrete(ListValue { values: values.iter().map(HParamValue::to_pb).collect() }),
+                ),
+            };
+            HParamInfo { name: name.clone(), data_type, domain: Some(domain) }
+        })
+        .collect();
+    let metric_infos = e
+        .metrics
+        .iter()
+        .map(|(group, tag)| MetricInfo {
+            name: Some(MetricName { group: group.clone(), tag: tag.clone() }),
+            display_name: tag.clone(),
+            dataset_type: 2,
+        })
+        .collect();
+    let experiment = Experiment {
+        description: e.description.clone(),
+        time_created_secs: e.time_created,
+        hparam_infos,
+        metric_infos,
+        name: e.name.clone(),
+    };
+    write_hparams(dir, e.time_created, &[(e.time_created, EXPERIMENT_TAG, HParamsData::Experiment(experiment))])
+}
+
+/// Writes `dir/events.out.tfevents.<start>.hparams.cnnlab`: the session's
+/// `_hparams_/session_start_info` and, once it ended, its `session_end_info`.
+/// Rewritten whole as the session goes on, it only ever grows by whole records.
+pub fn write_hparams_session(dir: &Path, s: &HParamsSession) -> Result<PathBuf> {
+    let start = SessionStartInfo {
+        hparams: s.hparams.iter().map(|(k, v)| (k.clone(), v.to_pb())).collect(),
+        group_name: String::new(),
+        start_time_secs: s.start,
+    };
+    let mut summaries = vec![(s.start, SESSION_START_TAG, HParamsData::SessionStart(start))];
+    if let Some((status, end)) = s.end {
+        let info = SessionEndInfo { status: status as i32, end_time_secs: end };
+        summaries.push((end, SESSION_END_TAG, HParamsData::SessionEnd(info)));
+    }
+    write_hparams(dir, s.start, &summaries)
+}
+
+const EXPERIMENT_TAG: &str = "_hparams_/experiment";
+const SESSION_START_TAG: &str = "_hparams_/session_start_info";
+const SESSION_END_TAG: &str = "_hparams_/session_end_info";
+const HPARAMS_SUFFIX: &str = ".hparams.cnnlab";
+
+/// The HParams event file `write_hparams_*` wrote in `dir`, if any.
+pub fn hparams_file(dir: &Path) -> Option<PathBuf> {
+    std::fs::read_dir(dir).ok()?.find_map(|e| {
+        let name = e.ok()?.file_name().into_string().ok()?;
+        (name.starts_with(PREFIX) && name.ends_with(HPARAMS_SUFFIX)).then(|| dir.join(name))
+    })
+}
+
+fn write_hparams(dir: &Path, stamp: f64, summaries: &[(f64, &str, HParamsData)]) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let path = hparams_file(dir).unwrap_or_else(|| dir.join(format!("{PREFIX}{}{HPARAMS_SUFFIX}", stamp as u64)));
+    let mut events = vec![Event { wall_time: stamp, step: 0, what: Some(What::FileVersion("brain.Event:2".into())) }];
+    for (wall_time, tag, data) in summaries {
+        let content = HParamsPluginData { version: 0, data: Some(data.clone()) }.encode_to_vec();
+        let plugin = PluginData { plugin_name: "hparams".into(), content };
+        let null = TensorProto {
+            dtype: DT_FLOAT,
+            tensor_shape: Some(TensorShape { dim: vec![Dim { size: 0 }] }),
+            string_val: Vec::new(),
+        };
+        let value = Value {
+            tag: (*tag).into(),
+            metadata: Some(SummaryMetadata { plugin_data: Some(plugin) }),
+            kind: Some(Kind::Tensor(null)),
+        };
+        events.push(summary(*wall_time, 0, vec![value]));
+    }
+    let mut bytes = Vec::new();
+    for e in &events {
+        record(&mut bytes, &e.encode_to_vec());
+    }
+    // A study rewrites its sessions after every trial: only the changed ones.
+    if std::fs::read(&path).ok().as_deref() != Some(&bytes[..]) {
+        write_bytes(&path, &bytes)?;
+    }
+    Ok(path)
+}
 
 const PREFIX: &str = "events.out.tfevents.";
 const SUFFIX: &str = ".cnnlab";
@@ -160,6 +458,11 @@ impl EventFile {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// When the run started (seconds since the Unix epoch): the name's stamp.
+    pub fn start(&self) -> u64 {
+        self.start
     }
 
     /// Writes the whole file: the run's config as text, one event of scalars per
@@ -309,6 +612,43 @@ mod tests {
         let tags: Vec<&str> = s.value.iter().map(|v| v.tag.as_str()).collect();
         assert_eq!(tags, SCALAR_TAGS);
         assert_eq!(s.value[0].kind, Some(Kind::SimpleValue(0.5)));
+    }
+
+    /// A trial's session file: its start, then the same bytes and its end, read back
+    /// through the plugin data's own encoding.
+    #[test]
+    fn an_hparams_session_grows_by_whole_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let hparams: BTreeMap<String, HParamValue> = [
+            ("train.lr".to_owned(), HParamValue::Number(0.01)),
+            ("train.schedule".to_owned(), HParamValue::Text("cosine".into())),
+        ]
+        .into();
+        let mut session = HParamsSession { hparams, start: 1000.0, end: None };
+        let path = write_hparams_session(dir.path(), &session).unwrap();
+        let first = std::fs::read(&path).unwrap();
+        session.end = Some((SessionStatus::Success, 1030.0));
+        assert_eq!(write_hparams_session(dir.path(), &session).unwrap(), path, "the same file");
+        let second = std::fs::read(&path).unwrap();
+        assert!(second.len() > first.len() && second.starts_with(&first), "only appended");
+        let events = records(&second);
+        assert_eq!(events.len(), 3, "file version, session start, session end");
+        let plugin_data = |e: &Event| {
+            let Some(What::Summary(s)) = &e.what else { panic!("not a summary") };
+            let v = &s.value[0];
+            assert_eq!(v.kind.as_ref().map(|k| matches!(k, Kind::Tensor(t) if t.dtype == DT_FLOAT)), Some(true));
+            let plugin = v.metadata.as_ref().unwrap().plugin_data.as_ref().unwrap();
+            assert_eq!(plugin.plugin_name, "hparams");
+            (v.tag.clone(), HParamsPluginData::decode(plugin.content.as_slice()).unwrap())
+        };
+        let (tag, start) = plugin_data(&events[1]);
+        assert_eq!(tag, SESSION_START_TAG);
+        let Some(HParamsData::SessionStart(info)) = start.data else { panic!("{start:?}") };
+        assert_eq!(info.hparams["train.lr"].kind, Some(PbKind::Number(0.01)));
+        assert_eq!(info.hparams["train.schedule"].kind, Some(PbKind::Text("cosine".into())));
+        let (tag, end) = plugin_data(&events[2]);
+        assert_eq!(tag, SESSION_END_TAG);
+        assert_eq!(end.data, Some(HParamsData::SessionEnd(SessionEndInfo { status: 1, end_time_secs: 1030.0 })));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! a resumable checkpoint: successive halving trains to the next rung, asks, and
 //! resumes the same run (same schedule, same draws) only if it is promoted. The study
 //! is `<study>/study.jsonl` (`cnnlab_cli::tune::study`): killed at any point, `tune`
-//! goes on from it.
+//! goes on from it. TensorBoard's HParams tab shows the study (`hparams`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,6 +19,8 @@ use serde::Deserialize;
 use super::train::TrainRequest;
 use crate::checks;
 use crate::exit::{Failure, Kind, Outcome};
+
+mod hparams;
 
 pub(crate) struct TuneArgs<'a> {
     pub file: &'a Path,
@@ -84,6 +86,7 @@ pub(crate) fn tune_command(a: TuneArgs<'_>) -> Outcome {
     tracing::info!("study {}: {} trials so far", dir.display(), study.trials.len());
     loop {
         study.reload()?;
+        hparams::write(dir, &plan.tune, &study, false)?;
         // A running trial whose folder no live worker holds (one a killed tune left,
         // or one another worker paused), else a new trial.
         let running: Vec<usize> =
@@ -115,6 +118,7 @@ pub(crate) fn tune_command(a: TuneArgs<'_>) -> Outcome {
         }
     }
     study.reload()?;
+    hparams::write(dir, &plan.tune, &study, true)?;
     let confirmed = match (plan.tune.confirm, a.shard) {
         (Some(c), false) => confirm(&plan, &study, c, a.data_dir, a.quiet)?,
         (Some(_), true) => {
@@ -250,6 +254,7 @@ fn jobs(a: &TuneArgs<'_>, plan: &Plan) -> Outcome {
         }
     }
     let study = Study::open(&plan.dir, &plan.tune.space, plan.tune.pruner, plan.tune.metric.direction())?;
+    hparams::write(&plan.dir, &plan.tune, &study, true)?;
     let confirmed = match plan.tune.confirm {
         Some(c) => confirm(plan, &study, c, a.data_dir, a.quiet)?,
         None => None,
