@@ -53,6 +53,13 @@ pub(super) fn render(c: &Content<'_>) -> String {
         }
         html.push_str("</div>\n");
     }
+    let compared = super::tuning::compared(&c.studies);
+    if !compared.is_empty() {
+        html.push_str("<h2>Tuning compared</h2>\n");
+        for line in &compared {
+            let _ = writeln!(html, "<p>{}</p>", escape(line));
+        }
+    }
     html.push_str("<h2>Runs</h2>\n");
     for r in &c.runs {
         let _ = writeln!(html, "<h3>{}</h3>", escape(&r.id));

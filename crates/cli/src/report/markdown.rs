@@ -39,6 +39,10 @@ pub(super) fn render(c: &Content<'_>) -> String {
             let _ = writeln!(md, "![{what}]({})", rel(p));
         }
     }
+    let compared = super::tuning::compared(&c.studies);
+    if !compared.is_empty() {
+        let _ = writeln!(md, "\n## Tuning compared\n\n{}", compared.join("\n\n"));
+    }
     md.push_str("\n## Runs\n");
     for r in &c.runs {
         let _ = writeln!(md, "\n### {}\n", r.id);

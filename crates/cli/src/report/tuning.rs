@@ -25,7 +25,12 @@ pub(super) struct StudyReport {
     /// The confirmation's verdicts, one sentence each.
     pub(super) verdicts: Vec<String>,
     pub(super) best: Option<(usize, f64)>,
+    /// The best trial's test accuracy (its run folder's metrics.json).
+    pub(super) best_test: Option<f64>,
     pub(super) minutes: f64,
+    pub(super) direction: Direction,
+    /// The best complete value after each trial: (trials, CPU-minutes, best).
+    pub(super) curve: Vec<(f64, f64, f64)>,
 }
 
 #[derive(Debug, Clone)]
@@ -119,7 +124,78 @@ pub(super) fn read_study(root: &Path, dir: &Path) -> Result<StudyReport> {
     let finished: Vec<&TrialRow> =
         trials.iter().filter(|t| t.state == TrialState::Complete && t.value.is_some()).collect();
     let importance = importance(&keys, &finished);
-    Ok(StudyReport { id, metric, keys, verdicts: verdicts(dir), trials, importance, plots: drawn, best, minutes })
+    let best_test = best.and_then(|(k, _)| {
+        let text = std::fs::read_to_string(dir.join(format!("trial-{k}")).join(cnnlab_run::files::METRICS)).ok()?;
+        serde_json::from_str::<serde_json::Value>(&text).ok()?["accuracy"].as_f64()
+    });
+    Ok(StudyReport {
+        id,
+        metric,
+        keys,
+        verdicts: verdicts(dir),
+        trials,
+        importance,
+        plots: drawn,
+        best,
+        best_test,
+        minutes,
+        direction,
+        curve,
+    })
+}
+
+/// Studies of the same metric side by side, in words: what each found, in how many
+/// trials and CPU-minutes, and each one's best at the CPU-minutes the shortest spent
+/// (equal budgets, whatever each study's last trial overran).
+pub(super) fn compared(studies: &[StudyReport]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut metrics: Vec<&str> = studies.iter().map(|s| s.metric.as_str()).collect();
+    metrics.dedup();
+    for metric in metrics {
+        let same: Vec<&StudyReport> = studies.iter().filter(|s| s.metric == metric && s.best.is_some()).collect();
+        if same.len() < 2 {
+            continue;
+        }
+        let found: Vec<String> = same
+            .iter()
+            .map(|s| {
+                let (k, v) = s.best.expect("filtered");
+                let test = s.best_test.map_or(String::new(), |t| format!(", test accuracy {t:.4}"));
+                format!(
+                    "{} found {metric} {v:.4} (trial {k}{test}) in {} trials and {:.1} CPU-minutes",
+                    s.id,
+                    s.trials.len(),
+                    s.minutes
+                )
+            })
+            .collect();
+        out.push(format!("Searches compared: {}.", found.join("; ")));
+        let budget = same.iter().map(|s| s.minutes).fold(f64::INFINITY, f64::min);
+        let at: Vec<(&str, Option<f64>)> = same
+            .iter()
+            .map(|s| (s.id.as_str(), s.curve.iter().take_while(|p| p.1 <= budget + 1e-9).last().map(|p| p.2)))
+            .collect();
+        let direction = same[0].direction;
+        let leader =
+            at.iter().filter_map(|(id, v)| v.map(|v| (*id, v))).fold(None::<(&str, f64)>, |b, (id, v)| match b {
+                Some((_, bv)) if !direction.better(v, bv) => b,
+                _ => Some((id, v)),
+            });
+        let shown: Vec<String> = at
+            .iter()
+            .map(|(id, v)| v.map_or(format!("{id} had no complete trial"), |v| format!("{id} had {v:.4}")))
+            .collect();
+        if let Some((id, v)) = leader {
+            let runner_up =
+                at.iter().filter(|(other, _)| *other != id).filter_map(|(_, w)| *w).fold(None::<f64>, |b, w| match b {
+                    Some(bv) if !direction.better(w, bv) => b,
+                    _ => Some(w),
+                });
+            let lead = runner_up.map_or(String::new(), |w| format!(", ahead by {:.4}", (v - w).abs()));
+            out.push(format!("At {budget:.1} CPU-minutes each: {}; {id} leads{lead}.", shown.join(", ")));
+        }
+    }
+    out
 }
 
 /// Where a value sits on its parameter's axis, in [0, 1]: by its range (log for
@@ -309,4 +385,49 @@ fn verdicts(dir: &Path) -> Vec<String> {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn study(id: &str, curve: &[(f64, f64)], test: Option<f64>) -> StudyReport {
+        let curve: Vec<(f64, f64, f64)> = curve.iter().enumerate().map(|(k, &(m, b))| ((k + 1) as f64, m, b)).collect();
+        let row =
+            TrialRow { state: TrialState::Complete, epochs: 3, value: None, params: BTreeMap::new(), seconds: 0.0 };
+        StudyReport {
+            id: id.into(),
+            metric: "val_acc".into(),
+            keys: Vec::new(),
+            trials: vec![row; curve.len()],
+            importance: Vec::new(),
+            plots: Vec::new(),
+            verdicts: Vec::new(),
+            best: curve.last().map(|p| (curve.len() - 1, p.2)),
+            best_test: test,
+            minutes: curve.last().map_or(0.0, |p| p.1),
+            direction: Direction::Maximize,
+            curve,
+        }
+    }
+
+    /// Two searches of one metric: what each found, and each one's best at the CPU-minutes
+    /// the shorter spent (the longer one's later gain does not count).
+    #[test]
+    fn searches_of_one_metric_are_compared_at_equal_minutes() {
+        let tpe = study("tpe", &[(10.0, 0.70), (20.0, 0.74), (61.0, 0.76)], Some(0.75));
+        let random = study("random", &[(15.0, 0.69), (30.0, 0.72), (58.0, 0.73)], None);
+        let lines = compared(&[tpe, random]);
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert_eq!(
+            lines[0],
+            "Searches compared: tpe found val_acc 0.7600 (trial 2, test accuracy 0.7500) in 3 trials and 61.0 \
+             CPU-minutes; random found val_acc 0.7300 (trial 2) in 3 trials and 58.0 CPU-minutes."
+        );
+        assert_eq!(
+            lines[1],
+            "At 58.0 CPU-minutes each: tpe had 0.7400, random had 0.7300; tpe leads, ahead by 0.0100."
+        );
+        assert!(compared(&[study("alone", &[(1.0, 0.5)], None)]).is_empty(), "one study: nothing to compare");
+    }
 }
