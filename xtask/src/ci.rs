@@ -114,7 +114,7 @@ fn installs(root: &Path) -> Installs {
     type Step<'a> = (&'static str, &'static str, &'a dyn Fn() -> Result<()>);
     let steps: [Step; 5] = [
         ("install torch", "cargo xtask setup: torch==2.13.0 into .venv/", &|| setup::run(root).map(|_| ())),
-        ("install fashion-mnist", "apt-get install dataset-fashion-mnist", &|| ensure_fashion_mnist(root)),
+        ("install fashion-mnist", "apt-get install dataset-fashion-mnist", &ensure_fashion_mnist),
         (
             "install references",
             "pip: torchvision, efficientnet-lite0, tensorboard, onnx, onnxruntime, selenium",
@@ -366,33 +366,20 @@ fn ensure_chromium() -> Result<()> {
         return Ok(());
     }
     eprintln!("xtask: installing Debian's chromium and chromium-driver (the serve page's browser test)");
-    let apt = |update: bool| {
-        let mut cmd = Command::new("apt-get");
-        match update {
-            true => cmd.args(["update", "-q"]),
-            false => cmd.args(["install", "-y", "-q", "--no-install-recommends", "chromium", "chromium-driver"]),
-        };
-        cmd.env("DEBIAN_FRONTEND", "noninteractive").status().is_ok_and(|s| s.success())
-    };
-    if !(apt(false) || (apt(true) && apt(false))) || !have("chromedriver") {
-        bail!(
-            "installing Debian's chromium and chromium-driver with apt-get failed (needs root and the Debian mirror)"
-        );
+    crate::setup::apt_install(&["chromium", "chromium-driver"])?;
+    if !have("chromedriver") {
+        bail!("apt-get installed chromium-driver, but `chromedriver --version` does not run");
     }
     Ok(())
 }
 
 /// The cli's integration test trains on the real Fashion-MNIST, which Debian packages.
-fn ensure_fashion_mnist(root: &Path) -> Result<()> {
+fn ensure_fashion_mnist() -> Result<()> {
     if Path::new(FASHION_MNIST_DEB).join("train-images-idx3-ubyte.gz").exists() {
         return Ok(());
     }
     eprintln!("xtask: installing Debian's dataset-fashion-mnist (real data for the integration test)");
-    let install = run_cmd(root, Command::new("apt-get").args(["install", "-y", "-q", "dataset-fashion-mnist"]))
-        .or_else(|_| {
-            run_cmd(root, Command::new("apt-get").args(["update", "-q"]))?;
-            run_cmd(root, Command::new("apt-get").args(["install", "-y", "-q", "dataset-fashion-mnist"]))
-        });
+    let install = crate::setup::apt_install(&["dataset-fashion-mnist"]);
     if install.is_err() || !Path::new(FASHION_MNIST_DEB).exists() {
         bail!("Fashion-MNIST is missing: run `apt-get install dataset-fashion-mnist` as root, or set CNNLAB_DATA to a folder holding fashion-mnist/");
     }

@@ -122,6 +122,21 @@ pub(crate) fn reference_packages(root: &Path) -> Result<()> {
 /// How many times [`pip_install`] tries before giving up.
 const PIP_ATTEMPTS: u32 = 3;
 
+/// Debian's `packages` (`apt-get install -y --no-install-recommends`, non-interactive),
+/// with an `apt-get update` first when the package list is stale; one error naming
+/// them when apt-get cannot (not root, no mirror).
+pub(crate) fn apt_install(packages: &[&str]) -> Result<()> {
+    let apt = |args: &[&str]| {
+        Command::new("apt-get").args(args).env("DEBIAN_FRONTEND", "noninteractive").status().is_ok_and(|s| s.success())
+    };
+    let mut install = vec!["install", "-y", "-q", "--no-install-recommends"];
+    install.extend_from_slice(packages);
+    if apt(&install) || (apt(&["update", "-q"]) && apt(&install)) {
+        return Ok(());
+    }
+    bail!("installing Debian's {} with apt-get failed (needs root and the Debian mirror)", packages.join(" and "))
+}
+
 /// `pip install ARGS`, tried up to [`PIP_ATTEMPTS`] times. A CI run once lost the
 /// 527 MB torch wheel mid-download: pip reported a hash mismatch (the bytes it got
 /// were a truncated stream, not a tampered file) and gave up, failing the whole

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 
 use cnnlab_run::files;
 
@@ -110,8 +110,20 @@ pub(crate) fn run(root: &Path, f: &crate::flags::SlurmCheck) -> Result<()> {
     wait_for(Duration::from_secs(600), "the array job to finish", || Ok(squeue(&conf, &job)?.trim().is_empty()))?;
     timeline.push((now(), format!("job {job}: every task finished")));
 
-    // Each task's own lines: start (with Slurm's restart count) and finish.
-    let mut outputs = String::new();
+    print_timeline(&dir, &job, timeline)?;
+    resumed_equals_uninterrupted(root, &cnnlab, &dir, &signaled)?;
+    report_lists_each_run_once(&cnnlab, &runs)?;
+    tuning_array(root, &cnnlab, &dir.join("tune"), &conf)?;
+    drop(daemons);
+    overlapping_shards(root, &xtask, &dir.join("overlap"), dev)?;
+    eprintln!("xtask: slurm-check passed ({:.0} s); logs and runs in {}", now() - submitted, dir.display());
+    Ok(())
+}
+
+/// Each task's own lines (start, with Slurm's restart count, and finish) merged with
+/// `timeline` and printed; the signaled task must say it was requeued and resumed.
+fn print_timeline(dir: &Path, job: &str, mut timeline: Vec<(f64, String)>) -> Result<()> {
+    let submitted = timeline.first().map_or(0.0, |t| t.0);
     for k in 0..TASKS {
         let path = dir.join(format!("slurm-{job}_{k}.out"));
         let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
@@ -121,7 +133,6 @@ pub(crate) fn run(root: &Path, f: &crate::flags::SlurmCheck) -> Result<()> {
                 timeline.push((t.parse().unwrap_or(0.0), words.collect::<Vec<_>>().join(" ")));
             }
         }
-        outputs.push_str(&text);
         if k == SIGNALED_TASK {
             ensure!(text.contains("requeued"), "{}: the signaled task does not say it was requeued", path.display());
             ensure!(text.contains("a resumable checkpoint was saved"), "{}: no checkpoint", path.display());
@@ -134,19 +145,23 @@ pub(crate) fn run(root: &Path, f: &crate::flags::SlurmCheck) -> Result<()> {
         eprintln!("  {:7.1}  {what}", t - submitted);
     }
 
-    // The interrupted run's history equals an uninterrupted one's.
+    Ok(())
+}
+
+/// The interrupted run's history equals an uninterrupted one's.
+fn resumed_equals_uninterrupted(root: &Path, cnnlab: &Path, dir: &Path, signaled: &Path) -> Result<()> {
     let reference = dir.join("reference");
     let config = root.join("configs").join(format!("{SIGNALED_RUN}.toml"));
     run_cmd(
         root,
-        Command::new(&cnnlab)
+        Command::new(cnnlab)
             .args(["-q", "train"])
             .arg(&config)
             .args(["--epochs", EPOCHS, "--out"])
             .arg(&reference)
             .env("CNNLAB_THREADS", "1"),
     )?;
-    let (got, want) = (history_values(&signaled)?, history_values(&reference)?);
+    let (got, want) = (history_values(signaled)?, history_values(&reference)?);
     ensure!(
         got.len() == 3 && got == want,
         "resumed history differs:\n{}\nvs uninterrupted:\n{}",
@@ -155,8 +170,12 @@ pub(crate) fn run(root: &Path, f: &crate::flags::SlurmCheck) -> Result<()> {
     );
     eprintln!("xtask: {SIGNALED_RUN}: the interrupted, requeued and resumed history equals an uninterrupted run's");
 
-    // One report row per run.
-    let out = Command::new(&cnnlab).arg("report").arg(&runs).output()?;
+    Ok(())
+}
+
+/// One report row per run.
+fn report_lists_each_run_once(cnnlab: &Path, runs: &Path) -> Result<()> {
+    let out = Command::new(cnnlab).arg("report").arg(runs).output()?;
     ensure!(out.status.success(), "cnnlab report failed: {}", String::from_utf8_lossy(&out.stderr));
     let report = std::fs::read_to_string(runs.join("REPORT.md"))?;
     let first_table: Vec<&str> =
@@ -166,10 +185,6 @@ pub(crate) fn run(root: &Path, f: &crate::flags::SlurmCheck) -> Result<()> {
         ensure!(rows == 1, "REPORT.md lists shapes/{name} {rows} times");
     }
     ensure!(first_table.len() == TASKS, "REPORT.md has {} runs, expected {TASKS}", first_table.len());
-    tuning_array(root, &cnnlab, &dir.join("tune"), &conf)?;
-    drop(daemons);
-    overlapping_shards(root, &xtask, &dir.join("overlap"), dev)?;
-    eprintln!("xtask: slurm-check passed ({:.0} s); logs and runs in {}", now() - submitted, dir.display());
     Ok(())
 }
 
@@ -278,19 +293,7 @@ pub(crate) fn install() -> Result<()> {
     if Command::new("slurmctld").arg("-V").output().is_ok_and(|o| o.status.success()) {
         return Ok(());
     }
-    let apt = |update: bool| {
-        let mut cmd = Command::new("apt-get");
-        match update {
-            true => cmd.args(["update", "-q"]),
-            false => cmd.args(["install", "-y", "-q", "--no-install-recommends", "slurm-wlm", "munge"]),
-        };
-        cmd.env("DEBIAN_FRONTEND", "noninteractive").status().is_ok_and(|s| s.success())
-    };
-    let installed = apt(false) || (apt(true) && apt(false));
-    if !installed {
-        bail!("installing Debian's slurm-wlm and munge with apt-get failed (needs root and the Debian mirror)");
-    }
-    Ok(())
+    crate::setup::apt_install(&["slurm-wlm", "munge"])
 }
 
 /// A free TCP port on 127.0.0.1.
