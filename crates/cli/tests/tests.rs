@@ -8,6 +8,7 @@ mod configs;
 mod errors;
 mod explain;
 mod export;
+mod large;
 mod light;
 mod lr_find;
 mod predict;

@@ -29,7 +29,18 @@ fn tests_at_once() -> usize {
 /// `LD_LIBRARY_PATH` (the binary finds libtorch itself), no `RUST_LOG`, and its share
 /// of the CPUs.
 pub(crate) fn command(data_dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cnnlab"));
+    as_a_user(Command::new(env!("CARGO_BIN_EXE_cnnlab")), data_dir)
+}
+
+/// [`command`], started inside the cgroup whose folder is `cgroup`: the limits set
+/// there hold for cnnlab and everything it starts.
+pub(crate) fn command_in_cgroup(data_dir: &Path, cgroup: &Path) -> Command {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c").arg("echo $$ > \"$0/cgroup.procs\" && exec \"$@\"").arg(cgroup).arg(env!("CARGO_BIN_EXE_cnnlab"));
+    as_a_user(cmd, data_dir)
+}
+
+fn as_a_user(mut cmd: Command, data_dir: &Path) -> Command {
     cmd.env("CNNLAB_DATA", data_dir)
         .env("CNNLAB_THREAD_SHARE", tests_at_once().to_string())
         .env_remove("LD_LIBRARY_PATH")

@@ -10,12 +10,17 @@ const PIXELS: usize = SIDE * SIDE;
 pub(crate) const RECORD: usize = 1 + 3 * PIXELS;
 
 /// Appends the records of one batch file to `images` (HWC) and `labels`.
-pub(crate) fn read_batch(path: &Path, images: &mut Vec<u8>, labels: &mut Vec<u8>) -> Result<()> {
+pub(crate) fn read_batch(path: &Path, images: &mut Vec<u8>, labels: &mut Vec<crate::Label>) -> Result<()> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     parse_batch(path, &bytes, images, labels)
 }
 
-pub(crate) fn parse_batch(path: &Path, bytes: &[u8], images: &mut Vec<u8>, labels: &mut Vec<u8>) -> Result<()> {
+pub(crate) fn parse_batch(
+    path: &Path,
+    bytes: &[u8],
+    images: &mut Vec<u8>,
+    labels: &mut Vec<crate::Label>,
+) -> Result<()> {
     if bytes.is_empty() || !bytes.len().is_multiple_of(RECORD) {
         return Err(Error::format(
             path,
@@ -31,7 +36,7 @@ pub(crate) fn parse_batch(path: &Path, bytes: &[u8], images: &mut Vec<u8>, label
         if label >= 10 {
             return Err(Error::format(path, format!("record {i} has label {label}, CIFAR-10 labels are 0..9")));
         }
-        labels.push(label);
+        labels.push(label.into());
         let (r, rest) = record[1..].split_at(PIXELS);
         let (g, b) = rest.split_at(PIXELS);
         for p in 0..PIXELS {

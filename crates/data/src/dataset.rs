@@ -1,4 +1,7 @@
-//! In-memory datasets: every image decoded once into one contiguous u8 buffer.
+//! Datasets: every image decoded once into one contiguous u8 buffer, in memory or
+//! memory-mapped from the decode cache.
+
+use std::sync::Arc;
 
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -10,22 +13,108 @@ use crate::error::{Error, Result};
 /// augmentation ops without conversion.
 pub use cnnlab_augment::Shape as ImageShape;
 
-/// Labelled images, decoded and stored as `n x H x W x C` bytes.
-/// Memory is exactly `n * H * W * C` bytes plus one byte per label.
+/// A class index. 16 bits: ImageNet-1k, iNaturalist subsets and any folder of up to
+/// 65,536 classes.
+pub type Label = u16;
+
+/// The images' bytes: owned, or a range of a memory-mapped decode cache (then a clone
+/// shares the map, and only the pages read are resident).
+#[derive(Clone)]
+pub(crate) enum Pixels {
+    Owned(Vec<u8>),
+    Mapped { map: Arc<memmap2::Mmap>, start: usize, end: usize },
+}
+
+impl Pixels {
+    pub(crate) fn mapped(map: Arc<memmap2::Mmap>, start: usize, end: usize) -> Pixels {
+        assert!(start <= end && end <= map.len(), "{start}..{end} of a {}-byte map", map.len());
+        Pixels::Mapped { map, start, end }
+    }
+
+    /// Whether the bytes are a mapped file's.
+    pub(crate) fn is_mapped(&self) -> bool {
+        matches!(self, Pixels::Mapped { .. })
+    }
+
+    /// Lets the kernel drop `range`'s pages from this process's memory (they stay in the
+    /// page cache and are read again on the next access); nothing for owned bytes.
+    pub(crate) fn release(&self, range: std::ops::Range<usize>) {
+        if let Pixels::Mapped { map, start, .. } = self {
+            // SAFETY: a shared read-only file mapping: the pages come back from the file.
+            let _ = unsafe {
+                map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start + range.start, range.len())
+            };
+        }
+    }
+}
+
+impl std::ops::Deref for Pixels {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Pixels::Owned(v) => v,
+            Pixels::Mapped { map, start, end } => &map[*start..*end],
+        }
+    }
+}
+
+impl From<Vec<u8>> for Pixels {
+    fn from(v: Vec<u8>) -> Self {
+        Pixels::Owned(v)
+    }
+}
+
+impl std::fmt::Debug for Pixels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = if self.is_mapped() { "mapped" } else { "owned" };
+        write!(f, "Pixels({} bytes, {kind})", self.len())
+    }
+}
+
+impl PartialEq for Pixels {
+    fn eq(&self, other: &Self) -> bool {
+        self[..] == other[..]
+    }
+}
+
+impl<const N: usize> PartialEq<[u8; N]> for Pixels {
+    fn eq(&self, other: &[u8; N]) -> bool {
+        self[..] == other[..]
+    }
+}
+
+/// Labelled images, decoded and stored as `n x H x W x C` bytes, in memory or mapped.
+/// In memory, that is exactly `n * H * W * C` bytes plus two bytes per label. A
+/// selection of a mapped dataset (a validation split, a subset) keeps the map and
+/// lists which stored images it has, four bytes each, instead of copying them.
 #[derive(Debug, Clone)]
 pub struct Dataset {
     pub shape: ImageShape,
-    /// HWC pixels of every image, one after another.
-    pub pixels: Vec<u8>,
+    /// HWC pixels of the stored images, one after another.
+    pixels: Pixels,
+    /// Which stored image image `i` is, for a selection of a mapped dataset (`None`:
+    /// image `i` is stored image `i`).
+    order: Option<Arc<[u32]>>,
     /// Class index of each image.
-    pub labels: Vec<u8>,
+    pub labels: Vec<Label>,
     /// Class names, indexed by label.
     pub classes: Vec<String>,
 }
 
 impl Dataset {
     /// Checks that pixels, labels and classes agree.
-    pub fn new(shape: ImageShape, pixels: Vec<u8>, labels: Vec<u8>, classes: Vec<String>) -> Result<Self> {
+    pub fn new(shape: ImageShape, pixels: Vec<u8>, labels: Vec<Label>, classes: Vec<String>) -> Result<Self> {
+        Self::from_pixels(shape, Pixels::Owned(pixels), labels, classes)
+    }
+
+    /// [`Dataset::new`] over pixels in memory or mapped.
+    pub(crate) fn from_pixels(
+        shape: ImageShape,
+        pixels: Pixels,
+        labels: Vec<Label>,
+        classes: Vec<String>,
+    ) -> Result<Self> {
         if shape.is_empty() {
             return Err(Error::Invalid(format!("image shape {shape:?} has no pixels")));
         }
@@ -40,7 +129,7 @@ impl Dataset {
         if let Some(&bad) = labels.iter().find(|&&l| l as usize >= classes.len()) {
             return Err(Error::Invalid(format!("label {bad} but only {} classes", classes.len())));
         }
-        Ok(Self { shape, pixels, labels, classes })
+        Ok(Self { shape, pixels, order: None, labels, classes })
     }
 
     pub fn len(&self) -> usize {
@@ -55,10 +144,48 @@ impl Dataset {
         self.classes.len()
     }
 
+    /// Where image `i` is stored.
+    fn stored(&self, i: usize) -> usize {
+        self.order.as_ref().map_or(i, |o| o[i] as usize)
+    }
+
     /// HWC bytes of image `i`.
     pub fn image(&self, i: usize) -> &[u8] {
-        let n = self.shape.len();
-        &self.pixels[i * n..(i + 1) * n]
+        let (n, j) = (self.shape.len(), self.stored(i));
+        &self.pixels[j * n..(j + 1) * n]
+    }
+
+    /// The HWC bytes of every image, in order: borrowed, or gathered for a selection of
+    /// a mapped dataset.
+    pub fn pixels(&self) -> std::borrow::Cow<'_, [u8]> {
+        match self.order {
+            None => std::borrow::Cow::Borrowed(&self.pixels[..]),
+            Some(_) => std::borrow::Cow::Owned((0..self.len()).flat_map(|i| self.image(i).iter().copied()).collect()),
+        }
+    }
+
+    /// Whether the images are read from a mapped decode cache.
+    pub fn is_mapped(&self) -> bool {
+        self.pixels.is_mapped()
+    }
+
+    /// The same images with other labels and class names.
+    pub fn relabelled(&self, labels: Vec<Label>, classes: Vec<String>) -> Result<Dataset> {
+        if labels.len() != self.len() {
+            return Err(Error::Invalid(format!("{} labels for {} images", labels.len(), self.len())));
+        }
+        if let Some(&bad) = labels.iter().find(|&&l| l as usize >= classes.len()) {
+            return Err(Error::Invalid(format!("label {bad} but only {} classes", classes.len())));
+        }
+        Ok(Dataset { labels, classes, ..self.clone() })
+    }
+
+    /// Lets a mapped dataset's image `i` leave this process's memory once read (it stays
+    /// in the page cache): what keeps resident memory to the batches in flight however
+    /// large the dataset. Nothing for a dataset in memory.
+    pub fn release(&self, i: usize) {
+        let (n, j) = (self.shape.len(), self.stored(i));
+        self.pixels.release(j * n..(j + 1) * n);
     }
 
     /// Images per class, indexed by label.
@@ -70,14 +197,20 @@ impl Dataset {
         counts
     }
 
-    /// A new dataset holding the given images, in that order.
+    /// A new dataset holding the given images, in that order: copied for a dataset in
+    /// memory, listed (the map shared) for a mapped one.
     pub fn select(&self, indices: &[usize]) -> Dataset {
+        let labels = indices.iter().map(|&i| self.labels[i]).collect();
+        let classes = self.classes.clone();
+        if self.pixels.is_mapped() {
+            let order: Arc<[u32]> = indices.iter().map(|&i| self.stored(i) as u32).collect();
+            return Dataset { shape: self.shape, pixels: self.pixels.clone(), order: Some(order), labels, classes };
+        }
         let mut pixels = Vec::with_capacity(indices.len() * self.shape.len());
         for &i in indices {
             pixels.extend_from_slice(self.image(i));
         }
-        let labels = indices.iter().map(|&i| self.labels[i]).collect();
-        Dataset { shape: self.shape, pixels, labels, classes: self.classes.clone() }
+        Dataset { shape: self.shape, pixels: pixels.into(), order: None, labels, classes }
     }
 
     /// A seeded random subset of at most `n` images (all of them, reordered, if `n >= len`).
@@ -95,11 +228,14 @@ impl Dataset {
         let c = self.shape.channels;
         let mut sum = vec![0u64; c];
         let mut sum_sq = vec![0u64; c];
-        for px in self.pixels.chunks_exact(c) {
-            for (k, &v) in px.iter().enumerate() {
-                sum[k] += v as u64;
-                sum_sq[k] += (v as u64) * (v as u64);
+        for i in 0..self.len() {
+            for px in self.image(i).chunks_exact(c) {
+                for (k, &v) in px.iter().enumerate() {
+                    sum[k] += v as u64;
+                    sum_sq[k] += (v as u64) * (v as u64);
+                }
             }
+            self.release(i);
         }
         let n = (self.pixels.len() / c).max(1) as f64;
         let mean: Vec<f64> = sum.iter().map(|&s| s as f64 / n / 255.0).collect();
@@ -178,7 +314,7 @@ mod tests {
         let d = tiny();
         assert_eq!(d.class_counts(), [1, 2]);
         let s = d.select(&[2, 0]);
-        assert_eq!(s.pixels, [30, 40, 0, 255]);
+        assert_eq!(*s.pixels(), [30, 40, 0, 255]);
         assert_eq!(s.labels, [1, 0]);
         let (mean, std) = d.channel_stats();
         let vals = [0.0, 255.0, 10.0, 20.0, 30.0, 40.0].map(|v: f64| v / 255.0);
@@ -187,7 +323,33 @@ mod tests {
         assert!((mean[0] as f64 - m).abs() < 1e-6 && (std[0] as f64 - sd).abs() < 1e-6);
         let sub = d.subsample(2, 7);
         assert_eq!(sub.len(), 2);
-        assert_eq!(sub.pixels, d.subsample(2, 7).pixels, "seeded");
+        assert_eq!(sub.pixels(), d.subsample(2, 7).pixels(), "seeded");
+    }
+
+    /// A dataset mapped from a decode cache reads, selects (a selection of a selection
+    /// too), gathers and computes its statistics as the same dataset in memory does,
+    /// and its selections share the map instead of copying it.
+    #[test]
+    fn a_mapped_dataset_reads_as_one_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let shape = ImageShape { channels: 1, height: 1, width: 2 };
+        let owned = tiny();
+        let mut w = crate::cache::Writer::create(&dir.path().join("c.bin"), 3, shape).unwrap();
+        for i in 0..3 {
+            w.push(i, owned.labels[i], owned.image(i)).unwrap();
+        }
+        let c = w.finish().unwrap();
+        let mapped = Dataset::from_pixels(shape, c.pixels, c.labels, owned.classes.clone()).unwrap();
+        assert!(mapped.is_mapped() && !owned.is_mapped());
+        assert_eq!(mapped.pixels(), owned.pixels());
+        assert_eq!(mapped.channel_stats(), owned.channel_stats());
+        let (a, b) = (mapped.select(&[2, 0, 1]).select(&[1, 0]), owned.select(&[2, 0, 1]).select(&[1, 0]));
+        assert!(a.is_mapped());
+        assert_eq!((a.pixels(), &a.labels), (b.pixels(), &b.labels));
+        assert_eq!(a.image(1), [30, 40]);
+        a.release(1);
+        assert_eq!(a.image(1), [30, 40], "a released image reads again from the page cache");
+        assert_eq!(a.subsample(5, 3).pixels(), b.subsample(5, 3).pixels());
     }
 
     #[test]

@@ -61,10 +61,10 @@ pub fn read_labeled(
 ) -> Result<(Dataset, Vec<PathBuf>, LoadReport)> {
     let mut report = LoadReport::default();
     let (found, mut files) = folder::list_class_folders(dir, &mut report)?;
-    let index: Vec<u8> = found
+    let index: Vec<crate::Label> = found
         .iter()
         .map(|name| {
-            classes.iter().position(|c| c == name).map(|i| i as u8).ok_or_else(|| {
+            classes.iter().position(|c| c == name).map(|i| i as crate::Label).ok_or_else(|| {
                 Error::format(
                     dir.join(name),
                     format!("`{name}` is not one of the run's classes ({})", classes.join(", ")),

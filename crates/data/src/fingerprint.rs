@@ -42,8 +42,7 @@ impl Fingerprints {
 
     /// Each example's decoded pixels.
     pub fn of_pixels(data: &Dataset) -> Self {
-        let per = data.shape.len();
-        let values = data.pixels.chunks(per).map(sha256_128).collect();
+        let values = (0..data.len()).map(|i| sha256_128(data.image(i))).collect();
         Fingerprints { column: PIXELS_SHA256, values }
     }
 

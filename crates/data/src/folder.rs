@@ -8,7 +8,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::dataset::{Dataset, ImageShape};
+use crate::dataset::{Dataset, ImageShape, Label};
+
+/// The most classes a dataset can have (labels are [`Label`]s).
+pub const MAX_CLASSES: usize = Label::MAX as usize + 1;
 use crate::error::{Error, Result};
 
 /// Extensions decoded as images; anything else in a class folder is reported.
@@ -18,7 +21,7 @@ pub const IMAGE_EXTENSIONS: [&str; 4] = ["jpg", "jpeg", "png", "bmp"];
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileSample {
     pub path: PathBuf,
-    pub label: u8,
+    pub label: Label,
 }
 
 /// Why a file was left out.
@@ -79,8 +82,11 @@ pub fn list_class_folders(root: &Path, report: &mut LoadReport) -> Result<(Vec<S
     if folders.is_empty() {
         return Err(Error::format(root, "no class folders (expected root/<class>/*.jpg)"));
     }
-    if folders.len() > 256 {
-        return Err(Error::format(root, format!("{} class folders; at most 256 are supported", folders.len())));
+    if folders.len() > MAX_CLASSES {
+        return Err(Error::format(
+            root,
+            format!("{} class folders; at most {MAX_CLASSES} are supported", folders.len()),
+        ));
     }
     let mut samples = Vec::new();
     for (label, (_, dir)) in folders.iter().enumerate() {
@@ -102,7 +108,7 @@ pub fn list_class_folders(root: &Path, report: &mut LoadReport) -> Result<(Vec<S
         let before = samples.len();
         for path in files {
             if is_image(&path) {
-                samples.push(FileSample { path, label: label as u8 });
+                samples.push(FileSample { path, label: label as Label });
             } else {
                 report.skipped.push(Skipped { path, reason: "not an image file (unsupported extension)".into() });
             }
@@ -265,8 +271,12 @@ pub fn decode_all(
     decode_all_cached(files, classes, shape, quiet, None, report)
 }
 
-/// [`decode_all`], reusing (or writing) a cache file under `cache_dir` when given.
-/// A cache that cannot be written is reported, not an error: training goes on.
+/// [`decode_all`] through the decode cache under `cache_dir` when given: a cache of
+/// these files at this shape is mapped as the dataset (nothing decoded, nothing read
+/// into memory); else the files are decoded a chunk at a time straight into a new cache
+/// file, which is then mapped. A cache that cannot be written (a full disk, a
+/// read-only folder) is reported, its partial file removed, and the files are decoded
+/// into memory instead: training goes on.
 pub fn decode_all_cached(
     files: &[FileSample],
     classes: &[String],
@@ -275,41 +285,86 @@ pub fn decode_all_cached(
     cache_dir: Option<&Path>,
     report: &mut LoadReport,
 ) -> Result<(Dataset, Vec<PathBuf>)> {
-    let cache_path = cache_dir.map(|d| crate::cache::path_for(d, files, shape));
-    if let Some(hit) = cache_path.as_deref().and_then(|p| crate::cache::read(p, files.len(), shape)) {
-        let mut is_kept = vec![false; files.len()];
-        hit.kept.iter().for_each(|&i| is_kept[i] = true);
-        for (f, kept) in files.iter().zip(is_kept) {
-            if !kept {
-                report
-                    .skipped
-                    .push(Skipped { path: f.path.clone(), reason: "unusable when the cache was built".into() });
+    let Some(dir) = cache_dir else {
+        return decode_uncached(files, classes, shape, quiet, report);
+    };
+    let path = crate::cache::path_for(dir, files, shape);
+    let (cached, skipped, verb) = match crate::cache::read(&path, files.len(), shape) {
+        Some(hit) => {
+            let mut is_kept = vec![false; files.len()];
+            hit.kept.iter().for_each(|&i| is_kept[i] = true);
+            let skipped = files
+                .iter()
+                .zip(is_kept)
+                .filter(|(_, kept)| !kept)
+                .map(|(f, _)| Skipped { path: f.path.clone(), reason: "unusable when the cache was built".into() })
+                .collect();
+            (hit, skipped, "mapped")
+        }
+        None => {
+            let mut skipped = Vec::new();
+            match decode_into_cache(files, shape, quiet, &path, &mut skipped) {
+                Ok(written) => (written, skipped, "wrote"),
+                Err(e) => {
+                    report
+                        .cache
+                        .push(format!("could not write the cache {}: {e}; decoded into memory", path.display()));
+                    return decode_uncached(files, classes, shape, quiet, report);
+                }
             }
         }
-        let paths = hit.kept.iter().map(|&i| files[i].path.clone()).collect();
-        let p = cache_path.as_deref().expect("hit implies a path");
-        report.cache.push(format!("read {} decoded images from {}", hit.kept.len(), p.display()));
-        return Ok((Dataset::new(shape, hit.pixels, hit.labels, classes.to_vec())?, paths));
-    }
-    let (data, paths, kept) = decode_uncached(files, classes, shape, quiet, report)?;
-    if let Some(p) = cache_path {
-        let cached = crate::cache::Cached { kept, labels: data.labels.clone(), pixels: data.pixels.clone() };
-        match crate::cache::write(&p, files.len(), shape, &cached) {
-            Ok(()) => report.cache.push(format!("wrote {} decoded images to {}", data.len(), p.display())),
-            Err(e) => report.cache.push(format!("could not write the cache {}: {e}", p.display())),
-        }
-    }
-    Ok((data, paths))
+    };
+    report.skipped.extend(skipped);
+    report.cache.push(format!(
+        "{verb} {} decoded images {} {}",
+        cached.kept.len(),
+        if verb == "wrote" { "to" } else { "from" },
+        path.display()
+    ));
+    let paths = cached.kept.iter().map(|&i| files[i].path.clone()).collect();
+    Ok((Dataset::from_pixels(shape, cached.pixels, cached.labels, classes.to_vec())?, paths))
 }
 
-fn decode_uncached(
+/// Decodes `files` in parallel a chunk at a time (about 64 MB of pixels), appending
+/// each chunk to a new cache file at `path`; the files that fail go to `skipped`.
+fn decode_into_cache(
     files: &[FileSample],
-    classes: &[String],
     shape: ImageShape,
     quiet: bool,
-    report: &mut LoadReport,
-) -> Result<(Dataset, Vec<PathBuf>, Vec<usize>)> {
-    let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(files.len() as u64) };
+    path: &Path,
+    skipped: &mut Vec<Skipped>,
+) -> std::io::Result<crate::cache::Cached> {
+    let bar = progress(files.len(), quiet);
+    let mut writer = crate::cache::Writer::create(path, files.len(), shape)?;
+    let chunk = ((64 << 20) / shape.len().max(1)).max(64);
+    for (c, part) in files.chunks(chunk).enumerate() {
+        let decoded: Vec<std::result::Result<Vec<u8>, String>> = part
+            .par_iter()
+            .map(|f| {
+                let r = decode(&f.path, shape).map(|(px, _)| px);
+                bar.inc(1);
+                r
+            })
+            .collect();
+        for (j, (f, r)) in part.iter().zip(decoded).enumerate() {
+            match r {
+                Ok(px) => {
+                    if let Err(e) = writer.push(c * chunk + j, f.label, &px) {
+                        writer.abandon();
+                        bar.finish_and_clear();
+                        return Err(e);
+                    }
+                }
+                Err(reason) => skipped.push(Skipped { path: f.path.clone(), reason }),
+            }
+        }
+    }
+    bar.finish_and_clear();
+    writer.finish()
+}
+
+fn progress(n: usize, quiet: bool) -> ProgressBar {
+    let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(n as u64) };
     bar.set_style(
         ProgressStyle::with_template("decoding [{bar:30}] {pos}/{len} {rate} {elapsed}<{eta}")
             .expect("static template")
@@ -318,6 +373,17 @@ fn decode_uncached(
             })
             .progress_chars("=> "),
     );
+    bar
+}
+
+fn decode_uncached(
+    files: &[FileSample],
+    classes: &[String],
+    shape: ImageShape,
+    quiet: bool,
+    report: &mut LoadReport,
+) -> Result<(Dataset, Vec<PathBuf>)> {
+    let bar = progress(files.len(), quiet);
     let decoded: Vec<std::result::Result<Vec<u8>, String>> = files
         .par_iter()
         .map(|f| {
@@ -328,19 +394,18 @@ fn decode_uncached(
         .collect();
     bar.finish_and_clear();
     let mut pixels = Vec::with_capacity(files.len() * shape.len());
-    let (mut labels, mut paths, mut kept) = (Vec::new(), Vec::new(), Vec::new());
-    for (i, (f, r)) in files.iter().zip(decoded).enumerate() {
+    let (mut labels, mut paths) = (Vec::new(), Vec::new());
+    for (f, r) in files.iter().zip(decoded) {
         match r {
             Ok(px) => {
                 pixels.extend_from_slice(&px);
                 labels.push(f.label);
                 paths.push(f.path.clone());
-                kept.push(i);
             }
             Err(reason) => report.skipped.push(Skipped { path: f.path.clone(), reason }),
         }
     }
-    Ok((Dataset::new(shape, pixels, labels, classes.to_vec())?, paths, kept))
+    Ok((Dataset::new(shape, pixels, labels, classes.to_vec())?, paths))
 }
 
 #[cfg(test)]

@@ -113,7 +113,7 @@ impl Imbalance {
     }
 
     /// The samples of one epoch. `labels` are the training split's.
-    pub fn plan(&self, labels: &[u8], n_classes: usize, epoch: u64, seed: u64) -> Vec<(usize, Variant)> {
+    pub fn plan(&self, labels: &[crate::Label], n_classes: usize, epoch: u64, seed: u64) -> Vec<(usize, Variant)> {
         let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); n_classes];
         for (i, &l) in labels.iter().enumerate() {
             by_class[l as usize].push(i);
@@ -182,7 +182,7 @@ impl Imbalance {
 }
 
 /// Images per class in a plan.
-pub fn plan_counts(plan: &[(usize, Variant)], labels: &[u8], n_classes: usize) -> Vec<usize> {
+pub fn plan_counts(plan: &[(usize, Variant)], labels: &[crate::Label], n_classes: usize) -> Vec<usize> {
     let mut counts = vec![0; n_classes];
     for &(i, _) in plan {
         counts[labels[i] as usize] += 1;
@@ -195,8 +195,8 @@ mod tests {
     use super::*;
 
     /// 10 of class 0, 3 of class 1, 1 of class 2.
-    fn labels() -> Vec<u8> {
-        let mut l = vec![0u8; 10];
+    fn labels() -> Vec<crate::Label> {
+        let mut l = vec![0u16; 10];
         l.extend([1, 1, 1, 2]);
         l
     }
@@ -234,8 +234,8 @@ mod tests {
 
     #[test]
     fn weighted_sampler_balances_classes() {
-        let mut l = vec![0u8; 900];
-        l.extend(vec![1u8; 100]);
+        let mut l = vec![0u16; 900];
+        l.extend(vec![1u16; 100]);
         let plan = Imbalance::WeightedSampler.plan(&l, 2, 1, 3);
         let c = plan_counts(&plan, &l, 2);
         assert!((400..600).contains(&c[1]), "{c:?}");

@@ -38,11 +38,11 @@ mod split;
 mod stats;
 
 pub use cifar::encode as encode_cifar_batch;
-pub use dataset::{Dataset, ImageShape, SplitFiles, Splits};
+pub use dataset::{Dataset, ImageShape, Label, SplitFiles, Splits};
 pub use error::{Error, Result};
 pub use export::{export_image_folder, read_labeled, read_unlabeled};
 pub use fingerprint::{sha256_128, Fingerprints, FILE_SHA256, PIXELS_SHA256};
-pub use folder::{LoadReport, Skipped};
+pub use folder::{LoadReport, Skipped, MAX_CLASSES};
 pub use imbalance::{plan_counts, Imbalance, Variant, WeightScheme};
 /// See [`shapes::TEST_STREAM`].
 pub use shapes::TEST_STREAM as SHAPES_TEST_STREAM;

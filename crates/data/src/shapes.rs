@@ -76,7 +76,7 @@ pub fn generate(shape: ImageShape, per_class: usize, seed: u64) -> Result<Datase
             out.copy_from_slice(img.as_raw());
         }
     });
-    let labels = (0..n).map(|i| (i % SHAPES_CLASSES.len()) as u8).collect();
+    let labels = (0..n).map(|i| (i % SHAPES_CLASSES.len()) as crate::Label).collect();
     Dataset::new(shape, pixels, labels, SHAPES_CLASSES.iter().map(|s| s.to_string()).collect())
 }
 

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::dataset::{Dataset, ImageShape, Splits};
+use crate::dataset::{Dataset, ImageShape, Label, Splits};
 use crate::error::{Error, Result};
 use crate::folder::{self, FileSample, LoadReport, Skipped};
 use crate::imbalance::Imbalance;
@@ -407,7 +407,8 @@ fn read_idx_split(dir: &Path, prefix: &str, classes: &[String]) -> Result<Datase
     let labels = pick(format!("{prefix}-labels-idx1-ubyte"));
     let (height, width, pixels, labs) = idx::read_pair(&images, &labels)?;
     let shape = ImageShape { channels: 1, height, width };
-    Dataset::new(shape, pixels, labs, classes.to_vec()).map_err(|e| Error::format(&labels, e.to_string()))
+    Dataset::new(shape, pixels, labs.into_iter().map(Label::from).collect(), classes.to_vec())
+        .map_err(|e| Error::format(&labels, e.to_string()))
 }
 
 fn read_cifar(dir: &Path) -> Result<Splits> {
@@ -488,7 +489,7 @@ fn read_folder(cfg: &DataConfig, root: &Path, quiet: bool, cache_dir: Option<&Pa
             .into_iter()
             .map(|f| {
                 let name = &test_classes[f.label as usize];
-                let label = classes.iter().position(|c| c == name).expect("checked above") as u8;
+                let label = classes.iter().position(|c| c == name).expect("checked above") as Label;
                 FileSample { path: f.path, label }
             })
             .collect();
@@ -496,7 +497,7 @@ fn read_folder(cfg: &DataConfig, root: &Path, quiet: bool, cache_dir: Option<&Pa
     } else {
         // One three-way stratified split, so a class with 3 images keeps one in each.
         let (classes, files) = folder::list_class_folders(root, &mut report)?;
-        let labels: Vec<u8> = files.iter().map(|f| f.label).collect();
+        let labels: Vec<Label> = files.iter().map(|f| f.label).collect();
         let s = stratified(&labels, classes.len(), cfg.val_fraction, cfg.test_fraction, cfg.seed);
         let pick = |idx: &[usize]| idx.iter().map(|&i| files[i].clone()).collect::<Vec<_>>();
         let val = (cfg.val_fraction > 0.0).then(|| pick(&s.val));
@@ -515,7 +516,10 @@ fn decode_splits(
     mut report: LoadReport,
 ) -> Result<Splits> {
     let images = train_files.len() + val_files.as_ref().map_or(0, Vec::len) + test_files.len();
-    check_memory(cfg, images, shape, if cfg.dataset == "cifar10" { 32 } else { 64 })?;
+    // Mapped from the decode cache, the images need no memory of their own.
+    if cache_dir.is_none() {
+        check_memory(cfg, images, shape, if cfg.dataset == "cifar10" { 32 } else { 64 })?;
+    }
     let decode = |files: Vec<FileSample>, report: &mut LoadReport| {
         let files = size_filter(cfg, files, classes, report);
         folder::decode_all_cached(&files, classes, shape, quiet, cache_dir, report)
@@ -574,7 +578,7 @@ fn read_pets(cfg: &DataConfig, root: &Path, quiet: bool, cache_dir: Option<&Path
                 return Err(Error::format(&path, format!("breed `{breed}` is in test.txt but not in trainval.txt")));
             };
             if path.is_file() {
-                out.push(FileSample { path, label: label as u8 });
+                out.push(FileSample { path, label: label as Label });
             } else {
                 report.skipped.push(Skipped { path, reason: "listed in the annotations but missing".into() });
             }

@@ -14,7 +14,13 @@ pub struct SplitIndices {
 /// Splits sample indices by class: each class is shuffled (seeded) and cut by the
 /// fractions. A class with at least 3 images keeps one in each split that has a
 /// non-zero fraction, so no split misses a class because it is rare.
-pub fn stratified(labels: &[u8], n_classes: usize, val_fraction: f64, test_fraction: f64, seed: u64) -> SplitIndices {
+pub fn stratified(
+    labels: &[crate::Label],
+    n_classes: usize,
+    val_fraction: f64,
+    test_fraction: f64,
+    seed: u64,
+) -> SplitIndices {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); n_classes];
     for (i, &l) in labels.iter().enumerate() {
@@ -59,10 +65,10 @@ mod tests {
     #[test]
     fn stratified_keeps_rare_classes_everywhere() {
         // Class 0: 100 images, class 1: 3 images, class 2: 1 image.
-        let mut labels = vec![0u8; 100];
+        let mut labels = vec![0u16; 100];
         labels.extend([1, 1, 1, 2]);
         let s = stratified(&labels, 3, 0.1, 0.2, 7);
-        let count = |idx: &[usize], c: u8| idx.iter().filter(|&&i| labels[i] == c).count();
+        let count = |idx: &[usize], c: u16| idx.iter().filter(|&&i| labels[i] == c).count();
         assert_eq!((count(&s.train, 0), count(&s.val, 0), count(&s.test, 0)), (70, 10, 20));
         assert_eq!((count(&s.train, 1), count(&s.val, 1), count(&s.test, 1)), (1, 1, 1));
         assert_eq!((count(&s.train, 2), count(&s.val, 2), count(&s.test, 2)), (1, 0, 0));

@@ -158,6 +158,7 @@ pub fn gather(
     pixels.par_chunks_mut(s.len()).zip(items.par_iter()).with_min_len(per_task).enumerate().for_each(
         |(k, (img, &(i, variant)))| {
             img.copy_from_slice(data.image(i));
+            data.release(i);
             let position = (first + k) as u64;
             // `img` is one chunk of `s.len()` bytes: the shape always matches.
             let fits = |r: cnnlab_augment::Result<()>| r.unwrap_or_else(|e| unreachable!("{e}"));

@@ -59,6 +59,6 @@ pub(crate) fn one_vs_rest(
 
 /// `d` relabelled as class `c` (1) against every other class (0).
 pub(crate) fn binary(d: &Dataset, c: usize) -> Dataset {
-    let labels = d.labels.iter().map(|&l| u8::from(l as usize == c)).collect();
-    Dataset { labels, classes: vec!["rest".into(), d.classes[c].clone()], ..d.clone() }
+    let labels = d.labels.iter().map(|&l| cnnlab_data::Label::from(l as usize == c)).collect();
+    d.relabelled(labels, vec!["rest".into(), d.classes[c].clone()]).expect("0/1 labels of two classes")
 }

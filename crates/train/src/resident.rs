@@ -75,10 +75,11 @@ impl DeviceFeed {
         let s = data.shape;
         let n = data.len() as i64;
         let tensors = tensors.then(|| {
-            let images = Tensor::from_slice(&data.pixels)
+            let images = Tensor::from_slice(&data.pixels())
                 .view([n, s.height as i64, s.width as i64, s.channels as i64])
                 .to_device(device);
-            (images, Tensor::from_slice(&data.labels).to_kind(Kind::Int64).to_device(device))
+            let labels: Vec<i64> = data.labels.iter().map(|&l| i64::from(l)).collect();
+            (images, Tensor::from_slice(&labels).to_device(device))
         });
         Ok(DeviceFeed { tensors, ops })
     }
@@ -219,6 +220,7 @@ fn host_batch(
     pixels.par_chunks_mut(s.len()).zip(items.par_iter().zip(draws.par_iter())).with_min_len(per_task).for_each(
         |(img, (&(i, variant), draws))| {
             img.copy_from_slice(data.image(i));
+            data.release(i);
             // `img` is one chunk of `s.len()` bytes: the shape always matches.
             let fits = |r: cnnlab_augment::Result<()>| r.unwrap_or_else(|e| unreachable!("{e}"));
             match variant {
@@ -344,7 +346,7 @@ mod tests {
             .unwrap();
             Tensor::cat(&out, 0)
         };
-        let original = Tensor::from_slice(&data.pixels).view([64, 1, 4, 4]).to_kind(Kind::Float) / 255.0;
+        let original = Tensor::from_slice(&data.pixels()).view([64, 1, 4, 4]).to_kind(Kind::Float) / 255.0;
         assert!(plain.allclose(&original, 1e-6, 1e-6, false), "no augmentation: the images themselves");
     }
 

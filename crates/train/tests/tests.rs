@@ -31,7 +31,7 @@ fn bars(n: usize, seed: u32) -> Dataset {
     let mut next = xorshift(seed);
     let (mut pixels, mut labels) = (Vec::new(), Vec::new());
     for i in 0..n {
-        let label = (i % 2) as u8;
+        let label = (i % 2) as cnnlab_data::Label;
         let pos = (next() % 8) as usize;
         for y in 0..8 {
             for x in 0..8 {
@@ -386,8 +386,7 @@ fn sgd_nesterov_one_cycle_smoothing_clipping_and_tta_train() {
         let f: Vec<&str> = row.split(',').collect();
         let sum: f64 = f[3..5].iter().map(|v| v.parse::<f64>().unwrap()).sum();
         assert!((sum - 1.0).abs() < 1e-4, "{row}");
-        let per = test.shape.len();
-        assert_eq!(f[5], cnnlab_data::sha256_128(&test.pixels[i * per..(i + 1) * per]), "{row}");
+        assert_eq!(f[5], cnnlab_data::sha256_128(test.image(i)), "{row}");
     }
 }
 
@@ -575,7 +574,7 @@ fn halves(n: usize, seed: u32) -> Dataset {
     let mut next = xorshift(seed);
     let (mut pixels, mut labels) = (Vec::new(), Vec::new());
     for i in 0..n {
-        let label = (i % 2) as u8;
+        let label = (i % 2) as cnnlab_data::Label;
         for _y in 0..4 {
             for x in 0..4 {
                 let bright = (x < 2) == (label == 0);
@@ -632,7 +631,7 @@ fn lr_find_suggests_rates_where_one_sgd_step_lowers_the_loss() {
 
     // One full-batch SGD step from the weights the test started from (train.seed).
     let norm = Normalizer::fit(&data, tch::Device::Cpu);
-    let xs = norm.to_tensor(&data.pixels);
+    let xs = norm.to_tensor(&data.pixels());
     let ys = tch::Tensor::from_slice(&data.labels.iter().map(|&l| l as i64).collect::<Vec<_>>());
     let lowers = |lr: f64| -> bool {
         tch::manual_seed(cfg.seed as i64);

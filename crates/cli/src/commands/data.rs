@@ -67,7 +67,7 @@ pub(crate) fn load_data(exp: &Experiment, data_dir: &Path, quiet: bool) -> Outco
         tracing::info!("size filter dropped, per class: {:?}", splits.report.filtered_by_size);
     }
     tracing::info!(
-        "loaded {}: {} train / {} val / {} test images in {:.1?} ({} MB in memory)",
+        "loaded {}: {} train / {} val / {} test images in {:.1?} ({} MB {})",
         exp.data.dataset,
         splits.train.len(),
         splits.val.as_ref().map_or(0, |v| v.len()),
@@ -76,9 +76,10 @@ pub(crate) fn load_data(exp: &Experiment, data_dir: &Path, quiet: bool) -> Outco
         [Some(&splits.train), splits.val.as_ref(), Some(&splits.test)]
             .into_iter()
             .flatten()
-            .map(|d| d.pixels.len())
+            .map(|d| d.len() * d.shape.len())
             .sum::<usize>()
-            / 1_000_000
+            / 1_000_000,
+        if splits.train.is_mapped() { "mapped from the decode cache" } else { "in memory" }
     );
     Ok(splits)
 }

@@ -168,7 +168,7 @@ pub(crate) fn evaluate_command(a: EvaluateArgs<'_>) -> Result<()> {
     }
     let (k, per) = (classes.len(), shape.len());
     let mut probs = Vec::with_capacity(data.len() * k);
-    for chunk in data.pixels.chunks(per * 256) {
+    for chunk in data.pixels().chunks(per * 256) {
         probs.extend(predictor.predict_tta(chunk, tta)?);
     }
     let y_true: Vec<usize> = data.labels.iter().map(|&l| usize::from(l)).collect();

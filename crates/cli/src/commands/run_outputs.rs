@@ -48,7 +48,7 @@ pub(crate) fn inspect_run(
         let tiles: Vec<plots::Tile> = top
             .iter()
             .map(|t| plots::Tile {
-                pixels: &test.pixels[t.index * shape.len()..(t.index + 1) * shape.len()],
+                pixels: test.image(t.index),
                 width: shape.width,
                 height: shape.height,
                 channels: shape.channels,
