@@ -112,7 +112,7 @@ fn tune_names_a_bad_key_with_its_line() {
     let text = std::fs::read_to_string(&file).unwrap().replace("sampler = \"tpe\"", "sampler = \"bayes\"");
     std::fs::write(&file, text).unwrap();
     let out = cnnlab(&["tune", file.to_str().unwrap()], tmp.path());
-    assert_one_line_error(&out, 1, "tune.toml:6: tune.sampler: `bayes` is not random, grid or tpe");
+    assert_one_line_error(&out, 1, "tune.toml:6: tune.sampler: `bayes` is not random, sobol, grid or tpe");
 }
 
 /// Two `tune --shard auto` workers on one study folder, started together, share it:
