@@ -126,9 +126,7 @@ impl Dataset {
                 shape.len()
             )));
         }
-        if let Some(&bad) = labels.iter().find(|&&l| l as usize >= classes.len()) {
-            return Err(Error::Invalid(format!("label {bad} but only {} classes", classes.len())));
-        }
+        check_labels(&labels, &classes)?;
         Ok(Self { shape, pixels, order: None, labels, classes })
     }
 
@@ -174,9 +172,7 @@ impl Dataset {
         if labels.len() != self.len() {
             return Err(Error::Invalid(format!("{} labels for {} images", labels.len(), self.len())));
         }
-        if let Some(&bad) = labels.iter().find(|&&l| l as usize >= classes.len()) {
-            return Err(Error::Invalid(format!("label {bad} but only {} classes", classes.len())));
-        }
+        check_labels(&labels, &classes)?;
         Ok(Dataset { labels, classes, ..self.clone() })
     }
 
@@ -245,6 +241,14 @@ impl Dataset {
             .map(|(&s, &m)| ((s as f64 / n / (255.0 * 255.0) - m * m).max(0.0).sqrt().max(1e-6)) as f32)
             .collect();
         (mean.into_iter().map(|m| m as f32).collect(), std)
+    }
+}
+
+/// Every label names one of `classes`.
+fn check_labels(labels: &[Label], classes: &[String]) -> Result<()> {
+    match labels.iter().find(|&&l| l as usize >= classes.len()) {
+        Some(&bad) => Err(Error::Invalid(format!("label {bad} but only {} classes", classes.len()))),
+        None => Ok(()),
     }
 }
 

@@ -338,14 +338,7 @@ fn decode_into_cache(
     let mut writer = crate::cache::Writer::create(path, files.len(), shape)?;
     let chunk = ((64 << 20) / shape.len().max(1)).max(64);
     for (c, part) in files.chunks(chunk).enumerate() {
-        let decoded: Vec<std::result::Result<Vec<u8>, String>> = part
-            .par_iter()
-            .map(|f| {
-                let r = decode(&f.path, shape).map(|(px, _)| px);
-                bar.inc(1);
-                r
-            })
-            .collect();
+        let decoded = decode_each(part, shape, &bar);
         for (j, (f, r)) in part.iter().zip(decoded).enumerate() {
             match r {
                 Ok(px) => {
@@ -361,6 +354,22 @@ fn decode_into_cache(
     }
     bar.finish_and_clear();
     writer.finish()
+}
+
+/// Each file's pixels at `shape` or why it failed, decoded in parallel, ticking `bar`.
+fn decode_each(
+    files: &[FileSample],
+    shape: ImageShape,
+    bar: &ProgressBar,
+) -> Vec<std::result::Result<Vec<u8>, String>> {
+    files
+        .par_iter()
+        .map(|f| {
+            let r = decode(&f.path, shape).map(|(px, _)| px);
+            bar.inc(1);
+            r
+        })
+        .collect()
 }
 
 fn progress(n: usize, quiet: bool) -> ProgressBar {
@@ -384,14 +393,7 @@ fn decode_uncached(
     report: &mut LoadReport,
 ) -> Result<(Dataset, Vec<PathBuf>)> {
     let bar = progress(files.len(), quiet);
-    let decoded: Vec<std::result::Result<Vec<u8>, String>> = files
-        .par_iter()
-        .map(|f| {
-            let r = decode(&f.path, shape).map(|(px, _)| px);
-            bar.inc(1);
-            r
-        })
-        .collect();
+    let decoded = decode_each(files, shape, &bar);
     bar.finish_and_clear();
     let mut pixels = Vec::with_capacity(files.len() * shape.len());
     let (mut labels, mut paths) = (Vec::new(), Vec::new());
