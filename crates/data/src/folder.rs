@@ -336,7 +336,7 @@ fn decode_into_cache(
 ) -> std::io::Result<crate::cache::Cached> {
     let bar = progress(files.len(), quiet);
     let mut writer = crate::cache::Writer::create(path, files.len(), shape)?;
-    let chunk = ((64 << 20) / shape.len().max(1)).max(64);
+    let chunk = chunk_len(shape);
     for (c, part) in files.chunks(chunk).enumerate() {
         let decoded = decode_each(part, shape, &bar);
         for (j, (f, r)) in part.iter().zip(decoded).enumerate() {
@@ -354,6 +354,12 @@ fn decode_into_cache(
     }
     bar.finish_and_clear();
     writer.finish()
+}
+
+/// How many images of `shape` are decoded at a time: about 64 MB of pixels, so that
+/// decoding holds a chunk besides where the images go, never a second copy of them all.
+fn chunk_len(shape: ImageShape) -> usize {
+    ((64 << 20) / shape.len().max(1)).max(64)
 }
 
 /// Each file's pixels at `shape` or why it failed, decoded in parallel, ticking `bar`.
@@ -385,6 +391,7 @@ fn progress(n: usize, quiet: bool) -> ProgressBar {
     bar
 }
 
+/// Decodes `files` into one buffer in memory, a chunk at a time.
 fn decode_uncached(
     files: &[FileSample],
     classes: &[String],
@@ -393,20 +400,21 @@ fn decode_uncached(
     report: &mut LoadReport,
 ) -> Result<(Dataset, Vec<PathBuf>)> {
     let bar = progress(files.len(), quiet);
-    let decoded = decode_each(files, shape, &bar);
-    bar.finish_and_clear();
     let mut pixels = Vec::with_capacity(files.len() * shape.len());
     let (mut labels, mut paths) = (Vec::new(), Vec::new());
-    for (f, r) in files.iter().zip(decoded) {
-        match r {
-            Ok(px) => {
-                pixels.extend_from_slice(&px);
-                labels.push(f.label);
-                paths.push(f.path.clone());
+    for part in files.chunks(chunk_len(shape)) {
+        for (f, r) in part.iter().zip(decode_each(part, shape, &bar)) {
+            match r {
+                Ok(px) => {
+                    pixels.extend_from_slice(&px);
+                    labels.push(f.label);
+                    paths.push(f.path.clone());
+                }
+                Err(reason) => report.skipped.push(Skipped { path: f.path.clone(), reason }),
             }
-            Err(reason) => report.skipped.push(Skipped { path: f.path.clone(), reason }),
         }
     }
+    bar.finish_and_clear();
     Ok((Dataset::new(shape, pixels, labels, classes.to_vec())?, paths))
 }
 
