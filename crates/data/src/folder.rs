@@ -268,7 +268,7 @@ pub fn decode_all(
     quiet: bool,
     report: &mut LoadReport,
 ) -> Result<(Dataset, Vec<PathBuf>)> {
-    decode_all_cached(files, classes, shape, quiet, None, report)
+    decode_all_cached(files, classes, shape, quiet, None, report, || Ok(()))
 }
 
 /// [`decode_all`] through the decode cache under `cache_dir` when given: a cache of
@@ -276,7 +276,8 @@ pub fn decode_all(
 /// into memory); else the files are decoded a chunk at a time straight into a new cache
 /// file, which is then mapped. A cache that cannot be written (a full disk, a
 /// read-only folder) is reported, its partial file removed, and the files are decoded
-/// into memory instead: training goes on.
+/// into memory instead, training goes on, unless `fits_in_memory` says they cannot be
+/// (then the error names both).
 pub fn decode_all_cached(
     files: &[FileSample],
     classes: &[String],
@@ -284,6 +285,7 @@ pub fn decode_all_cached(
     quiet: bool,
     cache_dir: Option<&Path>,
     report: &mut LoadReport,
+    fits_in_memory: impl Fn() -> Result<()>,
 ) -> Result<(Dataset, Vec<PathBuf>)> {
     let Some(dir) = cache_dir else {
         return decode_uncached(files, classes, shape, quiet, report);
@@ -306,9 +308,11 @@ pub fn decode_all_cached(
             match decode_into_cache(files, shape, quiet, &path, &mut skipped) {
                 Ok(written) => (written, skipped, "wrote"),
                 Err(e) => {
-                    report
-                        .cache
-                        .push(format!("could not write the cache {}: {e}; decoded into memory", path.display()));
+                    let failed = format!("could not write the cache {}: {e}", path.display());
+                    if let Err(why) = fits_in_memory() {
+                        return Err(Error::Invalid(format!("{failed}, and decoding into memory instead: {why}")));
+                    }
+                    report.cache.push(format!("{failed}; decoded into memory"));
                     return decode_uncached(files, classes, shape, quiet, report);
                 }
             }

@@ -516,13 +516,15 @@ fn decode_splits(
     mut report: LoadReport,
 ) -> Result<Splits> {
     let images = train_files.len() + val_files.as_ref().map_or(0, Vec::len) + test_files.len();
-    // Mapped from the decode cache, the images need no memory of their own.
+    let fits_in_memory = || check_memory(cfg, images, shape, if cfg.dataset == "cifar10" { 32 } else { 64 });
+    // Mapped from the decode cache, the images need no memory of their own (unless the
+    // cache cannot be written: then `decode_all_cached` asks).
     if cache_dir.is_none() {
-        check_memory(cfg, images, shape, if cfg.dataset == "cifar10" { 32 } else { 64 })?;
+        fits_in_memory()?;
     }
     let decode = |files: Vec<FileSample>, report: &mut LoadReport| {
         let files = size_filter(cfg, files, classes, report);
-        folder::decode_all_cached(&files, classes, shape, quiet, cache_dir, report)
+        folder::decode_all_cached(&files, classes, shape, quiet, cache_dir, report, fits_in_memory)
     };
     let (train, train_paths) = decode(train_files, &mut report)?;
     let val = val_files.map(|f| decode(f, &mut report)).transpose()?;

@@ -251,6 +251,80 @@ fn decode_cache_is_reused_and_invalidated() {
     assert_eq!(*again.train.pixels(), changed_pixels[..]);
 }
 
+/// A cache that cannot be written because the disk is full (the kernel's own ENOSPC:
+/// its temporary file is `/dev/full`) is one line naming it, leaves no file a later
+/// run could read, and the split is decoded into memory with the same pixels; once
+/// there is room, the next run writes the cache.
+#[test]
+fn a_cache_on_a_full_disk_is_one_line_and_decodes_into_memory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("pics");
+    for i in 0..6 {
+        write_image(&root.join(format!("a/{i}.png")), 20, 20, 10 * i);
+        write_image(&root.join(format!("b/{i}.png")), 20, 20, 100 + i);
+    }
+    let mut cfg = folder_cfg(&root);
+    cfg.cache = true;
+    let cached = load(&cfg, tmp.path()).unwrap();
+    let dir = tmp.path().join(".cnnlab-cache");
+    let names = |dir: &Path| -> Vec<String> {
+        let mut names: Vec<String> =
+            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        names
+    };
+    let written = names(&dir);
+    assert!(!written.is_empty() && written.iter().all(|n| n.ends_with(".bin")), "{written:?}");
+    // The same caches again, but every write goes to a full disk.
+    for name in &written {
+        std::fs::remove_file(dir.join(name)).unwrap();
+        let tmp_name = name.replace(".bin", &format!(".{}.tmp", std::process::id()));
+        std::os::unix::fs::symlink("/dev/full", dir.join(tmp_name)).unwrap();
+    }
+    let full = load(&cfg, tmp.path()).unwrap();
+    let mut said = full.report.cache.clone();
+    said.sort();
+    let expected: Vec<String> = written
+        .iter()
+        .map(|name| {
+            let path = dir.join(name).display().to_string();
+            format!("could not write the cache {path}: No space left on device (os error 28); decoded into memory")
+        })
+        .collect();
+    assert_eq!(said, expected);
+    assert!(names(&dir).is_empty(), "no temporary and no cache left: {:?}", names(&dir));
+    assert!(!full.train.is_mapped() && !full.test.is_mapped());
+    assert_eq!((full.train.pixels(), &full.train.labels), (cached.train.pixels(), &cached.train.labels));
+    assert_eq!(full.test.pixels(), cached.test.pixels());
+    assert_eq!(full.files, cached.files);
+
+    let again = load(&cfg, tmp.path()).unwrap();
+    assert!(again.report.cache.iter().all(|m| m.starts_with("wrote")), "{:?}", again.report.cache);
+    assert_eq!(names(&dir), written);
+
+    // Images that would not fit in memory either: one error naming both.
+    let mut report = cnnlab_data::LoadReport::default();
+    let (classes, files) = cnnlab_data::folder::list_class_folders(&root, &mut report).unwrap();
+    let (other, shape) = (tmp.path().join("other-cache"), cached.train.shape);
+    let decode = |fits: &dyn Fn() -> Result<(), Error>, report: &mut cnnlab_data::LoadReport| {
+        cnnlab_data::folder::decode_all_cached(&files, &classes, shape, true, Some(&other), report, fits)
+    };
+    decode(&|| Ok(()), &mut report).unwrap();
+    let name = names(&other).remove(0);
+    std::fs::remove_file(other.join(&name)).unwrap();
+    let tmp_name = name.replace(".bin", &format!(".{}.tmp", std::process::id()));
+    std::os::unix::fs::symlink("/dev/full", other.join(tmp_name)).unwrap();
+    let no_room = || Err(Error::Invalid("12 images need more than this machine has".into()));
+    let err = decode(&no_room, &mut report).unwrap_err();
+    let expected = format!(
+        "could not write the cache {}: No space left on device (os error 28), and decoding into memory instead: \
+         12 images need more than this machine has",
+        other.join(&name).display()
+    );
+    assert_eq!(err.to_string(), expected);
+    assert!(names(&other).is_empty(), "{:?}", names(&other));
+}
+
 #[test]
 fn stratified_split_is_seeded_and_keeps_rare_classes() {
     let tmp = tempfile::tempdir().unwrap();
