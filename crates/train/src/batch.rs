@@ -155,10 +155,12 @@ pub fn gather(
     // Images are augmented in parallel (rayon's pool, beside the thread that trains);
     // each one's randomness depends only on its position, not on the thread.
     let per_task = (65536 / s.len()).max(1);
+    // From a mapped cache not (all) in the page cache, the batch's reads are under way
+    // at once rather than one page fault after another.
+    data.prefetch(items.iter().map(|&(i, _)| i));
     pixels.par_chunks_mut(s.len()).zip(items.par_iter()).with_min_len(per_task).enumerate().for_each(
         |(k, (img, &(i, variant)))| {
             img.copy_from_slice(data.image(i));
-            data.release(i);
             let position = (first + k) as u64;
             // `img` is one chunk of `s.len()` bytes: the shape always matches.
             let fits = |r: cnnlab_augment::Result<()>| r.unwrap_or_else(|e| unreachable!("{e}"));
@@ -175,6 +177,7 @@ pub fn gather(
             }
         },
     );
+    data.release(items.iter().map(|&(i, _)| i));
     let labels = items.iter().map(|&(i, _)| data.labels[i] as i64).collect();
     HostBatch { pixels, labels }
 }

@@ -245,6 +245,7 @@ fn fit_whitening(net: &Network, data: &Dataset, norm: &Normalizer) {
     for k in 0..take {
         pixels.extend_from_slice(data.image(k * n / take));
     }
+    data.release((0..take).map(|k| k * n / take));
     net.fit_whitening(&norm.to_tensor(&pixels), 5e-4);
 }
 

@@ -217,10 +217,10 @@ fn host_batch(
     let s = data.shape;
     let mut pixels = vec![0u8; n * s.len()];
     let per_task = (65536 / s.len()).max(1);
+    data.prefetch(items.iter().map(|&(i, _)| i));
     pixels.par_chunks_mut(s.len()).zip(items.par_iter().zip(draws.par_iter())).with_min_len(per_task).for_each(
         |(img, (&(i, variant), draws))| {
             img.copy_from_slice(data.image(i));
-            data.release(i);
             // `img` is one chunk of `s.len()` bytes: the shape always matches.
             let fits = |r: cnnlab_augment::Result<()>| r.unwrap_or_else(|e| unreachable!("{e}"));
             match variant {
@@ -241,6 +241,7 @@ fn host_batch(
             }
         },
     );
+    data.release(items.iter().map(|&(i, _)| i));
     Ok((pixels, items.iter().map(|&(i, _)| data.labels[i] as i64).collect()))
 }
 
