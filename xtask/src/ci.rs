@@ -76,6 +76,7 @@ const PACKAGE_PROFILE: [&str; 4] = [
 ];
 
 pub(crate) fn run(root: &Path) -> Result<()> {
+    check_free_space(root)?;
     set_build_environment(root)?;
     let mut timings = Timings::new();
     let result = phases(root, &mut timings);
@@ -83,6 +84,49 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     result?;
     eprintln!("xtask: ci passed in {:.0}s", timings.total_seconds());
     Ok(())
+}
+
+/// What a fresh clone's CI writes, in GiB: `target/` (3.0 measured) and `.venv/` with
+/// torch 2.13 and the references (5.0 measured), plus pip's downloads while it installs
+/// (the torch and cuDNN wheels, 0.9).
+const FRESH_TARGET_GIB: u64 = 3;
+const FRESH_VENV_GIB: u64 = 6;
+
+/// Refuses to start, in one line, where the disk cannot hold what CI will write: a full
+/// disk otherwise fails minutes in, as a compile or pip error that does not say so.
+fn check_free_space(root: &Path) -> Result<()> {
+    let mut needed = 0;
+    if !root.join("target").join("debug").exists() {
+        needed += FRESH_TARGET_GIB;
+    }
+    if !root.join(".venv").join("bin").join("python").exists() {
+        needed += FRESH_VENV_GIB;
+    }
+    let Some(free) = free_bytes(root) else { return Ok(()) };
+    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    if free < needed << 30 {
+        bail!(
+            "{} has {:.1} GiB free and CI needs about {needed} GiB here (target/ {FRESH_TARGET_GIB}, .venv/ with \
+             torch {FRESH_VENV_GIB}, for what is not built or installed yet): free some space",
+            root.display(),
+            gib(free)
+        );
+    }
+    Ok(())
+}
+
+/// Bytes an unprivileged process may still write on `path`'s file system.
+fn free_bytes(path: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: a NUL-terminated path and a statvfs the call fills in.
+    if unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) } != 0 {
+        return None;
+    }
+    // SAFETY: statvfs returned 0: the struct is filled in.
+    let st = unsafe { st.assume_init() };
+    Some(st.f_bavail * st.f_frsize)
 }
 
 /// The environment every cargo command of CI runs with (inherited by the ones
