@@ -451,6 +451,24 @@ fn summarise(
     study: &Study,
     confirmed: Option<&(Vec<f64>, Vec<Confirmed>)>,
 ) -> anyhow::Result<()> {
+    print_trials(plan, study);
+    let Some((searched, _)) = study.best() else {
+        println!("no trial completed: no best.toml");
+        return Ok(());
+    };
+    // With a confirmation, the best is the confirmed trial whose test accuracy over
+    // seeds is highest.
+    let (k, why) = confirmed
+        .and_then(|(base, confirmed)| print_confirmation(base, confirmed))
+        .unwrap_or((searched, String::new()));
+    let path = write_best(file, plan, study, k, &why)?;
+    let value = study.trials[k].value.unwrap_or(f64::NAN);
+    println!("best: trial {k} ({} {value:.4}) -> {}", plan.tune.metric.name(), path.display());
+    Ok(())
+}
+
+/// The study's line and its table of trials: state, epochs, metric, values.
+fn print_trials(plan: &Plan, study: &Study) {
     let metric = plan.tune.metric.name();
     let keys: Vec<&String> = plan.tune.space.keys().collect();
     println!(
@@ -482,52 +500,56 @@ fn summarise(
         }
         println!("{row}");
     }
-    let Some((searched, _)) = study.best() else {
-        println!("no trial completed: no best.toml");
-        return Ok(());
-    };
-    // The verdicts; with a confirmation, the best is the confirmed trial whose test
-    // accuracy over seeds is highest.
-    let mut k = searched;
-    let mut why = String::new();
-    if let Some((base, confirmed)) = confirmed {
-        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-        println!("confirmation: test accuracy over {} seeds, Welch's t-test against the untuned experiment, Holm over {} trials", base.len(), confirmed.len());
+}
+
+/// The confirmation's verdicts against the untuned experiment's accuracies `base`;
+/// the confirmed trial of highest mean accuracy and best.toml's line saying so.
+fn print_confirmation(base: &[f64], confirmed: &[Confirmed]) -> Option<(usize, String)> {
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    println!(
+        "confirmation: test accuracy over {} seeds, Welch's t-test against the untuned experiment, Holm over {} trials",
+        base.len(),
+        confirmed.len()
+    );
+    println!(
+        "  untuned     {:.4}  ({})",
+        mean(base),
+        base.iter().map(|a| format!("{a:.4}")).collect::<Vec<_>>().join(", ")
+    );
+    for c in confirmed {
+        let verdict = if c.better {
+            "better than untuned"
+        } else if c.holm_p_value < 0.05 {
+            "worse than untuned"
+        } else {
+            "not distinguishable from untuned"
+        };
         println!(
-            "  untuned     {:.4}  ({})",
-            mean(base),
-            base.iter().map(|a| format!("{a:.4}")).collect::<Vec<_>>().join(", ")
+            "  trial {:<4} {:.4}  {:+.4}, p = {:.3}, Holm p = {:.3}: {verdict}",
+            c.trial, c.mean, c.difference, c.p_value, c.holm_p_value
         );
-        for c in confirmed {
-            let verdict = if c.better {
-                "better than untuned"
-            } else if c.holm_p_value < 0.05 {
-                "worse than untuned"
-            } else {
-                "not distinguishable from untuned"
-            };
-            println!(
-                "  trial {:<4} {:.4}  {:+.4}, p = {:.3}, Holm p = {:.3}: {verdict}",
-                c.trial, c.mean, c.difference, c.p_value, c.holm_p_value
-            );
-        }
-        if let Some(top) = confirmed.iter().max_by(|a, b| a.mean.total_cmp(&b.mean)) {
-            k = top.trial;
-            why = format!(
-                "# Confirmed over {} seeds: test accuracy {:.4} vs untuned {:.4} ({:+.4}, Holm-adjusted p = {:.3}{}).\n",
-                top.accuracies.len(),
-                top.mean,
-                mean(base),
-                top.difference,
-                top.holm_p_value,
-                if top.better { ": better" } else { ": not shown better" }
-            );
-        }
     }
+    let top = confirmed.iter().max_by(|a, b| a.mean.total_cmp(&b.mean))?;
+    let why = format!(
+        "# Confirmed over {} seeds: test accuracy {:.4} vs untuned {:.4} ({:+.4}, Holm-adjusted p = {:.3}{}).\n",
+        top.accuracies.len(),
+        top.mean,
+        mean(base),
+        top.difference,
+        top.holm_p_value,
+        if top.better { ": better" } else { ": not shown better" }
+    );
+    Some((top.trial, why))
+}
+
+/// Writes `<study>/best.toml`: trial `k`'s values over what the tune file sets beside
+/// `[tune]`, extending what the tune file extends; `why` is the confirmation's line.
+fn write_best(file: &Path, plan: &Plan, study: &Study, k: usize, why: &str) -> anyhow::Result<PathBuf> {
     let best = &study.trials[k];
     let extends = file.canonicalize().unwrap_or_else(|_| file.to_path_buf());
     let mut text = format!(
-        "# The best trial ({k}, {metric} {:.4}) of the study {}: the tuned experiment with its values.\n{why}",
+        "# The best trial ({k}, {} {:.4}) of the study {}: the tuned experiment with its values.\n{why}",
+        plan.tune.metric.name(),
         best.value.unwrap_or(f64::NAN),
         plan.dir.display()
     );
@@ -566,6 +588,5 @@ fn summarise(
     text.push_str(&toml::to_string(&chosen)?);
     let path = plan.dir.join("best.toml");
     cnnlab_run::write_bytes(&path, text.as_bytes())?;
-    println!("best: trial {k} ({metric} {:.4}) -> {}", best.value.unwrap_or(f64::NAN), path.display());
-    Ok(())
+    Ok(path)
 }
