@@ -208,14 +208,36 @@ fn bad_files_are_skipped_and_reported() {
     assert_eq!(files.train.len(), splits.train.len());
 }
 
-#[test]
-fn decode_cache_is_reused_and_invalidated() {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("pics");
+/// `<dir>/pics/{a,b}/0..6.png`, 20x20; returns the folder.
+fn two_classes_of_six(dir: &Path) -> std::path::PathBuf {
+    let root = dir.join("pics");
     for i in 0..6 {
         write_image(&root.join(format!("a/{i}.png")), 20, 20, 10 * i);
         write_image(&root.join(format!("b/{i}.png")), 20, 20, 100 + i);
     }
+    root
+}
+
+/// The files in `dir`, sorted.
+fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    names
+}
+
+/// Replaces the cache file `name` in `dir` with a full disk: this process's temporary
+/// file for it becomes a link to `/dev/full`, so writing it fails with ENOSPC.
+fn fill_disk_for(dir: &Path, name: &str) {
+    std::fs::remove_file(dir.join(name)).unwrap();
+    let tmp_name = name.replace(".bin", &format!(".{}.tmp", std::process::id()));
+    std::os::unix::fs::symlink("/dev/full", dir.join(tmp_name)).unwrap();
+}
+
+#[test]
+fn decode_cache_is_reused_and_invalidated() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = two_classes_of_six(tmp.path());
     std::fs::write(root.join("a/empty.jpg"), b"").unwrap();
     let mut cfg = folder_cfg(&root);
     cfg.cache = true;
@@ -258,28 +280,16 @@ fn decode_cache_is_reused_and_invalidated() {
 #[test]
 fn a_cache_on_a_full_disk_is_one_line_and_decodes_into_memory() {
     let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("pics");
-    for i in 0..6 {
-        write_image(&root.join(format!("a/{i}.png")), 20, 20, 10 * i);
-        write_image(&root.join(format!("b/{i}.png")), 20, 20, 100 + i);
-    }
+    let root = two_classes_of_six(tmp.path());
     let mut cfg = folder_cfg(&root);
     cfg.cache = true;
     let cached = load(&cfg, tmp.path()).unwrap();
     let dir = tmp.path().join(".cnnlab-cache");
-    let names = |dir: &Path| -> Vec<String> {
-        let mut names: Vec<String> =
-            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-        names.sort();
-        names
-    };
     let written = names(&dir);
     assert!(!written.is_empty() && written.iter().all(|n| n.ends_with(".bin")), "{written:?}");
     // The same caches again, but every write goes to a full disk.
     for name in &written {
-        std::fs::remove_file(dir.join(name)).unwrap();
-        let tmp_name = name.replace(".bin", &format!(".{}.tmp", std::process::id()));
-        std::os::unix::fs::symlink("/dev/full", dir.join(tmp_name)).unwrap();
+        fill_disk_for(&dir, name);
     }
     let full = load(&cfg, tmp.path()).unwrap();
     let mut said = full.report.cache.clone();
@@ -311,9 +321,7 @@ fn a_cache_on_a_full_disk_is_one_line_and_decodes_into_memory() {
     };
     decode(&|| Ok(()), &mut report).unwrap();
     let name = names(&other).remove(0);
-    std::fs::remove_file(other.join(&name)).unwrap();
-    let tmp_name = name.replace(".bin", &format!(".{}.tmp", std::process::id()));
-    std::os::unix::fs::symlink("/dev/full", other.join(tmp_name)).unwrap();
+    fill_disk_for(&other, &name);
     let no_room = || Err(Error::Invalid("12 images need more than this machine has".into()));
     let err = decode(&no_room, &mut report).unwrap_err();
     let expected = format!(
